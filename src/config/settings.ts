@@ -1,0 +1,205 @@
+// Loads and checks the settings. A bad setting never stops the plugin: the problems are
+// returned beside the settings, and every GetSecret answers with them until fixed.
+import * as fs from 'node:fs';
+import Ajv from 'ajv';
+import { parseDuration } from './duration';
+import { RawSettings, rawSettingsSchema, SETTING_NAMES, SETTINGS, SettingName } from './schema';
+
+export type AuthMethodName = 'token' | 'approle' | 'jwt' | 'cert';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface TlsSettings {
+  caCertFile?: string;
+  clientCertFile?: string;
+  clientKeyFile?: string;
+  serverName?: string;
+  skipVerify: boolean;
+}
+
+export interface Settings {
+  vaultAddresses: string[];
+  namespace?: string;
+  authMethod: AuthMethodName;
+  authMount: string;
+  tokenFile?: string;
+  roleId?: string;
+  roleIdFile?: string;
+  secretIdFile?: string;
+  secretIdWrapped: boolean;
+  jwtFile?: string;
+  jwtRole?: string;
+  certRole?: string;
+  tls: TlsSettings;
+  timeoutMs: number;
+  pathTemplate?: string;
+  allowedPaths: string[];
+  rotate: boolean;
+  rotateIntervalMs: number;
+  logLevel: LogLevel;
+  metricsAddress?: string;
+  socket: string;
+}
+
+export interface LoadedSettings {
+  settings: Settings;
+  /** Each names the setting and what it should be; never its value. */
+  problems: string[];
+}
+
+export const DEFAULT_CONFIG_FILE = '/etc/dso/dso.json';
+export const DEFAULT_SOCKET = '/run/docker/plugins/dso.sock';
+const MAX_TIMEOUT_MS = 29_999;
+
+const ajv = new Ajv({ allErrors: true });
+const validateRaw = ajv.compile<RawSettings>(rawSettingsSchema);
+
+function readConfigFile(file: string, problems: string[]): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      problems.push(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    return {};
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+    problems.push(`${file}: must hold a JSON object of settings, e.g. {"VAULT_ADDR": "https://vault:8200"}`);
+  } catch {
+    problems.push(`${file}: is not valid JSON`);
+  }
+  return {};
+}
+
+/** File values first, then the environment; empty strings count as unset (plugin env defaults). */
+function mergeSources(env: NodeJS.ProcessEnv, file: Record<string, unknown>, problems: string[], fileName: string): Record<string, unknown> {
+  const merged: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(file)) {
+    if (!(SETTING_NAMES as string[]).includes(key)) {
+      problems.push(`${fileName}: unknown setting ${key}; known settings: ${SETTING_NAMES.join(', ')}`);
+      continue;
+    }
+    if (value === null || value === '') continue;
+    merged[key] = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : typeof value === 'object' ? value : String(value);
+  }
+  for (const name of SETTING_NAMES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') merged[name] = value;
+  }
+  return merged;
+}
+
+function list(text: string | undefined): string[] {
+  return (text ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = env.DSO_CONFIG ?? DEFAULT_CONFIG_FILE): LoadedSettings {
+  const problems: string[] = [];
+  const merged = mergeSources(env, readConfigFile(configFile, problems), problems, configFile);
+
+  const raw: RawSettings = {};
+  if (!validateRaw(merged)) {
+    const bad = new Set<SettingName>();
+    for (const error of validateRaw.errors ?? []) {
+      const name = error.instancePath.replace(/^\//, '') as SettingName;
+      if (name && SETTINGS[name] && !bad.has(name)) {
+        bad.add(name);
+        problems.push(`${name} is invalid: it must be ${SETTINGS[name].hint}`);
+      }
+    }
+    for (const name of SETTING_NAMES) if (!bad.has(name) && typeof merged[name] === 'string') raw[name] = merged[name] as string;
+  } else {
+    Object.assign(raw, merged);
+  }
+
+  const duration = (name: SettingName, fallbackMs: number, maxMs = Number.MAX_SAFE_INTEGER): number => {
+    if (raw[name] === undefined) return fallbackMs;
+    const ms = parseDuration(raw[name]!);
+    if (ms === undefined || ms <= 0 || ms > maxMs) {
+      problems.push(`${name} is invalid: it must be ${SETTINGS[name].hint}`);
+      return fallbackMs;
+    }
+    return ms;
+  };
+
+  const authMethod = (raw.VAULT_AUTH_METHOD ?? 'token') as AuthMethodName;
+  const settings: Settings = {
+    vaultAddresses: list(raw.VAULT_ADDR).map((a) => a.replace(/\/+$/, '')),
+    namespace: raw.VAULT_NAMESPACE,
+    authMethod,
+    authMount: (raw.VAULT_AUTH_MOUNT ?? authMethod).replace(/^\/+|\/+$/g, ''),
+    tokenFile: raw.VAULT_TOKEN_FILE,
+    roleId: raw.VAULT_ROLE_ID,
+    roleIdFile: raw.VAULT_ROLE_ID_FILE,
+    secretIdFile: raw.VAULT_SECRET_ID_FILE,
+    secretIdWrapped: raw.VAULT_SECRET_ID_WRAPPED === 'true',
+    jwtFile: raw.VAULT_JWT_FILE,
+    jwtRole: raw.VAULT_JWT_ROLE,
+    certRole: raw.VAULT_CERT_ROLE,
+    tls: {
+      caCertFile: raw.VAULT_CACERT,
+      clientCertFile: raw.VAULT_CLIENT_CERT,
+      clientKeyFile: raw.VAULT_CLIENT_KEY,
+      serverName: raw.VAULT_TLS_SERVER_NAME,
+      // Only the exact value `true`: "1" or "yes" must not silently disable verification.
+      skipVerify: raw.VAULT_SKIP_VERIFY === 'true',
+    },
+    timeoutMs: duration('DSO_TIMEOUT', 10_000, MAX_TIMEOUT_MS),
+    pathTemplate: raw.DSO_PATH_TEMPLATE,
+    allowedPaths: list(raw.DSO_ALLOWED_PATHS),
+    rotate: raw.DSO_ROTATE === 'true',
+    rotateIntervalMs: duration('DSO_ROTATE_INTERVAL', 60_000),
+    logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
+    metricsAddress: raw.DSO_METRICS_ADDR,
+    socket: raw.DSO_SOCKET ?? DEFAULT_SOCKET,
+  };
+
+  problems.push(...checkCombination(settings, raw));
+  return { settings, problems };
+}
+
+/** Settings that are each valid but do not fit together. */
+function checkCombination(s: Settings, raw: RawSettings): string[] {
+  const problems: string[] = [];
+  if (s.vaultAddresses.length === 0 && raw.VAULT_ADDR === undefined) {
+    problems.push('VAULT_ADDR is not set: set it to the Vault address, e.g. https://vault:8200');
+  }
+  switch (s.authMethod) {
+    case 'token':
+      if (!s.tokenFile) problems.push('VAULT_TOKEN_FILE is not set: the token method reads the token from this file, e.g. /etc/dso/token');
+      break;
+    case 'approle':
+      if (!s.roleId && !s.roleIdFile) problems.push('VAULT_ROLE_ID or VAULT_ROLE_ID_FILE must be set for VAULT_AUTH_METHOD=approle');
+      if (s.roleId && s.roleIdFile) problems.push('set only one of VAULT_ROLE_ID and VAULT_ROLE_ID_FILE');
+      if (!s.secretIdFile) problems.push('VAULT_SECRET_ID_FILE is not set: AppRole reads its secret id from this file, e.g. /etc/dso/secret-id');
+      break;
+    case 'jwt':
+      if (!s.jwtFile) problems.push('VAULT_JWT_FILE is not set: the jwt method reads the JWT from this file');
+      if (!s.jwtRole) problems.push('VAULT_JWT_ROLE is not set: name the Vault role to log in with');
+      break;
+    case 'cert':
+      if (!s.tls.clientCertFile || !s.tls.clientKeyFile) problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set for VAULT_AUTH_METHOD=cert');
+      break;
+  }
+  if (!!s.tls.clientCertFile !== !!s.tls.clientKeyFile) problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together');
+  return problems;
+}
+
+/** What may be shown about the settings (status route, `docker dso system info`): no credentials. */
+export function describeSettings(s: Settings): Record<string, unknown> {
+  return {
+    vaultAddresses: s.vaultAddresses,
+    namespace: s.namespace ?? null,
+    authMethod: s.authMethod,
+    authMount: s.authMount,
+    timeoutMs: s.timeoutMs,
+    pathTemplate: s.pathTemplate ?? null,
+    allowedPaths: s.allowedPaths,
+    rotate: s.rotate,
+    rotateIntervalMs: s.rotateIntervalMs,
+    logLevel: s.logLevel,
+    tlsSkipVerify: s.tls.skipVerify,
+  };
+}

@@ -1,0 +1,67 @@
+// Which secrets engine serves a path, asked of Vault (sys/internal/ui/mounts/<path>),
+// never guessed. Answers are cached per mount, so one lookup serves every path below it.
+import { DsoError } from '../errors';
+import { VaultApiError } from '../vault/errors';
+import type { VaultSession, Workload } from '../vault/session';
+import { SingleFlight } from '../vault/singleflight';
+
+export interface MountInfo {
+  /** With a trailing slash, as Vault writes it: `secret/`. */
+  path: string;
+  type: string;
+  /** KV version (1 or 2) for kv mounts. */
+  kvVersion?: 1 | 2;
+}
+
+interface MountAnswer {
+  data?: { path?: string; type?: string; options?: { version?: string } | null };
+}
+
+export class MountResolver {
+  private readonly cache = new Map<string, { info: MountInfo; at: number }>();
+  private readonly flights = new SingleFlight<MountInfo>();
+
+  constructor(
+    private readonly session: VaultSession,
+    private readonly ttlMs = 5 * 60_000,
+  ) {}
+
+  async lookup(path: string, deadline: number, workload?: Workload): Promise<MountInfo> {
+    const cached = this.cached(path);
+    if (cached) return cached;
+    return this.flights.run(path, async () => {
+      let answer: MountAnswer;
+      try {
+        answer = await this.session.call<MountAnswer>({ method: 'GET', path: `sys/internal/ui/mounts/${path}`, deadline, workload });
+      } catch (err) {
+        if (err instanceof VaultApiError && err.status === 403) {
+          throw new DsoError('ERR_VAULT_DENIED', `permission denied for ${path}: no secrets engine is mounted there, or the plugin's Vault policy does not allow reading it (Vault: ${err.reason})`);
+        }
+        if (err instanceof VaultApiError && (err.status === 400 || err.status === 404)) {
+          throw new DsoError('ERR_NOT_FOUND', `no secrets engine is mounted at ${path.split('/')[0]}/ (Vault: ${err.reason})`);
+        }
+        throw err;
+      }
+      const data = answer.data;
+      if (!data?.path || !data.type) throw new DsoError('ERR_NOT_FOUND', `no secrets engine is mounted for ${path}`);
+      const info: MountInfo = { path: data.path, type: data.type };
+      if (data.type === 'kv' || data.type === 'generic') info.kvVersion = data.options?.version === '2' ? 2 : 1;
+      this.cache.set(info.path, { info, at: Date.now() });
+      return info;
+    });
+  }
+
+  /** The longest cached mount that is a prefix of `path`. */
+  private cached(path: string): MountInfo | undefined {
+    let best: MountInfo | undefined;
+    const now = Date.now();
+    for (const [mount, entry] of this.cache) {
+      if (now - entry.at > this.ttlMs) {
+        this.cache.delete(mount);
+        continue;
+      }
+      if (`${path}/`.startsWith(mount) && (!best || mount.length > best.path.length)) best = entry.info;
+    }
+    return best;
+  }
+}

@@ -1,0 +1,93 @@
+// Composition root: read settings, listen on the socket at once, then wire Vault.
+// The process never exits because Vault is down or a setting is wrong: Docker disables a
+// plugin whose socket does not answer, and users would lose the error that explains why.
+import { describeSettings, loadSettings, Settings } from './config/settings';
+import { KvEngine } from './engines/kv';
+import { MountResolver } from './engines/mounts';
+import { DsoError } from './errors';
+import { createLogger, Logger } from './log';
+import { createApp } from './plugin/app';
+import type { SecretDriver } from './plugin/protocol';
+import { listenOnSocket } from './plugin/server';
+import { MisconfiguredDriver, VaultSecretDriver } from './resolve/driver';
+import { PathPolicy } from './resolve/policy';
+import { Resolver } from './resolve/resolver';
+import { StatusStore } from './status/store';
+import { authMethodFor } from './vault/auth';
+import { VaultClient } from './vault/client';
+import { VaultSession } from './vault/session';
+import { TokenManager } from './vault/token';
+
+export const VERSION = '0.1.0';
+
+export interface Plugin {
+  driver: SecretDriver;
+  describe: () => Record<string, unknown>;
+  start(): void;
+  stop(): void;
+}
+
+/** Builds the Vault side; problems found here (unreadable CA file...) become settings problems. */
+export function buildPlugin(settings: Settings, problems: string[], logger: Logger): Plugin {
+  const base = { version: VERSION, settings: describeSettings(settings) };
+  if (problems.length === 0) {
+    try {
+      const vault = new VaultClient({ addresses: settings.vaultAddresses, namespace: settings.namespace, tls: settings.tls, logger });
+      const tokens = new TokenManager({ vault, method: authMethodFor(settings), logger, timeoutMs: settings.timeoutMs });
+      const session = new VaultSession(vault, tokens);
+      const kv = new KvEngine(session);
+      const driver = new VaultSecretDriver({
+        resolver: new Resolver(new PathPolicy(settings.allowedPaths), settings.pathTemplate),
+        mounts: new MountResolver(session),
+        kv,
+        timeoutMs: settings.timeoutMs,
+      });
+      return {
+        driver,
+        describe: () => ({ ...base, problems: [], vault: { activeAddress: vault.activeAddress, token: tokens.status(), mergedReads: kv.mergedReads } }),
+        // Log in early so a bad credential shows in the log before the first secret is asked for.
+        start: () => void tokens.login().catch(() => undefined),
+        stop: () => {
+          tokens.stop();
+          vault.close();
+        },
+      };
+    } catch (err) {
+      problems.push(err instanceof DsoError ? err.message : 'cannot set up the Vault client');
+    }
+  }
+  logger.error('invalid settings: every GetSecret will fail until they are fixed', { problems });
+  return { driver: new MisconfiguredDriver(problems), describe: () => ({ ...base, problems }), start: () => undefined, stop: () => undefined };
+}
+
+export async function main(): Promise<void> {
+  const { settings, problems } = loadSettings(process.env);
+  const logger = createLogger(settings.logLevel);
+  process.on('unhandledRejection', (reason) => logger.error('unhandled promise rejection', { error: String((reason as Error)?.stack ?? reason) }));
+  process.on('uncaughtException', (err) => logger.error('uncaught exception', { error: String(err?.stack ?? err) }));
+
+  const plugin = buildPlugin(settings, problems, logger);
+  const status = new StatusStore();
+  const app = createApp({ driver: plugin.driver, logger, status, timeoutMs: settings.timeoutMs, describe: plugin.describe });
+  const server = await listenOnSocket(app, settings.socket);
+  logger.info('DSO plugin listening', { socket: settings.socket, version: VERSION, ...describeSettings(settings) });
+  plugin.start();
+
+  const shutdown = (signal: string) => {
+    logger.info('DSO plugin stopping', { signal });
+    plugin.stop();
+    server.close();
+    server.closeAllConnections();
+    setTimeout(() => process.exit(0), 100).unref();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    // Only reached when the socket cannot be opened at all: nothing can serve Docker then.
+    process.stderr.write(`DSO plugin cannot start: ${(err as Error)?.message ?? err}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,134 @@
+// The Express app Docker talks to over the plugin socket. It owns the wire format:
+// body parsing (Docker sends no Content-Type), validation, the deadline, reply encoding,
+// one log line per GetSecret. What a secret is and where it comes from is the driver's job.
+import express, { NextFunction, Request, Response } from 'express';
+import { DsoError, describeError } from '../errors';
+import type { Logger } from '../log';
+import type { StatusStore } from '../status/store';
+import { checkGetSecretRequest, errorReply, GetSecretRequest, SecretDriver, SecretResult, SecretSource, valueReply } from './protocol';
+
+export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AppOptions {
+  driver: SecretDriver;
+  logger: Logger;
+  status: StatusStore;
+  timeoutMs: number;
+  /** Extra facts for GET /DSO.Status (settings summary, token state): never credentials. */
+  describe?: () => Record<string, unknown>;
+}
+
+/** Replies a little before the deadline, so the reply itself still arrives within it. */
+function replyDeadline(timeoutMs: number): number {
+  return Math.max(50, timeoutMs - Math.min(200, Math.floor(timeoutMs * 0.05)));
+}
+
+function send(res: Response, status: number, body: unknown): void {
+  res.status(status).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+function parseBody(raw: unknown): unknown {
+  const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : '';
+  if (text.trim() === '') throw new DsoError('ERR_BAD_REQUEST', 'empty GetSecret request: expected a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new DsoError('ERR_BAD_REQUEST', 'malformed GetSecret request: the body is not valid JSON');
+  }
+}
+
+/** Runs the driver against a deadline; a late driver result is dropped, never crashes. */
+async function withDeadline(driver: SecretDriver, request: GetSecretRequest, ms: number): Promise<SecretResult> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new DsoError('ERR_TIMEOUT', `no answer from Vault within DSO_TIMEOUT (${ms} ms); check that Vault is reachable and unsealed`);
+      controller.abort(err);
+      reject(err);
+    }, ms);
+  });
+  const work = driver.getSecret(request, controller.signal);
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createApp(options: AppOptions): express.Express {
+  const { driver, logger, status } = options;
+  const deadlineMs = replyDeadline(options.timeoutMs);
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
+
+  app.post('/Plugin.Activate', (_req, res) => send(res, 200, { Implements: ['secretprovider'] }));
+
+  app.post('/SecretProvider.GetSecret', async (req: Request, res: Response) => {
+    const started = process.hrtime.bigint();
+    let request: GetSecretRequest = {};
+    let source: SecretSource = {};
+    try {
+      const checked = checkGetSecretRequest(parseBody(req.body));
+      if (!checked.request) throw new DsoError('ERR_BAD_REQUEST', checked.problem!);
+      request = checked.request;
+      const result = await withDeadline(driver, request, deadlineMs);
+      source = result.source;
+      send(res, 200, valueReply(result));
+      record(request, source, started, { outcome: 'ok', doNotReuse: result.doNotReuse });
+    } catch (err) {
+      const { code, message } = describeError(err);
+      if ((err as { source?: SecretSource }).source) source = (err as { source: SecretSource }).source;
+      send(res, code === 'ERR_BAD_REQUEST' ? 400 : 500, errorReply(message));
+      record(request, source, started, { outcome: 'error', code, error: message });
+      if (code === 'ERR_INTERNAL') logger.error('unexpected error while serving GetSecret', { error: String((err as Error)?.stack ?? err) });
+    }
+  });
+
+  app.get('/DSO.Status', (req, res) => {
+    const service = typeof req.query.service === 'string' ? req.query.service : undefined;
+    send(res, 200, { ...(options.describe?.() ?? {}), secrets: status.latestRecords(service), recent: status.recentRecords() });
+  });
+
+  app.use((req, res) => send(res, 404, { Err: `unknown plugin route ${req.method} ${req.path}` }));
+
+  // Body parser errors (too large, aborted) and anything unexpected: a reply, never a crash.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number };
+    if (e.type === 'entity.too.large') return send(res, 413, errorReply(`request body larger than ${MAX_BODY_BYTES} bytes`));
+    if (e.status && e.status >= 400 && e.status < 500) return send(res, e.status, errorReply('malformed request'));
+    logger.error('unexpected error in the plugin server', { error: String((err as Error)?.stack ?? err) });
+    return send(res, 500, errorReply('internal error (see the plugin log)'));
+  });
+
+  function record(
+    request: GetSecretRequest,
+    source: SecretSource,
+    started: bigint,
+    outcome: { outcome: 'ok' | 'error'; code?: string; error?: string; doNotReuse?: boolean },
+  ): void {
+    const durationMs = Number((process.hrtime.bigint() - started) / 1000n) / 1000;
+    const entry = {
+      at: new Date().toISOString(),
+      service: request.ServiceName ?? '',
+      serviceId: request.ServiceID ?? '',
+      task: request.TaskName ?? request.TaskID ?? '',
+      secret: request.SecretName ?? '',
+      path: source.path,
+      field: source.field,
+      version: source.version,
+      ...outcome,
+      durationMs,
+    };
+    status.record(entry);
+    const { at: _at, ...line } = entry;
+    if (outcome.outcome === 'ok') logger.info('GetSecret', line);
+    else logger.warn('GetSecret', line);
+  }
+
+  return app;
+}

@@ -1,0 +1,64 @@
+// The secret driver: request -> plan (labels, templates, policy) -> mount -> engine ->
+// rendered bytes. It answers the plugin's GetSecret; it knows nothing of HTTP.
+import { KvEngine } from '../engines/kv';
+import type { SecretEngine } from '../engines/engine';
+import { render } from '../engines/formats';
+import type { MountInfo, MountResolver } from '../engines/mounts';
+import { DsoError } from '../errors';
+import { Resolver, ReadPlan } from './resolver';
+import type { RequestFacts } from './resolver';
+
+export interface DriverResult {
+  value: Buffer;
+  doNotReuse: boolean;
+  source: { path?: string; field?: string; version?: number };
+}
+
+export interface VaultDriverOptions {
+  resolver: Resolver;
+  mounts: MountResolver;
+  kv: KvEngine;
+  timeoutMs: number;
+}
+
+export class VaultSecretDriver {
+  constructor(private readonly options: VaultDriverOptions) {}
+
+  async getSecret(request: RequestFacts, signal?: AbortSignal): Promise<DriverResult> {
+    const deadline = Date.now() + this.options.timeoutMs;
+    const plan = this.options.resolver.plan(request);
+    const source: DriverResult['source'] = { path: plan.path, field: plan.ref.field };
+    try {
+      const workload = { service: request.ServiceName, task: request.TaskName ?? request.TaskID, secret: request.SecretName };
+      const mount = await this.options.mounts.lookup(plan.path, deadline, workload);
+      signal?.throwIfAborted();
+      const engine = this.engineFor(mount);
+      const apiPath = engine.apiPath(plan.path, mount);
+      source.path = apiPath;
+      this.options.resolver.policy.check(apiPath, plan.context);
+      const read = await engine.read(apiPath, mount, { version: plan.version, params: plan.params, deadline, workload });
+      source.version = read.version;
+      const value = render(read.data, plan.ref.field, plan.format, apiPath);
+      return { value, doNotReuse: !(plan.reuse ?? !read.leased), source };
+    } catch (err) {
+      if (err instanceof DsoError) err.source = source;
+      throw err;
+    }
+  }
+
+  private engineFor(mount: MountInfo): SecretEngine {
+    if (mount.kvVersion) return this.options.kv;
+    throw new DsoError('ERR_UNSUPPORTED', `the ${mount.type} secrets engine at ${mount.path} is not supported yet; DSO reads KV v1 and v2 mounts`);
+  }
+}
+
+/** Answers every request with the settings' problems until they are fixed. */
+export class MisconfiguredDriver {
+  constructor(private readonly problems: string[]) {}
+
+  async getSecret(): Promise<DriverResult> {
+    throw new DsoError('ERR_SETTINGS', `the DSO plugin's settings are invalid: ${this.problems.join('; ')}. Fix them with "docker plugin set" (disable the plugin first) or in /etc/dso/dso.json`);
+  }
+}
+
+export type { ReadPlan };

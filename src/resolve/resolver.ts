@@ -1,0 +1,56 @@
+// GetSecret request -> what to read: labels, templates filled from the request, and the
+// early path-policy check, all before anything is asked of Vault.
+import { parseLabels, SecretSpec } from './labels';
+import { PathPolicy } from './policy';
+import { checkPath } from './reference';
+import { fillTemplate, TemplateContext } from './template';
+
+export const STACK_LABEL = 'com.docker.stack.namespace';
+
+/** The parts of Docker's GetSecret request that say which secret a workload wants. */
+export interface RequestFacts {
+  SecretName?: string;
+  SecretLabels?: Record<string, string> | null;
+  ServiceID?: string;
+  ServiceName?: string;
+  ServiceLabels?: Record<string, string> | null;
+  TaskID?: string;
+  TaskName?: string;
+  NodeID?: string;
+}
+
+export interface ReadPlan extends SecretSpec {
+  /** The path with templates filled, as written (KV v2 CLI form is completed later). */
+  path: string;
+  params: Record<string, string>;
+  context: TemplateContext;
+}
+
+export function requestContext(request: RequestFacts): TemplateContext {
+  return {
+    service: request.ServiceName || undefined,
+    // The service's own label: a service of stack B that names stack A's secret is still B.
+    stack: request.ServiceLabels?.[STACK_LABEL] || undefined,
+    secret: request.SecretName || undefined,
+    task: request.TaskName || undefined,
+    node: request.NodeID || undefined,
+  };
+}
+
+export class Resolver {
+  constructor(
+    readonly policy: PathPolicy,
+    private readonly pathTemplate?: string,
+  ) {}
+
+  plan(request: RequestFacts): ReadPlan {
+    const spec = parseLabels(request.SecretLabels ?? {}, this.pathTemplate);
+    const context = requestContext(request);
+    const path = fillTemplate(spec.ref.path, context, 'path');
+    checkPath(path, 'path');
+    const params: Record<string, string> = {};
+    for (const [key, value] of Object.entries(spec.ref.params)) params[key] = fillTemplate(value, context, `parameter ${key}`);
+    this.policy.check(path, context, true);
+    return { ...spec, path, params, context };
+  }
+}

@@ -1,0 +1,46 @@
+// What the plugin knows about each secret it served: the last outcome per service and
+// secret, and a short history. Docker hides a driver's errors from users; this is where
+// `docker dso inspect` and the tests find them. Never holds a value.
+
+export interface FetchRecord {
+  at: string;
+  service: string;
+  serviceId: string;
+  task: string;
+  secret: string;
+  path?: string;
+  field?: string;
+  version?: number;
+  outcome: 'ok' | 'error';
+  code?: string;
+  error?: string;
+  doNotReuse?: boolean;
+  durationMs: number;
+}
+
+export class StatusStore {
+  private readonly recent: FetchRecord[] = [];
+  private readonly latest = new Map<string, FetchRecord>();
+
+  constructor(private readonly historySize = 200, private readonly maxTracked = 10_000) {}
+
+  record(entry: FetchRecord): void {
+    this.recent.push(entry);
+    if (this.recent.length > this.historySize) this.recent.shift();
+    const key = `${entry.serviceId || entry.service}\u0000${entry.secret}`;
+    this.latest.delete(key);
+    this.latest.set(key, entry);
+    // Oldest first in a Map's order: forget the least recently served beyond the bound.
+    if (this.latest.size > this.maxTracked) this.latest.delete(this.latest.keys().next().value as string);
+  }
+
+  recentRecords(): FetchRecord[] {
+    return [...this.recent];
+  }
+
+  /** The last record of each secret, optionally only for one service (by name or ID). */
+  latestRecords(service?: string): FetchRecord[] {
+    const all = [...this.latest.values()];
+    return service ? all.filter((r) => r.service === service || r.serviceId === service) : all;
+  }
+}

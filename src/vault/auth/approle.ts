@@ -1,0 +1,69 @@
+// AppRole: role id from VAULT_ROLE_ID or its file, secret id from VAULT_SECRET_ID_FILE.
+// With VAULT_SECRET_ID_WRAPPED=true the file holds a response-wrapping token: it is
+// unwrapped once (wrapping tokens are single-use) and the secret id is kept in memory only.
+import { createHash } from 'node:crypto';
+import { DsoError } from '../../errors';
+import type { AuthMethod, LoginContext, LoginResult } from './method';
+import { loginResult } from './method';
+import { readCredentialFile } from './files';
+
+export interface AppRoleOptions {
+  mount: string;
+  roleId?: string;
+  roleIdFile?: string;
+  secretIdFile: string;
+  wrapped: boolean;
+}
+
+export class AppRoleAuth implements AuthMethod {
+  readonly name = 'approle';
+  readonly mount: string;
+  private unwrapped?: { wrapperDigest: string; secretId: string };
+
+  constructor(private readonly options: AppRoleOptions) {
+    this.mount = `auth/${options.mount}`;
+  }
+
+  async login(context: LoginContext): Promise<LoginResult> {
+    const roleId = this.options.roleId ?? readCredentialFile(this.options.roleIdFile!, 'VAULT_ROLE_ID_FILE');
+    const secretId = await this.secretId(context);
+    const body = await context.vault.call({
+      method: 'POST',
+      path: `${this.mount}/login`,
+      body: { role_id: roleId, secret_id: secretId },
+      deadline: context.deadline,
+    });
+    return loginResult(body, this.mount);
+  }
+
+  private async secretId({ vault, deadline }: LoginContext): Promise<string> {
+    const fromFile = readCredentialFile(this.options.secretIdFile, 'VAULT_SECRET_ID_FILE');
+    if (!this.options.wrapped) return fromFile;
+    const digest = createHash('sha256').update(fromFile).digest('hex');
+    if (this.unwrapped?.wrapperDigest === digest) return this.unwrapped.secretId;
+    let body: { data?: { secret_id?: string } };
+    try {
+      body = await vault.call({ method: 'POST', path: 'sys/wrapping/unwrap', token: fromFile, deadline });
+    } catch (err) {
+      if (err instanceof DsoError && (err.code === 'ERR_VAULT_DENIED' || err.code === 'ERR_VAULT')) {
+        throw new DsoError(
+          'ERR_LOGIN',
+          `approle: the wrapping token in ${this.options.secretIdFile} cannot be unwrapped (${err.message}); it is single-use and may have expired or been used already: write a fresh wrapped secret id to that file`,
+        );
+      }
+      throw err;
+    }
+    const secretId = body.data?.secret_id;
+    if (!secretId) throw new DsoError('ERR_LOGIN', `approle: the wrapping token in ${this.options.secretIdFile} does not wrap a secret_id`);
+    this.unwrapped = { wrapperDigest: digest, secretId };
+    return secretId;
+  }
+
+  hint(reason: string): string {
+    if (/invalid role.?id|invalid secret.?id|invalid role or secret id/i.test(reason)) {
+      return `check VAULT_ROLE_ID and the secret id in ${this.options.secretIdFile}; secret ids expire or run out of uses: generate a new one with "vault write -f ${this.mount}/role/<role>/secret-id"`;
+    }
+    if (/permission denied|no handler/i.test(reason)) return `is AppRole enabled at ${this.mount}? set VAULT_AUTH_MOUNT if it is mounted elsewhere`;
+    return 'check the AppRole role and secret id';
+  }
+}

@@ -1,0 +1,43 @@
+// Vault failures as DsoErrors. Built from status codes and Vault's own error strings only:
+// never from the raw transport error, whose request config holds the X-Vault-Token header.
+import { DsoError, ErrorCode } from '../errors';
+
+export class VaultApiError extends DsoError {
+  constructor(
+    readonly status: number,
+    readonly vaultErrors: string[],
+    readonly apiPath: string,
+  ) {
+    super(codeForStatus(status), `Vault answered ${status} for ${apiPath}${vaultErrors.length ? `: ${vaultErrors.join('; ')}` : ''}`);
+    this.name = 'VaultApiError';
+  }
+
+  /** Vault's own reason, or the HTTP status. */
+  get reason(): string {
+    return this.vaultErrors.length ? this.vaultErrors.join('; ') : `HTTP ${this.status}`;
+  }
+}
+
+export class VaultUnavailableError extends DsoError {
+  constructor(
+    readonly address: string,
+    readonly cause_: string,
+  ) {
+    super('ERR_VAULT_UNAVAILABLE', `Vault at ${address} is unreachable: ${cause_}`);
+    this.name = 'VaultUnavailableError';
+  }
+}
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 403 || status === 401) return 'ERR_VAULT_DENIED';
+  if (status === 404) return 'ERR_NOT_FOUND';
+  if (status >= 500 || status === 429) return 'ERR_VAULT_UNAVAILABLE';
+  return 'ERR_VAULT';
+}
+
+/** Vault's error strings, bounded, from a response body of any shape. */
+export function vaultErrorStrings(body: unknown): string[] {
+  const errors = (body as { errors?: unknown } | undefined)?.errors;
+  if (!Array.isArray(errors)) return [];
+  return errors.filter((e): e is string => typeof e === 'string').map((e) => e.slice(0, 500)).slice(0, 5);
+}

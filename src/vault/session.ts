@@ -1,0 +1,68 @@
+// Authenticated Vault calls: the current token, the workload's identity in audit headers,
+// and one retry with a fresh login when Vault refuses a token that went stale.
+import type { VaultCall, VaultClient } from './client';
+import { VaultApiError } from './errors';
+import type { TokenManager } from './token';
+
+/** Who asked, sent as X-DSO-* headers so Vault's audit log (with audited headers) shows it. */
+export interface Workload {
+  service?: string;
+  task?: string;
+  secret?: string;
+}
+
+function headerValue(text: string): string {
+  // Header values must be visible ASCII; anything else is percent-encoded.
+  return encodeURIComponent(text).slice(0, 256);
+}
+
+export function auditHeaders(workload?: Workload): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (workload?.service) headers['X-DSO-Service'] = headerValue(workload.service);
+  if (workload?.task) headers['X-DSO-Task'] = headerValue(workload.task);
+  if (workload?.secret) headers['X-DSO-Secret'] = headerValue(workload.secret);
+  return headers;
+}
+
+export type SessionCall = Omit<VaultCall, 'token'> & { workload?: Workload };
+
+/** How long a token that lookup-self accepted counts as alive when Vault answers 403. */
+const VERIFIED_FOR_MS = 1_000;
+
+export class VaultSession {
+  private verified?: { token: string; at: number };
+
+  constructor(
+    readonly vault: VaultClient,
+    readonly tokens: TokenManager,
+  ) {}
+
+  async call<T = Record<string, unknown>>(request: SessionCall): Promise<T> {
+    const { workload, ...call } = request;
+    const headers = { ...call.headers, ...auditHeaders(workload) };
+    const token = await this.tokens.token(call.deadline);
+    try {
+      return await this.vault.call<T>({ ...call, headers, token });
+    } catch (err) {
+      // 403 is a policy denial, or a token revoked or expired behind our back: only the
+      // latter earns a fresh login and one retry (a denial must not cause a login storm).
+      if (!(err instanceof VaultApiError) || err.status !== 403) throw err;
+      if (await this.tokenAlive(token, call.deadline)) throw err;
+      this.tokens.invalidate(token);
+      const fresh = await this.tokens.token(call.deadline);
+      if (fresh === token) throw err;
+      return this.vault.call<T>({ ...call, headers, token: fresh });
+    }
+  }
+
+  private async tokenAlive(token: string, deadline: number): Promise<boolean> {
+    if (this.verified?.token === token && Date.now() - this.verified.at < VERIFIED_FOR_MS) return true;
+    try {
+      await this.vault.call({ method: 'GET', path: 'auth/token/lookup-self', token, deadline });
+      this.verified = { token, at: Date.now() };
+      return true;
+    } catch (err) {
+      return !(err instanceof VaultApiError && err.status === 403);
+    }
+  }
+}

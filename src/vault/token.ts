@@ -1,0 +1,234 @@
+// The plugin's Vault token: one login in flight at a time (callers share it), renewal at
+// about two thirds of the TTL with jitter, a new login when renewal is refused or the
+// max TTL is near, and on demand when Vault says a token went stale.
+import { DsoError } from '../errors';
+import type { Logger } from '../log';
+import type { AuthMethod } from './auth/method';
+import type { VaultClient } from './client';
+import { VaultApiError } from './errors';
+
+export interface TokenState {
+  token: string;
+  /** Epoch ms; Infinity for a token that never expires. */
+  expiresAt: number;
+  ttlSeconds: number;
+  renewable: boolean;
+  /** Renewal came back shorter than asked: max TTL is near, the next step is a login. */
+  capped: boolean;
+  policies: string[];
+  obtainedAt: number;
+}
+
+export interface TokenStatus {
+  loggedIn: boolean;
+  method: string;
+  mount: string;
+  ttlSeconds?: number;
+  expiresAt?: string;
+  renewable?: boolean;
+  policies?: string[];
+  lastLoginAt?: string;
+  lastRenewalAt?: string;
+  lastError?: string;
+  logins: number;
+  renewals: number;
+}
+
+export interface TokenManagerOptions {
+  vault: VaultClient;
+  method: AuthMethod;
+  logger: Logger;
+  /** Deadline for background logins and renewals. */
+  timeoutMs: number;
+  /** A failed login is not retried sooner than this; requests meanwhile get its error. */
+  retryAfterFailureMs?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+const REFRESH_FRACTION = 2 / 3;
+const JITTER = 0.1;
+/** A token this close to expiry is not handed out: a request could not finish with it. */
+const EXPIRY_MARGIN_MS = 1_000;
+
+export class TokenManager {
+  private state?: TokenState;
+  private inflight?: Promise<TokenState>;
+  private lastFailure?: { at: number; error: DsoError };
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private lastLoginAt?: number;
+  private lastRenewalAt?: number;
+  private logins = 0;
+  private renewals = 0;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(private readonly options: TokenManagerOptions) {
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** A valid token, logging in first if there is none (shared with concurrent callers). */
+  async token(deadline: number): Promise<string> {
+    const state = this.state;
+    if (state && state.expiresAt - this.now() > EXPIRY_MARGIN_MS) return state.token;
+    return (await this.login(deadline)).token;
+  }
+
+  /** Vault refused `token` as stale: forget it, so the next call logs in again. */
+  invalidate(token: string): void {
+    if (this.state?.token === token) {
+      this.options.logger.info('Vault token refused; logging in again', { method: this.options.method.name });
+      this.state = undefined;
+      this.clearTimer();
+    }
+  }
+
+  login(deadline = this.now() + this.options.timeoutMs): Promise<TokenState> {
+    if (this.inflight) return this.inflight;
+    const failure = this.lastFailure;
+    if (failure && this.now() - failure.at < (this.options.retryAfterFailureMs ?? 250)) return Promise.reject(failure.error);
+    this.inflight = this.doLogin(deadline).finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async doLogin(deadline: number): Promise<TokenState> {
+    const { method, vault, logger } = this.options;
+    try {
+      const result = await method.login({ vault, deadline });
+      const now = this.now();
+      this.state = {
+        token: result.token,
+        ttlSeconds: result.ttlSeconds,
+        expiresAt: result.ttlSeconds > 0 ? now + result.ttlSeconds * 1000 : Infinity,
+        renewable: result.renewable,
+        capped: false,
+        policies: result.policies,
+        obtainedAt: now,
+      };
+      const recovered = this.lastFailure !== undefined;
+      this.lastFailure = undefined;
+      this.lastLoginAt = now;
+      this.logins++;
+      logger.info(recovered ? 'Vault login succeeded again' : 'Vault login succeeded', {
+        method: method.name,
+        mount: method.mount,
+        ttlSeconds: result.ttlSeconds,
+        renewable: result.renewable,
+        policies: result.policies,
+      });
+      this.schedule();
+      return this.state;
+    } catch (err) {
+      const error = this.loginError(err);
+      const repeated = this.lastFailure?.error.message === error.message;
+      this.lastFailure = { at: this.now(), error };
+      // Logged once per distinct failure, not once per waiting request.
+      if (!repeated) logger.error('Vault login failed', { method: method.name, mount: method.mount, code: error.code, error: error.message });
+      throw error;
+    }
+  }
+
+  private loginError(err: unknown): DsoError {
+    const { method } = this.options;
+    if (err instanceof VaultApiError && (err.code === 'ERR_VAULT_DENIED' || err.code === 'ERR_VAULT')) {
+      return new DsoError('ERR_LOGIN', `${method.name} login at ${method.mount} failed: ${err.reason}. Hint: ${method.hint(err.reason)}`);
+    }
+    if (err instanceof DsoError && err.code === 'ERR_LOGIN') return err;
+    if (err instanceof DsoError) return new DsoError(err.code, `${method.name} login at ${method.mount} failed: ${err.message}`);
+    return new DsoError('ERR_LOGIN', `${method.name} login at ${method.mount} failed unexpectedly`);
+  }
+
+  /** Next step at about two thirds of the remaining lifetime, with jitter. */
+  private schedule(): void {
+    this.clearTimer();
+    const state = this.state;
+    if (!state || this.stopped || state.expiresAt === Infinity) return;
+    const remaining = state.expiresAt - this.now();
+    const jitter = 1 + (this.random() * 2 - 1) * JITTER;
+    const delay = Math.max(100, remaining * REFRESH_FRACTION * jitter);
+    this.timer = setTimeout(() => void this.refresh(), delay);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Renew when possible; log in when renewal is refused or max TTL is near. */
+  private async refresh(): Promise<void> {
+    const state = this.state;
+    if (!state || this.stopped) return;
+    if (state.renewable && !state.capped) {
+      try {
+        await this.renew(state);
+        return;
+      } catch (err) {
+        this.options.logger.warn('Vault token renewal failed; logging in again', {
+          method: this.options.method.name,
+          error: err instanceof DsoError ? err.message : 'unexpected error',
+        });
+      }
+    }
+    try {
+      await this.login();
+    } catch {
+      // Logged by doLogin. Try again soon unless the old token is gone anyway.
+      if (!this.stopped) {
+        this.clearTimer();
+        this.timer = setTimeout(() => void this.refresh(), Math.max(1_000, (this.options.retryAfterFailureMs ?? 250) * 4));
+        this.timer.unref();
+      }
+    }
+  }
+
+  private async renew(state: TokenState): Promise<void> {
+    const deadline = this.now() + this.options.timeoutMs;
+    const body = await this.options.vault.call<{ auth?: { lease_duration?: number; renewable?: boolean } }>({
+      method: 'POST',
+      path: 'auth/token/renew-self',
+      token: state.token,
+      body: { increment: `${state.ttlSeconds}s` },
+      deadline,
+    });
+    if (this.state !== state) return; // replaced by a login meanwhile
+    const ttl = body.auth?.lease_duration ?? 0;
+    const now = this.now();
+    state.expiresAt = ttl > 0 ? now + ttl * 1000 : Infinity;
+    state.renewable = body.auth?.renewable ?? state.renewable;
+    // Vault grants less than asked only when the max TTL caps it.
+    state.capped = ttl < state.ttlSeconds * 0.9;
+    this.lastRenewalAt = now;
+    this.renewals++;
+    this.options.logger.debug('Vault token renewed', { method: this.options.method.name, ttlSeconds: ttl, nearMaxTtl: state.capped });
+    this.schedule();
+  }
+
+  status(): TokenStatus {
+    const s = this.state;
+    const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+    return {
+      loggedIn: !!s,
+      method: this.options.method.name,
+      mount: this.options.method.mount,
+      ttlSeconds: s ? (s.expiresAt === Infinity ? 0 : Math.max(0, Math.round((s.expiresAt - this.now()) / 1000))) : undefined,
+      expiresAt: s && s.expiresAt !== Infinity ? iso(s.expiresAt) : undefined,
+      renewable: s?.renewable,
+      policies: s?.policies,
+      lastLoginAt: iso(this.lastLoginAt),
+      lastRenewalAt: iso(this.lastRenewalAt),
+      lastError: this.lastFailure?.error.message,
+      logins: this.logins,
+      renewals: this.renewals,
+    };
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearTimer();
+  }
+}

@@ -1,0 +1,111 @@
+// A real OpenBao server for integration and end-to-end tests: `bao server -dev` from the
+// venv the Makefile installs, on a free loopback port, killed when the test process exits.
+import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+export const repoRoot = path.resolve(__dirname, '..', '..', '..');
+export const workDir = path.join(repoRoot, '.work');
+
+export function baoBinary(): string {
+  const local = path.join(repoRoot, '.venv', 'bin', 'bao');
+  return fs.existsSync(local) ? local : 'bao';
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  server.close();
+  return port;
+}
+
+export interface OpenBao {
+  addr: string;
+  port: number;
+  rootToken: string;
+  process: ChildProcess;
+  /** Calls OpenBao's HTTP API as root (or with `token`); throws on a non-2xx answer. */
+  api<T = Record<string, any>>(method: string, apiPath: string, body?: unknown, token?: string): Promise<T>;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+async function waitHealthy(addr: string, deadlineMs: number): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${addr}/v1/sys/health`);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > end) throw new Error(`OpenBao at ${addr} did not become healthy`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Starts a dev-mode OpenBao. `stop()` kills it (its in-memory data is gone);
+ * `start()` starts a fresh one on the same port with the same root token.
+ */
+export async function startOpenBao(options: { port?: number; rootToken?: string } = {}): Promise<OpenBao> {
+  const port = options.port ?? (await freePort());
+  const rootToken = options.rootToken ?? `root-${port}`;
+  const addr = `http://127.0.0.1:${port}`;
+  fs.mkdirSync(workDir, { recursive: true });
+
+  const bao: OpenBao = {
+    addr,
+    port,
+    rootToken,
+    process: undefined as unknown as ChildProcess,
+    async api(method, apiPath, body, token) {
+      const res = await fetch(`${addr}/v1/${apiPath.replace(/^\//, '')}`, {
+        method,
+        headers: { 'X-Vault-Token': token ?? rootToken, 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`OpenBao ${method} ${apiPath}: ${res.status} ${text}`);
+      return (text ? JSON.parse(text) : {}) as any;
+    },
+    async start() {
+      const log = fs.openSync(path.join(workDir, `openbao-${port}.log`), 'a');
+      const child = spawn(
+        baoBinary(),
+        ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, '-dev-no-store-token'],
+        { stdio: ['ignore', log, log], env: { ...process.env, HOME: workDir } },
+      );
+      fs.closeSync(log);
+      running.add(child);
+      child.once('exit', () => running.delete(child));
+      bao.process = child;
+      await waitHealthy(addr, 20000);
+    },
+    async stop() {
+      const child = bao.process;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    },
+  };
+  await bao.start();
+  return bao;
+}
+
+let shared: Promise<OpenBao> | undefined;
+
+/** One OpenBao per test process for the suites that do not stop or restart it. */
+export function sharedOpenBao(): Promise<OpenBao> {
+  shared ??= startOpenBao();
+  return shared;
+}
