@@ -32,13 +32,13 @@ build-test: node_modules/.installed
 # One mocha run over every suite, so its closing line counts them all.
 test: deps build build-test
 	bash scripts/docker-up.sh
-	$(MOCHA) --timeout 120000 --exit 'build/test/unit/**/*.test.js' 'build/test/integration/**/*.test.js' 'build/test/e2e/**/*.test.js'
+	$(MOCHA) --timeout 120000 --exit 'build/test/unit/**/*.test.js' 'build/test/integration/**/*.test.js' 'build/test/e2e/**/*.test.js' build/test/leaks.test.js
 
 test-unit: build-test
 	$(MOCHA) 'build/test/unit/**/*.test.js'
 
 test-integration: deps build-test
-	$(MOCHA) --timeout 120000 --exit 'build/test/integration/**/*.test.js'
+	$(MOCHA) --timeout 120000 --exit 'build/test/integration/**/*.test.js' build/test/leaks.test.js
 
 test-e2e: deps build build-test
 	bash scripts/docker-up.sh

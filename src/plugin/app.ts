@@ -97,10 +97,16 @@ export function createApp(options: AppOptions): express.Express {
   app.use((req, res) => send(res, 404, { Err: `unknown plugin route ${req.method} ${req.path}` }));
 
   // Body parser errors (too large, aborted) and anything unexpected: a reply, never a crash.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number };
-    if (e.type === 'entity.too.large') return send(res, 413, errorReply(`request body larger than ${MAX_BODY_BYTES} bytes`));
-    if (e.status && e.status >= 400 && e.status < 500) return send(res, e.status, errorReply('malformed request'));
+    if (e.type === 'entity.too.large') {
+      logger.warn('request refused', { route: req.path, code: 'ERR_BAD_REQUEST', error: `body larger than ${MAX_BODY_BYTES} bytes` });
+      return send(res, 413, errorReply(`request body larger than ${MAX_BODY_BYTES} bytes`));
+    }
+    if (e.status && e.status >= 400 && e.status < 500) {
+      logger.warn('request refused', { route: req.path, code: 'ERR_BAD_REQUEST', error: e.type ?? 'malformed request' });
+      return send(res, e.status, errorReply('malformed request'));
+    }
     logger.error('unexpected error in the plugin server', { error: String((err as Error)?.stack ?? err) });
     return send(res, 500, errorReply('internal error (see the plugin log)'));
   });

@@ -1,5 +1,6 @@
 // GetSecret request -> what to read: labels, templates filled from the request, and the
 // early path-policy check, all before anything is asked of Vault.
+import { DsoError } from '../errors';
 import { parseLabels, SecretSpec } from './labels';
 import { PathPolicy } from './policy';
 import { checkPath } from './reference';
@@ -50,7 +51,12 @@ export class Resolver {
     checkPath(path, 'path');
     const params: Record<string, string> = {};
     for (const [key, value] of Object.entries(spec.ref.params)) params[key] = fillTemplate(value, context, `parameter ${key}`);
-    this.policy.check(path, context, true);
+    try {
+      this.policy.check(path, context, true);
+    } catch (err) {
+      if (err instanceof DsoError) err.source = { path, field: spec.ref.field };
+      throw err;
+    }
     return { ...spec, path, params, context };
   }
 }

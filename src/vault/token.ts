@@ -48,8 +48,12 @@ export interface TokenManagerOptions {
 
 const REFRESH_FRACTION = 2 / 3;
 const JITTER = 0.1;
-/** A token this close to expiry is not handed out: a request could not finish with it. */
+/**
+ * A token this close to expiry is not handed out: a request could not finish with it.
+ * At most a fifth of its TTL, so the scheduled renewal (at ~2/3) still comes first.
+ */
 const EXPIRY_MARGIN_MS = 1_000;
+const EXPIRY_MARGIN_FRACTION = 0.2;
 
 export class TokenManager {
   private state?: TokenState;
@@ -72,7 +76,7 @@ export class TokenManager {
   /** A valid token, logging in first if there is none (shared with concurrent callers). */
   async token(deadline: number): Promise<string> {
     const state = this.state;
-    if (state && state.expiresAt - this.now() > EXPIRY_MARGIN_MS) return state.token;
+    if (state && state.expiresAt - this.now() > Math.min(EXPIRY_MARGIN_MS, state.ttlSeconds * 1000 * EXPIRY_MARGIN_FRACTION)) return state.token;
     return (await this.login(deadline)).token;
   }
 

@@ -32,6 +32,9 @@ export interface OpenBao {
   api<T = Record<string, any>>(method: string, apiPath: string, body?: unknown, token?: string): Promise<T>;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** The request paths OpenBao's audit log recorded so far (values in it are HMACed). */
+  auditedPaths(): string[];
+  auditLog: string;
 }
 
 const running = new Set<ChildProcess>();
@@ -57,16 +60,28 @@ async function waitHealthy(addr: string, deadlineMs: number): Promise<void> {
  * Starts a dev-mode OpenBao. `stop()` kills it (its in-memory data is gone);
  * `start()` starts a fresh one on the same port with the same root token.
  */
-export async function startOpenBao(options: { port?: number; rootToken?: string } = {}): Promise<OpenBao> {
+export async function startOpenBao(options: { port?: number; rootToken?: string; audit?: boolean } = {}): Promise<OpenBao> {
   const port = options.port ?? (await freePort());
   const rootToken = options.rootToken ?? `root-${port}`;
   const addr = `http://127.0.0.1:${port}`;
   fs.mkdirSync(workDir, { recursive: true });
 
+  const auditLog = path.join(workDir, `openbao-${port}-audit.log`);
   const bao: OpenBao = {
     addr,
     port,
     rootToken,
+    auditLog,
+    auditedPaths() {
+      if (!fs.existsSync(auditLog)) return [];
+      return fs
+        .readFileSync(auditLog, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as { type: string; request?: { path?: string } })
+        .filter((e) => e.type === 'request')
+        .map((e) => e.request?.path ?? '');
+    },
     process: undefined as unknown as ChildProcess,
     async api(method, apiPath, body, token) {
       const res = await fetch(`${addr}/v1/${apiPath.replace(/^\//, '')}`, {
@@ -79,10 +94,14 @@ export async function startOpenBao(options: { port?: number; rootToken?: string 
       return (text ? JSON.parse(text) : {}) as any;
     },
     async start() {
+      // OpenBao creates audit devices only from its configuration file.
+      const config = path.join(workDir, `openbao-${port}.hcl`);
+      fs.rmSync(auditLog, { force: true });
+      fs.writeFileSync(config, options.audit === false ? '' : `audit "file" "file" {\n  options {\n    file_path = "${auditLog}"\n  }\n}\n`);
       const log = fs.openSync(path.join(workDir, `openbao-${port}.log`), 'a');
       const child = spawn(
         baoBinary(),
-        ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, '-dev-no-store-token'],
+        ['server', '-dev', `-config=${config}`, `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, '-dev-no-store-token'],
         { stdio: ['ignore', log, log], env: { ...process.env, HOME: workDir } },
       );
       fs.closeSync(log);

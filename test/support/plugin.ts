@@ -1,0 +1,64 @@
+// The plugin, wired exactly as src/main.ts does, in this process: supertest drives its
+// Express app, its logs are captured, its replies are kept for the leak scan.
+import type { Express } from 'express';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import request from 'supertest';
+import { loadSettings } from '../../src/config/settings';
+import { createLogger } from '../../src/log';
+import { buildPlugin, Plugin } from '../../src/main';
+import { createApp } from '../../src/plugin/app';
+import type { GetSecretRequest, GetSecretReply } from '../../src/plugin/protocol';
+import { StatusStore } from '../../src/status/store';
+import { captureReply, captureStream } from './capture';
+import { workDir } from './openbao';
+
+export interface TestPlugin {
+  app: Express;
+  plugin: Plugin;
+  logs: string[];
+  problems: string[];
+  /** POSTs a GetSecret the way Docker does (no Content-Type) and decodes the reply. */
+  get(body: GetSecretRequest): Promise<{ status: number; reply: GetSecretReply; value?: Buffer }>;
+  stop(): void;
+}
+
+export function startTestPlugin(env: Record<string, string>): TestPlugin {
+  const { settings, problems } = loadSettings(env, path.join(workDir, 'no-such-dso.json'));
+  const logs: string[] = [];
+  const logger = createLogger(settings.logLevel, captureStream(logs));
+  const plugin = buildPlugin(settings, problems, logger);
+  const app = createApp({ driver: plugin.driver, logger, status: new StatusStore(), timeoutMs: settings.timeoutMs, describe: plugin.describe });
+  plugin.start();
+  return {
+    app,
+    plugin,
+    logs,
+    problems,
+    async get(body) {
+      const res = await request(app)
+        .post('/SecretProvider.GetSecret')
+        .set('Content-Type', '')
+        .send(Buffer.from(JSON.stringify(body)));
+      captureReply(res.text);
+      const reply = JSON.parse(res.text) as GetSecretReply;
+      return { status: res.status, reply, value: reply.Value !== undefined ? Buffer.from(reply.Value, 'base64') : undefined };
+    },
+    stop: () => plugin.stop(),
+  };
+}
+
+let credentialDir: string | undefined;
+
+/** A file holding `content` (mode 0600) in a private temp folder removed at exit. */
+export function credentialFile(name: string, content: string): string {
+  if (!credentialDir) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-test-credentials-'));
+    credentialDir = dir;
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  const file = path.join(credentialDir, name);
+  fs.writeFileSync(file, content, { mode: 0o600 });
+  return file;
+}
