@@ -4,7 +4,7 @@
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
 import { MountResolver } from './engines/mounts';
-import { DsoError } from './errors';
+import { describeError, DsoError } from './errors';
 import { createLogger, Logger } from './log';
 import { createApp } from './plugin/app';
 import type { SecretDriver } from './plugin/protocol';
@@ -23,6 +23,7 @@ export const VERSION = '0.1.0';
 export interface Plugin {
   driver: SecretDriver;
   describe: () => Record<string, unknown>;
+  testVault: (reference: string | undefined) => Promise<Record<string, unknown>>;
   start(): void;
   stop(): void;
 }
@@ -45,6 +46,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       return {
         driver,
         describe: () => ({ ...base, problems: [], vault: { activeAddress: vault.activeAddress, token: tokens.status(), mergedReads: kv.mergedReads } }),
+        testVault: (reference) => testVault(tokens, driver, reference),
         // Log in early so a bad credential shows in the log before the first secret is asked for.
         start: () => void tokens.login().catch(() => undefined),
         stop: () => {
@@ -57,7 +59,33 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
     }
   }
   logger.error('invalid settings: every GetSecret will fail until they are fixed', { problems });
-  return { driver: new MisconfiguredDriver(problems), describe: () => ({ ...base, problems }), start: () => undefined, stop: () => undefined };
+  const driver = new MisconfiguredDriver(problems);
+  return {
+    driver,
+    describe: () => ({ ...base, problems }),
+    testVault: async () => ({ ok: false, stage: 'settings', code: 'ERR_SETTINGS', error: driver.message }),
+    start: () => undefined,
+    stop: () => undefined,
+  };
+}
+
+/** Logs in afresh, then reads `reference` (if given) exactly as a GetSecret would. */
+async function testVault(tokens: TokenManager, driver: VaultSecretDriver, reference: string | undefined): Promise<Record<string, unknown>> {
+  try {
+    const state = await tokens.login();
+    const login = { method: tokens.status().method, mount: tokens.status().mount, ttlSeconds: state.ttlSeconds, policies: state.policies };
+    if (!reference) return { ok: true, login };
+    try {
+      const result = await driver.getSecret({ SecretName: 'dso-test-vault', SecretLabels: { 'dso.ref': reference } });
+      return { ok: true, login, read: { path: result.source.path, field: result.source.field, version: result.source.version, bytes: result.value.length } };
+    } catch (err) {
+      const { code, message } = describeError(err);
+      return { ok: false, stage: 'read', login, code, error: message };
+    }
+  } catch (err) {
+    const { code, message } = describeError(err);
+    return { ok: false, stage: 'login', code, error: message };
+  }
 }
 
 export async function main(): Promise<void> {
@@ -68,7 +96,7 @@ export async function main(): Promise<void> {
 
   const plugin = buildPlugin(settings, problems, logger);
   const status = new StatusStore();
-  const app = createApp({ driver: plugin.driver, logger, status, timeoutMs: settings.timeoutMs, describe: plugin.describe });
+  const app = createApp({ driver: plugin.driver, logger, status, timeoutMs: settings.timeoutMs, describe: plugin.describe, testVault: plugin.testVault });
   const server = await listenOnSocket(app, settings.socket);
   logger.info('DSO plugin listening', { socket: settings.socket, version: VERSION, ...describeSettings(settings) });
   plugin.start();

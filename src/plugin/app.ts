@@ -17,6 +17,8 @@ export interface AppOptions {
   timeoutMs: number;
   /** Extra facts for GET /DSO.Status (settings summary, token state): never credentials. */
   describe?: () => Record<string, unknown>;
+  /** POST /DSO.TestVault: a login and a test read through the plugin's own code path. */
+  testVault?: (reference: string | undefined) => Promise<Record<string, unknown>>;
 }
 
 /** Replies a little before the deadline, so the reply itself still arrives within it. */
@@ -92,6 +94,20 @@ export function createApp(options: AppOptions): express.Express {
   app.get('/DSO.Status', (req, res) => {
     const service = typeof req.query.service === 'string' ? req.query.service : undefined;
     send(res, 200, { ...(options.describe?.() ?? {}), secrets: status.latestRecords(service), recent: status.recentRecords() });
+  });
+
+  app.post('/DSO.TestVault', async (req, res) => {
+    if (!options.testVault) return send(res, 404, { Err: 'this plugin has no Vault test' });
+    let reference: string | undefined;
+    try {
+      const body = Buffer.isBuffer(req.body) && req.body.length ? (JSON.parse(req.body.toString('utf8')) as { Reference?: unknown }) : {};
+      if (body.Reference !== undefined && typeof body.Reference !== 'string') throw new Error('Reference must be a string');
+      reference = body.Reference as string | undefined;
+    } catch (err) {
+      return send(res, 400, { Err: `malformed test request: ${(err as Error).message}` });
+    }
+    const result = await options.testVault(reference);
+    return send(res, 200, result);
   });
 
   app.use((req, res) => send(res, 404, { Err: `unknown plugin route ${req.method} ${req.path}` }));

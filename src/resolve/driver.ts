@@ -54,10 +54,14 @@ export class VaultSecretDriver {
 
 /** Answers every request with the settings' problems until they are fixed. */
 export class MisconfiguredDriver {
-  constructor(private readonly problems: string[]) {}
+  readonly message: string;
+
+  constructor(problems: string[]) {
+    this.message = `the DSO plugin's settings are invalid: ${problems.join('; ')}. Fix them with "docker plugin set" (disable the plugin first) or in /etc/dso/dso.json`;
+  }
 
   async getSecret(): Promise<DriverResult> {
-    throw new DsoError('ERR_SETTINGS', `the DSO plugin's settings are invalid: ${this.problems.join('; ')}. Fix them with "docker plugin set" (disable the plugin first) or in /etc/dso/dso.json`);
+    throw new DsoError('ERR_SETTINGS', this.message);
   }
 }
 

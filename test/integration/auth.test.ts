@@ -1,6 +1,7 @@
 // Token and AppRole login against a real OpenBao, including the token's whole life:
 // renewal, max TTL, re-login, and a token revoked behind the plugin's back.
 import { expect } from 'chai';
+import supertest from 'supertest';
 import { secret } from '../support/capture';
 import { OpenBao, sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
@@ -147,6 +148,21 @@ describe('Vault login with a real OpenBao', function () {
     expect(reply.Err).to.equal('');
     expect(value!.toString()).to.equal(VALUE);
     expect(tokenStatus(plugin).logins).to.equal(2);
+  });
+
+  it('reports login and a test read on POST /DSO.TestVault, and which stage failed', async () => {
+    const { roleId, secretId } = await roleCredentials('approle', 'dso');
+    const good = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('test-vault-secret-id', secretId) });
+    const ok = await supertest(good.app).post('/DSO.TestVault').send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/auth-test/app#key' })));
+    expect(ok.body).to.deep.include({ ok: true });
+    expect(ok.body.read).to.deep.equal({ path: 'secret/data/auth-test/app', field: 'key', version: 1, bytes: VALUE.length });
+    expect(ok.text).not.to.contain(VALUE);
+    const denied = await supertest(good.app).post('/DSO.TestVault').send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/forbidden/x#k' })));
+    expect(denied.body).to.include({ ok: false, stage: 'read', code: 'ERR_VAULT_DENIED' });
+    const bad = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('test-vault-bad-id', secret('99999999-1111-2222-3333-444444444444')) });
+    const failed = await supertest(bad.app).post('/DSO.TestVault').send(Buffer.from('{}'));
+    expect(failed.body).to.include({ ok: false, stage: 'login', code: 'ERR_LOGIN' });
+    expect(failed.body.error).to.match(/invalid role or secret id/i);
   });
 
   it('answers a policy denial with a clear error and no login storm', async () => {

@@ -29,7 +29,7 @@ export function startTestPlugin(env: Record<string, string>): TestPlugin {
   const logs: string[] = [];
   const logger = createLogger(settings.logLevel, captureStream(logs));
   const plugin = buildPlugin(settings, problems, logger);
-  const app = createApp({ driver: plugin.driver, logger, status: new StatusStore(), timeoutMs: settings.timeoutMs, describe: plugin.describe });
+  const app = createApp({ driver: plugin.driver, logger, status: new StatusStore(), timeoutMs: settings.timeoutMs, describe: plugin.describe, testVault: plugin.testVault });
   plugin.start();
   return {
     app,
