@@ -24,7 +24,7 @@ export type ErrorCode =
 export class DsoError extends Error {
   readonly code: ErrorCode;
   /** What was being read when it failed (path, field), for the log line and status. */
-  source?: { path?: string; field?: string; version?: number };
+  source?: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

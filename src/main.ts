@@ -3,6 +3,10 @@
 // plugin whose socket does not answer, and users would lose the error that explains why.
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
+import { LeasedEngine } from './engines/leased';
+import { DockerEngine } from './rotation/docker';
+import { DockerLiveness } from './rotation/liveness';
+import { LeaseManager, OwnerLiveness } from './vault/leases';
 import { MountResolver } from './engines/mounts';
 import { describeError, DsoError } from './errors';
 import { createLogger, Logger } from './log';
@@ -29,7 +33,13 @@ export interface Plugin {
 }
 
 /** Builds the Vault side; problems found here (unreadable CA file...) become settings problems. */
-export function buildPlugin(settings: Settings, problems: string[], logger: Logger): Plugin {
+export interface PluginDeps {
+  /** Which tasks and services still exist; by default asked of the Docker Engine API. */
+  liveness?: OwnerLiveness;
+  reapIntervalMs?: number;
+}
+
+export function buildPlugin(settings: Settings, problems: string[], logger: Logger, deps: PluginDeps = {}): Plugin {
   const base = { version: VERSION, settings: describeSettings(settings) };
   if (problems.length === 0) {
     try {
@@ -37,19 +47,39 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       const tokens = new TokenManager({ vault, method: authMethodFor(settings), logger, timeoutMs: settings.timeoutMs });
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
+      const leases = new LeaseManager({
+        session,
+        tokens,
+        logger,
+        liveness: deps.liveness ?? new DockerLiveness(new DockerEngine(settings.dockerSocket)),
+        reapIntervalMs: deps.reapIntervalMs,
+        timeoutMs: settings.timeoutMs,
+      });
       const driver = new VaultSecretDriver({
         resolver: new Resolver(new PathPolicy(settings.allowedPaths), settings.pathTemplate),
         mounts: new MountResolver(session),
         kv,
+        leased: new LeasedEngine(session, leases),
         timeoutMs: settings.timeoutMs,
       });
       return {
         driver,
-        describe: () => ({ ...base, problems: [], vault: { activeAddress: vault.activeAddress, token: tokens.status(), mergedReads: kv.mergedReads } }),
+        describe: () => ({
+          ...base,
+          problems: [],
+          vault: { activeAddress: vault.activeAddress, token: tokens.status(), mergedReads: kv.mergedReads },
+          leases: { held: leases.held(), renewals: leases.renewals, revocations: leases.revocations, list: leases.describe() },
+        }),
         testVault: (reference) => testVault(tokens, driver, reference),
         // Log in early so a bad credential shows in the log before the first secret is asked for.
-        start: () => void tokens.login().catch(() => undefined),
+        start: () => {
+          void tokens.login().catch(() => undefined);
+          leases.start();
+          // Leases live in memory only (the plugin writes no files): those of an earlier run are not renewed.
+          logger.info('leases of dynamic secrets issued before this start are not tracked: they end at their TTL; roll services that use them (docker service update --force) to get fresh ones');
+        },
         stop: () => {
+          leases.stop();
           tokens.stop();
           vault.close();
         },

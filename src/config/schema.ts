@@ -39,6 +39,7 @@ export const SETTINGS = {
   DSO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'], hint: 'one of error, warn, info, debug' },
   DSO_METRICS_ADDR: { pattern: '^\\S+:\\d+$', hint: 'host:port' },
   DSO_SOCKET: { pattern: ABSOLUTE_FILE, hint: 'an absolute socket path' },
+  DSO_DOCKER_SOCKET: { pattern: ABSOLUTE_FILE, hint: 'an absolute socket path' },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -38,6 +38,8 @@ export interface Settings {
   logLevel: LogLevel;
   metricsAddress?: string;
   socket: string;
+  /** The Docker Engine API, to learn which tasks still run (lease revocation). */
+  dockerSocket: string;
 }
 
 export interface LoadedSettings {
@@ -154,6 +156,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
     logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
     metricsAddress: raw.DSO_METRICS_ADDR,
     socket: raw.DSO_SOCKET ?? DEFAULT_SOCKET,
+    dockerSocket: raw.DSO_DOCKER_SOCKET ?? '/var/run/docker.sock',
   };
 
   problems.push(...checkCombination(settings, raw));

@@ -1,4 +1,5 @@
 // The shape every secrets engine has: where a reference really points, and reading it.
+import type { LeaseOwner } from '../vault/leases';
 import type { Workload } from '../vault/session';
 import type { MountInfo } from './mounts';
 
@@ -7,6 +8,8 @@ export interface ReadOptions {
   params: Record<string, string>;
   deadline: number;
   workload?: Workload;
+  /** Who a leased secret belongs to: its task, or its service when copies are shared. */
+  owner?: LeaseOwner;
 }
 
 export interface SecretRead {
@@ -16,6 +19,7 @@ export interface SecretRead {
   version?: number;
   /** Leased (dynamic) values are per task by default; static ones are shared. */
   leased: boolean;
+  lease?: { id: string; expiresAt: number };
 }
 
 export interface SecretEngine {

@@ -1,7 +1,7 @@
 // Turns the data Vault returned into the bytes of the secret file.
 import { DsoError } from '../errors';
 
-export const FORMATS = ['raw', 'json', 'env', 'base64'] as const;
+export const FORMATS = ['raw', 'json', 'env', 'base64', 'pem'] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** Docker refuses secret values outside 1..511,999 bytes. */
@@ -11,6 +11,8 @@ const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function text(value: unknown): string {
   if (typeof value === 'string') return value;
+  // A list of strings (a PKI ca_chain) reads best one per line.
+  if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')) return value.join('\n');
   if (value === null || value === undefined) return '';
   if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
@@ -37,8 +39,20 @@ function envLines(data: unknown, where: string): string {
   return lines.join('\n') + (lines.length ? '\n' : '');
 }
 
+/** Key, certificate and chain in one file, as servers such as HAProxy want them. */
+function pemBundle(data: Record<string, unknown>, where: string): string {
+  const key = data.private_key;
+  const certificate = data.certificate;
+  if (typeof key !== 'string' || typeof certificate !== 'string') {
+    throw new DsoError('ERR_FORMAT', `dso.format=pem needs private_key and certificate in ${where} (a PKI issue endpoint)`);
+  }
+  const chain = Array.isArray(data.ca_chain) && data.ca_chain.length ? data.ca_chain : typeof data.issuing_ca === 'string' ? [data.issuing_ca] : [];
+  return [key, certificate, ...chain.filter((c): c is string => typeof c === 'string')].map((p) => p.trim()).join('\n') + '\n';
+}
+
 /** The secret file's bytes; `where` names the Vault path for error messages. */
 export function render(data: Record<string, unknown>, field: string | undefined, format: Format, where: string): Buffer {
+  if (format === 'pem' && field !== undefined) throw new DsoError('ERR_FORMAT', 'dso.format=pem takes no field: it bundles private_key, certificate and ca_chain');
   const selected = field === undefined ? data : pick(data, field, where);
   let bytes: Buffer;
   switch (format) {
@@ -50,6 +64,9 @@ export function render(data: Record<string, unknown>, field: string | undefined,
       break;
     case 'env':
       bytes = Buffer.from(envLines(selected, field ? `${where}#${field}` : where), 'utf8');
+      break;
+    case 'pem':
+      bytes = Buffer.from(pemBundle(data, where), 'utf8');
       break;
     case 'base64': {
       const encoded = text(selected).replace(/\s+/g, '');

@@ -143,6 +143,7 @@ export function createApp(options: AppOptions): express.Express {
       path: source.path,
       field: source.field,
       version: source.version,
+      leaseExpiresAt: source.leaseExpiresAt,
       ...outcome,
       durationMs,
     };

@@ -35,6 +35,7 @@ export interface SecretSource {
   path?: string;
   field?: string;
   version?: number;
+  leaseExpiresAt?: string;
 }
 
 export interface SecretDriver {

@@ -1,6 +1,8 @@
 // The secret driver: request -> plan (labels, templates, policy) -> mount -> engine ->
 // rendered bytes. It answers the plugin's GetSecret; it knows nothing of HTTP.
 import { KvEngine } from '../engines/kv';
+import type { LeasedEngine } from '../engines/leased';
+import type { LeaseOwner } from '../vault/leases';
 import type { SecretEngine } from '../engines/engine';
 import { render } from '../engines/formats';
 import type { MountInfo, MountResolver } from '../engines/mounts';
@@ -11,14 +13,28 @@ import type { RequestFacts } from './resolver';
 export interface DriverResult {
   value: Buffer;
   doNotReuse: boolean;
-  source: { path?: string; field?: string; version?: number };
+  source: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
 }
 
 export interface VaultDriverOptions {
   resolver: Resolver;
   mounts: MountResolver;
   kv: KvEngine;
+  leased?: LeasedEngine;
   timeoutMs: number;
+}
+
+/**
+ * Who a leased secret belongs to: its task when each task gets its own copy; its service
+ * when dso.reuse=true lets Docker share one copy among the service's tasks on a node.
+ */
+export function leaseOwner(request: RequestFacts, reuse: boolean | undefined): LeaseOwner {
+  if (reuse === true) {
+    const id = request.ServiceID || request.ServiceName;
+    return id ? { kind: 'service', id } : { kind: 'none', id: '' };
+  }
+  const id = request.TaskID || request.TaskName;
+  return id ? { kind: 'task', id } : { kind: 'none', id: '' };
 }
 
 export class VaultSecretDriver {
@@ -36,8 +52,10 @@ export class VaultSecretDriver {
       const apiPath = engine.apiPath(plan.path, mount);
       source.path = apiPath;
       this.options.resolver.policy.check(apiPath, plan.context);
-      const read = await engine.read(apiPath, mount, { version: plan.version, params: plan.params, deadline, workload });
+      const owner = leaseOwner(request, plan.reuse);
+      const read = await engine.read(apiPath, mount, { version: plan.version, params: plan.params, deadline, workload, owner });
       source.version = read.version;
+      if (read.lease) source.leaseExpiresAt = read.lease.expiresAt === Infinity ? undefined : new Date(read.lease.expiresAt).toISOString();
       const value = render(read.data, plan.ref.field, plan.format, apiPath);
       return { value, doNotReuse: !(plan.reuse ?? !read.leased), source };
     } catch (err) {
@@ -48,7 +66,8 @@ export class VaultSecretDriver {
 
   private engineFor(mount: MountInfo): SecretEngine {
     if (mount.kvVersion) return this.options.kv;
-    throw new DsoError('ERR_UNSUPPORTED', `the ${mount.type} secrets engine at ${mount.path} is not supported yet; DSO reads KV v1 and v2 mounts`);
+    if (this.options.leased) return this.options.leased;
+    throw new DsoError('ERR_UNSUPPORTED', `the ${mount.type} secrets engine at ${mount.path} is not supported here; DSO reads KV v1 and v2 mounts`);
   }
 }
 

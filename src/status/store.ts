@@ -11,6 +11,7 @@ export interface FetchRecord {
   path?: string;
   field?: string;
   version?: number;
+  leaseExpiresAt?: string;
   outcome: 'ok' | 'error';
   code?: string;
   error?: string;

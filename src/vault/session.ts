@@ -24,7 +24,11 @@ export function auditHeaders(workload?: Workload): Record<string, string> {
   return headers;
 }
 
-export type SessionCall = Omit<VaultCall, 'token'> & { workload?: Workload };
+export type SessionCall = Omit<VaultCall, 'token'> & {
+  workload?: Workload;
+  /** Told which token made the successful call (leases belong to that token). */
+  usedToken?: (token: string) => void;
+};
 
 /** How long a token that lookup-self accepted counts as alive when Vault answers 403. */
 const VERIFIED_FOR_MS = 1_000;
@@ -38,11 +42,13 @@ export class VaultSession {
   ) {}
 
   async call<T = Record<string, unknown>>(request: SessionCall): Promise<T> {
-    const { workload, ...call } = request;
+    const { workload, usedToken, ...call } = request;
     const headers = { ...call.headers, ...auditHeaders(workload) };
     const token = await this.tokens.token(call.deadline);
     try {
-      return await this.vault.call<T>({ ...call, headers, token });
+      const body = await this.vault.call<T>({ ...call, headers, token });
+      usedToken?.(token);
+      return body;
     } catch (err) {
       // 403 is a policy denial, or a token revoked or expired behind our back: only the
       // latter earns a fresh login and one retry (a denial must not cause a login storm).
@@ -51,7 +57,9 @@ export class VaultSession {
       this.tokens.invalidate(token);
       const fresh = await this.tokens.token(call.deadline);
       if (fresh === token) throw err;
-      return this.vault.call<T>({ ...call, headers, token: fresh });
+      const body = await this.vault.call<T>({ ...call, headers, token: fresh });
+      usedToken?.(fresh);
+      return body;
     }
   }
 

@@ -32,6 +32,7 @@ export interface TokenStatus {
   lastError?: string;
   logins: number;
   renewals: number;
+  retiredTokensKeptForLeases: number;
 }
 
 export interface TokenManagerOptions {
@@ -57,6 +58,10 @@ const EXPIRY_MARGIN_FRACTION = 0.2;
 
 export class TokenManager {
   private state?: TokenState;
+  /** Leases per token: a token that still owns leases is kept alive after a new login. */
+  private readonly holds = new Map<string, number>();
+  /** Earlier tokens kept renewed for their leases, with their renewal timers. */
+  private readonly retired = new Map<string, { state: TokenState; timer?: NodeJS.Timeout }>();
   private inflight?: Promise<TokenState>;
   private lastFailure?: { at: number; error: DsoError };
   private timer?: NodeJS.Timeout;
@@ -104,6 +109,7 @@ export class TokenManager {
     try {
       const result = await method.login({ vault, deadline });
       const now = this.now();
+      this.retire(this.state);
       this.state = {
         token: result.token,
         ttlSeconds: result.ttlSeconds,
@@ -144,6 +150,54 @@ export class TokenManager {
     if (err instanceof DsoError && err.code === 'ERR_LOGIN') return err;
     if (err instanceof DsoError) return new DsoError(err.code, `${method.name} login at ${method.mount} failed: ${err.message}`);
     return new DsoError('ERR_LOGIN', `${method.name} login at ${method.mount} failed unexpectedly`);
+  }
+
+  /** Counts a lease owned by `token`. */
+  hold(token: string): void {
+    this.holds.set(token, (this.holds.get(token) ?? 0) + 1);
+  }
+
+  /** A lease of `token` ended; a retired token with no leases left is let go. */
+  release(token: string): void {
+    const left = (this.holds.get(token) ?? 1) - 1;
+    if (left > 0) {
+      this.holds.set(token, left);
+      return;
+    }
+    this.holds.delete(token);
+    const retired = this.retired.get(token);
+    if (retired) {
+      if (retired.timer) clearTimeout(retired.timer);
+      this.retired.delete(token);
+    }
+  }
+
+  /**
+   * Vault revokes a token's leases when the token ends, so a replaced token that still owns
+   * leases is kept renewed (up to its own max TTL) until they are released.
+   */
+  private retire(old: TokenState | undefined): void {
+    if (!old || !this.holds.has(old.token) || old.expiresAt === Infinity || this.stopped) return;
+    const entry: { state: TokenState; timer?: NodeJS.Timeout } = { state: old };
+    this.retired.set(old.token, entry);
+    const next = () => {
+      const remaining = old.expiresAt - this.now();
+      if (!old.renewable || old.capped) {
+        this.options.logger.warn('an earlier Vault token still owns leases and cannot be renewed further: they end with it', {
+          method: this.options.method.name,
+          leases: this.holds.get(old.token) ?? 0,
+          endsAt: new Date(old.expiresAt).toISOString(),
+        });
+        return;
+      }
+      entry.timer = setTimeout(() => {
+        this.renew(old)
+          .then(next)
+          .catch(() => undefined);
+      }, Math.max(100, remaining * REFRESH_FRACTION));
+      entry.timer.unref();
+    };
+    next();
   }
 
   /** Next step at about two thirds of the remaining lifetime, with jitter. */
@@ -199,7 +253,6 @@ export class TokenManager {
       body: { increment: `${state.ttlSeconds}s` },
       deadline,
     });
-    if (this.state !== state) return; // replaced by a login meanwhile
     const ttl = body.auth?.lease_duration ?? 0;
     const now = this.now();
     state.expiresAt = ttl > 0 ? now + ttl * 1000 : Infinity;
@@ -209,7 +262,7 @@ export class TokenManager {
     this.lastRenewalAt = now;
     this.renewals++;
     this.options.logger.debug('Vault token renewed', { method: this.options.method.name, ttlSeconds: ttl, nearMaxTtl: state.capped });
-    this.schedule();
+    if (this.state === state) this.schedule();
   }
 
   status(): TokenStatus {
@@ -228,11 +281,14 @@ export class TokenManager {
       lastError: this.lastFailure?.error.message,
       logins: this.logins,
       renewals: this.renewals,
+      retiredTokensKeptForLeases: this.retired.size,
     };
   }
 
   stop(): void {
     this.stopped = true;
     this.clearTimer();
+    for (const { timer } of this.retired.values()) if (timer) clearTimeout(timer);
+    this.retired.clear();
   }
 }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { loadSettings } from '../../src/config/settings';
 import { createLogger } from '../../src/log';
-import { buildPlugin, Plugin } from '../../src/main';
+import { buildPlugin, Plugin, PluginDeps } from '../../src/main';
 import { createApp } from '../../src/plugin/app';
 import type { GetSecretRequest, GetSecretReply } from '../../src/plugin/protocol';
 import { StatusStore } from '../../src/status/store';
@@ -24,11 +24,11 @@ export interface TestPlugin {
   stop(): void;
 }
 
-export function startTestPlugin(env: Record<string, string>): TestPlugin {
+export function startTestPlugin(env: Record<string, string>, deps: PluginDeps = {}): TestPlugin {
   const { settings, problems } = loadSettings(env, path.join(workDir, 'no-such-dso.json'));
   const logs: string[] = [];
   const logger = createLogger(settings.logLevel, captureStream(logs));
-  const plugin = buildPlugin(settings, problems, logger);
+  const plugin = buildPlugin(settings, problems, logger, deps);
   const app = createApp({ driver: plugin.driver, logger, status: new StatusStore(), timeoutMs: settings.timeoutMs, describe: plugin.describe, testVault: plugin.testVault });
   plugin.start();
   return {

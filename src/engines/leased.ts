@@ -1,0 +1,53 @@
+// Dynamic secrets: any read that Vault answers with a lease (database/creds/<role>, ...),
+// and engines that issue on write (pki/issue/<role>), whose parameters come from the
+// reference's query string. One lease per owner and path (see ../vault/leases.ts).
+import type { LeaseManager, LeaseOwner, LeasedAnswer } from '../vault/leases';
+import { ownerKey } from '../vault/leases';
+import { VaultApiError } from '../vault/errors';
+import type { VaultSession } from '../vault/session';
+import { DsoError } from '../errors';
+import type { ReadOptions, SecretEngine, SecretRead } from './engine';
+import type { MountInfo } from './mounts';
+
+/** PKI endpoints that create something on POST. */
+const ISSUES_ON_WRITE = /\/(issue|sign|sign-verbatim)\/[^/]+$/;
+
+export class LeasedEngine implements SecretEngine {
+  constructor(
+    private readonly session: VaultSession,
+    private readonly leases: LeaseManager,
+  ) {}
+
+  apiPath(path: string): string {
+    return path;
+  }
+
+  async read(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {
+    const write = Object.keys(options.params).length > 0 || (mount.type === 'pki' && ISSUES_ON_WRITE.test(apiPath));
+    const owner: LeaseOwner = options.owner ?? { kind: 'none', id: '' };
+    const params = JSON.stringify(Object.entries(options.params).sort(([a], [b]) => a.localeCompare(b)));
+    const key = `${ownerKey(owner)}|${apiPath}|${params}`;
+    const lease = await this.leases.acquire(key, owner, apiPath, async (usedToken) => {
+      try {
+        return await this.session.call<LeasedAnswer>({
+          method: write ? 'POST' : 'GET',
+          path: apiPath,
+          body: write ? options.params : undefined,
+          deadline: options.deadline,
+          workload: options.workload,
+          usedToken,
+        });
+      } catch (err) {
+        throw mapError(err, apiPath, mount);
+      }
+    });
+    return { apiPath, data: lease.data, leased: true, lease: { id: lease.leaseId, expiresAt: lease.expiresAt } };
+  }
+}
+
+function mapError(err: unknown, apiPath: string, mount: MountInfo): unknown {
+  if (!(err instanceof VaultApiError)) return err;
+  if (err.status === 403) return new DsoError('ERR_VAULT_DENIED', `permission denied on ${apiPath}: the plugin's Vault policy must allow it (${err.reason})`);
+  if (err.status === 404 || err.status === 400) return new DsoError('ERR_NOT_FOUND', `${mount.type} engine at ${mount.path} cannot serve ${apiPath}: ${err.reason}`);
+  return new DsoError(err.code, `${mount.type} engine at ${mount.path} failed to serve ${apiPath}: ${err.reason}`);
+}

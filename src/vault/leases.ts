@@ -1,0 +1,260 @@
+// Leases of dynamic secrets. One lease per owner and path: every secret of one task that
+// points at the same leased path gets its fields from the same response, so a username
+// always matches its password and a certificate its key. Leases are renewed while their
+// owner (a task, or a service for shared copies) exists and revoked once it is gone.
+import { DsoError } from '../errors';
+import type { Logger } from '../log';
+import type { VaultSession } from './session';
+import { SingleFlight } from './singleflight';
+import type { TokenManager } from './token';
+
+export interface LeaseOwner {
+  kind: 'task' | 'service' | 'none';
+  id: string;
+}
+
+/** Says which owners still exist; undefined when that cannot be known right now. */
+export interface OwnerLiveness {
+  alive(owners: LeaseOwner[]): Promise<Map<string, boolean> | undefined>;
+}
+
+/** A Vault answer that may carry a lease. */
+export interface LeasedAnswer {
+  lease_id?: string;
+  lease_duration?: number;
+  renewable?: boolean;
+  data?: Record<string, unknown> | null;
+}
+
+export interface Lease {
+  key: string;
+  owner: LeaseOwner;
+  path: string;
+  /** Empty for answers without a lease (e.g. PKI certificates without generate_lease). */
+  leaseId: string;
+  data: Record<string, unknown>;
+  renewable: boolean;
+  ttlSeconds: number;
+  expiresAt: number;
+  /** The token that created the lease: when it ends, Vault revokes the lease. */
+  token?: string;
+  nearMaxTtl: boolean;
+}
+
+export interface LeaseManagerOptions {
+  session: VaultSession;
+  tokens: TokenManager;
+  logger: Logger;
+  liveness?: OwnerLiveness;
+  timeoutMs: number;
+  reapIntervalMs?: number;
+  random?: () => number;
+}
+
+const JITTER = 0.1;
+
+export function ownerKey(owner: LeaseOwner): string {
+  return `${owner.kind}:${owner.id}`;
+}
+
+/** A lease id safe to log: its path and last characters, enough to find it in `vault list`. */
+export function safeLeaseId(leaseId: string): string {
+  if (!leaseId) return '(no lease)';
+  const cut = leaseId.lastIndexOf('/');
+  return `${leaseId.slice(0, cut + 1)}…${leaseId.slice(-6)}`;
+}
+
+export class LeaseManager {
+  private readonly leases = new Map<string, Lease>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly flights = new SingleFlight<Lease>();
+  private reaper?: NodeJS.Timeout;
+  private livenessUnknownLogged = false;
+  private readonly random: () => number;
+  renewals = 0;
+  revocations = 0;
+
+  constructor(private readonly options: LeaseManagerOptions) {
+    this.random = options.random ?? Math.random;
+  }
+
+  /** The lease for this owner and path: the existing one, or one made by `fetch`. */
+  acquire(key: string, owner: LeaseOwner, path: string, fetch: (usedToken: (token: string) => void) => Promise<LeasedAnswer>): Promise<Lease> {
+    const existing = this.leases.get(key);
+    if (existing && existing.expiresAt - Date.now() > 1_000) return Promise.resolve(existing);
+    return this.flights.run(key, async () => {
+      let token: string | undefined;
+      const answer = await fetch((t) => (token = t));
+      if (!answer.data) throw new DsoError('ERR_NOT_FOUND', `Vault returned no data for ${path}`);
+      const ttl = answer.lease_duration ?? 0;
+      const lease: Lease = {
+        key,
+        owner,
+        path,
+        leaseId: answer.lease_id ?? '',
+        data: answer.data,
+        renewable: answer.renewable ?? false,
+        ttlSeconds: ttl,
+        expiresAt: ttl > 0 ? Date.now() + ttl * 1000 : Infinity,
+        token,
+        nearMaxTtl: false,
+      };
+      // Without an owner nothing could ever revoke it: hand it out, keep nothing.
+      if (owner.kind === 'none') return lease;
+      this.leases.set(key, lease);
+      if (lease.leaseId && token) this.options.tokens.hold(token);
+      this.options.logger.info('lease issued', { lease: safeLeaseId(lease.leaseId), path, owner: ownerKey(owner), ttlSeconds: ttl, renewable: lease.renewable });
+      this.schedule(lease);
+      return lease;
+    });
+  }
+
+  private schedule(lease: Lease): void {
+    this.clearTimer(lease.key);
+    if (!lease.leaseId || !lease.renewable || lease.expiresAt === Infinity) return;
+    const remaining = lease.expiresAt - Date.now();
+    const delay = Math.max(500, remaining * (2 / 3) * (1 + (this.random() * 2 - 1) * JITTER));
+    if (remaining < 1_000) return;
+    const timer = setTimeout(() => void this.renew(lease), delay);
+    timer.unref();
+    this.timers.set(lease.key, timer);
+  }
+
+  private clearTimer(key: string): void {
+    const timer = this.timers.get(key);
+    if (timer) clearTimeout(timer);
+    this.timers.delete(key);
+  }
+
+  private async renew(lease: Lease): Promise<void> {
+    if (this.leases.get(lease.key) !== lease) return;
+    const { logger, session, timeoutMs } = this.options;
+    try {
+      const answer = await session.call<LeasedAnswer>({
+        method: 'PUT',
+        path: 'sys/leases/renew',
+        body: { lease_id: lease.leaseId, increment: lease.ttlSeconds },
+        deadline: Date.now() + timeoutMs,
+      });
+      const granted = answer.lease_duration ?? 0;
+      lease.expiresAt = Date.now() + granted * 1000;
+      this.renewals++;
+      if (granted < lease.ttlSeconds * 0.9 && !lease.nearMaxTtl) {
+        lease.nearMaxTtl = true;
+        // Rotation (rolling the service before this moment) is not part of this version.
+        logger.warn('lease reaches its max TTL: its credentials end then', {
+          lease: safeLeaseId(lease.leaseId),
+          path: lease.path,
+          owner: ownerKey(lease.owner),
+          endsAt: new Date(lease.expiresAt).toISOString(),
+        });
+      }
+      logger.debug('lease renewed', { lease: safeLeaseId(lease.leaseId), ttlSeconds: granted });
+      this.schedule(lease);
+    } catch (err) {
+      logger.error('lease renewal failed', {
+        lease: safeLeaseId(lease.leaseId),
+        path: lease.path,
+        owner: ownerKey(lease.owner),
+        error: err instanceof DsoError ? err.message : 'unexpected error',
+      });
+      // Try again while the lease lives; a lease Vault no longer knows is dropped.
+      if (err instanceof DsoError && (err.code === 'ERR_VAULT' || err.code === 'ERR_NOT_FOUND')) this.forget(lease);
+      else if (lease.expiresAt - Date.now() > 2_000) {
+        const timer = setTimeout(() => void this.renew(lease), 1_000);
+        timer.unref();
+        this.timers.set(lease.key, timer);
+      }
+    }
+  }
+
+  /** Revokes a lease (its owner is gone) and forgets it. */
+  async revoke(lease: Lease, reason: string): Promise<void> {
+    this.forget(lease);
+    if (!lease.leaseId) return;
+    try {
+      await this.options.session.call({
+        method: 'PUT',
+        path: 'sys/leases/revoke',
+        body: { lease_id: lease.leaseId },
+        deadline: Date.now() + this.options.timeoutMs,
+      });
+      this.revocations++;
+      this.options.logger.info('lease revoked', { lease: safeLeaseId(lease.leaseId), path: lease.path, owner: ownerKey(lease.owner), reason });
+    } catch (err) {
+      this.options.logger.error('lease revocation failed: it ends at its TTL', {
+        lease: safeLeaseId(lease.leaseId),
+        path: lease.path,
+        endsAt: lease.expiresAt === Infinity ? 'never' : new Date(lease.expiresAt).toISOString(),
+        error: err instanceof DsoError ? err.message : 'unexpected error',
+      });
+    }
+  }
+
+  private forget(lease: Lease): void {
+    if (this.leases.get(lease.key) !== lease) return;
+    this.leases.delete(lease.key);
+    this.clearTimer(lease.key);
+    if (lease.leaseId && lease.token) this.options.tokens.release(lease.token);
+  }
+
+  /** Revokes the leases of owners that no longer exist; drops leases that expired. */
+  async reap(): Promise<void> {
+    const now = Date.now();
+    for (const lease of [...this.leases.values()]) if (lease.expiresAt <= now) this.forget(lease);
+    if (this.leases.size === 0 || !this.options.liveness) return;
+    const owners = new Map<string, LeaseOwner>();
+    for (const lease of this.leases.values()) owners.set(ownerKey(lease.owner), lease.owner);
+    let alive: Map<string, boolean> | undefined;
+    try {
+      alive = await this.options.liveness.alive([...owners.values()]);
+    } catch (err) {
+      alive = undefined;
+      if (!this.livenessUnknownLogged) {
+        this.options.logger.warn('cannot tell which tasks still run: leases are kept until their TTL', { error: err instanceof DsoError ? err.message : 'unexpected error' });
+      }
+    }
+    this.livenessUnknownLogged = alive === undefined;
+    if (!alive) return;
+    for (const lease of [...this.leases.values()]) {
+      if (alive.get(ownerKey(lease.owner)) === false) await this.revoke(lease, `${lease.owner.kind} is gone`);
+    }
+  }
+
+  start(): void {
+    if (this.reaper || !this.options.liveness) return;
+    const interval = this.options.reapIntervalMs ?? 5_000;
+    const tick = () => {
+      void this.reap().finally(() => {
+        if (this.reaper) {
+          this.reaper = setTimeout(tick, interval);
+          this.reaper.unref();
+        }
+      });
+    };
+    this.reaper = setTimeout(tick, interval);
+    this.reaper.unref();
+  }
+
+  stop(): void {
+    if (this.reaper) clearTimeout(this.reaper);
+    this.reaper = undefined;
+    for (const key of [...this.timers.keys()]) this.clearTimer(key);
+  }
+
+  held(): number {
+    return [...this.leases.values()].filter((l) => l.leaseId).length;
+  }
+
+  /** For the status route: no lease ids in full, no data. */
+  describe(): Array<Record<string, unknown>> {
+    return [...this.leases.values()].map((l) => ({
+      lease: safeLeaseId(l.leaseId),
+      path: l.path,
+      owner: ownerKey(l.owner),
+      expiresAt: l.expiresAt === Infinity ? null : new Date(l.expiresAt).toISOString(),
+      renewable: l.renewable,
+      nearMaxTtl: l.nearMaxTtl,
+    }));
+  }
+}
