@@ -1,0 +1,218 @@
+// Helpers for the end-to-end suites: the docker CLI, bounded polling, the plugin's status
+// route. Nothing here prints secret values: command errors carry the command line and
+// stderr only, and callers never pass values on a command line.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { repoRoot } from '../support/openbao';
+
+export interface RunResult {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs a command without a shell; never rejects (look at `code`). */
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      cmd,
+      args,
+      {
+        encoding: 'buffer',
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: opts.timeoutMs ?? 120_000,
+        killSignal: 'SIGKILL',
+        env: opts.env ?? process.env,
+        cwd: opts.cwd ?? repoRoot,
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0;
+        resolve({ code, stdout: stdout as Buffer, stderr: (stderr as Buffer).toString('utf8') });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
+
+/** Runs `docker ...` and returns its trimmed stdout; throws with stderr on failure. */
+export async function docker(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const res = await run('docker', args, opts);
+  if (res.code !== 0) {
+    throw new Error(`docker ${args.join(' ')} failed (${res.code}): ${res.stderr.trim()}`);
+  }
+  return res.stdout.toString('utf8').trim();
+}
+
+/** `docker ...` that may fail (removals of things that may not exist). */
+export async function dockerQuiet(args: string[], timeoutMs = 60_000): Promise<boolean> {
+  return (await run('docker', args, { timeoutMs })).code === 0;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls `probe` until it returns a value other than undefined, at most `timeoutMs`.
+ * A probe error is retried, unless it carries `fatal: true`.
+ */
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  intervalMs = 500,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) throw err;
+      last = err;
+    }
+    if (Date.now() > end) {
+      const why = last instanceof Error ? `: ${last.message}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+function lines(s: string): string[] {
+  return s.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+/**
+ * Removes every stack, service and secret whose name starts with `prefix`, and waits
+ * until their containers are gone. Safe when nothing is there.
+ */
+export async function removeByPrefix(prefix: string): Promise<void> {
+  const stacks = lines(await docker(['stack', 'ls', '--format', '{{.Name}}']).catch(() => ''));
+  for (const s of stacks.filter((n) => n.startsWith(prefix))) {
+    await dockerQuiet(['stack', 'rm', s]);
+  }
+  const services = lines(await docker(['service', 'ls', '--format', '{{.Name}}']).catch(() => ''));
+  const mine = services.filter((n) => n.startsWith(prefix));
+  if (mine.length) await dockerQuiet(['service', 'rm', ...mine]);
+  await waitFor('services to be removed', 60_000, async () => {
+    const left = lines(await docker(['service', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
+    return left.length === 0 ? true : undefined;
+  });
+  await waitFor('secrets to be removed', 60_000, async () => {
+    const left = lines(await docker(['secret', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
+    if (left.length === 0) return true;
+    await dockerQuiet(['secret', 'rm', ...left]);
+    return undefined;
+  });
+  await waitFor('containers to stop', 60_000, async () => {
+    const ids = lines(
+      await docker(['ps', '--filter', 'label=com.docker.swarm.service.name', '--format', '{{.ID}} {{.Label "com.docker.swarm.service.name"}}']),
+    ).filter((l) => (l.split(' ')[1] ?? '').startsWith(prefix));
+    return ids.length === 0 ? true : undefined;
+  });
+}
+
+export interface TaskState {
+  state: string;
+  error: string;
+  id: string;
+}
+
+/** The tasks of a service, newest first. */
+export async function serviceTasks(service: string): Promise<TaskState[]> {
+  const out = await docker(['service', 'ps', service, '--no-trunc', '--format', '{{.ID}}\t{{.CurrentState}}\t{{.Error}}']);
+  return lines(out).map((l) => {
+    const [id, state, error] = l.split('\t');
+    return { id: id ?? '', state: state ?? '', error: error ?? '' };
+  });
+}
+
+/**
+ * Waits for a running task of `service` and returns its container ID. Fails fast, with
+ * the task's error, when the task fails instead.
+ */
+export async function runningContainer(service: string, timeoutMs = 90_000): Promise<string> {
+  return waitFor(`a running task of ${service}`, timeoutMs, async () => {
+    const tasks = await serviceTasks(service);
+    const failed = tasks.find((t) => /^(Failed|Rejected)/.test(t.state));
+    if (failed && !tasks.some((t) => t.state.startsWith('Running'))) {
+      throw Object.assign(new Error(`task of ${service} failed: ${failed.error}`), { fatal: true });
+    }
+    if (!tasks.some((t) => t.state.startsWith('Running'))) return undefined;
+    const out = await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]);
+    const id = lines(out)[0];
+    return id || undefined;
+  });
+}
+
+/** Reads a file in a container as raw bytes. */
+export async function readInContainer(container: string, file: string): Promise<Buffer> {
+  const res = await run('docker', ['exec', container, 'cat', file]);
+  if (res.code !== 0) throw new Error(`reading ${file} in ${container} failed: ${res.stderr.trim()}`);
+  return res.stdout;
+}
+
+/** GET on the plugin's socket, e.g. /DSO.Status; parses JSON. */
+export function pluginGet(socketPath: string, route: string, timeoutMs = 10_000): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: route, method: 'GET', timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if ((res.statusCode ?? 0) >= 300) return reject(new Error(`GET ${route}: HTTP ${res.statusCode}`));
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(new Error(`GET ${route}: not JSON`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${route}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Host path of a managed plugin's socket. */
+export async function pluginSocket(plugin: string, socketName = 'dso.sock'): Promise<{ id: string; socket: string }> {
+  const id = await docker(['plugin', 'inspect', '--format', '{{.Id}}', plugin]);
+  return { id, socket: path.join('/run/docker/plugins', id, socketName) };
+}
+
+/** Lines that dockerd logged for a plugin since `offset` in its log file ([] if none is readable). */
+export function pluginLogLines(logFile: string, offset: number, pluginId: string): string[] {
+  let data: Buffer;
+  try {
+    const fd = fs.openSync(logFile, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const from = Math.min(offset, size);
+      data = Buffer.alloc(size - from);
+      fs.readSync(fd, data, 0, data.length, from);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return [];
+  }
+  return data
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.includes(`plugin=${pluginId}`));
+}
+
+export function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
