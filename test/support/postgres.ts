@@ -2,7 +2,6 @@
 // created with Debian's pg_createcluster on first use, started with pg_ctlcluster), and
 // an admin role for OpenBao's database engine with a password made up per run.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Client } from 'pg';
 import { secret } from './capture';
@@ -49,7 +48,8 @@ export function sharedPostgres(): Postgres {
   };
   start();
   const adminUser = 'vault_admin_for_dso';
-  const adminPassword = secret(`pgadmin-${randomBytes(12).toString('hex')}`);
+  // Fixed, not random: test processes that run side by side share this cluster.
+  const adminPassword = secret('dso-test-pg-admin-7c41e9');
   asPostgres(
     `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${adminUser}') THEN CREATE ROLE ${adminUser} LOGIN SUPERUSER; END IF; END $$; ALTER ROLE ${adminUser} PASSWORD '${adminPassword}';`,
     PG_PORT,

@@ -1,0 +1,98 @@
+// Dynamic database credentials end to end: a 2-replica service in a real swarm gets a
+// PostgreSQL user per task through the managed plugin, each user logs in with the values
+// found in /run/secrets, and `docker service rm` leaves no DSO-created role behind.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { secret } from '../support/capture';
+import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
+import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
+import { docker, dockerQuiet, readInContainer, removeByPrefix, run, waitFor } from './docker';
+
+const PREFIX = 'dsodyn';
+const PLUGIN = 'dso-e2e-dyn';
+const IMAGE = 'dso-busybox:latest';
+const ETC_DSO = path.join(workDir, 'e2e-dyn', 'etc-dso');
+/** The bound README states for revocation after a task is gone (reaper every 5 s). */
+const REVOCATION_BOUND_MS = 15_000;
+
+describe('e2e: database credentials per task in a real swarm', function () {
+  this.timeout(300_000);
+  let bao: OpenBao;
+  let pg: Postgres;
+
+  before(async function () {
+    this.timeout(600_000);
+    const up = await run('bash', [path.join(repoRoot, 'scripts', 'docker-up.sh')], { timeoutMs: 300_000 });
+    if (up.code !== 0) throw new Error(`scripts/docker-up.sh failed: ${up.stderr.trim()}`);
+    await removeByPrefix(PREFIX);
+    pg = sharedPostgres();
+    bao = await startOpenBao({ audit: false });
+    await configureDatabaseEngine(bao.api, pg, { role: 'e2e', defaultTtl: '1h', maxTtl: '2h' });
+    await bao.api('PUT', 'sys/policies/acl/dso-e2e-dyn', {
+      policy: [
+        'path "database/creds/e2e" { capabilities = ["read"] }',
+        'path "sys/leases/renew" { capabilities = ["update"] }',
+        'path "sys/leases/revoke" { capabilities = ["update"] }',
+      ].join('\n'),
+    });
+    const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-dyn'], ttl: '2h' })).auth.client_token);
+    fs.rmSync(ETC_DSO, { recursive: true, force: true });
+    fs.mkdirSync(ETC_DSO, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(ETC_DSO, 'token'), token, { mode: 0o600 });
+    const build = await run(
+      'bash',
+      [
+        path.join(repoRoot, 'plugin', 'build.sh'),
+        '--name', PLUGIN, '--fresh',
+        `VAULT_ADDR=${bao.addr}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
+        `etc-dso.source=${ETC_DSO}`,
+      ],
+      { timeoutMs: 480_000 },
+    );
+    if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
+  });
+
+  after(async function () {
+    this.timeout(180_000);
+    await removeByPrefix(PREFIX).catch(() => undefined);
+    await dockerQuiet(['plugin', 'rm', '-f', PLUGIN], 120_000);
+    if (bao) await bao.stop();
+    fs.rmSync(ETC_DSO, { recursive: true, force: true });
+  });
+
+  it('gives each of 2 replicas its own PostgreSQL user, and removes them when the service is removed', async () => {
+    const service = `${PREFIX}-api`;
+    for (const field of ['username', 'password']) {
+      await docker(['secret', 'create', '--driver', PLUGIN, '--label', `dso.ref=dso://database/creds/e2e#${field}`, `${PREFIX}-db-${field}`]);
+    }
+    await docker([
+      'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--name', service, '--replicas', '2',
+      '--secret', `${PREFIX}-db-username`, '--secret', `${PREFIX}-db-password`,
+      IMAGE, 'sh', '-c', 'exec sleep 3600',
+    ]);
+    const containers = await waitFor('2 running tasks', 120_000, async () => {
+      const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`])).split('\n').filter(Boolean);
+      return ids.length === 2 ? ids : undefined;
+    });
+
+    const users: string[] = [];
+    for (const container of containers) {
+      const user = (await readInContainer(container, `/run/secrets/${PREFIX}-db-username`)).toString();
+      const password = secret((await readInContainer(container, `/run/secrets/${PREFIX}-db-password`)).toString());
+      expect(user).to.match(/^dso_e2e_/);
+      expect(await pg.canLogin(user, password), 'the user and password of one task belong together and log in').to.equal(true);
+      users.push(user);
+    }
+    expect(users[0]).not.to.equal(users[1]);
+    expect(await pg.roles('dso\\_e2e\\_%')).to.include.members(users);
+
+    await docker(['service', 'rm', service]);
+    const removedAt = Date.now();
+    await waitFor(`the roles to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () => {
+      const left = (await pg.roles('dso\\_e2e\\_%')).filter((r) => users.includes(r));
+      return left.length === 0 ? true : undefined;
+    });
+    expect(Date.now() - removedAt).to.be.below(REVOCATION_BOUND_MS);
+  });
+});
