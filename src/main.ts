@@ -16,6 +16,7 @@ import { listenOnSocket } from './plugin/server';
 import { MisconfiguredDriver, VaultSecretDriver } from './resolve/driver';
 import { PathPolicy } from './resolve/policy';
 import { Resolver } from './resolve/resolver';
+import { Metrics, serveMetrics } from './status/metrics';
 import { StatusStore } from './status/store';
 import { authMethodFor } from './vault/auth';
 import { VaultClient } from './vault/client';
@@ -26,6 +27,7 @@ export const VERSION = '0.1.0';
 
 export interface Plugin {
   driver: SecretDriver;
+  metrics: Metrics;
   describe: () => Record<string, unknown>;
   testVault: (reference: string | undefined) => Promise<Record<string, unknown>>;
   start(): void;
@@ -62,8 +64,19 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         leased: new LeasedEngine(session, leases),
         timeoutMs: settings.timeoutMs,
       });
+      const metrics = new Metrics({
+        vaultRequests: () => vault.attempts,
+        mergedReads: () => kv.mergedReads,
+        logins: () => tokens.status().logins,
+        tokenRenewals: () => tokens.status().renewals,
+        tokenTtlSeconds: () => tokens.status().ttlSeconds,
+        leasesHeld: () => leases.held(),
+        leaseRenewals: () => leases.renewals,
+        leaseRevocations: () => leases.revocations,
+      });
       return {
         driver,
+        metrics,
         describe: () => ({
           ...base,
           problems: [],
@@ -92,6 +105,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
   const driver = new MisconfiguredDriver(problems);
   return {
     driver,
+    metrics: new Metrics(),
     describe: () => ({ ...base, problems }),
     testVault: async () => ({ ok: false, stage: 'settings', code: 'ERR_SETTINGS', error: driver.message }),
     start: () => undefined,
@@ -126,10 +140,24 @@ export async function main(): Promise<void> {
 
   const plugin = buildPlugin(settings, problems, logger);
   const status = new StatusStore();
-  const app = createApp({ driver: plugin.driver, logger, status, timeoutMs: settings.timeoutMs, describe: plugin.describe, testVault: plugin.testVault });
+  const app = createApp({
+    driver: plugin.driver,
+    logger,
+    status,
+    timeoutMs: settings.timeoutMs,
+    describe: plugin.describe,
+    testVault: plugin.testVault,
+    observe: (outcome, code, seconds) => plugin.metrics.observeGetSecret(outcome, code, seconds),
+  });
   const server = await listenOnSocket(app, settings.socket);
   logger.info('DSO plugin listening', { socket: settings.socket, version: VERSION, ...describeSettings(settings) });
   plugin.start();
+  if (settings.metricsAddress) {
+    // A metrics port that cannot be opened is logged, never fatal: secrets matter more.
+    serveMetrics(plugin.metrics, settings.metricsAddress, logger).catch((err: NodeJS.ErrnoException) =>
+      logger.error('cannot serve metrics', { address: settings.metricsAddress, error: err.code ?? err.message }),
+    );
+  }
 
   const shutdown = (signal: string) => {
     logger.info('DSO plugin stopping', { signal });

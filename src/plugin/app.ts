@@ -17,6 +17,8 @@ export interface AppOptions {
   timeoutMs: number;
   /** Extra facts for GET /DSO.Status (settings summary, token state): never credentials. */
   describe?: () => Record<string, unknown>;
+  /** Told the outcome and duration (seconds) of every GetSecret, e.g. for metrics. */
+  observe?: (outcome: 'ok' | 'error', code: string | undefined, seconds: number) => void;
   /** POST /DSO.TestVault: a login and a test read through the plugin's own code path. */
   testVault?: (reference: string | undefined) => Promise<Record<string, unknown>>;
 }
@@ -148,6 +150,7 @@ export function createApp(options: AppOptions): express.Express {
       durationMs,
     };
     status.record(entry);
+    options.observe?.(outcome.outcome, outcome.code, durationMs / 1000);
     const { at: _at, ...line } = entry;
     if (outcome.outcome === 'ok') logger.info('GetSecret', line);
     else logger.warn('GetSecret', line);

@@ -81,6 +81,8 @@ export class VaultClient {
   private readonly endpoints: Endpoint[];
   private readonly agents: Agents;
   private preferred = 0;
+  /** HTTP attempts, for metrics. */
+  readonly attempts = { ok: 0, failed: 0 };
   private readonly rounds: number;
   private readonly backoffMs: number;
 
@@ -148,7 +150,7 @@ export class VaultClient {
     const headers: Record<string, string> = { ...call.headers };
     if (call.token) headers['X-Vault-Token'] = call.token;
     try {
-      return (await endpoint.api.request({
+      const body = (await endpoint.api.request({
         path: `/${call.path}${encodeQuery(call.query)}`,
         method: call.method,
         json: call.body,
@@ -156,7 +158,10 @@ export class VaultClient {
         signal: call.signal,
         timeout,
       })) as T;
+      this.attempts.ok++;
+      return body;
     } catch (err) {
+      this.attempts.failed++;
       if (err instanceof DsoError) throw err;
       const response = (err as { response?: { statusCode?: number; body?: unknown } }).response;
       if (response?.statusCode) {
