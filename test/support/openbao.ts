@@ -23,6 +23,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+export interface AuditEntry {
+  type: string;
+  request?: { path?: string; headers?: Record<string, string[]> };
+}
+
 export interface OpenBao {
   addr: string;
   port: number;
@@ -34,6 +39,7 @@ export interface OpenBao {
   start(): Promise<void>;
   /** The request paths OpenBao's audit log recorded so far (values in it are HMACed). */
   auditedPaths(): string[];
+  auditEntries(): AuditEntry[];
   auditLog: string;
 }
 
@@ -72,13 +78,17 @@ export async function startOpenBao(options: { port?: number; rootToken?: string;
     port,
     rootToken,
     auditLog,
-    auditedPaths() {
+    auditEntries() {
       if (!fs.existsSync(auditLog)) return [];
       return fs
         .readFileSync(auditLog, 'utf8')
         .split('\n')
         .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as { type: string; request?: { path?: string } })
+        .map((l) => JSON.parse(l) as AuditEntry);
+    },
+    auditedPaths() {
+      return bao
+        .auditEntries()
         .filter((e) => e.type === 'request')
         .map((e) => e.request?.path ?? '');
     },

@@ -1,0 +1,45 @@
+// A TCP proxy on loopback in front of a server: counts connections (keep-alive checks),
+// and can refuse new connections or cut the open ones (faults mid-run).
+import * as net from 'node:net';
+
+export interface TcpProxy {
+  port: number;
+  connections: number;
+  /** Closes every open connection at once, as a crash would. */
+  cutAll(): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  const open = new Set<net.Socket>();
+  const proxy: TcpProxy = {
+    port: 0,
+    connections: 0,
+    cutAll() {
+      for (const s of open) s.destroy();
+    },
+    close() {
+      proxy.cutAll();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server = net.createServer((client) => {
+    proxy.connections++;
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    open.add(client);
+    open.add(upstream);
+    const done = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on('error', done).on('close', done);
+    upstream.on('error', done).on('close', done);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  proxy.port = (server.address() as net.AddressInfo).port;
+  return proxy;
+}
