@@ -4,7 +4,9 @@
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
 import { LeasedEngine } from './engines/leased';
-import { DockerEngine } from './rotation/docker';
+import { DockerEngine, EngineSwarmApi } from './rotation/docker';
+import { ownDriverNames } from './rotation/identity';
+import { RotationWatcher } from './rotation/watcher';
 import { DockerLiveness } from './rotation/liveness';
 import { LeaseManager, OwnerLiveness } from './vault/leases';
 import { MountResolver } from './engines/mounts';
@@ -28,6 +30,7 @@ export const VERSION = '0.1.0';
 export interface Plugin {
   driver: SecretDriver;
   metrics: Metrics;
+  rotate?: (secret: string) => Promise<Record<string, unknown>>;
   describe: () => Record<string, unknown>;
   testVault: (reference: string | undefined) => Promise<Record<string, unknown>>;
   start(): void;
@@ -39,6 +42,8 @@ export interface PluginDeps {
   /** Which tasks and services still exist; by default asked of the Docker Engine API. */
   liveness?: OwnerLiveness;
   reapIntervalMs?: number;
+  /** The Engine API for rotation; by default the one on DSO_DOCKER_SOCKET. */
+  swarm?: EngineSwarmApi;
 }
 
 export function buildPlugin(settings: Settings, problems: string[], logger: Logger, deps: PluginDeps = {}): Plugin {
@@ -49,11 +54,12 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       const tokens = new TokenManager({ vault, method: authMethodFor(settings), logger, timeoutMs: settings.timeoutMs });
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
+      const swarm = deps.swarm ?? new EngineSwarmApi(new DockerEngine(settings.dockerSocket));
       const leases = new LeaseManager({
         session,
         tokens,
         logger,
-        liveness: deps.liveness ?? new DockerLiveness(new DockerEngine(settings.dockerSocket)),
+        liveness: deps.liveness ?? new DockerLiveness(swarm.engine),
         reapIntervalMs: deps.reapIntervalMs,
         timeoutMs: settings.timeoutMs,
       });
@@ -63,6 +69,24 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         kv,
         leased: new LeasedEngine(session, leases),
         timeoutMs: settings.timeoutMs,
+        rotateDefault: settings.rotate,
+      });
+      let driverNames: Promise<Set<string>> | undefined;
+      const rotation = new RotationWatcher({
+        api: swarm,
+        reader: driver,
+        leases,
+        logger,
+        intervalMs: settings.rotateIntervalMs,
+        timeoutMs: settings.timeoutMs,
+        rotateDefault: settings.rotate,
+        // Found once; an empty answer (Engine not reachable yet) is asked again next time.
+        driverNames: async () => {
+          driverNames ??= ownDriverNames(swarm, settings.driverName);
+          const names = await driverNames;
+          if (names.size === 0) driverNames = undefined;
+          return names;
+        },
       });
       const metrics = new Metrics({
         vaultRequests: () => vault.attempts,
@@ -77,21 +101,25 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       return {
         driver,
         metrics,
+        rotate: async (secret) => ({ ...(await rotation.rotateNow(secret)) }),
         describe: () => ({
           ...base,
           problems: [],
           vault: { activeAddress: vault.activeAddress, token: tokens.status(), mergedReads: kv.mergedReads },
           leases: { held: leases.held(), renewals: leases.renewals, revocations: leases.revocations, list: leases.describe() },
+          rotation: { intervalMs: settings.rotateIntervalMs, default: settings.rotate, recent: rotation.history.slice(-20) },
         }),
         testVault: (reference) => testVault(tokens, driver, reference),
         // Log in early so a bad credential shows in the log before the first secret is asked for.
         start: () => {
           void tokens.login().catch(() => undefined);
           leases.start();
+          rotation.start();
           // Leases live in memory only (the plugin writes no files): those of an earlier run are not renewed.
           logger.info('leases of dynamic secrets issued before this start are not tracked: they end at their TTL; roll services that use them (docker service update --force) to get fresh ones');
         },
         stop: () => {
+          rotation.stop();
           leases.stop();
           tokens.stop();
           vault.close();
@@ -147,6 +175,7 @@ export async function main(): Promise<void> {
     timeoutMs: settings.timeoutMs,
     describe: plugin.describe,
     testVault: plugin.testVault,
+    rotate: plugin.rotate,
     observe: (outcome, code, seconds) => plugin.metrics.observeGetSecret(outcome, code, seconds),
   });
   const server = await listenOnSocket(app, settings.socket);

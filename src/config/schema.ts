@@ -40,6 +40,7 @@ export const SETTINGS = {
   DSO_METRICS_ADDR: { pattern: '^\\S+:\\d+$', hint: 'host:port' },
   DSO_SOCKET: { pattern: ABSOLUTE_FILE, hint: 'an absolute socket path' },
   DSO_DOCKER_SOCKET: { pattern: ABSOLUTE_FILE, hint: 'an absolute socket path' },
+  DSO_DRIVER_NAME: { pattern: '^[a-z0-9][a-z0-9._/:-]*$', hint: "the plugin's name as secrets' driver, e.g. dso" },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

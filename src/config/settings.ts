@@ -40,6 +40,8 @@ export interface Settings {
   socket: string;
   /** The Docker Engine API, to learn which tasks still run (lease revocation). */
   dockerSocket: string;
+  /** This plugin's name as secrets' driver; found by itself inside a managed plugin. */
+  driverName?: string;
 }
 
 export interface LoadedSettings {
@@ -157,6 +159,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
     metricsAddress: raw.DSO_METRICS_ADDR,
     socket: raw.DSO_SOCKET ?? DEFAULT_SOCKET,
     dockerSocket: raw.DSO_DOCKER_SOCKET ?? '/var/run/docker.sock',
+    driverName: raw.DSO_DRIVER_NAME,
   };
 
   problems.push(...checkCombination(settings, raw));

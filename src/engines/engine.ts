@@ -10,6 +10,9 @@ export interface ReadOptions {
   workload?: Workload;
   /** Who a leased secret belongs to: its task, or its service when copies are shared. */
   owner?: LeaseOwner;
+  /** For leases: the service to roll before the lease ends, when rotation is on. */
+  serviceId?: string;
+  rotate?: boolean;
 }
 
 export interface SecretRead {

@@ -40,7 +40,7 @@ export class LeasedEngine implements SecretEngine {
       } catch (err) {
         throw mapError(err, apiPath, mount);
       }
-    });
+    }, { serviceId: options.serviceId, rotate: options.rotate });
     return { apiPath, data: lease.data, leased: true, lease: { id: lease.leaseId, expiresAt: lease.expiresAt } };
   }
 }

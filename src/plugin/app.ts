@@ -19,6 +19,8 @@ export interface AppOptions {
   describe?: () => Record<string, unknown>;
   /** Told the outcome and duration (seconds) of every GetSecret, e.g. for metrics. */
   observe?: (outcome: 'ok' | 'error', code: string | undefined, seconds: number) => void;
+  /** POST /DSO.Rotate: roll the services of one secret now. */
+  rotate?: (secret: string) => Promise<Record<string, unknown>>;
   /** POST /DSO.TestVault: a login and a test read through the plugin's own code path. */
   testVault?: (reference: string | undefined) => Promise<Record<string, unknown>>;
 }
@@ -96,6 +98,23 @@ export function createApp(options: AppOptions): express.Express {
   app.get('/DSO.Status', (req, res) => {
     const service = typeof req.query.service === 'string' ? req.query.service : undefined;
     send(res, 200, { ...(options.describe?.() ?? {}), secrets: status.latestRecords(service), recent: status.recentRecords() });
+  });
+
+  app.post('/DSO.Rotate', async (req, res) => {
+    if (!options.rotate) return send(res, 404, { Err: 'rotation is not available in this plugin' });
+    let secret: unknown;
+    try {
+      secret = (JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '') as { Secret?: unknown }).Secret;
+    } catch {
+      secret = undefined;
+    }
+    if (typeof secret !== 'string' || secret === '') return send(res, 400, { Err: 'expected {"Secret": "<secret name or ID>"}' });
+    try {
+      return send(res, 200, await options.rotate(secret));
+    } catch (err) {
+      const { code, message } = describeError(err);
+      return send(res, code === 'ERR_NOT_FOUND' ? 404 : 500, { Err: message, code });
+    }
   });
 
   app.post('/DSO.TestVault', async (req, res) => {

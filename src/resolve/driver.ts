@@ -16,12 +16,23 @@ export interface DriverResult {
   source: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
 }
 
+export interface SecretTarget {
+  apiPath: string;
+  mount: MountInfo;
+  version?: number;
+  kv: boolean;
+  /** The secret's dso.rotate label, when set. */
+  rotate?: boolean;
+}
+
 export interface VaultDriverOptions {
   resolver: Resolver;
   mounts: MountResolver;
   kv: KvEngine;
   leased?: LeasedEngine;
   timeoutMs: number;
+  /** DSO_ROTATE: rotation for secrets without a dso.rotate label. */
+  rotateDefault?: boolean;
 }
 
 /**
@@ -53,7 +64,15 @@ export class VaultSecretDriver {
       source.path = apiPath;
       this.options.resolver.policy.check(apiPath, plan.context);
       const owner = leaseOwner(request, plan.reuse);
-      const read = await engine.read(apiPath, mount, { version: plan.version, params: plan.params, deadline, workload, owner });
+      const read = await engine.read(apiPath, mount, {
+        version: plan.version,
+        params: plan.params,
+        deadline,
+        workload,
+        owner,
+        serviceId: request.ServiceID,
+        rotate: plan.rotate ?? this.options.rotateDefault,
+      });
       source.version = read.version;
       if (read.lease) source.leaseExpiresAt = read.lease.expiresAt === Infinity ? undefined : new Date(read.lease.expiresAt).toISOString();
       const value = render(read.data, plan.ref.field, plan.format, apiPath);
@@ -62,6 +81,24 @@ export class VaultSecretDriver {
       if (err instanceof DsoError) err.source = source;
       throw err;
     }
+  }
+
+  /**
+   * Where a secret points for a given service, asking Vault nothing but the mount (cached):
+   * rotation groups secrets by this before reading each distinct path once.
+   */
+  async target(request: RequestFacts, deadline: number): Promise<SecretTarget> {
+    const plan = this.options.resolver.plan(request);
+    const mount = await this.options.mounts.lookup(plan.path, deadline);
+    const apiPath = this.engineFor(mount).apiPath(plan.path, mount);
+    this.options.resolver.policy.check(apiPath, plan.context);
+    return { apiPath, mount, version: plan.version, kv: mount.kvVersion !== undefined, rotate: plan.rotate };
+  }
+
+  /** The current data and version at a KV target (one Vault read). */
+  async readKv(target: SecretTarget, deadline: number): Promise<{ data: Record<string, unknown>; version?: number }> {
+    const read = await this.options.kv.read(target.apiPath, target.mount, { version: target.version, params: {}, deadline });
+    return { data: read.data, version: read.version };
   }
 
   private engineFor(mount: MountInfo): SecretEngine {

@@ -74,3 +74,79 @@ export class DockerEngine {
     return this.request<SwarmService[]>('GET', `/services?filters=${filters}`);
   }
 }
+
+export interface SwarmSecret {
+  ID: string;
+  Spec: { Name: string; Labels?: Record<string, string> | null; Driver?: { Name?: string } | null };
+}
+
+export interface SwarmServiceFull {
+  ID: string;
+  Version: { Index: number };
+  Spec: {
+    Name: string;
+    Labels?: Record<string, string> | null;
+    TaskTemplate: { ForceUpdate?: number; ContainerSpec?: { Secrets?: Array<{ SecretID: string; SecretName: string }> | null } };
+    [key: string]: unknown;
+  };
+  UpdateStatus?: { State?: string };
+}
+
+export interface EngineInfo {
+  Swarm?: { NodeID?: string; ControlAvailable?: boolean; LocalNodeState?: string };
+}
+
+export interface PluginInfo {
+  Id: string;
+  Name: string;
+}
+
+/** The calls rotation makes; an interface so the decision logic can be tested with a fake. */
+export interface SwarmApi {
+  isLeader(): Promise<boolean>;
+  secrets(): Promise<SwarmSecret[]>;
+  services(): Promise<SwarmServiceFull[]>;
+  service(id: string): Promise<SwarmServiceFull>;
+  updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void>;
+  taskService(taskId: string): Promise<string | undefined>;
+}
+
+export class EngineSwarmApi implements SwarmApi {
+  constructor(readonly engine: DockerEngine) {}
+
+  async isLeader(): Promise<boolean> {
+    const info = await this.engine.request<EngineInfo>('GET', '/info');
+    const nodeId = info.Swarm?.NodeID;
+    if (!nodeId || !info.Swarm?.ControlAvailable) return false;
+    const node = await this.engine.request<{ ManagerStatus?: { Leader?: boolean } }>('GET', `/nodes/${encodeURIComponent(nodeId)}`);
+    return node.ManagerStatus?.Leader === true;
+  }
+
+  secrets(): Promise<SwarmSecret[]> {
+    return this.engine.request<SwarmSecret[]>('GET', '/secrets');
+  }
+
+  services(): Promise<SwarmServiceFull[]> {
+    return this.engine.request<SwarmServiceFull[]>('GET', '/services');
+  }
+
+  service(id: string): Promise<SwarmServiceFull> {
+    return this.engine.request<SwarmServiceFull>('GET', `/services/${encodeURIComponent(id)}`);
+  }
+
+  async updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void> {
+    await this.engine.request('POST', `/services/${encodeURIComponent(id)}/update?version=${version}`, spec);
+  }
+
+  async taskService(taskId: string): Promise<string | undefined> {
+    try {
+      return (await this.engine.request<SwarmTask>('GET', `/tasks/${encodeURIComponent(taskId)}`)).ServiceID;
+    } catch {
+      return undefined;
+    }
+  }
+
+  plugin(id: string): Promise<PluginInfo> {
+    return this.engine.request<PluginInfo>('GET', `/plugins/${encodeURIComponent(id)}/json`);
+  }
+}

@@ -39,6 +39,15 @@ export interface Lease {
   /** The token that created the lease: when it ends, Vault revokes the lease. */
   token?: string;
   nearMaxTtl: boolean;
+  /** The service to roll before the lease ends, when rotation is on for it. */
+  serviceId?: string;
+  rotate: boolean;
+  rotationRequested: boolean;
+}
+
+export interface LeaseMeta {
+  serviceId?: string;
+  rotate?: boolean;
 }
 
 export interface LeaseManagerOptions {
@@ -79,9 +88,18 @@ export class LeaseManager {
   }
 
   /** The lease for this owner and path: the existing one, or one made by `fetch`. */
-  acquire(key: string, owner: LeaseOwner, path: string, fetch: (usedToken: (token: string) => void) => Promise<LeasedAnswer>): Promise<Lease> {
+  acquire(
+    key: string,
+    owner: LeaseOwner,
+    path: string,
+    fetch: (usedToken: (token: string) => void) => Promise<LeasedAnswer>,
+    meta: LeaseMeta = {},
+  ): Promise<Lease> {
     const existing = this.leases.get(key);
-    if (existing && existing.expiresAt - Date.now() > 1_000) return Promise.resolve(existing);
+    if (existing && existing.expiresAt - Date.now() > 1_000) {
+      if (meta.rotate) existing.rotate = true;
+      return Promise.resolve(existing);
+    }
     return this.flights.run(key, async () => {
       let token: string | undefined;
       const answer = await fetch((t) => (token = t));
@@ -98,6 +116,9 @@ export class LeaseManager {
         expiresAt: ttl > 0 ? Date.now() + ttl * 1000 : Infinity,
         token,
         nearMaxTtl: false,
+        serviceId: meta.serviceId,
+        rotate: meta.rotate ?? false,
+        rotationRequested: false,
       };
       // Without an owner nothing could ever revoke it: hand it out, keep nothing.
       if (owner.kind === 'none') return lease;
@@ -240,6 +261,19 @@ export class LeaseManager {
     if (this.reaper) clearTimeout(this.reaper);
     this.reaper = undefined;
     for (const key of [...this.timers.keys()]) this.clearTimer(key);
+  }
+
+  /**
+   * Leases with rotation on that end (max TTL, or not renewable) within `withinMs` and
+   * were not handed to rotation yet; marked as handed.
+   */
+  takeEnding(withinMs: number): Lease[] {
+    const limit = Date.now() + withinMs;
+    const ending = [...this.leases.values()].filter(
+      (l) => l.rotate && !l.rotationRequested && l.expiresAt <= limit && (l.nearMaxTtl || !l.renewable),
+    );
+    for (const lease of ending) lease.rotationRequested = true;
+    return ending;
   }
 
   held(): number {
