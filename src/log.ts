@@ -27,3 +27,22 @@ export function createLogger(level: LogLevel = 'info', stream: NodeJS.WritableSt
 export function silentLogger(): Logger {
   return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
 }
+
+/**
+ * Logs a fault once when it starts and once when it ends, however many requests meet it
+ * in between (each request still has its own GetSecret line).
+ */
+export class FaultLog {
+  private readonly open = new Map<string, string>();
+
+  constructor(private readonly logger: Logger) {}
+
+  fault(key: string, message: string, fields: Record<string, unknown>): void {
+    if (!this.open.has(key)) this.logger.warn(message, fields);
+    this.open.set(key, message);
+  }
+
+  recovered(key: string, message: string, fields: Record<string, unknown>): void {
+    if (this.open.delete(key)) this.logger.info(message, fields);
+  }
+}

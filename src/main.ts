@@ -11,7 +11,7 @@ import { DockerLiveness } from './rotation/liveness';
 import { LeaseManager, OwnerLiveness } from './vault/leases';
 import { MountResolver } from './engines/mounts';
 import { describeError, DsoError } from './errors';
-import { createLogger, Logger } from './log';
+import { createLogger, FaultLog, Logger } from './log';
 import { createApp } from './plugin/app';
 import type { SecretDriver } from './plugin/protocol';
 import { listenOnSocket } from './plugin/server';
@@ -67,7 +67,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         resolver: new Resolver(new PathPolicy(settings.allowedPaths), settings.pathTemplate),
         mounts: new MountResolver(session),
         kv,
-        leased: new LeasedEngine(session, leases),
+        leased: new LeasedEngine(session, leases, new FaultLog(logger)),
         timeoutMs: settings.timeoutMs,
         rotateDefault: settings.rotate,
       });

@@ -162,14 +162,15 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
     driverName: raw.DSO_DRIVER_NAME,
   };
 
-  problems.push(...checkCombination(settings, raw));
+  problems.push(...checkCombination(settings, merged));
   return { settings, problems };
 }
 
 /** Settings that are each valid but do not fit together. */
-function checkCombination(s: Settings, raw: RawSettings): string[] {
+function checkCombination(s: Settings, given: Record<string, unknown>): string[] {
   const problems: string[] = [];
-  if (s.vaultAddresses.length === 0 && raw.VAULT_ADDR === undefined) {
+  // An invalid VAULT_ADDR is already reported as invalid: "not set" only when absent.
+  if (s.vaultAddresses.length === 0 && given.VAULT_ADDR === undefined) {
     problems.push('VAULT_ADDR is not set: set it to the Vault address, e.g. https://vault:8200');
   }
   switch (s.authMethod) {

@@ -6,6 +6,7 @@ import { ownerKey } from '../vault/leases';
 import { VaultApiError } from '../vault/errors';
 import type { VaultSession } from '../vault/session';
 import { DsoError } from '../errors';
+import type { FaultLog } from '../log';
 import type { ReadOptions, SecretEngine, SecretRead } from './engine';
 import type { MountInfo } from './mounts';
 
@@ -16,6 +17,7 @@ export class LeasedEngine implements SecretEngine {
   constructor(
     private readonly session: VaultSession,
     private readonly leases: LeaseManager,
+    private readonly faults?: FaultLog,
   ) {}
 
   apiPath(path: string): string {
@@ -29,7 +31,7 @@ export class LeasedEngine implements SecretEngine {
     const key = `${ownerKey(owner)}|${apiPath}|${params}`;
     const lease = await this.leases.acquire(key, owner, apiPath, async (usedToken) => {
       try {
-        return await this.session.call<LeasedAnswer>({
+        const answer = await this.session.call<LeasedAnswer>({
           method: write ? 'POST' : 'GET',
           path: apiPath,
           body: write ? options.params : undefined,
@@ -37,8 +39,15 @@ export class LeasedEngine implements SecretEngine {
           workload: options.workload,
           usedToken,
         });
+        this.faults?.recovered(`engine:${apiPath}`, 'secrets engine serving again', { path: apiPath });
+        return answer;
       } catch (err) {
-        throw mapError(err, apiPath, mount);
+        const mapped = mapError(err, apiPath, mount);
+        // The engine itself failing (its database down...) is a fault worth one line.
+        if (err instanceof VaultApiError && err.status >= 500) {
+          this.faults?.fault(`engine:${apiPath}`, 'secrets engine failing', { path: apiPath, error: (mapped as Error).message });
+        }
+        throw mapped;
       }
     }, { serviceId: options.serviceId, rotate: options.rotate });
     return { apiPath, data: lease.data, leased: true, lease: { id: lease.leaseId, expiresAt: lease.expiresAt } };

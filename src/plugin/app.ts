@@ -45,17 +45,18 @@ function parseBody(raw: unknown): unknown {
 }
 
 /** Runs the driver against a deadline; a late driver result is dropped, never crashes. */
-async function withDeadline(driver: SecretDriver, request: GetSecretRequest, ms: number): Promise<SecretResult> {
+async function withDeadline(driver: SecretDriver, request: GetSecretRequest, ms: number, timeoutMs: number): Promise<SecretResult> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const err = new DsoError('ERR_TIMEOUT', `no answer from Vault within DSO_TIMEOUT (${ms} ms); check that Vault is reachable and unsealed`);
+      const err = new DsoError('ERR_TIMEOUT', `no answer from Vault within DSO_TIMEOUT (${timeoutMs} ms); check that Vault is reachable and unsealed`);
       controller.abort(err);
       reject(err);
     }, ms);
   });
-  const work = driver.getSecret(request, controller.signal);
+  // Even a driver that throws synchronously must settle here, inside the deadline's try.
+  const work = Promise.resolve().then(() => driver.getSecret(request, controller.signal));
   work.catch(() => undefined);
   try {
     return await Promise.race([work, expired]);
@@ -82,7 +83,7 @@ export function createApp(options: AppOptions): express.Express {
       const checked = checkGetSecretRequest(parseBody(req.body));
       if (!checked.request) throw new DsoError('ERR_BAD_REQUEST', checked.problem!);
       request = checked.request;
-      const result = await withDeadline(driver, request, deadlineMs);
+      const result = await withDeadline(driver, request, deadlineMs, options.timeoutMs);
       source = result.source;
       send(res, 200, valueReply(result));
       record(request, source, started, { outcome: 'ok', doNotReuse: result.doNotReuse });

@@ -9,8 +9,17 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function patternToRegExp(pattern: string): RegExp {
-  const parts = pattern.split(/(\*|\+)/).map((part) => (part === '*' ? '.*' : part === '+' ? '[^/]+' : escapeRegExp(part)));
+/**
+ * Globs are read from the pattern as written, before templates are filled: a `+` or `*`
+ * inside a filled-in value (a stack name) is a literal character, never a wildcard.
+ */
+function patternToRegExp(pattern: string, context: TemplateContext): RegExp {
+  const parts = pattern.split(/(\{[^{}]*\}|\*|\+)/).map((part) => {
+    if (part === '*') return '.*';
+    if (part === '+') return '[^/]+';
+    if (part.startsWith('{')) return escapeRegExp(fillTemplate(part, context, 'DSO_ALLOWED_PATHS'));
+    return escapeRegExp(part);
+  });
   return new RegExp(`^${parts.join('')}$`);
 }
 
@@ -26,7 +35,7 @@ export class PathPolicy {
     const out: RegExp[] = [];
     for (const pattern of this.patterns) {
       try {
-        out.push(patternToRegExp(fillTemplate(pattern.replace(/^\/+/, ''), context, 'DSO_ALLOWED_PATHS')));
+        out.push(patternToRegExp(pattern.replace(/^\/+/, ''), context));
       } catch {
         // e.g. {stack} for a service that is not part of a stack: this pattern does not apply.
       }

@@ -5,6 +5,7 @@
 // what uses what is read from Docker at every check.
 import { createHmac, randomBytes } from 'node:crypto';
 import { DsoError } from '../errors';
+import { timerDelay } from '../timers';
 import type { Logger } from '../log';
 import type { SecretTarget } from '../resolve/driver';
 import type { RequestFacts } from '../resolve/resolver';
@@ -217,7 +218,7 @@ export class RotationWatcher {
         .finally(() => {
           this.running = false;
           if (this.timer) {
-            this.timer = setTimeout(tick, this.options.intervalMs);
+            this.timer = setTimeout(tick, timerDelay(this.options.intervalMs));
             this.timer.unref();
           }
         });

@@ -6,7 +6,7 @@ import * as https from 'node:https';
 import nodeVault from 'node-vault';
 import type { TlsSettings } from '../config/settings';
 import { DsoError } from '../errors';
-import type { Logger } from '../log';
+import { FaultLog, Logger } from '../log';
 import { VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
 import { Agents, createTransport } from './transport';
 
@@ -81,6 +81,7 @@ export class VaultClient {
   private readonly endpoints: Endpoint[];
   private readonly agents: Agents;
   private preferred = 0;
+  private readonly faults: FaultLog;
   /** HTTP attempts, for metrics. */
   readonly attempts = { ok: 0, failed: 0 };
   private readonly rounds: number;
@@ -89,6 +90,7 @@ export class VaultClient {
   constructor(private readonly options: VaultClientOptions) {
     if (options.tls.skipVerify) options.logger.warn('VAULT_SKIP_VERIFY=true: TLS certificates of Vault are NOT verified');
     this.agents = createAgents(options.tls);
+    this.faults = new FaultLog(options.logger);
     const transport = createTransport(this.agents);
     this.rounds = options.rounds ?? 3;
     this.backoffMs = options.backoffMs ?? 100;
@@ -125,12 +127,15 @@ export class VaultClient {
         if (remaining <= 0) throw this.deadlineError(lastError);
         try {
           const body = await this.once<T>(this.endpoints[index], call, remaining);
+          this.markUp(this.endpoints[index]);
           if (index !== this.preferred) {
             this.options.logger.warn('switched Vault address', { from: this.endpoints[this.preferred].address, to: this.endpoints[index].address });
             this.preferred = index;
           }
           return body;
         } catch (err) {
+          if (err instanceof DsoError && err.code === 'ERR_TIMEOUT') this.markDown(this.endpoints[index], 'no answer within DSO_TIMEOUT');
+          if (err instanceof VaultUnavailableError || (err instanceof VaultApiError && err.status === 503)) this.markDown(this.endpoints[index], err.message);
           if (!retriable(err)) throw err;
           lastError = err;
         }
@@ -139,6 +144,14 @@ export class VaultClient {
       if (round + 1 < this.rounds && Date.now() + pause < call.deadline) await new Promise((r) => setTimeout(r, pause));
     }
     throw lastError;
+  }
+
+  private markDown(endpoint: Endpoint, reason: string): void {
+    this.faults.fault(endpoint.address, 'Vault not answering', { address: endpoint.address, error: reason });
+  }
+
+  private markUp(endpoint: Endpoint): void {
+    this.faults.recovered(endpoint.address, 'Vault answering again', { address: endpoint.address });
   }
 
   private deadlineError(lastError: unknown): DsoError {

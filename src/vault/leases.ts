@@ -3,6 +3,7 @@
 // always matches its password and a certificate its key. Leases are renewed while their
 // owner (a task, or a service for shared copies) exists and revoked once it is gone.
 import { DsoError } from '../errors';
+import { MAX_TIMER_MS } from '../timers';
 import type { Logger } from '../log';
 import type { VaultSession } from './session';
 import { SingleFlight } from './singleflight';
@@ -136,7 +137,8 @@ export class LeaseManager {
     const remaining = lease.expiresAt - Date.now();
     const delay = Math.max(500, remaining * (2 / 3) * (1 + (this.random() * 2 - 1) * JITTER));
     if (remaining < 1_000) return;
-    const timer = setTimeout(() => void this.renew(lease), delay);
+    // Beyond the timer's limit: wake up then and schedule again (renewal not due yet).
+    const timer = delay > MAX_TIMER_MS ? setTimeout(() => this.schedule(lease), MAX_TIMER_MS) : setTimeout(() => void this.renew(lease), delay);
     timer.unref();
     this.timers.set(lease.key, timer);
   }

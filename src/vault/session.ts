@@ -12,8 +12,20 @@ export interface Workload {
 }
 
 function headerValue(text: string): string {
-  // Header values must be visible ASCII; anything else is percent-encoded.
-  return encodeURIComponent(text).slice(0, 256);
+  // Header values must be visible ASCII; anything else is percent-encoded. At most 256
+  // characters, cut between characters so an escape is never split.
+  let out = '';
+  for (const char of text) {
+    let encoded: string;
+    try {
+      encoded = encodeURIComponent(char);
+    } catch {
+      encoded = '%EF%BF%BD'; // a lone surrogate: U+FFFD
+    }
+    if (out.length + encoded.length > 256) break;
+    out += encoded;
+  }
+  return out;
 }
 
 export function auditHeaders(workload?: Workload): Record<string, string> {

@@ -2,6 +2,7 @@
 // about two thirds of the TTL with jitter, a new login when renewal is refused or the
 // max TTL is near, and on demand when Vault says a token went stale.
 import { DsoError } from '../errors';
+import { MAX_TIMER_MS, timerDelay } from '../timers';
 import type { Logger } from '../log';
 import type { AuthMethod } from './auth/method';
 import type { VaultClient } from './client';
@@ -194,7 +195,7 @@ export class TokenManager {
         this.renew(old)
           .then(next)
           .catch(() => undefined);
-      }, Math.max(100, remaining * REFRESH_FRACTION));
+      }, timerDelay(Math.max(100, remaining * REFRESH_FRACTION)));
       entry.timer.unref();
     };
     next();
@@ -208,6 +209,12 @@ export class TokenManager {
     const remaining = state.expiresAt - this.now();
     const jitter = 1 + (this.random() * 2 - 1) * JITTER;
     const delay = Math.max(100, remaining * REFRESH_FRACTION * jitter);
+    if (delay > MAX_TIMER_MS) {
+      // Far off: wake up at the timer's limit and schedule again from there.
+      this.timer = setTimeout(() => this.schedule(), MAX_TIMER_MS);
+      this.timer.unref();
+      return;
+    }
     this.timer = setTimeout(() => void this.refresh(), delay);
     this.timer.unref();
   }

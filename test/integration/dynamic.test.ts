@@ -153,14 +153,14 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
   });
 
   it('says clearly when the database engine cannot issue credentials', async () => {
-    pg.stop();
+    await pg.stop();
     try {
       const started = Date.now();
       const { reply } = await plugin.get(dbSecret('task-9', 'username'));
       expect(reply.Err).to.match(/database engine at database\/ failed to serve database\/creds\/app/);
       expect(Date.now() - started).to.be.below(5_000);
     } finally {
-      pg.start();
+      await pg.start();
     }
   });
 });

@@ -1,13 +1,15 @@
 // A real PostgreSQL for database-credential tests: a cluster of its own ("dsotest",
 // created with Debian's pg_createcluster on first use, started with pg_ctlcluster), and
 // an admin role for OpenBao's database engine with a password made up per run.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { Client } from 'pg';
 import { secret } from './capture';
 
 export const PG_CLUSTER = 'dsotest';
-export const PG_PORT = 55432;
+// Below the ephemeral port range (32768-60999): while the server is down, clients that
+// retry could otherwise be handed this very port and connect to themselves, holding it.
+export const PG_PORT = 15432;
 
 export interface Postgres {
   port: number;
@@ -17,8 +19,9 @@ export interface Postgres {
   canLogin(user: string, password: string): Promise<boolean>;
   /** Names of roles matching a LIKE pattern. */
   roles(like: string): Promise<string[]>;
-  stop(): void;
-  start(): void;
+  /** Asynchronous, so a plugin in the same process keeps serving meanwhile. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
 }
 
 function pgVersion(): string {
@@ -40,13 +43,17 @@ let shared: Postgres | undefined;
 export function sharedPostgres(): Postgres {
   if (shared) return shared;
   const version = pgVersion();
-  const exists = run('pg_lsclusters', ['-h']).split('\n').some((l) => l.split(/\s+/)[1] === PG_CLUSTER);
-  if (!exists) run('pg_createcluster', [version, PG_CLUSTER, '-p', String(PG_PORT), '--', '--auth-host=scram-sha-256', '--auth-local=peer']);
+  const line = run('pg_lsclusters', ['-h']).split('\n').find((l) => l.split(/\s+/)[1] === PG_CLUSTER);
+  // A cluster left by an earlier run on another port is made again.
+  if (line && line.split(/\s+/)[2] !== String(PG_PORT)) run('pg_dropcluster', ['--stop', line.split(/\s+/)[0], PG_CLUSTER]);
+  if (!line || line.split(/\s+/)[2] !== String(PG_PORT)) run('pg_createcluster', [version, PG_CLUSTER, '-p', String(PG_PORT), '--', '--auth-host=scram-sha-256', '--auth-local=peer']);
   const status = () => run('pg_lsclusters', ['-h']).split('\n').find((l) => l.split(/\s+/)[1] === PG_CLUSTER) ?? '';
   const start = () => {
     if (!/\bonline\b/.test(status())) run('pg_ctlcluster', [version, PG_CLUSTER, 'start']);
   };
   start();
+  const ctl = (action: string, ...args: string[]) =>
+    new Promise<void>((resolve, reject) => execFile('pg_ctlcluster', [version, PG_CLUSTER, action, ...args], (err) => (err ? reject(err) : resolve())));
   const adminUser = 'vault_admin_for_dso';
   // Fixed, not random: test processes that run side by side share this cluster.
   const adminPassword = secret('dso-test-pg-admin-7c41e9');
@@ -82,10 +89,20 @@ export function sharedPostgres(): Postgres {
         await client.end();
       }
     },
-    stop: () => {
-      if (/\bonline\b/.test(status())) run('pg_ctlcluster', [version, PG_CLUSTER, 'stop', '-m', 'fast']);
+    stop: () => ctl('stop', '-m', 'fast'),
+    // Right after a stop the port can still be held for a moment: try again briefly.
+    start: async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (/\bonline\b/.test(status())) return;
+          await ctl('start');
+          return;
+        } catch (err) {
+          if (attempt >= 10) throw err;
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
     },
-    start,
   };
   return shared;
 }

@@ -5,6 +5,8 @@ import * as net from 'node:net';
 export interface TcpProxy {
   port: number;
   connections: number;
+  /** Holds every answer this long before passing it on (0: none): a slow Vault. */
+  delayMs: number;
   /** Closes every open connection at once, as a crash would. */
   cutAll(): void;
   close(): Promise<void>;
@@ -15,6 +17,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const proxy: TcpProxy = {
     port: 0,
     connections: 0,
+    delayMs: 0,
     cutAll() {
       for (const s of open) s.destroy();
     },
@@ -37,7 +40,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     client.on('error', done).on('close', done);
     upstream.on('error', done).on('close', done);
     client.pipe(upstream);
-    upstream.pipe(client);
+    upstream.on('data', (chunk: Buffer) => {
+      const send = () => {
+        if (!client.destroyed) client.write(chunk);
+      };
+      if (proxy.delayMs > 0) setTimeout(send, proxy.delayMs);
+      else send();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   proxy.port = (server.address() as net.AddressInfo).port;

@@ -47,3 +47,5 @@ export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => voi
   });
   return { promise, resolve, reject };
 }
+
+export { silentLogger as silent } from '../../src/log';

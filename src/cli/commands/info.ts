@@ -1,0 +1,154 @@
+// `docker dso system info`: the plugin's state as Docker and the plugin itself report it,
+// plus Vault's health asked from here. Exit 0 when all is well, 1 when something is wrong
+// (invalid settings, no Vault login, Vault unhealthy), 3 when the plugin is absent or down.
+import type { CommandSpec, Parsed } from '../args';
+import { Context, hostPathOf, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, readCliMeta } from '../context';
+import type { PluginInfo } from '../docker';
+import { CliError, EXIT } from '../errors';
+import { formatDuration, formatTime, keyValues } from '../format';
+import type { VaultHealth } from '../health';
+import type { PluginStatus } from '../plugin-client';
+
+export const spec: CommandSpec = {
+  path: ['system', 'info'],
+  summary: 'Show the mode, provider, Vault addresses, auth method, plugin state, token TTL, Vault health and problems',
+  description: [
+    "Learned from Docker (plugin state, settings) and from the plugin itself over its socket (settings",
+    'problems, token, active address); Vault health is asked of each address (GET /v1/sys/health).',
+    'Exits 0 when all is well, 1 when a problem is shown, 3 when the plugin is absent, disabled or down.',
+  ].join('\n'),
+  options: [JSON_OPTION, PLUGIN_OPTION],
+  args: [],
+  examples: ['docker dso system info', 'docker dso system info --json | jq .token.ttlSeconds'],
+};
+
+export interface InfoReport {
+  plugin: { name: string; state: 'enabled' | 'disabled' | 'absent' | 'unreachable'; id?: string; version?: string; configDir?: string };
+  mode: string;
+  provider: string;
+  vaultAddresses: string[];
+  activeAddress?: string;
+  namespace?: string;
+  authMethod?: string;
+  authMount?: string;
+  token?: { loggedIn: boolean; ttlSeconds?: number; expiresAt?: string; renewable?: boolean; policies?: string[]; lastError?: string };
+  allowedPaths?: string[];
+  timeoutMs?: number;
+  health: VaultHealth[];
+  problems: string[];
+}
+
+function addressesOf(env: Record<string, string>): string[] {
+  return (env.VAULT_ADDR ?? '').split(',').map((a) => a.trim().replace(/\/+$/, '')).filter(Boolean);
+}
+
+export async function gatherInfo(ctx: Context, name: string): Promise<{ report: InfoReport; exit: number }> {
+  const plugin: PluginInfo | undefined = await ctx.docker.plugin(name);
+  const shown = plugin?.name.replace(/:latest$/, '') ?? name;
+  const meta = readCliMeta(plugin?.etcDsoSource);
+  const report: InfoReport = {
+    plugin: { name: shown, state: plugin ? (plugin.enabled ? 'enabled' : 'disabled') : 'absent', id: plugin?.id, configDir: plugin?.etcDsoSource },
+    mode: meta.mode ?? 'cloud',
+    provider: meta.provider ?? 'vault',
+    vaultAddresses: plugin ? addressesOf(plugin.env) : [],
+    namespace: plugin?.env.VAULT_NAMESPACE || undefined,
+    authMethod: plugin ? plugin.env.VAULT_AUTH_METHOD || 'token' : undefined,
+    health: [],
+    problems: [],
+  };
+  if (!plugin) {
+    report.problems.push(`the plugin ${name} is not installed: docker dso init --plugin ${name} ... creates and configures it`);
+    return { report, exit: EXIT.PLUGIN };
+  }
+
+  let status: PluginStatus | undefined;
+  let exit: number = EXIT.OK;
+  if (!plugin.enabled) {
+    report.problems.push(`the plugin ${shown} is disabled: docker plugin enable ${shown}`);
+    exit = EXIT.PLUGIN;
+  } else {
+    try {
+      status = await ctx.connect(plugin).status();
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      report.plugin.state = 'unreachable';
+      report.problems.push(err.message + (err.fix ? ` (${err.fix})` : ''));
+      exit = EXIT.PLUGIN;
+    }
+  }
+
+  if (status) {
+    const s = status.settings ?? {};
+    report.plugin.version = status.version;
+    if (s.vaultAddresses) report.vaultAddresses = s.vaultAddresses;
+    report.namespace = s.namespace ?? undefined;
+    report.authMethod = s.authMethod ?? report.authMethod;
+    report.authMount = s.authMount;
+    report.allowedPaths = s.allowedPaths;
+    report.timeoutMs = s.timeoutMs;
+    report.activeAddress = status.vault?.activeAddress;
+    const t = status.vault?.token;
+    if (t) {
+      report.token = { loggedIn: t.loggedIn, ttlSeconds: t.ttlSeconds, expiresAt: t.expiresAt, renewable: t.renewable, policies: t.policies, lastError: t.lastError };
+      if (!t.loggedIn) report.problems.push(`not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso system test-vault says why and how to fix it)`);
+    }
+    for (const p of status.problems ?? []) report.problems.push(`invalid setting: ${p}`);
+  }
+
+  // Vault health, from this host (the plugin uses the host's network too).
+  const tls = {
+    caFile: hostPathOf(plugin.env.VAULT_CACERT || undefined, plugin.etcDsoSource),
+    serverName: plugin.env.VAULT_TLS_SERVER_NAME || undefined,
+    skipVerify: plugin.env.VAULT_SKIP_VERIFY === 'true',
+  };
+  report.health = await Promise.all(report.vaultAddresses.map((a) => ctx.health(a, tls)));
+  if (report.vaultAddresses.length && !report.health.some((h) => h.healthy)) {
+    report.problems.push(`no Vault address is healthy: ${report.health.map((h) => `${h.address} ${h.state}${h.error ? ` (${h.error})` : ''}`).join('; ')}`);
+  }
+  if (exit === EXIT.OK && report.problems.length) exit = EXIT.FAILURE;
+  return { report, exit };
+}
+
+function healthLine(h: VaultHealth, active?: string): string {
+  const parts: string[] = [h.state];
+  if (h.reachable && h.sealed !== undefined) parts.push(h.sealed ? 'sealed' : 'unsealed');
+  if (h.version) parts.push(`version ${h.version}`);
+  if (h.error) parts.push(h.error);
+  return `${h.address}${active && active === h.address ? ' (in use)' : ''}: ${[...new Set(parts)].join(', ')}`;
+}
+
+export function formatInfo(r: InfoReport, now: number): string {
+  const rows: [string, string][] = [];
+  rows.push(['Plugin', `${r.plugin.name}: ${r.plugin.state}${r.plugin.id ? ` (id ${r.plugin.id.slice(0, 12)})` : ''}${r.plugin.version ? `, version ${r.plugin.version}` : ''}`]);
+  rows.push(['Mode', r.mode]);
+  rows.push(['Provider', r.provider]);
+  if (r.plugin.state !== 'absent') {
+    rows.push(['Vault addresses', r.vaultAddresses.length ? r.vaultAddresses.join(', ') : '(none set)']);
+    if (r.namespace) rows.push(['Namespace', r.namespace]);
+    rows.push(['Auth method', `${r.authMethod ?? '?'}${r.authMount ? ` (mount auth/${r.authMount})` : ''}`]);
+    if (r.token) {
+      const t = r.token;
+      rows.push([
+        'Token',
+        t.loggedIn
+          ? `logged in, TTL ${t.ttlSeconds ? formatDuration(t.ttlSeconds) : 'none (does not expire)'}${t.expiresAt ? `, expires ${formatTime(t.expiresAt, now)}` : ''}${t.renewable ? ', renewable' : ''}${t.policies?.length ? `, policies ${t.policies.join(', ')}` : ''}`
+          : `not logged in${t.lastError ? `: ${t.lastError}` : ''}`,
+      ]);
+    } else if (r.plugin.state === 'enabled') {
+      rows.push(['Token', 'unknown (the plugin did not report one)']);
+    }
+    rows.push(['Vault health', r.health.length ? r.health.map((h) => healthLine(h, r.activeAddress)).join('\n') : '-']);
+    if (r.allowedPaths?.length) rows.push(['Allowed paths', r.allowedPaths.join(', ')]);
+    if (r.plugin.configDir) rows.push(['Config dir', `${r.plugin.configDir} (the plugin's /etc/dso)`]);
+  }
+  rows.push(['Problems', r.problems.length ? r.problems.map((p) => `- ${p}`).join('\n') : 'none']);
+  return `${keyValues(rows)}\n`;
+}
+
+export async function run(ctx: Context, parsed: Parsed): Promise<number> {
+  const name = pluginName(ctx, parsed);
+  const { report, exit } = await gatherInfo(ctx, name);
+  if (parsed.options.json) printJson(ctx, report);
+  else ctx.io.out(formatInfo(report, ctx.now()));
+  return exit;
+}

@@ -1,0 +1,319 @@
+// `docker dso init`: writes the credential files (0600) into the plugin's /etc/dso source
+// directory, disables the plugin, sets its (non-secret) settings, enables it, and checks
+// the Vault login through the plugin. Creates the plugin when it is absent.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadSettings } from '../../config/settings';
+import { SETTING_NAMES, SETTINGS, SettingName } from '../../config/schema';
+import type { CommandSpec, Parsed } from '../args';
+import { CLI_META_FILE, Context, DEFAULT_CONFIG_DIR, PLUGIN_OPTION, pluginName } from '../context';
+import { CredentialSource, ensureDir, readCredentials, writePrivateFile } from '../credentials';
+import { oneLine, PluginInfo } from '../docker';
+import { CliError, EXIT, UsageError } from '../errors';
+import { printTestResult } from './test-vault';
+
+export const MODES = ['cloud'] as const;
+export const PROVIDERS = ['vault', 'openbao'] as const;
+export const AUTH_METHODS = ['token', 'approle', 'jwt', 'cert'] as const;
+
+export const spec: CommandSpec = {
+  path: ['init'],
+  summary: 'Configure the DSO plugin for Vault/OpenBao and (re)enable it; create the plugin when it is absent',
+  description: [
+    'Credentials (secret id, token, JWT) are written to files of mode 0600 in the directory the plugin',
+    'mounts read-only at /etc/dso (--config-dir) and never passed to `docker plugin set` or to any',
+    'command line. Give them as "-" to read standard input or as @FILE; a literal value works but is',
+    'visible to `ps` and in your shell history. Then the plugin is disabled, its settings are set, it is',
+    'enabled again, and a Vault login is tried through it. Settings not named keep their current value.',
+  ].join('\n'),
+  options: [
+    { name: 'vault-address', type: 'string', multiple: true, valueName: 'URL', description: 'Vault/OpenBao address; repeat it or give a comma-separated list for failover (VAULT_ADDR)' },
+    { name: 'vault-auth-method', type: 'string', valueName: 'METHOD', choices: AUTH_METHODS, description: 'how the plugin logs in (VAULT_AUTH_METHOD)' },
+    { name: 'vault-auth-mount', type: 'string', valueName: 'PATH', description: "mount path of the auth method, default the method's name (VAULT_AUTH_MOUNT)" },
+    { name: 'vault-role-id', type: 'string', valueName: 'ID', description: 'AppRole role id, or "-" / @FILE; written to <config-dir>/role-id (VAULT_ROLE_ID_FILE)' },
+    { name: 'vault-secret-id', type: 'string', valueName: 'ID|-|@FILE', description: 'AppRole secret id; "-" reads standard input; written to <config-dir>/secret-id, mode 0600 (VAULT_SECRET_ID_FILE)' },
+    { name: 'vault-secret-id-wrapped', type: 'boolean', description: 'the secret id is a response-wrapping token to unwrap (VAULT_SECRET_ID_WRAPPED=true)' },
+    { name: 'vault-token', type: 'string', valueName: 'TOKEN|-|@FILE', description: 'token for the token method; written to <config-dir>/token, mode 0600 (VAULT_TOKEN_FILE)' },
+    { name: 'vault-jwt', type: 'string', valueName: 'JWT|-|@FILE', description: 'JWT for the jwt method; written to <config-dir>/jwt, mode 0600 (VAULT_JWT_FILE)' },
+    { name: 'vault-jwt-role', type: 'string', valueName: 'ROLE', description: 'role for the jwt method (VAULT_JWT_ROLE)' },
+    { name: 'vault-cert-role', type: 'string', valueName: 'ROLE', description: 'role for the cert method (VAULT_CERT_ROLE)' },
+    { name: 'vault-client-cert', type: 'string', valueName: 'FILE', description: 'client certificate (PEM), copied to <config-dir>/client.pem (VAULT_CLIENT_CERT)' },
+    { name: 'vault-client-key', type: 'string', valueName: 'FILE', description: 'client key (PEM), copied to <config-dir>/client-key.pem, mode 0600 (VAULT_CLIENT_KEY)' },
+    { name: 'vault-cacert', type: 'string', valueName: 'FILE', description: "CA certificate (PEM) of Vault's TLS certificate, copied to <config-dir>/ca.pem (VAULT_CACERT)" },
+    { name: 'vault-tls-server-name', type: 'string', valueName: 'NAME', description: 'TLS server name to verify (VAULT_TLS_SERVER_NAME)' },
+    { name: 'vault-namespace', type: 'string', valueName: 'NS', description: 'Vault Enterprise / OpenBao namespace (VAULT_NAMESPACE)' },
+    { name: 'set', type: 'string', multiple: true, valueName: 'NAME=VALUE', description: 'any other plugin setting, e.g. DSO_ALLOWED_PATHS=secret/data/app/* or DSO_LOG_LEVEL=debug' },
+    { name: 'mode', type: 'string', valueName: 'MODE', description: 'cloud: secrets come from an external Vault/OpenBao (the only mode)' },
+    { name: 'provider', type: 'string', valueName: 'NAME', description: 'vault or openbao (same API; recorded for system info)' },
+    { name: 'config-dir', type: 'string', valueName: 'DIR', description: `host directory mounted at /etc/dso in the plugin (default: the plugin's current one, else ${DEFAULT_CONFIG_DIR})` },
+    PLUGIN_OPTION,
+    { name: 'plugin-image', type: 'string', valueName: 'REF', description: 'when the plugin is absent: install it from this plugin image (docker plugin install --alias <plugin> REF) instead of building it from this repository' },
+    { name: 'no-test', type: 'boolean', description: 'do not try a Vault login through the plugin afterwards' },
+  ],
+  args: [],
+  examples: [
+    'docker dso init --mode cloud --provider vault --vault-address https://vault:8200 \\',
+    '    --vault-auth-method approle --vault-role-id 3c9e... --vault-secret-id - < secret-id.txt',
+    'docker dso init --vault-address https://v1:8200,https://v2:8200 --vault-auth-method token --vault-token @/root/dso-token',
+    'docker dso init --vault-secret-id -          # only hand over a fresh secret id',
+  ],
+};
+
+/** Where the plugin sees each credential file. */
+const IN_PLUGIN = (name: string) => `${DEFAULT_CONFIG_DIR}/${name}`;
+
+interface Plan {
+  settings: Record<string, string>;
+  /** Files to write into the config dir: name -> content and mode. */
+  files: { name: string; content: string | Buffer; mode: number; what: string }[];
+  mode?: string;
+  provider?: string;
+  warnings: string[];
+}
+
+/** Turns flags into settings and files; no side effects besides reading the given files. */
+export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
+  const o = parsed.options;
+  const str = (name: string) => o[name] as string | undefined;
+  const settings: Record<string, string> = {};
+  const files: Plan['files'] = [];
+  const warnings: string[] = [];
+
+  const mode = str('mode');
+  if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`--mode ${mode} is not supported: DSO serves secrets from an external Vault or OpenBao, which is mode "cloud"`, 'use --mode cloud (or leave it out)');
+  }
+  const provider = str('provider');
+  if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider)) {
+    throw new UsageError(`--provider ${provider} is not supported: DSO speaks the Vault API, served by HashiCorp Vault and OpenBao`, 'use --provider vault or --provider openbao');
+  }
+
+  const addresses = ((o['vault-address'] as string[] | undefined) ?? []).flatMap((a) => a.split(',')).map((a) => a.trim()).filter(Boolean);
+  if (o['vault-address'] !== undefined) {
+    if (addresses.length === 0) throw new UsageError('--vault-address is empty');
+    for (const a of addresses) {
+      if (!/^https?:\/\/[^\s,/]+(\/\S*)?$/.test(a)) throw new UsageError(`--vault-address ${a} is not an http(s):// address, e.g. https://vault.example:8200`);
+    }
+    settings.VAULT_ADDR = addresses.map((a) => a.replace(/\/+$/, '')).join(',');
+  }
+
+  const direct: [string, SettingName][] = [
+    ['vault-auth-method', 'VAULT_AUTH_METHOD'],
+    ['vault-auth-mount', 'VAULT_AUTH_MOUNT'],
+    ['vault-namespace', 'VAULT_NAMESPACE'],
+    ['vault-jwt-role', 'VAULT_JWT_ROLE'],
+    ['vault-cert-role', 'VAULT_CERT_ROLE'],
+    ['vault-tls-server-name', 'VAULT_TLS_SERVER_NAME'],
+  ];
+  for (const [flag, setting] of direct) if (str(flag) !== undefined) settings[setting] = str(flag)!;
+  if (o['vault-secret-id-wrapped'] !== undefined) settings.VAULT_SECRET_ID_WRAPPED = o['vault-secret-id-wrapped'] ? 'true' : 'false';
+
+  for (const pair of (o.set as string[] | undefined) ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set ${pair}: expected NAME=VALUE`);
+    const name = pair.slice(0, eq);
+    if (!(SETTING_NAMES as string[]).includes(name)) throw new UsageError(`--set ${name}: unknown setting; known: ${SETTING_NAMES.join(', ')}`);
+    if (name === 'DSO_SOCKET' || name === 'DSO_DOCKER_SOCKET') throw new UsageError(`--set ${name}: fixed inside the managed plugin`);
+    settings[name] = pair.slice(eq + 1);
+  }
+
+  // Credentials: to files only.
+  const sources: CredentialSource[] = [];
+  for (const flag of ['vault-role-id', 'vault-secret-id', 'vault-token', 'vault-jwt']) {
+    if (str(flag) !== undefined) sources.push({ flag: `--${flag}`, spec: str(flag)! });
+  }
+  const credentials = await readCredentials(sources, ctx.io);
+  const credentialFile = (flag: string, name: string, setting: SettingName, what: string, secret: boolean) => {
+    const c = credentials.get(flag);
+    if (!c) return;
+    if (secret && c.from === 'argument') {
+      warnings.push(`${flag} was given on the command line, where ps and the shell history show it; next time use "${flag} -" (standard input) or ${flag} @FILE`);
+    }
+    files.push({ name, content: `${c.value}\n`, mode: 0o600, what });
+    settings[setting] = IN_PLUGIN(name);
+  };
+  credentialFile('--vault-role-id', 'role-id', 'VAULT_ROLE_ID_FILE', 'AppRole role id', false);
+  if (credentials.has('--vault-role-id')) settings.VAULT_ROLE_ID = ''; // the file replaces any inline role id
+  credentialFile('--vault-secret-id', 'secret-id', 'VAULT_SECRET_ID_FILE', 'AppRole secret id', true);
+  credentialFile('--vault-token', 'token', 'VAULT_TOKEN_FILE', 'Vault token', true);
+  credentialFile('--vault-jwt', 'jwt', 'VAULT_JWT_FILE', 'JWT', true);
+
+  const copies: [string, string, SettingName, number, string][] = [
+    ['vault-cacert', 'ca.pem', 'VAULT_CACERT', 0o644, 'CA certificate'],
+    ['vault-client-cert', 'client.pem', 'VAULT_CLIENT_CERT', 0o644, 'client certificate'],
+    ['vault-client-key', 'client-key.pem', 'VAULT_CLIENT_KEY', 0o600, 'client key'],
+  ];
+  for (const [flag, name, setting, fileMode, what] of copies) {
+    const from = str(flag);
+    if (from === undefined) continue;
+    const file = path.resolve(ctx.io.cwd, from.replace(/^@/, ''));
+    let content: Buffer;
+    try {
+      content = fs.readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (!content.toString('latin1').includes('-----BEGIN ')) throw new UsageError(`--${flag}: ${file} is not a PEM file`);
+    files.push({ name, content, mode: fileMode, what });
+    settings[setting] = IN_PLUGIN(name);
+  }
+
+  // Each value must pass the plugin's own check of that setting.
+  for (const [name, value] of Object.entries(settings)) {
+    if (value === '') continue;
+    const rule = SETTINGS[name as SettingName] as { pattern?: string; enum?: readonly string[]; hint: string };
+    const ok = rule.enum ? rule.enum.includes(value) : new RegExp(rule.pattern!).test(value);
+    if (!ok) throw new UsageError(`${name}=${value} is invalid: it must be ${rule.hint}`);
+  }
+  return { settings, files, mode, provider, warnings };
+}
+
+/** Settings after the change, checked with the plugin's own loader (before anything is changed). */
+function checkFinal(current: Record<string, string>, plan: Plan, configDir: string, settable: string[]): string[] {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of SETTING_NAMES) {
+    const v = name in plan.settings ? plan.settings[name] : current[name];
+    if (v !== undefined && v !== '') env[name] = v;
+  }
+  const problems = loadSettings(env, path.join(configDir, 'dso.json')).problems;
+  // Files the settings name must exist in the directory (or be about to be written).
+  const writing = new Set(plan.files.map((f) => f.name));
+  for (const name of ['VAULT_TOKEN_FILE', 'VAULT_ROLE_ID_FILE', 'VAULT_SECRET_ID_FILE', 'VAULT_JWT_FILE', 'VAULT_CACERT', 'VAULT_CLIENT_CERT', 'VAULT_CLIENT_KEY'] as const) {
+    const v = env[name];
+    if (!v || !v.startsWith(`${DEFAULT_CONFIG_DIR}/`)) continue;
+    const rel = v.slice(DEFAULT_CONFIG_DIR.length + 1);
+    if (!writing.has(rel) && !fs.existsSync(path.join(configDir, rel))) {
+      const flag = { VAULT_TOKEN_FILE: '--vault-token', VAULT_ROLE_ID_FILE: '--vault-role-id', VAULT_SECRET_ID_FILE: '--vault-secret-id', VAULT_JWT_FILE: '--vault-jwt', VAULT_CACERT: '--vault-cacert', VAULT_CLIENT_CERT: '--vault-client-cert', VAULT_CLIENT_KEY: '--vault-client-key' }[name];
+      problems.push(`${name}=${v} but ${path.join(configDir, rel)} does not exist: give ${flag}`);
+    }
+  }
+  if (settable.length) {
+    for (const name of Object.keys(plan.settings)) {
+      if (!settable.includes(name)) problems.push(`the plugin does not let ${name} be set (not settable in its config.json)`);
+    }
+  }
+  return problems;
+}
+
+async function createPlugin(ctx: Context, name: string, image: string | undefined): Promise<void> {
+  if (image) {
+    ctx.io.out(`Installing plugin ${name} from ${image} (disabled until configured)...\n`);
+    await ctx.docker.ok(['plugin', 'install', '--grant-all-permissions', '--disable', '--alias', name, image], { timeoutMs: 600_000 });
+    return;
+  }
+  if (!ctx.buildScript) {
+    throw new CliError(
+      EXIT.PLUGIN,
+      `the DSO plugin ${name} is not installed, and this docker-dso does not run from a DSO repository to build it`,
+      [
+        `install it first, then run init again:`,
+        `  docker plugin install --grant-all-permissions --disable --alias ${name} <registry>/dso/vault`,
+        `or give the image: docker dso init --plugin ${name} --plugin-image <registry>/dso/vault ...`,
+        `or, in a DSO checkout: bash plugin/build.sh --name ${name} --no-enable`,
+      ].join('\n'),
+    );
+  }
+  ctx.io.out(`Plugin ${name} is absent: building and creating it with ${ctx.buildScript} (takes a minute)...\n`);
+  const res = await ctx.runner('bash', [ctx.buildScript, '--name', name, '--fresh', '--no-enable'], {
+    timeoutMs: 900_000,
+    onStderr: (c) => ctx.io.err(c),
+  });
+  if (res.code !== 0) throw new CliError(EXIT.FAILURE, `creating the plugin ${name} failed (plugin/build.sh exit ${res.code}); see its output above`);
+}
+
+async function disable(ctx: Context, name: string): Promise<void> {
+  const res = await ctx.docker.run(['plugin', 'disable', name]);
+  if (res.code === 0) return;
+  if (/in use/i.test(res.stderr)) {
+    // Secrets that name the driver keep it "in use"; running tasks already hold their values.
+    ctx.io.out(`Plugin ${name} is in use by secrets; disabling it anyway (running tasks keep their secrets; new tasks wait for it)\n`);
+    await ctx.docker.ok(['plugin', 'disable', '-f', name]);
+    return;
+  }
+  throw new CliError(EXIT.FAILURE, `docker plugin disable ${name} failed: ${oneLine(res.stderr)}`);
+}
+
+async function waitForStatus(ctx: Context, plugin: PluginInfo, timeoutMs: number): Promise<Awaited<ReturnType<ReturnType<Context['connect']>['status']>>> {
+  const api = ctx.connect(plugin);
+  const end = ctx.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await api.status();
+    } catch (err) {
+      if (ctx.now() > end) throw err;
+      await ctx.sleep(250);
+    }
+  }
+}
+
+export async function run(ctx: Context, parsed: Parsed): Promise<number> {
+  const name = pluginName(ctx, parsed);
+  const plan = await planInit(ctx, parsed);
+  for (const w of plan.warnings) ctx.io.err(`WARNING: ${w}\n`);
+
+  let plugin = await ctx.docker.plugin(name);
+  const configDir = path.resolve(ctx.io.cwd, (parsed.options['config-dir'] as string | undefined) ?? plugin?.etcDsoSource ?? DEFAULT_CONFIG_DIR);
+  if (!plugin && !('VAULT_ADDR' in plan.settings)) {
+    throw new UsageError(`the plugin ${name} does not exist yet: give at least --vault-address and the auth method's credentials`);
+  }
+  const problems = checkFinal(plugin?.env ?? {}, plan, configDir, plugin?.settable ?? []);
+  if (problems.length) {
+    throw new UsageError(`the plugin ${name} would be misconfigured; nothing was changed:\n  - ${problems.join('\n  - ')}`, `docker dso init --help`);
+  }
+
+  if (!plugin) {
+    await createPlugin(ctx, name, parsed.options['plugin-image'] as string | undefined);
+    plugin = await ctx.docker.plugin(name);
+    if (!plugin) throw new CliError(EXIT.PLUGIN, `the plugin ${name} was created but Docker does not show it`);
+  }
+  const shown = plugin.name.replace(/:latest$/, '');
+
+  if (plugin.enabled) {
+    await disable(ctx, plugin.name);
+    ctx.io.out(`Plugin ${shown}: disabled\n`);
+  }
+  const leftDisabled = `the plugin ${shown} is left disabled; fix the cause, then run docker dso init again (or: docker plugin enable ${shown})`;
+
+  try {
+    ensureDir(configDir);
+    for (const f of plan.files) {
+      writePrivateFile(configDir, f.name, f.content, f.mode);
+      ctx.io.out(`Wrote ${f.what} to ${path.join(configDir, f.name)} (mode ${f.mode.toString(8).padStart(4, '0')})\n`);
+    }
+    const meta = { mode: plan.mode ?? 'cloud', provider: plan.provider, plugin: shown };
+    const previous = (() => {
+      try {
+        return JSON.parse(fs.readFileSync(path.join(configDir, CLI_META_FILE), 'utf8')) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    })();
+    writePrivateFile(configDir, CLI_META_FILE, `${JSON.stringify({ ...previous, ...Object.fromEntries(Object.entries(meta).filter(([, v]) => v !== undefined)) }, null, 2)}\n`, 0o644);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(EXIT.FAILURE, `cannot write to ${configDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, leftDisabled);
+  }
+
+  const pairs = Object.entries(plan.settings).map(([k, v]) => `${k}=${v}`);
+  if (plugin.etcDsoSource !== configDir) pairs.push(`etc-dso.source=${configDir}`);
+  if (pairs.length) {
+    const res = await ctx.docker.run(['plugin', 'set', plugin.name, ...pairs]);
+    if (res.code !== 0) throw new CliError(EXIT.FAILURE, `docker plugin set failed: ${oneLine(res.stderr)}`, leftDisabled);
+    ctx.io.out(`Set ${pairs.map((p) => p.slice(0, p.indexOf('='))).join(', ')} (credentials stay in files, never in plugin settings)\n`);
+  }
+
+  const enabled = await ctx.docker.run(['plugin', 'enable', '--timeout', '60', plugin.name]);
+  if (enabled.code !== 0) throw new CliError(EXIT.PLUGIN, `docker plugin enable ${shown} failed: ${oneLine(enabled.stderr)}`, leftDisabled);
+  plugin = (await ctx.docker.plugin(plugin.name)) ?? plugin;
+  ctx.io.out(`Plugin ${shown}: enabled (secrets driver "${shown}", config dir ${configDir})\n`);
+
+  const status = await waitForStatus(ctx, plugin, 30_000);
+  if (status.problems?.length) {
+    ctx.io.err(`The plugin reports invalid settings:\n  - ${status.problems.join('\n  - ')}\n`);
+    return EXIT.FAILURE;
+  }
+  if (parsed.options['no-test']) return EXIT.OK;
+  const result = await ctx.connect(plugin).testVault();
+  printTestResult(ctx, result, shown, undefined, status.settings?.authMethod);
+  return result.ok ? EXIT.OK : EXIT.FAILURE;
+}

@@ -1,0 +1,184 @@
+// `docker dso inspect <service>`: each secret the service mounts (from Docker), joined with
+// what the plugin recorded when it served it (from the plugin's status route), so a
+// failure Docker hides ("secret ... not found") shows its real reason.
+import type { CommandSpec, Parsed } from '../args';
+import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, sameName } from '../context';
+import { oneLine, TaskInfo } from '../docker';
+import { CliError, EXIT } from '../errors';
+import { fixFor } from '../fixes';
+import { formatTime } from '../format';
+import type { FetchRecord } from '../plugin-client';
+
+export const spec: CommandSpec = {
+  path: ['inspect'],
+  summary: 'Show each secret of a service: reference, last fetch, version or lease, DoNotReuse, last error',
+  description: [
+    'Ends with "Secret injection status: ACTIVE" when every DSO secret of the service was served,',
+    'or "Secret injection status: FAILED: <reason>" (exit 1). The plugin keeps what it served in',
+    'memory: after a plugin restart, secrets show as not fetched until a task asks again.',
+    'Exit 3 when the plugin is absent, disabled or does not answer.',
+  ].join('\n'),
+  options: [JSON_OPTION, PLUGIN_OPTION],
+  args: [{ name: 'service', required: true, description: 'service name or ID' }],
+  examples: ['docker dso inspect myapp', 'docker dso inspect mystack_web --json'],
+};
+
+export interface SecretReport {
+  secret: string;
+  target: string;
+  driver: string | null;
+  /** Served by the DSO plugin (its driver is the plugin). */
+  dso: boolean;
+  reference: string | null;
+  lastFetch: { at: string; outcome: 'ok' | 'error'; task: string; durationMs: number } | null;
+  path: string | null;
+  field: string | null;
+  version: number | null;
+  leaseExpiresAt: string | null;
+  doNotReuse: boolean | null;
+  lastError: string | null;
+  code: string | null;
+  fix: string | null;
+}
+
+export interface InspectReport {
+  service: { id: string; name: string };
+  plugin: string;
+  pluginState: 'enabled' | 'disabled' | 'absent' | 'unreachable';
+  secrets: SecretReport[];
+  tasks: { running: number; failed: number; lastError: string | null };
+  status: 'ACTIVE' | 'FAILED' | 'NONE';
+  reason: string | null;
+}
+
+export function referenceOf(labels: Record<string, string>): string | null {
+  if (labels['dso.ref']) return labels['dso.ref'];
+  if (labels['dso.path']) return `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}`;
+  return null;
+}
+
+export function decide(secrets: SecretReport[], tasks: TaskInfo[], plugin: string, pluginState: InspectReport['pluginState']): Pick<InspectReport, 'status' | 'reason'> {
+  const dso = secrets.filter((s) => s.dso);
+  if (dso.length === 0) return { status: 'NONE', reason: `the service uses no secret of the driver ${plugin}` };
+  const failed = dso.filter((s) => s.lastFetch?.outcome === 'error');
+  if (failed.length) {
+    const first = failed[0];
+    const more = failed.length > 1 ? ` (and ${failed.length - 1} more secret${failed.length > 2 ? 's' : ''})` : '';
+    return { status: 'FAILED', reason: `${first.secret}: ${oneLine(first.lastError ?? 'failed')}${more}` };
+  }
+  if (pluginState !== 'enabled') return { status: 'FAILED', reason: `the plugin ${plugin} is ${pluginState}: no secret of this service can be served` };
+  const never = dso.filter((s) => !s.lastFetch);
+  const running = tasks.filter((t) => t.desiredState === 'Running' && /^Running/.test(t.currentState));
+  if (never.length && running.length === 0) {
+    const taskError = tasks.find((t) => t.error)?.error;
+    return {
+      status: 'FAILED',
+      reason: `${never[0].secret} was never asked of the plugin ${plugin} and no task runs${taskError ? ` (task error: ${taskError})` : ''}`,
+    };
+  }
+  return { status: 'ACTIVE', reason: null };
+}
+
+export async function gatherInspect(ctx: Context, plugin: string, serviceName: string): Promise<InspectReport> {
+  const service = await ctx.docker.service(serviceName);
+  if (!service) throw new CliError(EXIT.FAILURE, `no such service: ${serviceName}`, 'docker service ls lists the services');
+
+  const info = await ctx.docker.plugin(plugin);
+  const shown = info?.name.replace(/:latest$/, '') ?? plugin;
+  let pluginState: InspectReport['pluginState'] = info ? (info.enabled ? 'enabled' : 'disabled') : 'absent';
+  let records: FetchRecord[] = [];
+  let method: string | undefined;
+  if (info?.enabled) {
+    try {
+      const status = await ctx.connect(info).status(service.id);
+      records = (status.secrets ?? []).filter((r) => r.serviceId === service.id || (!r.serviceId && r.service === service.name));
+      method = status.settings?.authMethod;
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      pluginState = 'unreachable';
+    }
+  }
+
+  const secrets: SecretReport[] = [];
+  for (const ref of service.secrets) {
+    const s = await ctx.docker.secret(ref.secretId);
+    const driver = s?.driver ?? null;
+    const dso = sameName(driver ?? undefined, plugin);
+    const labels = s?.labels ?? {};
+    const rec = dso ? records.find((r) => r.secret === ref.secretName) : undefined;
+    secrets.push({
+      secret: ref.secretName,
+      target: ref.target,
+      driver,
+      dso,
+      reference: dso ? referenceOf(labels) ?? '(no dso.ref label: DSO_PATH_TEMPLATE)' : null,
+      lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
+      path: rec?.path ?? null,
+      field: rec?.field ?? null,
+      version: rec?.version ?? null,
+      leaseExpiresAt: rec?.leaseExpiresAt ?? null,
+      doNotReuse: rec?.doNotReuse ?? null,
+      lastError: rec?.outcome === 'error' ? rec.error ?? 'failed' : null,
+      code: rec?.outcome === 'error' ? rec.code ?? null : null,
+      fix: rec?.outcome === 'error' ? fixFor(rec.code, rec.error ?? '', { plugin: shown, method, path: rec.path }) : null,
+    });
+  }
+
+  const tasks = await ctx.docker.tasks(service.id).catch(() => [] as TaskInfo[]);
+  const decision = decide(secrets, tasks, shown, pluginState);
+  return {
+    service: { id: service.id, name: service.name },
+    plugin: shown,
+    pluginState,
+    secrets,
+    tasks: {
+      running: tasks.filter((t) => t.desiredState === 'Running' && /^Running/.test(t.currentState)).length,
+      failed: tasks.filter((t) => /^(Failed|Rejected)/.test(t.currentState)).length,
+      lastError: tasks.find((t) => t.error)?.error ?? null,
+    },
+    ...decision,
+  };
+}
+
+export function formatInspect(r: InspectReport, now: number): string {
+  const out: string[] = [];
+  const dso = r.secrets.filter((s) => s.dso);
+  out.push(`Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${dso.length} secret${dso.length === 1 ? '' : 's'} from plugin ${r.plugin} (${r.pluginState}); tasks running: ${r.tasks.running}`);
+  for (const s of r.secrets) {
+    out.push('');
+    if (!s.dso) {
+      out.push(`${s.secret}  (not served by DSO: driver ${s.driver ?? 'none, a plain Swarm secret'})`);
+      continue;
+    }
+    out.push(`${s.secret}${s.target !== s.secret ? ` -> /run/secrets/${s.target}` : ''}`);
+    const rows: [string, string][] = [['reference', s.reference ?? '-']];
+    if (s.path) rows.push(['read from', `${s.path}${s.field ? `#${s.field}` : ''}`]);
+    rows.push([
+      'last fetch',
+      s.lastFetch
+        ? `${formatTime(s.lastFetch.at, now)}: ${s.lastFetch.outcome === 'ok' ? 'ok' : 'FAILED'}${s.lastFetch.task ? `, task ${s.lastFetch.task}` : ''}`
+        : r.pluginState === 'enabled'
+          ? 'never (since the plugin started)'
+          : `unknown (plugin ${r.pluginState})`,
+    ]);
+    if (s.version !== null) rows.push(['version', String(s.version)]);
+    if (s.leaseExpiresAt) rows.push(['lease expires', formatTime(s.leaseExpiresAt, now)]);
+    if (s.lastFetch) rows.push(['DoNotReuse', s.doNotReuse === null ? '-' : String(s.doNotReuse)]);
+    rows.push(['last error', s.lastError ? oneLine(s.lastError) : '-']);
+    if (s.fix) rows.push(['fix', s.fix]);
+    const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+    for (const [k, v] of rows) out.push(`  ${`${k}:`.padEnd(width)}${v.split('\n').join(`\n  ${' '.repeat(width)}`)}`);
+  }
+  out.push('');
+  out.push(r.status === 'ACTIVE' ? 'Secret injection status: ACTIVE' : `Secret injection status: ${r.status}: ${r.reason}`);
+  return `${out.join('\n')}\n`;
+}
+
+export async function run(ctx: Context, parsed: Parsed): Promise<number> {
+  const plugin = pluginName(ctx, parsed);
+  const report = await gatherInspect(ctx, plugin, parsed.args.service!);
+  if (parsed.options.json) printJson(ctx, report);
+  else ctx.io.out(formatInspect(report, ctx.now()));
+  if (report.pluginState !== 'enabled') return EXIT.PLUGIN;
+  return report.status === 'ACTIVE' ? EXIT.OK : EXIT.FAILURE;
+}

@@ -1,0 +1,144 @@
+// `docker dso up`: deploys a compose file whose `environment` holds dso:// references. Each
+// becomes a driver-backed secret plus <VAR>_FILE=/run/secrets/<name>; the transformed file
+// (references only, never a value) goes to `docker stack deploy -c -` on standard input,
+// so nothing is written to disk.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { CommandSpec, Parsed } from '../args';
+import { ComposeError, parseCompose, stackNameFrom, stringifyCompose, transformCompose, TransformResult } from '../compose';
+import { Context, PLUGIN_OPTION, pluginName } from '../context';
+import { CliError, EXIT, UsageError } from '../errors';
+
+export const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
+
+export const spec: CommandSpec = {
+  path: ['up'],
+  summary: 'Deploy a compose file whose environment holds dso:// references, as a swarm stack',
+  description: [
+    'Every environment value dso://<path>[#<field>] becomes a secret of the DSO driver (label dso.ref)',
+    'mounted in the service, and the variable VAR becomes VAR_FILE=/run/secrets/<name>: the application',
+    'reads the value from that file. Secrets declared with driver: dso pass through (their driver is set',
+    'to --plugin). No value is written to any file or environment variable: the compose file handed to',
+    '`docker stack deploy` (on its standard input) holds references only. Needs swarm mode.',
+    'STACK defaults to the file\'s top-level name:, else the name of the compose file\'s directory.',
+  ].join('\n'),
+  options: [
+    { name: 'file', short: 'f', type: 'string', valueName: 'FILE', description: `compose file, "-" for standard input (default: ${DEFAULT_FILES.join(', ')} in the current directory)` },
+    { name: 'detach', short: 'd', type: 'boolean', description: 'return once the stack is created, without waiting for services to converge (the default)' },
+    { name: 'wait', type: 'boolean', description: 'wait until the services have converged (docker stack deploy --detach=false)' },
+    { name: 'resolve-image', type: 'string', valueName: 'WHEN', choices: ['always', 'changed', 'never'], description: 'passed to docker stack deploy --resolve-image' },
+    { name: 'prune', type: 'boolean', description: 'remove services that are no longer in the file (docker stack deploy --prune)' },
+    { name: 'with-registry-auth', type: 'boolean', description: 'send registry credentials to the swarm agents' },
+    { name: 'dry-run', type: 'boolean', description: 'print the transformed compose file (references only) and deploy nothing' },
+    PLUGIN_OPTION,
+  ],
+  args: [{ name: 'stack', description: 'stack name (default: name: in the file, else the directory name)' }],
+  examples: [
+    'docker dso up -d                       # compose.yaml in the current directory, stack named after it',
+    'docker dso up -f app.yml myapp',
+    'docker dso up -f app.yml --dry-run     # show what would be deployed',
+  ],
+};
+
+interface Source {
+  text: string;
+  /** For messages. */
+  label: string;
+  /** Directory relative paths in the file are resolved against. */
+  dir: string;
+}
+
+async function readSource(ctx: Context, file: string | undefined): Promise<Source> {
+  if (file === '-') return { text: (await ctx.io.readStdin()).toString('utf8'), label: 'standard input', dir: ctx.io.cwd };
+  let chosen: string;
+  if (file !== undefined) {
+    chosen = path.resolve(ctx.io.cwd, file);
+  } else {
+    const found = DEFAULT_FILES.map((f) => path.join(ctx.io.cwd, f)).find((f) => fs.existsSync(f));
+    if (!found) throw new UsageError(`no compose file in ${ctx.io.cwd} (looked for ${DEFAULT_FILES.join(', ')})`, 'give one: docker dso up -f FILE');
+    chosen = found;
+  }
+  try {
+    return { text: fs.readFileSync(chosen, 'utf8'), label: chosen, dir: path.dirname(chosen) };
+  } catch (err) {
+    throw new UsageError(`cannot read ${chosen} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+export function describeTransform(result: TransformResult, stack: string, plugin: string): string {
+  const lines: string[] = [];
+  for (const i of result.injected) {
+    lines.push(`  ${i.service}: ${i.variable} -> ${i.variable}_FILE=${i.file} (secret ${stack}_${i.secret}, ${i.reference})`);
+  }
+  for (const s of result.passedThrough) lines.push(`  secret ${stack}_${s}: declared with driver ${plugin}, kept`);
+  const head = `Stack ${stack}: ${result.injected.length} reference${result.injected.length === 1 ? '' : 's'} from environment, ${result.passedThrough.length} declared DSO secret${result.passedThrough.length === 1 ? '' : 's'} (driver ${plugin})`;
+  return `${[head, ...lines].join('\n')}\n`;
+}
+
+export async function run(ctx: Context, parsed: Parsed): Promise<number> {
+  const plugin = pluginName(ctx, parsed);
+  const o = parsed.options;
+  const source = await readSource(ctx, o.file as string | undefined);
+
+  let result: TransformResult;
+  try {
+    result = transformCompose(parseCompose(source.text, source.label), { driver: plugin });
+  } catch (err) {
+    if (err instanceof ComposeError) throw new CliError(EXIT.FAILURE, `${source.label}: ${err.message}`);
+    throw err;
+  }
+
+  let stack = parsed.args.stack ?? result.name ?? (o.file === '-' ? undefined : stackNameFrom(path.basename(source.dir)));
+  if (!stack) throw new UsageError('give the stack name: docker dso up -f - STACK');
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(stack)) throw new UsageError(`invalid stack name "${stack}": letters, digits, "_", "." and "-", starting with a letter or digit`);
+  stack = stack.trim();
+
+  for (const w of result.warnings) ctx.io.err(`WARNING: ${w}\n`);
+  const yaml = stringifyCompose(result.compose);
+  if (o['dry-run']) {
+    ctx.io.err(describeTransform(result, stack, plugin));
+    ctx.io.out(yaml);
+    return EXIT.OK;
+  }
+
+  const swarm = await ctx.docker.swarm();
+  if (swarm.state !== 'active') {
+    throw new CliError(
+      EXIT.DOCKER,
+      `this Docker engine is not in swarm mode (swarm state: ${swarm.state}): docker dso up deploys a stack, and secrets drivers work only in a swarm`,
+      'docker swarm init (or join this node to a swarm as a manager), then run docker dso up again',
+    );
+  }
+  if (!swarm.manager) throw new CliError(EXIT.DOCKER, 'this node is a swarm worker: stacks are deployed from a manager node', 'run docker dso up on a manager (docker node ls shows them)');
+
+  if (result.injected.length || result.passedThrough.length) {
+    const info = await ctx.docker.plugin(plugin);
+    if (!info || !info.enabled) {
+      throw new CliError(
+        EXIT.PLUGIN,
+        `the DSO plugin ${plugin} is ${info ? 'disabled' : 'not installed'}: the stack's secrets could not be served`,
+        info ? `docker plugin enable ${plugin}` : `docker dso init --plugin ${plugin} ... creates and configures it`,
+      );
+    }
+  }
+
+  ctx.io.out(describeTransform(result, stack, plugin));
+  const args = ['stack', 'deploy', '--compose-file', '-'];
+  if (o['resolve-image']) args.push('--resolve-image', o['resolve-image'] as string);
+  if (o.prune) args.push('--prune');
+  if (o['with-registry-auth']) args.push('--with-registry-auth');
+  if (o.wait) args.push('--detach=false');
+  args.push(stack);
+  const res = await ctx.docker.run(args, {
+    input: yaml,
+    cwd: source.dir,
+    onStdout: (c) => ctx.io.out(c),
+    onStderr: (c) => ctx.io.err(c),
+  });
+  if (res.code !== 0) {
+    ctx.io.err(`docker stack deploy failed (exit ${res.code})\n`);
+    return EXIT.FAILURE;
+  }
+  if (result.injected.length || result.passedThrough.length) ctx.io.out(`Check the secrets of a service with: docker dso inspect ${stack}_<service>\n`);
+  return EXIT.OK;
+}

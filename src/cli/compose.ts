@@ -1,0 +1,228 @@
+// `docker dso up`'s compose transformation, a pure function: every `environment` value
+// that is a dso:// reference becomes a driver-backed secret (labels dso.ref) mounted in the
+// service, and the variable becomes <VAR>_FILE=/run/secrets/<name>. Secrets already
+// declared with the dso driver pass through. The result holds references only, no values.
+import YAML from 'yaml';
+import { isDsoError } from '../errors';
+import { parseReference, SCHEME } from '../resolve/reference';
+
+export class ComposeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ComposeError';
+  }
+}
+
+export interface InjectedSecret {
+  service: string;
+  /** The environment variable that held the reference (it becomes <variable>_FILE). */
+  variable: string;
+  /** Key under the compose file's top-level `secrets` (Docker names it <stack>_<key>). */
+  secret: string;
+  reference: string;
+  /** Where the value is mounted in the service's containers. */
+  file: string;
+}
+
+export interface TransformResult {
+  compose: Record<string, unknown>;
+  injected: InjectedSecret[];
+  /** Top-level secrets declared with the dso driver, kept (their driver set to the plugin's name). */
+  passedThrough: string[];
+  /** The file's top-level `name:` (removed: `docker stack deploy` refuses it). */
+  name?: string;
+  warnings: string[];
+}
+
+export interface TransformOptions {
+  /** The secrets driver: the DSO plugin's name. */
+  driver: string;
+}
+
+type Obj = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const bare = (driver: string) => driver.replace(/:latest$/, '');
+
+/** Parses compose YAML (merge keys allowed, as Docker's loader does). */
+export function parseCompose(text: string, file: string): Obj {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text, { merge: true, maxAliasCount: 1000 });
+  } catch (err) {
+    throw new ComposeError(`${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (!isObject(doc)) throw new ComposeError(`${file} does not hold a compose file (a mapping with "services")`);
+  return doc;
+}
+
+export function stringifyCompose(doc: Obj): string {
+  return YAML.stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false });
+}
+
+/** A secret key made from a variable name: DB_PASSWORD -> db_password. */
+export function secretKeyFor(variable: string): string {
+  const key = variable
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, '_')
+    .replace(/^[^a-z0-9]+/, '')
+    .replace(/_+$/, '');
+  return key || 'secret';
+}
+
+function labelsOf(def: Obj): Record<string, string> {
+  const labels = def.labels;
+  if (isObject(labels)) return Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)]));
+  if (Array.isArray(labels)) {
+    return Object.fromEntries(
+      labels.map((l) => String(l)).map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, ''])),
+    );
+  }
+  return {};
+}
+
+function checkVersion(doc: Obj, warnings: string[]): void {
+  if (doc.version === undefined) return;
+  const text = String(doc.version);
+  const m = /^(\d+)(?:\.(\d+))?/.exec(text);
+  if (!m) throw new ComposeError(`version "${text}" is not a compose file format version (e.g. "3.8")`);
+  const major = Number(m[1]);
+  const minor = Number(m[2] ?? 0);
+  if (major < 3) throw new ComposeError(`compose file format ${text} cannot be deployed to a swarm: docker stack deploy needs 3.x (secret drivers need 3.8 or later)`);
+  if (major === 3 && minor < 8) {
+    doc.version = '3.8';
+    warnings.push(`compose file format ${text} raised to 3.8: secret drivers need 3.8 or later`);
+  }
+}
+
+export function transformCompose(input: Obj, options: TransformOptions): TransformResult {
+  const doc = structuredClone(input);
+  const warnings: string[] = [];
+  const injected: InjectedSecret[] = [];
+  const passedThrough: string[] = [];
+  const driver = bare(options.driver);
+
+  let name: string | undefined;
+  if (doc.name !== undefined) {
+    name = String(doc.name);
+    delete doc.name;
+  }
+  if (!isObject(doc.services) || Object.keys(doc.services).length === 0) throw new ComposeError('the compose file has no services');
+  if (doc.secrets !== undefined && !isObject(doc.secrets)) throw new ComposeError('the top-level "secrets" must be a mapping');
+  const secrets: Obj = isObject(doc.secrets) ? { ...doc.secrets } : {};
+
+  // Secrets declared with the dso driver: kept, driver set to this plugin's name.
+  for (const [key, def] of Object.entries(secrets)) {
+    if (!isObject(def) || typeof def.driver !== 'string') continue;
+    if (bare(def.driver) !== 'dso' && bare(def.driver) !== driver) continue;
+    secrets[key] = { ...def, driver };
+    passedThrough.push(key);
+    const labels = labelsOf(def);
+    if (!labels['dso.ref'] && !labels['dso.path']) {
+      warnings.push(`secret ${key} has neither a dso.ref nor a dso.path label: the plugin's DSO_PATH_TEMPLATE must name its path`);
+    }
+    if (def.driver_opts !== undefined) warnings.push(`secret ${key}: driver_opts never reach a secrets driver; use labels (dso.ref, dso.format, ...)`);
+  }
+
+  const taken = new Set(Object.keys(secrets));
+  const byReference = new Map<string, string>();
+  const allocate = (variable: string, service: string, reference: string): string => {
+    const known = byReference.get(reference);
+    if (known) return known;
+    const base = secretKeyFor(variable);
+    const candidates = [base, `${secretKeyFor(service)}_${base}`];
+    let key = candidates.find((c) => !taken.has(c));
+    for (let n = 2; !key; n++) if (!taken.has(`${candidates[1]}_${n}`)) key = `${candidates[1]}_${n}`;
+    taken.add(key);
+    byReference.set(reference, key);
+    secrets[key] = { driver, labels: { 'dso.ref': reference } };
+    return key;
+  };
+
+  const services = doc.services as Obj;
+  for (const [serviceName, def] of Object.entries(services)) {
+    if (!isObject(def)) continue;
+    const env = def.environment;
+    if (env === undefined || env === null) continue;
+    if (def.env_file !== undefined) warnings.push(`service ${serviceName}: env_file is not scanned for dso:// references (write them under environment)`);
+
+    // Variables as [name, value] pairs, in order; list items without "=" pass through as is.
+    let pairs: [string, unknown][];
+    if (Array.isArray(env)) {
+      pairs = env.map((item) => {
+        const text = String(item);
+        const eq = text.indexOf('=');
+        return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
+      });
+    } else if (isObject(env)) {
+      pairs = Object.entries(env);
+    } else {
+      throw new ComposeError(`services.${serviceName}.environment must be a mapping or a list`);
+    }
+
+    const isRef = (v: unknown): v is string => typeof v === 'string' && v.trim().startsWith(SCHEME);
+    if (!pairs.some(([, v]) => isRef(v))) continue;
+    const names = new Set(pairs.map(([k]) => k));
+
+    const mounts: unknown[] = Array.isArray(def.secrets) ? [...(def.secrets as unknown[])] : def.secrets === undefined ? [] : (() => {
+      throw new ComposeError(`services.${serviceName}.secrets must be a list`);
+    })();
+    const targetOf = (m: unknown): string | undefined => (typeof m === 'string' ? m : isObject(m) ? String(m.target ?? m.source ?? '') : undefined);
+    const sourceOf = (m: unknown): string | undefined => (typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : undefined);
+
+    const replaced = new Map<string, [string, string]>();
+    for (const [variable, value] of pairs) {
+      if (!isRef(value)) continue;
+      const reference = value.trim();
+      try {
+        parseReference(reference, `services.${serviceName}.environment.${variable}`);
+      } catch (err) {
+        throw new ComposeError(isDsoError(err) ? err.message : String(err));
+      }
+      const fileVar = `${variable}_FILE`;
+      if (names.has(fileVar)) {
+        throw new ComposeError(`services.${serviceName}.environment has both ${variable} (a dso:// reference) and ${fileVar}: ${variable} would become ${fileVar}; remove one`);
+      }
+      const key = allocate(variable, serviceName, reference);
+      const existing = mounts.find((m) => sourceOf(m) === key);
+      let target: string;
+      if (existing !== undefined) {
+        target = targetOf(existing) || key;
+      } else {
+        target = key;
+        const targets = new Set(mounts.map(targetOf));
+        for (let n = 2; targets.has(target); n++) target = `${key}_${n}`;
+        mounts.push(target === key ? key : { source: key, target });
+      }
+      const file = `/run/secrets/${target}`;
+      replaced.set(variable, [fileVar, file]);
+      injected.push({ service: serviceName, variable, secret: key, reference, file });
+    }
+
+    def.secrets = mounts;
+    if (Array.isArray(env)) {
+      def.environment = env.map((item) => {
+        const text = String(item);
+        const eq = text.indexOf('=');
+        const r = eq < 0 ? undefined : replaced.get(text.slice(0, eq));
+        return r ? `${r[0]}=${r[1]}` : item;
+      });
+    } else {
+      def.environment = Object.fromEntries(Object.entries(env as Obj).map(([k, v]) => (replaced.has(k) ? replaced.get(k)! : [k, v])));
+    }
+  }
+
+  if (injected.length || passedThrough.length) {
+    checkVersion(doc, warnings);
+    doc.secrets = secrets;
+  }
+  return { compose: doc, injected, passedThrough, name, warnings };
+}
+
+/** A stack name from a directory or file name, as compose derives project names. */
+export function stackNameFrom(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '')
+    .replace(/^[^a-z0-9]+/, '');
+}

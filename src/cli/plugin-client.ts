@@ -1,0 +1,162 @@
+// The plugin's own routes on its socket: what `docker dso` knows about the plugin comes from
+// here, not from guesses. Types mirror src/plugin/app.ts and src/main.ts (status and test).
+import * as http from 'node:http';
+import { CliError, EXIT } from './errors';
+
+export interface TokenStatus {
+  loggedIn: boolean;
+  method?: string;
+  mount?: string;
+  ttlSeconds?: number;
+  expiresAt?: string;
+  renewable?: boolean;
+  policies?: string[];
+  lastLoginAt?: string;
+  lastRenewalAt?: string;
+  lastError?: string;
+}
+
+export interface FetchRecord {
+  at: string;
+  service: string;
+  serviceId: string;
+  task: string;
+  secret: string;
+  path?: string;
+  field?: string;
+  version?: number;
+  leaseExpiresAt?: string;
+  outcome: 'ok' | 'error';
+  code?: string;
+  error?: string;
+  doNotReuse?: boolean;
+  durationMs: number;
+}
+
+export interface PluginStatus {
+  version?: string;
+  settings?: {
+    vaultAddresses?: string[];
+    namespace?: string | null;
+    authMethod?: string;
+    authMount?: string;
+    timeoutMs?: number;
+    pathTemplate?: string | null;
+    allowedPaths?: string[];
+    rotate?: boolean;
+    logLevel?: string;
+    tlsSkipVerify?: boolean;
+  };
+  problems?: string[];
+  vault?: { activeAddress?: string; token?: TokenStatus };
+  leases?: { held?: number };
+  secrets?: FetchRecord[];
+  recent?: FetchRecord[];
+}
+
+export interface TestVaultResult {
+  ok: boolean;
+  stage?: 'settings' | 'login' | 'read';
+  code?: string;
+  error?: string;
+  login?: { method?: string; mount?: string; ttlSeconds?: number; policies?: string[] };
+  read?: { path?: string; field?: string; version?: number; bytes?: number };
+}
+
+export interface PluginApi {
+  status(service?: string): Promise<PluginStatus>;
+  testVault(reference?: string): Promise<TestVaultResult>;
+  /** POST /DSO.Rotate; undefined when the plugin has no such route (404). */
+  rotate(secret: string): Promise<Record<string, unknown> | undefined>;
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+export class PluginClient implements PluginApi {
+  constructor(
+    readonly socket: string,
+    private readonly pluginName: string,
+  ) {}
+
+  private request(method: string, route: string, body: unknown, timeoutMs: number): Promise<Reply> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: this.socket,
+          method,
+          path: route,
+          timeout: timeoutMs,
+          headers: payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', (err: NodeJS.ErrnoException) => reject(this.unreachable(err)));
+      req.end(payload);
+    });
+  }
+
+  private unreachable(err: NodeJS.ErrnoException): CliError {
+    const name = this.pluginName;
+    switch (err.code) {
+      case 'EACCES':
+      case 'EPERM':
+        return new CliError(EXIT.PLUGIN, `permission denied on the plugin socket ${this.socket}`, 'run docker dso as root (e.g. sudo docker dso ...): plugin sockets belong to root');
+      case 'ENOENT':
+      case 'ECONNREFUSED':
+        return new CliError(
+          EXIT.PLUGIN,
+          `the plugin ${name} does not answer on ${this.socket} (${err.code}); docker dso must run on the node where the plugin runs`,
+          `see the plugin's log (dockerd's log, lines with plugin=<id>), then: docker plugin disable ${name} && docker plugin enable ${name}`,
+        );
+      case 'ETIMEDOUT':
+        return new CliError(EXIT.PLUGIN, `the plugin ${name} did not answer on ${this.socket} in time`, `see the plugin's log; restart it: docker plugin disable -f ${name} && docker plugin enable ${name}`);
+      default:
+        return new CliError(EXIT.PLUGIN, `cannot talk to the plugin ${name} on ${this.socket}: ${err.code ?? err.message}`);
+    }
+  }
+
+  private parse<T>(reply: Reply, route: string): T {
+    try {
+      return JSON.parse(reply.body) as T;
+    } catch {
+      throw new CliError(EXIT.PLUGIN, `the plugin ${this.pluginName} answered ${route} with something that is not JSON (HTTP ${reply.status})`);
+    }
+  }
+
+  async status(service?: string): Promise<PluginStatus> {
+    const route = service ? `/DSO.Status?service=${encodeURIComponent(service)}` : '/DSO.Status';
+    const reply = await this.request('GET', route, undefined, 10_000);
+    if (reply.status === 404) {
+      throw new CliError(EXIT.UNSUPPORTED, `the plugin ${this.pluginName} has no status route (GET /DSO.Status): it is not DSO, or older than this CLI`);
+    }
+    if (reply.status !== 200) throw new CliError(EXIT.PLUGIN, `the plugin ${this.pluginName} answered GET /DSO.Status with HTTP ${reply.status}`);
+    return this.parse<PluginStatus>(reply, 'GET /DSO.Status');
+  }
+
+  async testVault(reference?: string): Promise<TestVaultResult> {
+    // A login plus a read take at most DSO_TIMEOUT each (under 30 s): allow for both.
+    const reply = await this.request('POST', '/DSO.TestVault', reference === undefined ? {} : { Reference: reference }, 75_000);
+    if (reply.status === 404) throw new CliError(EXIT.UNSUPPORTED, `the plugin ${this.pluginName} has no Vault test route (POST /DSO.TestVault)`);
+    const body = this.parse<TestVaultResult & { Err?: string }>(reply, 'POST /DSO.TestVault');
+    if (reply.status !== 200) return { ok: false, stage: 'read', code: 'ERR_BAD_REQUEST', error: body.Err ?? `HTTP ${reply.status}` };
+    return body;
+  }
+
+  async rotate(secret: string): Promise<Record<string, unknown> | undefined> {
+    const reply = await this.request('POST', '/DSO.Rotate', { Secret: secret }, 75_000);
+    if (reply.status === 404 && /unknown plugin route/i.test(reply.body)) return undefined;
+    const body = this.parse<Record<string, unknown>>(reply, 'POST /DSO.Rotate');
+    if (reply.status !== 200) throw new CliError(EXIT.FAILURE, `rotation of ${secret} failed: ${String(body.Err ?? body.error ?? `HTTP ${reply.status}`)}`);
+    return body;
+  }
+}

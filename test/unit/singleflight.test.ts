@@ -1,0 +1,56 @@
+// Identical concurrent calls share one execution.
+import { expect } from 'chai';
+import { SingleFlight } from '../../src/vault/singleflight';
+import { deferred } from './helpers';
+
+describe('SingleFlight', () => {
+  it('runs concurrent calls of one key once and gives each caller the result, counting the merged ones', async () => {
+    const flights = new SingleFlight<string>();
+    const gate = deferred<string>();
+    let runs = 0;
+    const work = () => {
+      runs++;
+      return gate.promise;
+    };
+    const callers = [flights.run('k', work), flights.run('k', work), flights.run('k', work)];
+    gate.resolve('v');
+    expect(await Promise.all(callers)).to.deep.equal(['v', 'v', 'v']);
+    expect(runs).to.equal(1);
+    expect(flights.merged).to.equal(2);
+  });
+
+  it('runs different keys separately', async () => {
+    const flights = new SingleFlight<string>();
+    let runs = 0;
+    const [a, b] = await Promise.all([flights.run('a', async () => `${++runs}a`), flights.run('b', async () => `${++runs}b`)]);
+    expect([a, b]).to.deep.equal(['1a', '2b']);
+    expect(flights.merged).to.equal(0);
+  });
+
+  it('shares a rejection with every waiting caller and frees the key afterwards', async () => {
+    const flights = new SingleFlight<string>();
+    const gate = deferred<string>();
+    let runs = 0;
+    const failing = () => {
+      runs++;
+      return gate.promise;
+    };
+    const callers = [flights.run('k', failing), flights.run('k', failing)].map((p) => p.then(() => expect.fail('should reject'), (e: unknown) => e));
+    const boom = new Error('boom');
+    gate.reject(boom);
+    const errors = await Promise.all(callers);
+    expect(errors).to.deep.equal([boom, boom]);
+    expect(errors[0]).to.equal(boom);
+    expect(runs).to.equal(1);
+
+    expect(await flights.run('k', async () => 'again')).to.equal('again');
+  });
+
+  it('frees the key after success, so a later call runs again', async () => {
+    const flights = new SingleFlight<number>();
+    let runs = 0;
+    await flights.run('k', async () => ++runs);
+    expect(await flights.run('k', async () => ++runs)).to.equal(2);
+    expect(flights.merged).to.equal(0);
+  });
+});

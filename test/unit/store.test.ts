@@ -1,0 +1,82 @@
+// What the plugin remembers of each GetSecret: a bounded history and the latest per secret.
+import { expect } from 'chai';
+import { FetchRecord, StatusStore } from '../../src/status/store';
+
+let n = 0;
+const rec = (over: Partial<FetchRecord> = {}): FetchRecord => ({
+  at: new Date(1_700_000_000_000 + n++ * 1000).toISOString(),
+  service: 'web',
+  serviceId: 'svc-web',
+  task: 'web.1.x',
+  secret: 'db',
+  outcome: 'ok',
+  durationMs: 1,
+  ...over,
+});
+
+describe('StatusStore', () => {
+  it('keeps a bounded history, oldest dropped first', () => {
+    const store = new StatusStore(3);
+    for (let i = 1; i <= 5; i++) store.record(rec({ task: `web.${i}.x` }));
+    expect(store.recentRecords().map((r) => r.task)).to.deep.equal(['web.3.x', 'web.4.x', 'web.5.x']);
+  });
+
+  it('keeps 200 records by default', () => {
+    const store = new StatusStore();
+    for (let i = 0; i < 250; i++) store.record(rec({ task: `t${i}` }));
+    expect(store.recentRecords()).to.have.length(200);
+    expect(store.recentRecords()[0].task).to.equal('t50');
+  });
+
+  it('keeps the latest record per service and secret', () => {
+    const store = new StatusStore();
+    store.record(rec({ secret: 'db', outcome: 'error', code: 'ERR_NOT_FOUND' }));
+    store.record(rec({ secret: 'api' }));
+    store.record(rec({ secret: 'db', outcome: 'ok', version: 4 }));
+    const latest = store.latestRecords();
+    expect(latest).to.have.length(2);
+    expect(latest.find((r) => r.secret === 'db')).to.include({ outcome: 'ok', version: 4 });
+  });
+
+  it('tells apart two services that use a secret of the same name', () => {
+    const store = new StatusStore();
+    store.record(rec({ service: 'web', serviceId: 'svc-web' }));
+    store.record(rec({ service: 'api', serviceId: 'svc-api' }));
+    expect(store.latestRecords()).to.have.length(2);
+  });
+
+  it('keys by service name when the request carried no service ID', () => {
+    const store = new StatusStore();
+    store.record(rec({ serviceId: '', service: 'web' }));
+    store.record(rec({ serviceId: '', service: 'web', outcome: 'error' }));
+    store.record(rec({ serviceId: '', service: 'api' }));
+    expect(store.latestRecords()).to.have.length(2);
+  });
+
+  it('filters by service name or service ID', () => {
+    const store = new StatusStore();
+    store.record(rec({ service: 'web', serviceId: 'svc-web', secret: 'a' }));
+    store.record(rec({ service: 'web', serviceId: 'svc-web', secret: 'b' }));
+    store.record(rec({ service: 'api', serviceId: 'svc-api', secret: 'a' }));
+    expect(store.latestRecords('web').map((r) => r.secret)).to.deep.equal(['a', 'b']);
+    expect(store.latestRecords('svc-api').map((r) => r.service)).to.deep.equal(['api']);
+    expect(store.latestRecords('nope')).to.deep.equal([]);
+    expect(store.latestRecords()).to.have.length(3);
+  });
+
+  it('bounds the tracked secrets, forgetting the least recently served', () => {
+    const store = new StatusStore(200, 2);
+    store.record(rec({ secret: 'a' }));
+    store.record(rec({ secret: 'b' }));
+    store.record(rec({ secret: 'a' }));
+    store.record(rec({ secret: 'c' }));
+    expect(store.latestRecords().map((r) => r.secret).sort()).to.deep.equal(['a', 'c']);
+  });
+
+  it('hands out copies, not its own history', () => {
+    const store = new StatusStore();
+    store.record(rec());
+    store.recentRecords().pop();
+    expect(store.recentRecords()).to.have.length(1);
+  });
+});
