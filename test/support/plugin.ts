@@ -37,10 +37,8 @@ export function startTestPlugin(env: Record<string, string>, deps: PluginDeps = 
     logs,
     problems,
     async get(body) {
-      const res = await request(app)
-        .post('/SecretProvider.GetSecret')
-        .set('Content-Type', '')
-        .send(Buffer.from(JSON.stringify(body)));
+      // A Buffer body without .set(): supertest then sends no Content-Type at all, like Docker.
+      const res = await request(app).post('/SecretProvider.GetSecret').send(Buffer.from(JSON.stringify(body)));
       captureReply(res.text);
       const reply = JSON.parse(res.text) as GetSecretReply;
       return { status: res.status, reply, value: reply.Value !== undefined ? Buffer.from(reply.Value, 'base64') : undefined };
