@@ -8,6 +8,7 @@ import { secret } from '../support/capture';
 import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { docker, dockerQuiet, readInContainer, removeByPrefix, run, waitFor } from './docker';
+import { dynamicPolicy } from '../support/policies';
 
 const PREFIX = 'dsodyn';
 const PLUGIN = 'dso-e2e-dyn';
@@ -30,11 +31,7 @@ describe('e2e: database credentials per task in a real swarm', function () {
     bao = await startOpenBao({ audit: false });
     await configureDatabaseEngine(bao.api, pg, { role: 'e2e', defaultTtl: '1h', maxTtl: '2h' });
     await bao.api('PUT', 'sys/policies/acl/dso-e2e-dyn', {
-      policy: [
-        'path "database/creds/e2e" { capabilities = ["read"] }',
-        'path "sys/leases/renew" { capabilities = ["update"] }',
-        'path "sys/leases/revoke" { capabilities = ["update"] }',
-      ].join('\n'),
+      policy: dynamicPolicy(['database/creds/e2e']),
     });
     const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-dyn'], ttl: '2h' })).auth.client_token);
     fs.rmSync(ETC_DSO, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
+import { staticReadPolicy } from '../support/policies';
 import {
   docker,
   dockerQuiet,
@@ -96,10 +97,9 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     await bao.api('POST', 'secret/data/other/x', { data: { v: other.toString('utf8') } });
     await bao.api('PUT', 'sys/policies/acl/dso-e2e', {
       policy: [
-        'path "secret/data/e2e/*" { capabilities = ["read"] }',
-        'path "secret/metadata/e2e/*" { capabilities = ["read"] }',
+        staticReadPolicy('secret/data/e2e/*'),
         // Readable for Vault: the refusal below must come from DSO_ALLOWED_PATHS.
-        'path "secret/data/other/*" { capabilities = ["read"] }',
+        staticReadPolicy('secret/data/other/*'),
       ].join('\n'),
     });
     const created = await bao.api('POST', 'auth/token/create', { policies: ['dso-e2e'], ttl: '1h', renewable: true });

@@ -9,6 +9,7 @@ import { secret } from '../support/capture';
 import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, sharedPostgres } from '../support/postgres';
 import { docker, dockerQuiet, pluginSocket, readInContainer, removeByPrefix, run, waitFor } from './docker';
+import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 
 const PREFIX = 'dsorot';
 const PLUGIN = 'dso-e2e-rot';
@@ -74,12 +75,7 @@ describe('e2e: rotation in a real swarm', function () {
     const pg = sharedPostgres();
     await configureDatabaseEngine(bao.api, pg, { role: 'rot', defaultTtl: '8s', maxTtl: '24s' });
     await bao.api('PUT', 'sys/policies/acl/dso-e2e-rot', {
-      policy: [
-        'path "secret/data/rot/*" { capabilities = ["read"] }',
-        'path "database/creds/rot" { capabilities = ["read"] }',
-        'path "sys/leases/renew" { capabilities = ["update"] }',
-        'path "sys/leases/revoke" { capabilities = ["update"] }',
-      ].join('\n'),
+      policy: [staticReadPolicy('secret/data/rot/*'), dynamicPolicy(['database/creds/rot'])].join('\n'),
     });
     const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-rot'], ttl: '2h' })).auth.client_token);
     fs.rmSync(ETC_DSO, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import supertest from 'supertest';
 import { secret } from '../support/capture';
 import { OpenBao, sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
+import { staticReadPolicy } from '../support/policies';
 
 const VALUE = secret('auth-canary-value-1c9e77');
 
@@ -32,7 +33,7 @@ describe('Vault login with a real OpenBao', function () {
   before(async () => {
     bao = await sharedOpenBao();
     await bao.api('POST', 'secret/data/auth-test/app', { data: { key: VALUE } });
-    await bao.api('PUT', 'sys/policies/acl/dso-auth-test', { policy: 'path "secret/data/auth-test/*" { capabilities = ["read"] }' });
+    await bao.api('PUT', 'sys/policies/acl/dso-auth-test', { policy: staticReadPolicy('secret/data/auth-test/*') });
     await bao.api('POST', 'sys/auth/approle', { type: 'approle' }).catch(() => undefined);
     await bao.api('POST', 'auth/approle/role/dso', { token_policies: ['dso-auth-test'], token_ttl: '1h', secret_id_ttl: '1h' });
     await bao.api('POST', 'auth/approle/role/dso-short', { token_policies: ['dso-auth-test'], token_ttl: '2s', token_max_ttl: '4s' });

@@ -7,6 +7,7 @@ import { OpenBao, sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import type { LeaseOwner, OwnerLiveness } from '../../src/vault/leases';
+import { dynamicPolicy } from '../support/policies';
 
 /** Tasks the test says are running; any other owner is gone. */
 class FakeSwarm implements OwnerLiveness {
@@ -48,12 +49,7 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
     await bao.api('POST', 'pki/root/generate/internal', { common_name: 'DSO test CA', ttl: '48h' });
     await bao.api('POST', 'pki/roles/web', { allowed_domains: ['example.com'], allow_subdomains: true, max_ttl: '24h' });
     await bao.api('PUT', 'sys/policies/acl/dso-dynamic', {
-      policy: [
-        'path "database/creds/app" { capabilities = ["read"] }',
-        'path "pki/issue/web" { capabilities = ["create", "update"] }',
-        'path "sys/leases/renew" { capabilities = ["update"] }',
-        'path "sys/leases/revoke" { capabilities = ["update"] }',
-      ].join('\n'),
+      policy: dynamicPolicy(['database/creds/app'], ['pki/issue/web']),
     });
     const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-dynamic'], ttl: '1h' });
     plugin = startTestPlugin(

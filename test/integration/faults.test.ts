@@ -12,6 +12,7 @@ import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
 import { configureDatabaseEngine, sharedPostgres } from '../support/postgres';
 import { startTcpProxy, TcpProxy } from '../support/proxy';
 import type { LeaseOwner, OwnerLiveness } from '../../src/vault/leases';
+import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 
 const VALUE = secret('faults-canary-value-61af3b');
 const ROLE_ID = 'faults-role-id-0001';
@@ -35,12 +36,7 @@ const everyoneAlive: OwnerLiveness = {
 async function seed(bao: OpenBao): Promise<void> {
   await bao.api('POST', 'secret/data/faults/app', { data: { key: VALUE } });
   await bao.api('PUT', 'sys/policies/acl/dso-faults', {
-    policy: [
-      'path "secret/data/faults/*" { capabilities = ["read"] }',
-      'path "database/creds/faults" { capabilities = ["read"] }',
-      'path "sys/leases/renew" { capabilities = ["update"] }',
-      'path "sys/leases/revoke" { capabilities = ["update"] }',
-    ].join('\n'),
+    policy: [staticReadPolicy('secret/data/faults/*'), dynamicPolicy(['database/creds/faults'])].join('\n'),
   });
   await bao.api('POST', 'sys/auth/approle', { type: 'approle' }).catch(() => undefined);
   await bao.api('POST', 'auth/approle/role/faults', { token_policies: ['dso-faults'], token_ttl: '1h' });

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { secret } from '../support/capture';
 import { OpenBao, sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
+import { staticReadPolicy } from '../support/policies';
 
 const PASSWORD = secret('kv-canary-Pa55w0rd-7f3c91');
 const API_KEY = secret('kv-canary-apikey-91bd02');
@@ -25,7 +26,7 @@ describe('KV secrets from a real OpenBao', function () {
     await bao.api('POST', 'apps-v2/data/web/huge', { data: { big: 'x'.repeat(512_000) } });
     await bao.api('POST', 'team/legacy-v1/billing', { api_key: API_KEY, region: 'eu' });
     await bao.api('PUT', 'sys/policies/acl/dso-kv-reader', {
-      policy: 'path "apps-v2/data/*" { capabilities = ["read"] }\npath "team/legacy-v1/*" { capabilities = ["read"] }',
+      policy: [staticReadPolicy('apps-v2/data/*'), staticReadPolicy('team/legacy-v1/*')].join('\n'),
     });
     const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-kv-reader'], ttl: '1h' });
     plugin = startTestPlugin({

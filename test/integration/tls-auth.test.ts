@@ -7,6 +7,7 @@ import { sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
 import { startTcpProxy } from '../support/proxy';
 import { makePki, startTlsOpenBao, TestPki, TlsOpenBao } from '../support/tls';
+import { staticReadPolicy } from '../support/policies';
 
 const VALUE = secret('tls-canary-value-93ac1f');
 
@@ -39,7 +40,7 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
     bao = await startTlsOpenBao(pki);
     await bao.api('POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
     await bao.api('POST', 'secret/data/tls/app', { data: { key: VALUE } });
-    await bao.api('PUT', 'sys/policies/acl/tls-reader', { policy: 'path "secret/data/tls/*" { capabilities = ["read"] }' });
+    await bao.api('PUT', 'sys/policies/acl/tls-reader', { policy: staticReadPolicy('secret/data/tls/*') });
     await bao.api('POST', 'sys/auth/cert', { type: 'cert' });
     await bao.api('POST', 'auth/cert/certs/dso', { certificate: fs.readFileSync(pki.caCert, 'utf8'), token_policies: ['tls-reader'], token_ttl: '1h' });
     const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
