@@ -182,7 +182,7 @@ export function commandHelp(spec: CommandSpec, footer?: string): string {
     const label = optionLabel(o);
     const more = [o.choices ? `(one of: ${o.choices.join(', ')})` : '', o.multiple ? '(may be repeated)' : ''].filter(Boolean).join(' ');
     const description = more ? `${o.description} ${more}` : o.description;
-    if (label.length >= 30) out.push(`  ${label}`, `${' '.repeat(32)}${wrap(description, 58, 32)}`);
+    if (label.length > 27) out.push(`  ${label}`, `${' '.repeat(32)}${wrap(description, 58, 32)}`);
     else out.push(`  ${label.padEnd(30)}${wrap(description, 58, 32)}`);
   }
   if (spec.examples?.length) {

@@ -3,7 +3,7 @@
 // on. Credentials are never on any of these command lines.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { CliError, EXIT } from './errors';
+import { CliError, EXIT, ExitCode } from './errors';
 
 export interface RunOptions {
   input?: string | Buffer;
@@ -125,7 +125,7 @@ export class DockerClient {
   }
 
   /** Runs and returns stdout; a failure becomes a CliError naming the command. */
-  async ok(args: string[], options?: RunOptions, exitCode: (typeof EXIT)[keyof typeof EXIT] = EXIT.FAILURE): Promise<string> {
+  async ok(args: string[], options?: RunOptions, exitCode: ExitCode = EXIT.FAILURE): Promise<string> {
     const res = await this.run(args, options);
     if (res.code !== 0) {
       throw engineError(res) ?? new CliError(exitCode, `docker ${args.slice(0, 3).join(' ')} failed: ${oneLine(res.stderr) || `exit code ${res.code}`}`);

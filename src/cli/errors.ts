@@ -12,7 +12,7 @@ export const EXIT = {
   PLUGIN: 3,
   /** The Docker engine does not answer, or is not a swarm manager. */
   DOCKER: 4,
-  /** This version of the plugin cannot do what was asked (e.g. on-demand rotation). */
+  /** The plugin cannot do what was asked (e.g. on-demand rotation on a plugin older than rotation). */
   UNSUPPORTED: 5,
 } as const;
 
@@ -25,7 +25,7 @@ export const EXIT_CODES_HELP = [
   '  2  usage error (unknown command or flag, bad value); nothing was changed',
   '  3  the DSO plugin is absent, disabled or not answering on its socket',
   '  4  the Docker engine does not answer, or is not a swarm manager',
-  '  5  not supported by this version of the plugin (e.g. rotate)',
+  '  5  not supported by this version of the plugin (e.g. rotate with a plugin without rotation)',
 ].join('\n');
 
 export class CliError extends Error {

@@ -19,6 +19,10 @@ function pathFrom(error: string): string | undefined {
 export function fixFor(code: string | undefined, error: string, ctx: FixContext): string {
   const p = ctx.plugin;
   const mount = ctx.mount ?? (ctx.method ? `auth/${ctx.method}` : 'auth/approle');
+  if (/engine at \S+ failed to serve/.test(error)) {
+    return "Vault could not issue the secret (for a database engine: database down or role misconfigured); Vault's reason ends the message: fix the engine's backend or its role";
+  }
+  if (/engine at \S+ cannot serve/.test(error)) return 'the engine has no such role or path: check the role name in the reference (vault list <mount>/roles)';
   switch (code) {
     case 'ERR_LOGIN':
       if (/approle|role or secret id|secret.?id|role.?id/i.test(error) || ctx.method === 'approle') {

@@ -44,12 +44,14 @@ export interface PluginStatus {
     pathTemplate?: string | null;
     allowedPaths?: string[];
     rotate?: boolean;
+    rotateIntervalMs?: number;
     logLevel?: string;
     tlsSkipVerify?: boolean;
   };
   problems?: string[];
   vault?: { activeAddress?: string; token?: TokenStatus };
   leases?: { held?: number };
+  rotation?: { intervalMs?: number; default?: boolean; recent?: RotationReport[] };
   secrets?: FetchRecord[];
   recent?: FetchRecord[];
 }
@@ -63,11 +65,17 @@ export interface TestVaultResult {
   read?: { path?: string; field?: string; version?: number; bytes?: number };
 }
 
+export interface RotationReport {
+  secret: string;
+  reason?: string;
+  services: { service: string; serviceId?: string; outcome: 'rolled' | 'skipped-updating' | 'failed' | string; error?: string }[];
+}
+
 export interface PluginApi {
   status(service?: string): Promise<PluginStatus>;
   testVault(reference?: string): Promise<TestVaultResult>;
-  /** POST /DSO.Rotate; undefined when the plugin has no such route (404). */
-  rotate(secret: string): Promise<Record<string, unknown> | undefined>;
+  /** POST /DSO.Rotate; undefined when this plugin cannot rotate (no such route). */
+  rotate(secret: string): Promise<RotationReport | undefined>;
 }
 
 interface Reply {
@@ -152,11 +160,15 @@ export class PluginClient implements PluginApi {
     return body;
   }
 
-  async rotate(secret: string): Promise<Record<string, unknown> | undefined> {
-    const reply = await this.request('POST', '/DSO.Rotate', { Secret: secret }, 75_000);
-    if (reply.status === 404 && /unknown plugin route/i.test(reply.body)) return undefined;
-    const body = this.parse<Record<string, unknown>>(reply, 'POST /DSO.Rotate');
-    if (reply.status !== 200) throw new CliError(EXIT.FAILURE, `rotation of ${secret} failed: ${String(body.Err ?? body.error ?? `HTTP ${reply.status}`)}`);
-    return body;
+  async rotate(secret: string): Promise<RotationReport | undefined> {
+    // Rolling services goes through the Engine API, one service after another: allow time.
+    const reply = await this.request('POST', '/DSO.Rotate', { Secret: secret }, 120_000);
+    const body = this.parse<RotationReport & { Err?: string; code?: string }>(reply, 'POST /DSO.Rotate');
+    if (reply.status === 404 && body.code !== 'ERR_NOT_FOUND') return undefined; // an older plugin: no rotation
+    if (reply.status === 404) {
+      throw new CliError(EXIT.FAILURE, body.Err ?? `no secret ${secret} of this plugin`, 'docker secret ls lists the secrets; only those created with this plugin as --driver can be rotated');
+    }
+    if (reply.status !== 200) throw new CliError(EXIT.FAILURE, `rotation of ${secret} failed: ${body.Err ?? `HTTP ${reply.status}`}`);
+    return { ...body, services: Array.isArray(body.services) ? body.services : [] };
   }
 }

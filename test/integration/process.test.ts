@@ -112,14 +112,18 @@ describe('the plugin process', function () {
       expect((await getSecret(p, request)).status).to.equal(200);
     });
 
-    it('logs one JSON line per GetSecret, without the value', () => {
-      const lines = p
-        .output()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l));
-      expect(lines.filter((l) => l.message === 'GetSecret').length).to.be.at.least(5);
-      expect(lines.find((l) => l.message === 'request refused')?.error).to.match(/larger than/);
+    it('logs one JSON line per GetSecret, without the value', async () => {
+      const lines = () =>
+        p
+          .output()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l));
+      // The child's stdout arrives through a pipe: give its last lines a moment.
+      const end = Date.now() + 3_000;
+      while (lines().filter((l) => l.message === 'GetSecret').length < 5 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      expect(lines().filter((l) => l.message === 'GetSecret').length).to.be.at.least(5);
+      expect(lines().find((l) => l.message === 'request refused')?.error).to.match(/larger than/);
       expect(p.output()).not.to.contain(VALUE);
     });
 

@@ -34,6 +34,7 @@ export interface InfoReport {
   token?: { loggedIn: boolean; ttlSeconds?: number; expiresAt?: string; renewable?: boolean; policies?: string[]; lastError?: string };
   allowedPaths?: string[];
   timeoutMs?: number;
+  rotation?: { default: boolean; intervalSeconds?: number };
   health: VaultHealth[];
   problems: string[];
 }
@@ -86,6 +87,10 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
     report.authMount = s.authMount;
     report.allowedPaths = s.allowedPaths;
     report.timeoutMs = s.timeoutMs;
+    if (status.rotation || s.rotate !== undefined) {
+      const ms = status.rotation?.intervalMs ?? s.rotateIntervalMs;
+      report.rotation = { default: status.rotation?.default ?? s.rotate === true, intervalSeconds: ms === undefined ? undefined : ms / 1000 };
+    }
     report.activeAddress = status.vault?.activeAddress;
     const t = status.vault?.token;
     if (t) {
@@ -139,6 +144,10 @@ export function formatInfo(r: InfoReport, now: number): string {
     }
     rows.push(['Vault health', r.health.length ? r.health.map((h) => healthLine(h, r.activeAddress)).join('\n') : '-']);
     if (r.allowedPaths?.length) rows.push(['Allowed paths', r.allowedPaths.join(', ')]);
+    if (r.rotation) {
+      const every = r.rotation.intervalSeconds ? `, checked every ${formatDuration(r.rotation.intervalSeconds)}` : '';
+      rows.push(['Rotation', r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`]);
+    }
     if (r.plugin.configDir) rows.push(['Config dir', `${r.plugin.configDir} (the plugin's /etc/dso)`]);
   }
   rows.push(['Problems', r.problems.length ? r.problems.map((p) => `- ${p}`).join('\n') : 'none']);

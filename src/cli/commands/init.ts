@@ -10,6 +10,7 @@ import { CLI_META_FILE, Context, DEFAULT_CONFIG_DIR, PLUGIN_OPTION, pluginName }
 import { CredentialSource, ensureDir, readCredentials, writePrivateFile } from '../credentials';
 import { oneLine, PluginInfo } from '../docker';
 import { CliError, EXIT, UsageError } from '../errors';
+import type { PluginStatus } from '../plugin-client';
 import { printTestResult } from './test-vault';
 
 export const MODES = ['cloud'] as const;
@@ -233,7 +234,7 @@ async function disable(ctx: Context, name: string): Promise<void> {
   throw new CliError(EXIT.FAILURE, `docker plugin disable ${name} failed: ${oneLine(res.stderr)}`);
 }
 
-async function waitForStatus(ctx: Context, plugin: PluginInfo, timeoutMs: number): Promise<Awaited<ReturnType<ReturnType<Context['connect']>['status']>>> {
+async function waitForStatus(ctx: Context, plugin: PluginInfo, timeoutMs: number): Promise<PluginStatus> {
   const api = ctx.connect(plugin);
   const end = ctx.now() + timeoutMs;
   for (;;) {
@@ -261,6 +262,14 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     throw new UsageError(`the plugin ${name} would be misconfigured; nothing was changed:\n  - ${problems.join('\n  - ')}`, `docker dso init --help`);
   }
 
+  // The directory must be writable before the plugin is touched (e.g. /etc/dso needs root).
+  try {
+    ensureDir(configDir);
+    fs.accessSync(configDir, fs.constants.W_OK);
+  } catch (err) {
+    throw new CliError(EXIT.FAILURE, `cannot write to ${configDir} (${(err as NodeJS.ErrnoException).code ?? 'error'}); nothing was changed`, 'run as root (sudo docker dso init ...), or choose another directory with --config-dir');
+  }
+
   if (!plugin) {
     await createPlugin(ctx, name, parsed.options['plugin-image'] as string | undefined);
     plugin = await ctx.docker.plugin(name);
@@ -275,7 +284,6 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const leftDisabled = `the plugin ${shown} is left disabled; fix the cause, then run docker dso init again (or: docker plugin enable ${shown})`;
 
   try {
-    ensureDir(configDir);
     for (const f of plan.files) {
       writePrivateFile(configDir, f.name, f.content, f.mode);
       ctx.io.out(`Wrote ${f.what} to ${path.join(configDir, f.name)} (mode ${f.mode.toString(8).padStart(4, '0')})\n`);

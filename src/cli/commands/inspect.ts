@@ -36,6 +36,8 @@ export interface SecretReport {
   version: number | null;
   leaseExpiresAt: string | null;
   doNotReuse: boolean | null;
+  /** Rolled by the plugin when the value changes (dso.rotate label, else DSO_ROTATE). */
+  rotate: boolean | null;
   lastError: string | null;
   code: string | null;
   fix: string | null;
@@ -88,11 +90,13 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   let pluginState: InspectReport['pluginState'] = info ? (info.enabled ? 'enabled' : 'disabled') : 'absent';
   let records: FetchRecord[] = [];
   let method: string | undefined;
+  let rotateDefault: boolean | undefined;
   if (info?.enabled) {
     try {
       const status = await ctx.connect(info).status(service.id);
       records = (status.secrets ?? []).filter((r) => r.serviceId === service.id || (!r.serviceId && r.service === service.name));
       method = status.settings?.authMethod;
+      rotateDefault = status.rotation?.default ?? status.settings?.rotate;
     } catch (err) {
       if (!(err instanceof CliError)) throw err;
       pluginState = 'unreachable';
@@ -118,6 +122,7 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       version: rec?.version ?? null,
       leaseExpiresAt: rec?.leaseExpiresAt ?? null,
       doNotReuse: rec?.doNotReuse ?? null,
+      rotate: !dso ? null : labels['dso.rotate'] !== undefined ? labels['dso.rotate'] === 'true' : rotateDefault ?? null,
       lastError: rec?.outcome === 'error' ? rec.error ?? 'failed' : null,
       code: rec?.outcome === 'error' ? rec.code ?? null : null,
       fix: rec?.outcome === 'error' ? fixFor(rec.code, rec.error ?? '', { plugin: shown, method, path: rec.path }) : null,
@@ -164,6 +169,7 @@ export function formatInspect(r: InspectReport, now: number): string {
     if (s.version !== null) rows.push(['version', String(s.version)]);
     if (s.leaseExpiresAt) rows.push(['lease expires', formatTime(s.leaseExpiresAt, now)]);
     if (s.lastFetch) rows.push(['DoNotReuse', s.doNotReuse === null ? '-' : String(s.doNotReuse)]);
+    if (s.rotate !== null) rows.push(['rotation', s.rotate ? 'on (services are rolled when the value changes)' : 'off']);
     rows.push(['last error', s.lastError ? oneLine(s.lastError) : '-']);
     if (s.fix) rows.push(['fix', s.fix]);
     const width = Math.max(...rows.map(([k]) => k.length)) + 2;

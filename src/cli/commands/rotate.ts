@@ -1,41 +1,60 @@
-// `docker dso rotate <secret>`: asks the plugin for an on-demand rotation (POST /DSO.Rotate).
-// This version of the plugin has no rotation: the command says so, exits 5, and names the
-// services to roll by hand so that new tasks fetch the value again.
+// `docker dso rotate <secret>`: asks the plugin to roll, now, every service that uses the
+// secret (POST /DSO.Rotate): `ForceUpdate` + 1 under each service's own update config, so
+// new tasks fetch the current value from Vault. A plugin without rotation: exit 5 and the
+// `docker service update --force` commands that do the same by hand.
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, requirePlugin } from '../context';
 import { EXIT } from '../errors';
+import type { RotationReport } from '../plugin-client';
 
 export const spec: CommandSpec = {
   path: ['rotate'],
-  summary: 'Ask the plugin to roll the services that use a secret (not supported yet: exits 5)',
+  summary: 'Roll every service that uses a DSO secret now, so new tasks fetch its current value',
   description: [
-    'Rotation is not part of this version of the DSO plugin: the command exits 5 and prints the',
-    '`docker service update --force` commands that make new tasks fetch the current value from Vault.',
-    'Once the plugin offers on-demand rotation, this command asks it to roll the services.',
+    'Docker secrets are immutable: a new value reaches containers only through new tasks. The plugin',
+    "forces an update of each service that uses the secret (each under its own update config; use",
+    '--update-order start-first on a service for zero downtime). Exits 0 when every service was rolled,',
+    '1 when one failed or was mid-update (try again when it has finished), 5 when the plugin cannot rotate.',
   ].join('\n'),
   options: [JSON_OPTION, PLUGIN_OPTION],
-  args: [{ name: 'secret', required: true, description: 'name or ID of a secret of the DSO driver' }],
+  args: [{ name: 'secret', required: true, description: 'name or ID of a secret created with the DSO driver' }],
   examples: ['docker dso rotate myapp_db_password'],
 };
+
+const OUTCOME_TEXT: Record<string, string> = {
+  rolled: 'rolled',
+  'skipped-updating': 'skipped: an update of the service is in progress; run rotate again when it has finished',
+  failed: 'FAILED',
+};
+
+export function formatRotation(report: RotationReport): string {
+  if (report.services.length === 0) return `No service uses ${report.secret}: nothing to roll.\n`;
+  const lines = [`Rotation of ${report.secret}: ${report.services.length} service${report.services.length === 1 ? '' : 's'}`];
+  for (const s of report.services) lines.push(`  ${s.service}: ${OUTCOME_TEXT[s.outcome] ?? s.outcome}${s.error ? ` (${s.error})` : ''}`);
+  return `${lines.join('\n')}\n`;
+}
 
 export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const secretName = parsed.args.secret!;
   const { info, api } = await requirePlugin(ctx, name);
   const shown = info.name.replace(/:latest$/, '');
-  const answer = await api.rotate(secretName);
-  if (answer) {
-    if (parsed.options.json) printJson(ctx, { plugin: shown, secret: secretName, supported: true, ...answer });
-    else ctx.io.out(`Rotation of ${secretName} requested: ${JSON.stringify(answer)}\n`);
-    return EXIT.OK;
+  const report = await api.rotate(secretName);
+  if (report) {
+    const ok = report.services.every((s) => s.outcome === 'rolled');
+    if (parsed.options.json) printJson(ctx, { plugin: shown, supported: true, ok, ...report });
+    else ctx.io.out(formatRotation(report));
+    return ok ? EXIT.OK : EXIT.FAILURE;
   }
+
+  // A plugin without rotation: say so, and how to do it by hand.
   const secret = await ctx.docker.secret(secretName);
   const services = secret ? await ctx.docker.servicesUsingSecret(secret.id) : [];
   const commands = services.map((s) => `docker service update --force ${s}`);
   if (parsed.options.json) {
     printJson(ctx, { plugin: shown, secret: secretName, supported: false, services, commands });
   } else {
-    ctx.io.err(`On-demand rotation is not supported by this version of the plugin ${shown} (it has no rotation route yet).\n`);
+    ctx.io.err(`On-demand rotation is not supported by this version of the plugin ${shown} (it has no rotation route).\n`);
     if (!secret) ctx.io.err(`There is no secret ${secretName} in this swarm either.\n`);
     else if (commands.length) ctx.io.err(`New tasks fetch the current value from Vault; to roll the services that use ${secretName}:\n${commands.map((c) => `  ${c}`).join('\n')}\n`);
     else ctx.io.err(`No service uses ${secretName}.\n`);

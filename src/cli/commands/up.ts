@@ -88,10 +88,9 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     throw err;
   }
 
-  let stack = parsed.args.stack ?? result.name ?? (o.file === '-' ? undefined : stackNameFrom(path.basename(source.dir)));
+  const stack = parsed.args.stack ?? result.name ?? (o.file === '-' ? undefined : stackNameFrom(path.basename(source.dir)));
   if (!stack) throw new UsageError('give the stack name: docker dso up -f - STACK');
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(stack)) throw new UsageError(`invalid stack name "${stack}": letters, digits, "_", "." and "-", starting with a letter or digit`);
-  stack = stack.trim();
 
   for (const w of result.warnings) ctx.io.err(`WARNING: ${w}\n`);
   const yaml = stringifyCompose(result.compose);
