@@ -216,3 +216,40 @@ export function fileSize(file: string): number {
     return 0;
   }
 }
+
+/**
+ * Makes the host directory mounted at /etc/dso (mode 0700) with a token file (0600), then
+ * builds the rootfs and (re)creates the plugin `name` with token login to `vaultAddr` and
+ * the extra `settings` (NAME=value).
+ */
+export async function createTokenPlugin(name: string, etcDir: string, token: string, vaultAddr: string, settings: string[] = []): Promise<void> {
+  fs.rmSync(etcDir, { recursive: true, force: true });
+  fs.mkdirSync(etcDir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(etcDir, 'token'), token, { mode: 0o600 });
+  const build = await run(
+    'bash',
+    [
+      path.join(repoRoot, 'plugin', 'build.sh'),
+      '--name', name, '--fresh',
+      `VAULT_ADDR=${vaultAddr}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
+      ...settings,
+      `etc-dso.source=${etcDir}`,
+    ],
+    { timeoutMs: 480_000 },
+  );
+  if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
+}
+
+/** Removes what createTokenPlugin made, and the suite's services, stacks and secrets. */
+export async function removeTokenPlugin(name: string, etcDir: string, prefix: string): Promise<void> {
+  await removeByPrefix(prefix).catch(() => undefined);
+  await dockerQuiet(['plugin', 'rm', '-f', name], 120_000);
+  fs.rmSync(etcDir, { recursive: true, force: true });
+}
+
+/** docker-up.sh, then removes leftovers of an earlier run of the suite. */
+export async function engineReady(prefix: string): Promise<void> {
+  const up = await run('bash', [path.join(repoRoot, 'scripts', 'docker-up.sh')], { timeoutMs: 300_000 });
+  if (up.code !== 0) throw new Error(`scripts/docker-up.sh failed: ${up.stderr.trim()}`);
+  await removeByPrefix(prefix);
+}

@@ -2,12 +2,11 @@
 // PostgreSQL user per task through the managed plugin, each user logs in with the values
 // found in /run/secrets, and `docker service rm` leaves no DSO-created role behind.
 import { expect } from 'chai';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
-import { docker, dockerQuiet, readInContainer, removeByPrefix, run, waitFor } from './docker';
+import { createTokenPlugin, docker, engineReady, readInContainer, removeTokenPlugin, waitFor } from './docker';
 import { dynamicPolicy } from '../support/policies';
 
 const PREFIX = 'dsodyn';
@@ -24,9 +23,7 @@ describe('e2e: database credentials per task in a real swarm', function () {
 
   before(async function () {
     this.timeout(600_000);
-    const up = await run('bash', [path.join(repoRoot, 'scripts', 'docker-up.sh')], { timeoutMs: 300_000 });
-    if (up.code !== 0) throw new Error(`scripts/docker-up.sh failed: ${up.stderr.trim()}`);
-    await removeByPrefix(PREFIX);
+    await engineReady(PREFIX);
     pg = sharedPostgres();
     bao = await startOpenBao({ audit: false });
     await configureDatabaseEngine(bao.api, pg, { role: 'e2e', defaultTtl: '1h', maxTtl: '2h' });
@@ -34,28 +31,13 @@ describe('e2e: database credentials per task in a real swarm', function () {
       policy: dynamicPolicy(['database/creds/e2e']),
     });
     const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-dyn'], ttl: '2h' })).auth.client_token);
-    fs.rmSync(ETC_DSO, { recursive: true, force: true });
-    fs.mkdirSync(ETC_DSO, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(ETC_DSO, 'token'), token, { mode: 0o600 });
-    const build = await run(
-      'bash',
-      [
-        path.join(repoRoot, 'plugin', 'build.sh'),
-        '--name', PLUGIN, '--fresh',
-        `VAULT_ADDR=${bao.addr}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
-        `etc-dso.source=${ETC_DSO}`,
-      ],
-      { timeoutMs: 480_000 },
-    );
-    if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
+    await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr);
   });
 
   after(async function () {
     this.timeout(180_000);
-    await removeByPrefix(PREFIX).catch(() => undefined);
-    await dockerQuiet(['plugin', 'rm', '-f', PLUGIN], 120_000);
+    await removeTokenPlugin(PLUGIN, ETC_DSO, PREFIX);
     if (bao) await bao.stop();
-    fs.rmSync(ETC_DSO, { recursive: true, force: true });
   });
 
   it('gives each of 2 replicas its own PostgreSQL user, and removes them when the service is removed', async () => {

@@ -7,18 +7,19 @@ import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import {
+  createTokenPlugin,
   docker,
-  dockerQuiet,
+  engineReady,
   fileSize,
   pluginGet,
   pluginLogLines,
   pluginSocket,
   readInContainer,
   removeByPrefix,
-  run,
+  removeTokenPlugin,
   runningContainer,
   serviceTasks,
   waitFor,
@@ -85,9 +86,7 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
 
   before(async function () {
     this.timeout(600_000);
-    const up = await run('bash', [path.join(repoRoot, 'scripts', 'docker-up.sh')], { timeoutMs: 300_000 });
-    if (up.code !== 0) throw new Error(`scripts/docker-up.sh failed: ${up.stderr.trim()}`);
-    await removeByPrefix(PREFIX);
+    await engineReady(PREFIX);
 
     // OpenBao with the test's secrets, a read-only policy and a non-root token for the plugin.
     bao = await startOpenBao();
@@ -105,28 +104,8 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     const created = await bao.api('POST', 'auth/token/create', { policies: ['dso-e2e'], ttl: '1h', renewable: true });
     const token: string = created.auth.client_token;
 
-    fs.rmSync(ETC_DSO, { recursive: true, force: true });
-    fs.mkdirSync(ETC_DSO, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(ETC_DSO, 'token'), token, { mode: 0o600 });
-
     // Build the rootfs and (re)create the plugin, configured for this OpenBao.
-    const build = await run(
-      'bash',
-      [
-        path.join(repoRoot, 'plugin', 'build.sh'),
-        '--name',
-        PLUGIN,
-        '--fresh',
-        `VAULT_ADDR=${bao.addr}`,
-        'VAULT_AUTH_METHOD=token',
-        'VAULT_TOKEN_FILE=/etc/dso/token',
-        'DSO_ALLOWED_PATHS=secret/data/e2e/*',
-        'DSO_LOG_LEVEL=debug',
-        `etc-dso.source=${ETC_DSO}`,
-      ],
-      { timeoutMs: 480_000 },
-    );
-    if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
+    await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, ['DSO_ALLOWED_PATHS=secret/data/e2e/*', 'DSO_LOG_LEVEL=debug']);
     ({ id: pluginId, socket } = await pluginSocket(PLUGIN));
     logOffset = fileSize(DOCKERD_LOG);
     // The plugin listens on its socket at once (Vault is not needed for that).
@@ -136,12 +115,9 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
 
   after(async function () {
     this.timeout(180_000);
-    await removeByPrefix(PREFIX).catch(() => undefined);
-    if (!process.env.DSO_E2E_KEEP_PLUGIN) {
-      await dockerQuiet(['plugin', 'rm', '-f', PLUGIN], 120_000);
-    }
+    if (process.env.DSO_E2E_KEEP_PLUGIN) await removeByPrefix(PREFIX).catch(() => undefined);
+    else await removeTokenPlugin(PLUGIN, ETC_DSO, PREFIX);
     if (bao) await bao.stop();
-    fs.rmSync(ETC_DSO, { recursive: true, force: true });
   });
 
   it('is a swarm-scoped secret provider plugin, enabled, with the settings given', async () => {

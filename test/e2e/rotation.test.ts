@@ -6,9 +6,9 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, sharedPostgres } from '../support/postgres';
-import { docker, dockerQuiet, pluginSocket, readInContainer, removeByPrefix, run, waitFor } from './docker';
+import { createTokenPlugin, docker, engineReady, pluginSocket, readInContainer, removeTokenPlugin, waitFor } from './docker';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 
 const PREFIX = 'dsorot';
@@ -49,26 +49,9 @@ describe('e2e: rotation in a real swarm', function () {
   const v = (n: number) => secret(`rotation-value-v${n}-${process.pid}`);
   const write = (n: number) => bao.api('POST', 'secret/data/rot/app', { data: { v: v(n) } });
 
-  async function createPlugin(): Promise<void> {
-    const build = await run(
-      'bash',
-      [
-        path.join(repoRoot, 'plugin', 'build.sh'),
-        '--name', PLUGIN, '--fresh',
-        `VAULT_ADDR=${bao.addr}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
-        `DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`,
-        `etc-dso.source=${ETC_DSO}`,
-      ],
-      { timeoutMs: 480_000 },
-    );
-    if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
-  }
-
   before(async function () {
     this.timeout(600_000);
-    const up = await run('bash', [path.join(repoRoot, 'scripts', 'docker-up.sh')], { timeoutMs: 300_000 });
-    if (up.code !== 0) throw new Error(`scripts/docker-up.sh failed: ${up.stderr.trim()}`);
-    await removeByPrefix(PREFIX);
+    await engineReady(PREFIX);
     bao = await startOpenBao({ audit: false });
     await write(1);
     await bao.api('POST', 'secret/data/rot/other', { data: { v: 'other' } });
@@ -78,10 +61,7 @@ describe('e2e: rotation in a real swarm', function () {
       policy: [staticReadPolicy('secret/data/rot/*'), dynamicPolicy(['database/creds/rot'])].join('\n'),
     });
     const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-rot'], ttl: '2h' })).auth.client_token);
-    fs.rmSync(ETC_DSO, { recursive: true, force: true });
-    fs.mkdirSync(ETC_DSO, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(ETC_DSO, 'token'), token, { mode: 0o600 });
-    await createPlugin();
+    await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, [`DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`]);
 
     const mk = (name: string, labels: string[]) => docker(['secret', 'create', '--driver', PLUGIN, ...labels.flatMap((l) => ['--label', l]), name]);
     await mk(`${PREFIX}-app-v`, ['dso.ref=dso://secret/data/rot/app#v', 'dso.rotate=true']);
@@ -102,10 +82,8 @@ describe('e2e: rotation in a real swarm', function () {
 
   after(async function () {
     this.timeout(180_000);
-    await removeByPrefix(PREFIX).catch(() => undefined);
-    await dockerQuiet(['plugin', 'rm', '-f', PLUGIN], 120_000);
+    await removeTokenPlugin(PLUGIN, ETC_DSO, PREFIX);
     if (bao) await bao.stop();
-    fs.rmSync(ETC_DSO, { recursive: true, force: true });
   });
 
   it('rolls the service that uses a changed secret within two intervals, and only that one', async () => {
