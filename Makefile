@@ -6,7 +6,7 @@ BAO := $(VENV)/bin/bao
 MOCHA := npx mocha --reporter ./test/support/summary-reporter.js
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps system-deps build build-test test test-unit test-integration test-e2e plugin demo demo-clean clean
+.PHONY: all deps system-deps build build-test test test-unit test-integration test-e2e plugin install-cli demo demo-clean clean
 
 all: build
 
@@ -48,6 +48,10 @@ test-e2e: deps build build-test
 plugin: deps build
 	bash scripts/docker-up.sh
 	bash plugin/build.sh
+
+# Installs `docker dso` for the current user ($DOCKER_CONFIG or ~/.docker/cli-plugins).
+install-cli: node_modules/.installed build
+	bash scripts/install-cli.sh
 
 demo: deps build
 	bash scripts/demo.sh

@@ -1,0 +1,395 @@
+// `docker dso` as Docker runs it: the metadata handshake, the arguments Docker passes, the
+// command-line parser, help and exit codes, and the small pieces the commands share.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { commandHelp, CommandSpec, parseCommandLine } from '../../src/cli/args';
+import { findCommand, metadata, runCli, splitInvocation } from '../../src/cli/cli';
+import type { Context } from '../../src/cli/context';
+import { hostPathOf, sameName } from '../../src/cli/context';
+import { checkCredential, readCredentials, writePrivateFile } from '../../src/cli/credentials';
+import { DockerClient } from '../../src/cli/docker';
+import { CliError, EXIT, UsageError } from '../../src/cli/errors';
+import { fixFor } from '../../src/cli/fixes';
+import { describeHealthStatus } from '../../src/cli/health';
+import { PluginClient } from '../../src/cli/plugin-client';
+import { errorAndFix, formatDuration, formatTime, keyValues } from '../../src/cli/format';
+
+const SPEC: CommandSpec = {
+  path: ['demo'],
+  summary: 'a demo command',
+  options: [
+    { name: 'name', short: 'n', type: 'string', valueName: 'NAME', description: 'a name' },
+    { name: 'addr', type: 'string', multiple: true, description: 'addresses' },
+    { name: 'kind', type: 'string', choices: ['a', 'b'], description: 'kind' },
+    { name: 'flag', short: 'x', type: 'boolean', description: 'a flag' },
+  ],
+  args: [
+    { name: 'first', required: true, description: 'first' },
+    { name: 'second', description: 'second' },
+  ],
+};
+
+function usage(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(UsageError);
+    return err as UsageError;
+  }
+  return expect.fail('expected a UsageError');
+}
+
+/** A context whose output is kept; no Docker, no plugin. */
+function quietContext(): { ctx: Context; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const ctx: Context = {
+    io: { out: (t) => out.push(t), err: (t) => err.push(t), readStdin: async () => Buffer.alloc(0), stdinIsTTY: false, env: {}, cwd: '/' },
+    docker: new DockerClient(async () => ({ code: 1, stdout: '', stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' })),
+    runner: async () => ({ code: 1, stdout: '', stderr: '' }),
+    connect: () => {
+      throw new Error('no plugin in this test');
+    },
+    health: async (address) => ({ address, reachable: false, state: 'unreachable', healthy: false }),
+    now: () => Date.parse('2030-01-01T00:00:00Z'),
+    sleep: async () => undefined,
+    version: '9.9.9',
+  };
+  return { ctx, out, err };
+}
+
+describe('cli: Docker CLI plugin protocol', () => {
+  it('answers docker-cli-plugin-metadata with the fields Docker 20.10+ expects', async () => {
+    const { ctx, out } = quietContext();
+    const code = await runCli(['docker-cli-plugin-metadata'], () => ctx);
+    expect(code).to.equal(0);
+    const meta = JSON.parse(out.join(''));
+    expect(meta.SchemaVersion).to.equal('0.1.0');
+    expect(meta.Vendor).to.be.a('string').and.not.equal('');
+    expect(meta.Version).to.equal('9.9.9');
+    expect(meta.ShortDescription).to.be.a('string').with.length.below(80);
+    expect(meta).to.have.property('URL');
+    expect(metadata('1.0.0').Version).to.equal('1.0.0');
+  });
+
+  it('strips the plugin name Docker passes first, and docker\'s global flags before it', () => {
+    expect(splitInvocation(['dso', 'system', 'info'])).to.deep.equal({ dockerArgs: [], args: ['system', 'info'] });
+    expect(splitInvocation(['-D', '--context', 'prod', 'dso', 'inspect', 'x'])).to.deep.equal({ dockerArgs: ['-D', '--context', 'prod'], args: ['inspect', 'x'] });
+    expect(splitInvocation(['-H=tcp://h:2376', '--tlsverify', 'dso', 'up'])).to.deep.equal({ dockerArgs: ['-H=tcp://h:2376', '--tlsverify'], args: ['up'] });
+    // A context named "dso" is a flag value, not the plugin name.
+    expect(splitInvocation(['--context', 'dso', 'dso', 'up'])).to.deep.equal({ dockerArgs: ['--context', 'dso'], args: ['up'] });
+    // Run directly (not through docker): the arguments are ours.
+    expect(splitInvocation(['system', 'info'])).to.deep.equal({ dockerArgs: [], args: ['system', 'info'] });
+    expect(splitInvocation(['inspect', 'dso'])).to.deep.equal({ dockerArgs: [], args: ['inspect', 'dso'] });
+  });
+
+  it('passes docker\'s global flags on to every docker command it runs', async () => {
+    const calls: string[][] = [];
+    const docker = new DockerClient(async (cmd, args) => {
+      calls.push([cmd, ...args]);
+      return { code: 0, stdout: '{"LocalNodeState":"active","ControlAvailable":true}', stderr: '' };
+    }, ['--context', 'prod']);
+    expect(await docker.swarm()).to.deep.equal({ state: 'active', manager: true });
+    expect(calls[0]).to.deep.equal(['docker', '--context', 'prod', 'info', '--format', '{{json .Swarm}}']);
+  });
+});
+
+describe('cli: command line', () => {
+  it('parses long, short, inline, repeated and boolean options and arguments', () => {
+    const p = parseCommandLine(SPEC, ['--name', 'x', 'one', '--addr=a', '--addr', 'b', '-x', 'two', '--kind=b']);
+    expect(p.options).to.deep.equal({ name: 'x', addr: ['a', 'b'], flag: true, kind: 'b' });
+    expect(p.args).to.deep.equal({ first: 'one', second: 'two' });
+    expect(parseCommandLine(SPEC, ['-nfoo', 'one']).options.name).to.equal('foo');
+    expect(parseCommandLine(SPEC, ['--flag=false', 'one']).options.flag).to.equal(false);
+    expect(parseCommandLine(SPEC, ['one', '--', '--name']).args.second).to.equal('--name');
+    expect(parseCommandLine(SPEC, ['-', '-n', '-']).args.first, 'a lone "-" is an argument').to.equal('-');
+  });
+
+  it('reports usage errors precisely', () => {
+    expect(usage(() => parseCommandLine(SPEC, ['one', '--nmae', 'x'])).message).to.contain('unknown flag --nmae');
+    expect(usage(() => parseCommandLine(SPEC, ['one', '--nmae', 'x'])).fix).to.contain('did you mean --name');
+    expect(usage(() => parseCommandLine(SPEC, ['one', '-z'])).message).to.contain('unknown flag -z');
+    expect(usage(() => parseCommandLine(SPEC, ['one', '--name'])).message).to.contain('--name needs a value');
+    expect(usage(() => parseCommandLine(SPEC, ['one', '--kind', 'c'])).message).to.contain('must be one of a, b');
+    expect(usage(() => parseCommandLine(SPEC, ['one', '--flag=yes'])).message).to.contain('takes no value');
+    expect(usage(() => parseCommandLine(SPEC, [])).message).to.contain('missing argument FIRST');
+    expect(usage(() => parseCommandLine(SPEC, ['a', 'b', 'c'])).message).to.contain('unexpected argument "c"');
+  });
+
+  it('lets --help through even when arguments are missing', () => {
+    expect(parseCommandLine(SPEC, ['--help']).options.help).to.equal(true);
+    expect(parseCommandLine(SPEC, ['-h']).options.help).to.equal(true);
+  });
+
+  it('writes help with usage, every option, choices and repeatability', () => {
+    const help = commandHelp(SPEC, 'FOOTER');
+    expect(help).to.contain('Usage:  docker dso demo [OPTIONS] FIRST [SECOND]');
+    for (const o of ['-n, --name NAME', '--addr VALUE', '--kind', '-x, --flag', '-h, --help']) expect(help).to.contain(o);
+    expect(help).to.contain('(one of: a, b)').and.to.contain('(may be repeated)').and.to.contain('FOOTER');
+  });
+
+  it('finds commands, including the two-word system commands and flags before the command', () => {
+    expect(findCommand(['system', 'info']).command?.spec.path).to.deep.equal(['system', 'info']);
+    expect(findCommand(['--plugin', 'x', 'system', '--json', 'test-vault']).rest).to.deep.equal(['--plugin', 'x', '--json']);
+    expect(findCommand(['inspect', 'svc']).rest).to.deep.equal(['svc']);
+    expect(findCommand([]).help).to.contain('Commands:');
+    expect(findCommand(['system']).help).to.contain('test-vault');
+    expect(findCommand(['help', 'dso']).help, '`docker help dso`').to.contain('Commands:');
+    expect(findCommand(['help', 'up']).help).to.contain('docker dso up');
+  });
+});
+
+describe('cli: dispatcher and exit codes', () => {
+  async function cli(args: string[]) {
+    const { ctx, out, err } = quietContext();
+    const code = await runCli(['dso', ...args], () => ctx);
+    return { code, out: out.join(''), err: err.join('') };
+  }
+
+  it('prints help for no command, --help, and each command, with the exit codes (exit 0)', async () => {
+    for (const args of [[], ['--help'], ['help'], ['init', '--help'], ['system', 'info', '-h'], ['system', 'test-vault', '--help'], ['inspect', '--help'], ['up', '--help'], ['rotate', '--help']]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).to.equal(0);
+      expect(r.out, args.join(' ')).to.contain('Usage:');
+    }
+    const r = await cli(['up', '--help']);
+    expect(r.out).to.contain('Exit codes:').and.to.contain('3  the DSO plugin is absent');
+    expect((await cli(['--help'])).out).to.contain('4  the Docker engine');
+  });
+
+  it('documents every flag of init that the seed uses', async () => {
+    const r = await cli(['init', '--help']);
+    for (const flag of ['--mode', '--provider', '--vault-address', '--vault-auth-method', '--vault-role-id', '--vault-secret-id', '--vault-token', '--vault-cacert', '--vault-namespace', '--config-dir', '--plugin']) {
+      expect(r.out).to.contain(flag);
+    }
+  });
+
+  it('exits 2 on an unknown command or flag, with a hint', async () => {
+    const unknown = await cli(['inspcet', 'x']);
+    expect(unknown.code).to.equal(EXIT.USAGE);
+    expect(unknown.err).to.contain('unknown command: docker dso inspcet').and.to.contain('did you mean: docker dso inspect');
+    const info = await cli(['info']);
+    expect(info.err).to.contain('docker dso system info');
+    const flag = await cli(['inspect', 'x', '--bogus']);
+    expect(flag.code).to.equal(EXIT.USAGE);
+    expect(flag.err).to.contain('unknown flag --bogus');
+    expect((await cli(['system', 'nope'])).code).to.equal(EXIT.USAGE);
+    expect((await cli(['inspect'])).code).to.equal(EXIT.USAGE);
+  });
+
+  it('exits 4 when the Docker engine does not answer', async () => {
+    const r = await cli(['system', 'info']);
+    expect(r.code).to.equal(EXIT.DOCKER);
+    expect(r.err).to.contain('the Docker engine does not answer').and.to.contain('Fix:');
+  });
+
+  it('prints its version', async () => {
+    expect((await cli(['version'])).out).to.equal('docker-dso 9.9.9\n');
+    expect((await cli(['--version'])).out).to.equal('docker-dso 9.9.9\n');
+  });
+
+  it('refuses a malformed --plugin name (exit 2)', async () => {
+    const r = await cli(['system', 'info', '--plugin', 'Bad Name']);
+    expect(r.code).to.equal(EXIT.USAGE);
+    expect(r.err).to.contain('invalid plugin name');
+  });
+});
+
+describe('cli: credentials', () => {
+  const io = (stdin: string) => ({ out: () => undefined, err: () => undefined, readStdin: async () => Buffer.from(stdin), stdinIsTTY: false, env: {}, cwd: os.tmpdir() });
+
+  it('reads a credential from standard input, a file, or the argument, trimming the line end', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-unit-')), 'id');
+    fs.writeFileSync(file, 'from-file\n');
+    const got = await readCredentials(
+      [
+        { flag: '--a', spec: '-' },
+        { flag: '--b', spec: `@${file}` },
+        { flag: '--c', spec: 'literal' },
+      ],
+      io('from-stdin\r\n'),
+    );
+    expect(got.get('--a')).to.deep.equal({ value: 'from-stdin', from: 'stdin' });
+    expect(got.get('--b')).to.deep.equal({ value: 'from-file', from: 'file' });
+    expect(got.get('--c')).to.deep.equal({ value: 'literal', from: 'argument' });
+  });
+
+  it('allows standard input for one credential only, and refuses empty, multi-line or spaced values', async () => {
+    try {
+      await readCredentials([{ flag: '--a', spec: '-' }, { flag: '--b', spec: '-' }], io('x'));
+      expect.fail('expected a UsageError');
+    } catch (err) {
+      expect(err).to.be.instanceOf(UsageError);
+      expect((err as Error).message).to.contain('only one credential');
+    }
+    expect(usage(() => checkCredential('  \n', '--x')).message).to.contain('empty');
+    expect(usage(() => checkCredential('a\nb', '--x')).message).to.contain('several lines');
+    expect(usage(() => checkCredential('a b', '--x')).message).to.contain('whitespace');
+  });
+
+  it('names an unreadable @file without showing anything else', async () => {
+    try {
+      await readCredentials([{ flag: '--vault-secret-id', spec: '@/nonexistent/dso-x' }], io(''));
+      expect.fail('expected a UsageError');
+    } catch (err) {
+      expect((err as Error).message).to.equal('--vault-secret-id: cannot read /nonexistent/dso-x (ENOENT)');
+    }
+  });
+
+  it('writes private files with mode 0600 from the start, replacing the old one atomically', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-unit-'));
+    const old = process.umask(0);
+    try {
+      writePrivateFile(dir, 'secret-id', 'one\n');
+      writePrivateFile(dir, 'secret-id', 'two\n');
+    } finally {
+      process.umask(old);
+    }
+    const file = path.join(dir, 'secret-id');
+    expect(fs.statSync(file).mode & 0o777).to.equal(0o600);
+    expect(fs.readFileSync(file, 'utf8')).to.equal('two\n');
+    expect(fs.readdirSync(dir), 'no temporary file left').to.deep.equal(['secret-id']);
+  });
+});
+
+describe('cli: shared helpers', () => {
+  it('formats durations and times', () => {
+    expect(formatDuration(0)).to.equal('0s');
+    expect(formatDuration(59)).to.equal('59s');
+    expect(formatDuration(3600)).to.equal('1h');
+    expect(formatDuration(3725)).to.equal('1h2m5s');
+    expect(formatDuration(90061)).to.equal('1d1h1m1s');
+    const now = Date.parse('2030-01-01T00:00:00Z');
+    expect(formatTime('2029-12-31T23:57:00.000Z', now)).to.equal('2029-12-31T23:57:00.000Z (3m ago)');
+    expect(formatTime('2030-01-01T01:00:00.000Z', now)).to.equal('2030-01-01T01:00:00.000Z (in 1h)');
+    expect(formatTime(undefined, now)).to.equal('-');
+  });
+
+  it('aligns key/value rows, multi-line values included', () => {
+    expect(keyValues([['A', '1'], ['Long key', 'x\ny']])).to.equal('A:        1\nLong key: x\n          y');
+    expect(errorAndFix('bad', 'do this\nthen that')).to.equal('  Error: bad\n  Fix:   do this\n         then that');
+  });
+
+  it('maps plugin paths under /etc/dso to the host directory', () => {
+    expect(hostPathOf('/etc/dso/ca.pem', '/srv/dso')).to.equal('/srv/dso/ca.pem');
+    expect(hostPathOf('/other/ca.pem', '/srv/dso')).to.equal(undefined);
+    expect(hostPathOf(undefined, '/srv/dso')).to.equal(undefined);
+  });
+
+  it('treats name and name:latest as the same plugin', () => {
+    expect(sameName('dso:latest', 'dso')).to.equal(true);
+    expect(sameName('dso', 'dso:latest')).to.equal(true);
+    expect(sameName('dso-x:latest', 'dso')).to.equal(false);
+    expect(sameName(undefined, 'dso')).to.equal(false);
+  });
+
+  it('gives the README troubleshooting fix for each failure', () => {
+    const ctx = { plugin: 'dso' };
+    expect(fixFor('ERR_LOGIN', 'approle login at auth/approle failed: invalid role or secret ID', { ...ctx, method: 'approle', mount: 'auth/approle' }))
+      .to.contain('vault write -f auth/approle/role/<role>/secret-id').and.to.contain('docker dso init --plugin dso --vault-secret-id -');
+    expect(fixFor('ERR_LOGIN', 'token login at auth/token failed: permission denied', { ...ctx, method: 'token' })).to.contain('--vault-token -');
+    expect(fixFor('ERR_VAULT_DENIED', 'permission denied reading secret/data/app/x: the plugin\'s Vault policy must allow "read" on it (permission denied)', ctx))
+      .to.contain('path "secret/data/app/x" { capabilities = ["read"] }');
+    expect(fixFor('ERR_PATH_REFUSED', 'path x is not allowed by DSO_ALLOWED_PATHS', ctx)).to.contain('DSO_ALLOWED_PATHS');
+    expect(fixFor('ERR_VAULT_UNAVAILABLE', 'Vault at http://x is unreachable', ctx)).to.contain('--vault-address');
+    expect(fixFor('ERR_TIMEOUT', 'no answer', ctx)).to.contain('DSO_TIMEOUT');
+    expect(fixFor('ERR_SETTINGS', 'VAULT_ADDR is not set', ctx)).to.contain('docker dso init');
+    expect(fixFor('ERR_VALUE_TOO_LARGE', 'x', ctx)).to.contain('511,999');
+    expect(fixFor(undefined, 'x', ctx)).to.contain("plugin's log");
+    expect(fixFor('ERR_VAULT_UNAVAILABLE', 'database engine at database/ failed to serve database/creds/app: connection refused', ctx)).to.contain('database down or role misconfigured');
+    expect(fixFor('ERR_NOT_FOUND', 'database engine at database/ cannot serve database/creds/nope: unknown role', ctx)).to.contain('no such role');
+  });
+
+  it('carries an exit code and a fix on every CLI error', () => {
+    const e = new CliError(EXIT.PLUGIN, 'gone', 'bring it back');
+    expect(e.exitCode).to.equal(3);
+    expect(e.fix).to.equal('bring it back');
+  });
+});
+
+describe('cli: the plugin socket client', () => {
+  let dir: string;
+  let server: http.Server | undefined;
+  const routes = new Map<string, (body: string) => [number, unknown]>();
+  const seen: { method: string; url: string; body: string }[] = [];
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-sock-'));
+    routes.clear();
+    seen.length = 0;
+    server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        seen.push({ method: req.method ?? '', url: req.url ?? '', body });
+        const route = routes.get(`${req.method} ${(req.url ?? '').split('?')[0]}`);
+        const [status, reply] = route ? route(body) : [404, { Err: `unknown plugin route ${req.method} ${req.url}` }];
+        res.writeHead(status).end(JSON.stringify(reply));
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(path.join(dir, 'dso.sock'), resolve));
+  });
+
+  afterEach(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const client = () => new PluginClient(path.join(dir, 'dso.sock'), 'dso');
+
+  it('asks GET /DSO.Status, with ?service= when given', async () => {
+    routes.set('GET /DSO.Status', () => [200, { version: '0.1.0', problems: [] }]);
+    expect((await client().status('my svc')).version).to.equal('0.1.0');
+    expect(seen[0].url).to.equal('/DSO.Status?service=my%20svc');
+  });
+
+  it('posts the reference to /DSO.TestVault as {"Reference": ...}', async () => {
+    routes.set('POST /DSO.TestVault', () => [200, { ok: true }]);
+    expect(await client().testVault('dso://a/b#c')).to.deep.equal({ ok: true });
+    expect(JSON.parse(seen[0].body)).to.deep.equal({ Reference: 'dso://a/b#c' });
+  });
+
+  it('rotate: a report; undefined for a plugin without the route; exit 1 for a secret not of this plugin', async () => {
+    routes.set('POST /DSO.Rotate', (body) => {
+      const name = JSON.parse(body).Secret;
+      return name === 'mine' ? [200, { secret: 'mine', reason: 'on-demand', services: [] }] : [404, { Err: `no secret named ${name} uses this plugin as its driver`, code: 'ERR_NOT_FOUND' }];
+    });
+    expect(await client().rotate('mine')).to.deep.equal({ secret: 'mine', reason: 'on-demand', services: [] });
+    try {
+      await client().rotate('other');
+      expect.fail('expected a CliError');
+    } catch (err) {
+      expect(err).to.be.instanceOf(CliError);
+      expect((err as CliError).exitCode).to.equal(EXIT.FAILURE);
+      expect((err as CliError).message).to.contain('no secret named other');
+    }
+    routes.delete('POST /DSO.Rotate');
+    expect(await client().rotate('mine')).to.equal(undefined);
+  });
+
+  it('a socket that does not answer is exit 3, with where to look', async () => {
+    const gone = new PluginClient(path.join(dir, 'nothing.sock'), 'dso');
+    try {
+      await gone.status();
+      expect.fail('expected a CliError');
+    } catch (err) {
+      expect(err).to.be.instanceOf(CliError);
+      expect((err as CliError).exitCode).to.equal(EXIT.PLUGIN);
+      expect((err as CliError).message).to.contain('does not answer').and.to.contain('ENOENT');
+      expect((err as CliError).fix).to.contain('docker plugin disable dso && docker plugin enable dso');
+    }
+  });
+
+  it('reads Vault health codes as Vault documents them', () => {
+    expect(describeHealthStatus(200)).to.equal('active');
+    expect(describeHealthStatus(429)).to.equal('standby');
+    expect(describeHealthStatus(473)).to.equal('standby');
+    expect(describeHealthStatus(501)).to.equal('uninitialized');
+    expect(describeHealthStatus(503)).to.equal('sealed');
+    expect(describeHealthStatus(500)).to.equal('error');
+  });
+});
