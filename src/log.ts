@@ -8,10 +8,21 @@ export type Logger = winston.Logger;
 
 const FORBIDDEN_KEYS = new Set(['value', 'token', 'client_token', 'secret_id', 'jwt', 'password', 'x-vault-token', 'data', 'auth']);
 
-const dropSecretFields = winston.format((info) => {
-  for (const key of Object.keys(info)) {
-    if (FORBIDDEN_KEYS.has(key.toLowerCase())) delete (info as Record<string, unknown>)[key];
+/** Removes credential-named fields, nested ones too (a few levels deep). */
+function scrub(record: Record<string, unknown>, depth: number): void {
+  for (const key of Object.keys(record)) {
+    const value = record[key];
+    if (FORBIDDEN_KEYS.has(key.toLowerCase())) delete record[key];
+    else if (depth > 0 && value && typeof value === 'object' && !Array.isArray(value)) {
+      const copy = { ...(value as Record<string, unknown>) };
+      scrub(copy, depth - 1);
+      record[key] = copy;
+    }
   }
+}
+
+const dropSecretFields = winston.format((info) => {
+  scrub(info as Record<string, unknown>, 4);
   return info;
 });
 

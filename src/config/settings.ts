@@ -2,6 +2,7 @@
 // returned beside the settings, and every GetSecret answers with them until fixed.
 import * as fs from 'node:fs';
 import Ajv from 'ajv';
+import { TEMPLATE_NAMES, templateNames } from '../resolve/template';
 import { parseDuration } from './duration';
 import { RawSettings, rawSettingsSchema, SETTING_NAMES, SETTINGS, SettingName } from './schema';
 
@@ -191,6 +192,11 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
       break;
   }
   if (!!s.tls.clientCertFile !== !!s.tls.clientKeyFile) problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together');
+  // A typo such as {stak} would otherwise make a pattern silently allow nothing.
+  for (const [name, texts] of [['DSO_ALLOWED_PATHS', s.allowedPaths], ['DSO_PATH_TEMPLATE', s.pathTemplate ? [s.pathTemplate] : []]] as const) {
+    const unknown = texts.flatMap(templateNames).filter((t) => !(TEMPLATE_NAMES as readonly string[]).includes(t));
+    if (unknown.length) problems.push(`${name} uses unknown template ${unknown.map((t) => `{${t}}`).join(', ')}; known: ${TEMPLATE_NAMES.map((t) => `{${t}}`).join(', ')}`);
+  }
   return problems;
 }
 

@@ -25,6 +25,14 @@ describe('createLogger', () => {
     expect(lines.join('\n')).to.not.include(CANARY);
   });
 
+  it('drops them in nested objects too, keeping the rest', () => {
+    const { logger, lines, records } = capturingLogger('debug');
+    logger.info('nested', { request: { path: 'secret/data/x', headers: { 'X-Vault-Token': CANARY }, token: CANARY } });
+    const [line] = records();
+    expect(line.request).to.deep.equal({ path: 'secret/data/x', headers: {} });
+    expect(lines.join('\n')).to.not.include(CANARY);
+  });
+
   it('drops them whatever their case', () => {
     const { logger, lines } = capturingLogger('debug');
     logger.warn('x', { Value: CANARY, TOKEN: CANARY, Secret_ID: CANARY, Password: CANARY, JWT: CANARY });

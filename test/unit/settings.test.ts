@@ -48,6 +48,14 @@ describe('loadSettings', () => {
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  describe('templates in settings', () => {
+    it('names an unknown template in DSO_ALLOWED_PATHS or DSO_PATH_TEMPLATE, which would otherwise allow nothing', () => {
+      const problems = problemsFor({ ...base, DSO_ALLOWED_PATHS: 'secret/data/{stak}/*', DSO_PATH_TEMPLATE: 'secret/data/{servce}' });
+      expect(problems.join('\n')).to.contain('DSO_ALLOWED_PATHS uses unknown template {stak}').and.contain('DSO_PATH_TEMPLATE uses unknown template {servce}');
+      expect(problemsFor({ ...base, DSO_ALLOWED_PATHS: 'secret/data/{stack}/*' })).to.deep.equal([]);
+    });
+  });
+
   describe('defaults', () => {
     it('has the documented defaults', () => {
       const { settings, problems } = loadSettings(base, missing());
