@@ -6,7 +6,7 @@ BAO := $(VENV)/bin/bao
 MOCHA := npx mocha --reporter ./test/support/summary-reporter.js
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps system-deps build build-test test test-unit test-integration test-e2e plugin install-cli demo demo-clean clean
+.PHONY: all deps system-deps build build-test test test-unit test-integration test-property test-e2e plugin install-cli demo demo-clean clean
 
 all: build
 
@@ -32,13 +32,16 @@ build-test: node_modules/.installed
 # One mocha run over every suite, so its closing line counts them all.
 test: deps build build-test
 	bash scripts/docker-up.sh
-	$(MOCHA) --timeout 120000 --exit 'build/test/unit/**/*.test.js' 'build/test/integration/**/*.test.js' 'build/test/e2e/**/*.test.js' build/test/leaks.test.js
+	$(MOCHA) --timeout 120000 --exit 'build/test/unit/**/*.test.js' 'build/test/integration/**/*.test.js' 'build/test/property/**/*.test.js' 'build/test/e2e/**/*.test.js' build/test/leaks.test.js
 
 test-unit: build-test
 	$(MOCHA) 'build/test/unit/**/*.test.js'
 
 test-integration: deps build-test
 	$(MOCHA) --timeout 120000 --exit 'build/test/integration/**/*.test.js' build/test/leaks.test.js
+
+test-property: deps build-test
+	$(MOCHA) --timeout 120000 --exit 'build/test/property/**/*.test.js' build/test/leaks.test.js
 
 test-e2e: deps build build-test
 	bash scripts/docker-up.sh

@@ -16,6 +16,9 @@ export interface DriverResult {
   source: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
 }
 
+/** Mount types that are Vault's own machinery (namespaced ones start with ns_). */
+const VAULT_INTERNAL_TYPES = new Set(['token', 'system', 'identity', 'cubbyhole']);
+
 export interface SecretTarget {
   apiPath: string;
   mount: MountInfo;
@@ -103,6 +106,11 @@ export class VaultSecretDriver {
 
   private engineFor(mount: MountInfo): SecretEngine {
     if (mount.kvVersion) return this.options.kv;
+    // Vault's own machinery is never a secret to hand out: token/self endpoints would give
+    // away (or renew, or revoke) the plugin's token, cubbyhole is the token's own storage.
+    if (VAULT_INTERNAL_TYPES.has(mount.type) || mount.type.startsWith('ns_')) {
+      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is Vault's ${mount.type} backend, not a secrets engine DSO serves`);
+    }
     if (this.options.leased) return this.options.leased;
     throw new DsoError('ERR_UNSUPPORTED', `the ${mount.type} secrets engine at ${mount.path} is not supported here; DSO reads KV v1 and v2 mounts`);
   }

@@ -56,7 +56,10 @@ export class PathPolicy {
     if (!this.restricted) return true;
     const segments = path.split('/');
     const candidates = [path];
-    for (let i = 1; i < segments.length; i++) candidates.push([...segments.slice(0, i), 'data', ...segments.slice(i)].join('/'));
+    // KV v2 inserts data/ after the mount, unless the path already has data/ there.
+    for (let i = 1; i < segments.length; i++) {
+      if (segments[i] !== 'data') candidates.push([...segments.slice(0, i), 'data', ...segments.slice(i)].join('/'));
+    }
     const patterns = this.compiled(context);
     return candidates.some((candidate) => patterns.some((re) => re.test(candidate)));
   }

@@ -49,6 +49,11 @@ export class Resolver {
     const context = requestContext(request);
     const path = fillTemplate(spec.ref.path, context, 'path');
     checkPath(path, 'path');
+    // auth/ and sys/ are Vault's own API (logins, tokens, configuration), never a secret.
+    const first = path.split('/')[0];
+    if (first === 'auth' || first === 'sys') {
+      throw Object.assign(new DsoError('ERR_PATH_REFUSED', `${path} is part of Vault's own API (${first}/), not a secret DSO serves`), { source: { path, field: spec.ref.field } });
+    }
     const params: Record<string, string> = {};
     for (const [key, value] of Object.entries(spec.ref.params)) params[key] = fillTemplate(value, context, `parameter ${key}`);
     try {

@@ -148,6 +148,17 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
     secret(blocks[0]);
   });
 
+  it("never serves, renews or revokes the plugin's own token, nor writes to cubbyhole", async () => {
+    const tokenBefore = (plugin.plugin.describe().vault as { token: { ttlSeconds: number } }).token.ttlSeconds;
+    for (const ref of ['dso://auth/token/lookup-self#id', 'dso://auth/token/renew-self?increment=1s', 'dso://sys/wrapping/lookup?token=x', 'dso://cubbyhole/x?foo=bar', 'dso://identity/entity/id']) {
+      const { status, reply } = await plugin.get({ SecretName: 's', ServiceName: 'evil', TaskID: 'task-evil', SecretLabels: { 'dso.ref': ref } });
+      expect(status, ref).to.equal(500);
+      expect(reply.Err, ref).to.match(/not a secret|not a secrets engine/);
+    }
+    const tokenAfter = (plugin.plugin.describe().vault as { token: { ttlSeconds: number } }).token.ttlSeconds;
+    expect(tokenAfter).to.be.at.least(tokenBefore - 5);
+  });
+
   it('says clearly when the database engine cannot issue credentials', async () => {
     await pg.stop();
     try {
