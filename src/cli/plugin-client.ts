@@ -1,37 +1,15 @@
 // The plugin's own routes on its socket: what `docker dso` knows about the plugin comes from
-// here, not from guesses. Types mirror src/plugin/app.ts and src/main.ts (status and test).
+// here, not from guesses. Record types come from the plugin's own modules.
 import * as http from 'node:http';
+import type { RotationReport } from '../rotation/watcher';
+import type { FetchRecord } from '../status/store';
+import type { TokenStatus as PluginTokenStatus } from '../vault/token';
 import { CliError, EXIT } from './errors';
 
-export interface TokenStatus {
-  loggedIn: boolean;
-  method?: string;
-  mount?: string;
-  ttlSeconds?: number;
-  expiresAt?: string;
-  renewable?: boolean;
-  policies?: string[];
-  lastLoginAt?: string;
-  lastRenewalAt?: string;
-  lastError?: string;
-}
-
-export interface FetchRecord {
-  at: string;
-  service: string;
-  serviceId: string;
-  task: string;
-  secret: string;
-  path?: string;
-  field?: string;
-  version?: number;
-  leaseExpiresAt?: string;
-  outcome: 'ok' | 'error';
-  code?: string;
-  error?: string;
-  doNotReuse?: boolean;
-  durationMs: number;
-}
+// The same shapes the plugin writes (a plugin status the CLI reads may come from an older
+// plugin, so the CLI treats every field as possibly absent).
+export type TokenStatus = Partial<PluginTokenStatus> & { loggedIn: boolean };
+export type { FetchRecord };
 
 export interface PluginStatus {
   version?: string;
@@ -65,11 +43,7 @@ export interface TestVaultResult {
   read?: { path?: string; field?: string; version?: number; bytes?: number };
 }
 
-export interface RotationReport {
-  secret: string;
-  reason?: string;
-  services: { service: string; serviceId?: string; outcome: 'rolled' | 'skipped-updating' | 'failed' | string; error?: string }[];
-}
+export type { RotationReport };
 
 export interface PluginApi {
   status(service?: string): Promise<PluginStatus>;

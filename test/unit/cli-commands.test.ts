@@ -510,15 +510,15 @@ describe('cli: docker dso rotate', () => {
   it('asks the plugin to roll the services of the secret and reports each (exit 0; 1 when one was not rolled)', async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    api.rotation = { secret: 'pw', reason: 'on-demand', services: [{ service: 'app', outcome: 'rolled' }, { service: 'web', outcome: 'rolled' }] };
+    api.rotation = { secret: 'pw', reason: 'on-demand', services: [{ service: 'app', serviceId: 's1', outcome: 'rolled' }, { service: 'web', serviceId: 's2', outcome: 'rolled' }] };
     const r = await cli('rotate', 'pw');
     expect(r.code).to.equal(0);
     expect(r.out).to.equal('Rotation of pw: 2 services\n  app: rolled\n  web: rolled\n');
-    api.rotation = { secret: 'pw', services: [{ service: 'app', outcome: 'skipped-updating' }] };
+    api.rotation = { secret: 'pw', reason: 'on-demand', services: [{ service: 'app', serviceId: 's1', outcome: 'skipped-updating' }] };
     const skipped = await cli('rotate', 'pw');
     expect(skipped.code).to.equal(EXIT.FAILURE);
     expect(skipped.out).to.contain('an update of the service is in progress');
-    api.rotation = { secret: 'pw', services: [] };
+    api.rotation = { secret: 'pw', reason: 'on-demand', services: [] };
     expect((await cli('rotate', 'pw')).out).to.contain('No service uses pw');
     const json = JSON.parse((await cli('rotate', 'pw', '--json')).out);
     expect(json).to.include({ supported: true, ok: true, secret: 'pw' });
