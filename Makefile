@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 BAO := $(VENV)/bin/bao
-MOCHA := npx mocha --reporter ./test/support/summary-reporter.js
+MOCHA := npx mocha --reporter ./test/support/summary-reporter.js --require ./build/test/support/output-capture.js
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all deps system-deps build build-test test test-unit test-integration test-property test-e2e plugin install-cli demo demo-clean clean

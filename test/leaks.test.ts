@@ -1,6 +1,8 @@
 // Runs last: every secret value, token and secret id the suite registered is looked for in
 // everything the plugin said (log lines, replies, process output, the dockerd log when
-// this suite's engine writes one). Finding one fails the suite without printing it.
+// this suite's engine writes one) and everything the test run itself printed (mocha is
+// started with --require test/support/output-capture). Finding one fails the suite
+// without printing it.
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import { capturedText, leakForms, registeredSecrets } from './support/capture';
@@ -22,7 +24,7 @@ describe('leak scan over the whole suite', () => {
     expect(findLeaks([Buffer.from('base64-planted-canary').toString('base64')], ['base64-planted-canary'])).to.equal(1);
   });
 
-  it('finds no registered secret in anything the plugin logged or answered', function () {
+  it('finds no registered secret in anything the plugin logged or answered, or the tests printed', function () {
     const secrets = registeredSecrets();
     const texts = capturedText();
     if (secrets.length === 0 || texts.length === 0) this.skip();
