@@ -51,8 +51,8 @@ export interface LoadedSettings {
   problems: string[];
 }
 
-export const DEFAULT_CONFIG_FILE = '/etc/dso/dso.json';
-export const DEFAULT_SOCKET = '/run/docker/plugins/dso.sock';
+import { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET } from './socket';
+export { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET };
 const MAX_TIMEOUT_MS = 29_999;
 
 const ajv = new Ajv({ allErrors: true });

@@ -15,8 +15,12 @@ interface KvV1Answer {
   data?: Record<string, unknown> | null;
 }
 
+/** How long a successful KV read serves identical requests after it returned. */
+export const KV_REUSE_MS = 1_000;
+
 export class KvEngine implements SecretEngine {
-  private readonly flights = new SingleFlight<SecretRead>();
+  /** A read is shared with identical requests that start up to 1 s after it returned (a herd). */
+  private readonly flights = new SingleFlight<SecretRead>(KV_REUSE_MS);
 
   constructor(private readonly session: VaultSession) {}
 

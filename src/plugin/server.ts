@@ -17,7 +17,9 @@ export async function listenOnSocket(handler: RequestListener, socketPath: strin
   server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => {
+    // A herd of calls (or calls queued while the plugin loads) must not overflow the accept
+    // queue: on a Unix socket an overflow is an immediate EAGAIN for the caller, not a retry.
+    server.listen({ path: socketPath, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -1,17 +1,53 @@
 // Identical concurrent calls share one promise: a herd of tasks asking for the same
-// secret costs Vault one request.
+// secret costs Vault one request. With `reuseMs`, the successful result of a call that
+// was shared (a herd is under way) also serves identical calls that start within that many
+// ms after it settled: a herd reaches the plugin over the time it takes to accept and
+// parse it (about half a second for 1,000 calls on two cores), much longer than one read
+// takes. A call nobody shared is never reused, so calls one after the other each reach
+// Vault; failures are never reused; results are let go once their time is up (one timer,
+// whatever the number of keys).
+interface Flight<T> {
+  promise: Promise<T>;
+  shared: boolean;
+  settledAt?: number;
+}
+
 export class SingleFlight<T> {
-  private readonly inflight = new Map<string, Promise<T>>();
+  private readonly flights = new Map<string, Flight<T>>();
+  private sweeper?: NodeJS.Timeout;
   merged = 0;
 
+  constructor(private readonly reuseMs = 0) {}
+
   run(key: string, work: () => Promise<T>): Promise<T> {
-    const running = this.inflight.get(key);
-    if (running) {
+    const found = this.flights.get(key);
+    if (found && (found.settledAt === undefined || Date.now() - found.settledAt < this.reuseMs)) {
       this.merged++;
-      return running;
+      found.shared = true;
+      return found.promise;
     }
-    const promise = work().finally(() => this.inflight.delete(key));
-    this.inflight.set(key, promise);
-    return promise;
+    const flight: Flight<T> = { promise: work(), shared: false };
+    this.flights.set(key, flight);
+    const forget = () => {
+      if (this.flights.get(key) === flight) this.flights.delete(key);
+    };
+    flight.promise.then(() => {
+      if (this.reuseMs <= 0 || !flight.shared) return forget();
+      flight.settledAt = Date.now();
+      this.sweeper ??= setTimeout(() => this.sweep(), this.reuseMs).unref();
+    }, forget);
+    return flight.promise;
+  }
+
+  private sweep(): void {
+    this.sweeper = undefined;
+    const now = Date.now();
+    let waiting = false;
+    for (const [key, flight] of this.flights) {
+      if (flight.settledAt === undefined) continue;
+      if (now - flight.settledAt >= this.reuseMs) this.flights.delete(key);
+      else waiting = true;
+    }
+    if (waiting) this.sweeper = setTimeout(() => this.sweep(), this.reuseMs).unref();
   }
 }

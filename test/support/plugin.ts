@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { loadSettings } from '../../src/config/settings';
 import { createLogger } from '../../src/log';
-import { buildPlugin, Plugin, PluginDeps } from '../../src/main';
+import { buildPlugin, Plugin, PluginDeps } from '../../src/wiring';
 import { createApp } from '../../src/plugin/app';
 import type { GetSecretRequest, GetSecretReply } from '../../src/plugin/protocol';
 import { StatusStore } from '../../src/status/store';

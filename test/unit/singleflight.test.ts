@@ -53,4 +53,35 @@ describe('SingleFlight', () => {
     expect(await flights.run('k', async () => ++runs)).to.equal(2);
     expect(flights.merged).to.equal(0);
   });
+
+  describe('with a reuse window (a herd arrives over longer than one read takes)', () => {
+    it('serves calls that start shortly after a shared call settled, and only then', async () => {
+      const flights = new SingleFlight<number>(200);
+      let runs = 0;
+      const gate = deferred<number>();
+      const work = () => {
+        runs++;
+        return runs === 1 ? gate.promise : Promise.resolve(runs);
+      };
+      const herd = [flights.run('k', work), flights.run('k', work)];
+      gate.resolve(1);
+      expect(await Promise.all(herd)).to.deep.equal([1, 1]);
+      expect(await flights.run('k', work), 'a straggler of the herd').to.equal(1);
+      expect(runs).to.equal(1);
+      await new Promise((r) => setTimeout(r, 250));
+      expect(await flights.run('k', work), 'after the window: a fresh read').to.equal(2);
+    });
+
+    it('never keeps a result nobody shared, nor a failure', async () => {
+      const flights = new SingleFlight<number>(10_000);
+      let runs = 0;
+      await flights.run('k', async () => ++runs);
+      expect(await flights.run('k', async () => ++runs), 'one caller: not kept').to.equal(2);
+      const gate = deferred<number>();
+      const shared = [flights.run('f', () => gate.promise), flights.run('f', () => gate.promise)];
+      gate.reject(new Error('boom'));
+      await Promise.allSettled(shared);
+      expect(await flights.run('f', async () => 7), 'a failure is not kept').to.equal(7);
+    });
+  });
 });
