@@ -6,7 +6,7 @@ BAO := $(VENV)/bin/bao
 MOCHA := npx mocha --reporter ./test/support/summary-reporter.js --require ./build/test/support/output-capture.js
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps system-deps build build-test test test-unit test-integration test-property test-e2e plugin install-cli demo demo-clean clean
+.PHONY: all deps system-deps build build-test test test-unit test-integration test-property test-e2e plugin install-cli bench demo demo-clean clean
 
 all: build
 
@@ -55,6 +55,13 @@ plugin: deps build
 # Installs `docker dso` for the current user ($DOCKER_CONFIG or ~/.docker/cli-plugins).
 install-cli: node_modules/.installed build
 	bash scripts/install-cli.sh
+
+# Benchmarks of issue 7 (BENCHMARKS.md), run on purpose, not by `make test`: starts OpenBao
+# dev servers, the plugin as a process, and for scenario 5 the local engine in swarm mode
+# (BENCH_ARGS=--no-swarm skips it). Results: the table on stdout, .work/bench/results.{txt,json}.
+bench: deps build
+	npx tsc -p bench/tsconfig.json
+	node build/bench/run.js $(BENCH_ARGS)
 
 demo: deps build
 	bash scripts/demo.sh

@@ -1,0 +1,743 @@
+// DSO benchmark: one command that starts what it needs and prints, side by side,
+//   1. GetSecret over the plugin socket vs the same KV v2 read straight from OpenBao,
+//      at concurrency 1, 16 and 128 (same secret, and a distinct secret per request);
+//   2. a herd of 1,000 concurrent GetSecret for one secret: reads that reached OpenBao;
+//   3. 10,000 distinct paths read twice: plugin RSS after each pass and after idling;
+//   4. cold start: spawn to socket accepting, and to the first served secret;
+//   5. (real Docker Engine) a 20-replica service with a DSO secret vs a native secret.
+//
+// Usage: node build/bench/run.js [--quick] [--no-swarm] [--only=1,2,3,4,5] [--idle=SECONDS]
+//                                [--json=FILE] [--wait-quiet=SECONDS] [--quiet-load=LOAD]
+//                                [--levels=1,16,128] [--variants=same,distinct] [--rounds=2]
+// Environment for experiments: DSO_BENCH_DIST, DSO_BENCH_NODE_ARGS, DSO_BENCH_COMPARE_DIST,
+// DSO_BENCH_COMPARE_NODE_ARGS (A/B of two builds in one run), DSO_BENCH_PROBE_FILE
+// (heap figures, see mem-probe.ts), DSO_BENCH_SWARM=0 (same as --no-swarm).
+// Results: the table on stdout, JSON in .work/bench/results.json (or --json).
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { baoBinary, OpenBao, repoRoot, startOpenBao } from '../test/support/openbao';
+import {
+  benchDir,
+  closedLoop,
+  cpuMsOf,
+  directClient,
+  forEachLimited,
+  getSecretBody,
+  LoadResult,
+  median,
+  memoryOf,
+  nowMs,
+  pluginClient,
+  pool,
+  sleep,
+  startFloorProxy,
+  startPlugin,
+  PluginProc,
+} from './lib';
+import { cleanupSwarm, removePlugin, swarmScenario, SwarmResult } from './swarm';
+
+// --- options ----------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const KNOWN = ['quick', 'no-swarm', 'only', 'idle', 'json', 'wait-quiet', 'quiet-load', 'levels', 'variants', 'rounds'];
+for (const a of argv) {
+  if (!KNOWN.includes(a.replace(/^--/, '').split('=')[0]) || !a.startsWith('--')) {
+    process.stderr.write(`bench: unknown argument ${a}; known: ${KNOWN.map((k) => `--${k}`).join(' ')} (see the head of bench/run.ts)\n`);
+    process.exit(2);
+  }
+}
+const QUICK = flag('quick');
+const only = new Set((option('only') ?? '1,2,3,4,5').split(',').map((s) => Number(s.trim())));
+if (flag('no-swarm') || process.env.DSO_BENCH_SWARM === '0') only.delete(5);
+const IDLE_S = Number(option('idle') ?? (QUICK ? 3 : 10));
+const JSON_FILE = option('json') ?? path.join(benchDir, 'results.json');
+/** --wait-quiet=S: wait up to S seconds for the 1-minute load average to drop below --quiet-load (default 1.0). */
+const WAIT_QUIET_S = Number(option('wait-quiet') ?? 0);
+const QUIET_LOAD = Number(option('quiet-load') ?? 1.0);
+
+/** A/B mode: a second compiled tree measured beside ./dist (see lib.ts startPlugin). */
+const COMPARE = process.env.DSO_BENCH_COMPARE_DIST !== undefined || process.env.DSO_BENCH_COMPARE_NODE_ARGS !== undefined;
+const LEVELS = (option('levels') ?? '1,16,128').split(',').map(Number);
+const VARIANTS = (option('variants') ?? 'same,distinct').split(',') as Array<'same' | 'distinct'>;
+/** Requests per measured round, per target, per level; two rounds (ABBA) are pooled. */
+const COUNT: Record<number, number> = QUICK ? { 1: 200, 16: 600, 128: 1000 } : { 1: 1500, 16: 4000, 128: 5000 };
+const WARMUP: Record<number, number> = QUICK ? { 1: 50, 16: 200, 128: 400 } : { 1: 1000, 16: 2000, 128: 2000 };
+const ROUNDS = Number(option('rounds') ?? 2);
+const ROUND_LIMIT_MS = 20_000;
+const DISTINCT_PATHS_L1 = 1000; // scenario 1 "distinct" variant cycles over these
+const HERD = 1000;
+const HERD_RUNS = QUICK ? 1 : 3;
+const MANY = QUICK ? 1000 : 10_000;
+const MANY_CONCURRENCY = 32;
+const COLD_RUNS = QUICK ? 3 : 7;
+const SWARM_REPLICAS = 20;
+const SWARM_ROUNDS = QUICK ? 1 : 2;
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+// --- OpenBao set-up ---------------------------------------------------------------------
+
+const POLICY = 'dso-bench';
+
+/** A read-only policy on secret/data/bench/* and a non-root, renewable token for it. */
+async function benchToken(bao: OpenBao): Promise<string> {
+  await bao.api('PUT', `sys/policies/acl/${POLICY}`, {
+    policy: 'path "secret/data/bench/*" { capabilities = ["read"] }\npath "sys/internal/ui/mounts/*" { capabilities = ["read"] }',
+  });
+  const created = await bao.api('POST', 'auth/token/create', { policies: [POLICY], ttl: '24h', renewable: true, no_default_policy: false });
+  return created.auth.client_token as string;
+}
+
+function value(i: number | string): string {
+  return `bench-value-${i}-${'x'.repeat(24)}`;
+}
+
+async function writeSecrets(bao: OpenBao, paths: string[], concurrency = 32): Promise<number> {
+  const t0 = nowMs();
+  await forEachLimited(paths, concurrency, async (p, i) => {
+    await bao.api('POST', `secret/data/${p}`, { data: { password: value(i), user: `u${i}` } });
+  });
+  return nowMs() - t0;
+}
+
+function pluginEnv(bao: OpenBao, tokenFile: string): Record<string, string> {
+  return { VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: tokenFile };
+}
+
+// --- scenario 1: plugin vs direct -------------------------------------------------------
+
+interface LatencyRow {
+  variant: 'same' | 'distinct';
+  concurrency: number;
+  direct: LoadResult;
+  /** The minimal Node.js proxy (floor-proxy.ts): what one more hop costs at the least. */
+  floor: LoadResult;
+  plugin: LoadResult;
+  /** A/B mode only: the plugin built from DSO_BENCH_COMPARE_DIST. */
+  compare?: LoadResult;
+  /** CPU µs per request: of the plugin, of the floor proxy, and of OpenBao (during the direct runs). */
+  cpuUsPerRequest: { plugin: number; floor: number; openbaoDirect: number; openbaoViaPlugin: number; compare?: number };
+}
+
+async function latencyScenario(bao: OpenBao, token: string, plugin: PluginProc, floor: PluginProc, other?: PluginProc): Promise<LatencyRow[]> {
+  const rows: LatencyRow[] = [];
+  const distinct = Array.from({ length: DISTINCT_PATHS_L1 }, (_, i) => `bench/l1/${i}`);
+  const bodies = {
+    same: [getSecretBody('bench_same', 'dso://secret/data/bench/same#password')],
+    distinct: distinct.map((p, i) => getSecretBody(`bench_l1_${i}`, `dso://secret/data/${p}#password`, i)),
+  };
+  const apiPaths = { same: ['secret/data/bench/same'], distinct: distinct.map((p) => `secret/data/${p}`) };
+
+  for (const variant of VARIANTS) {
+    for (const c of LEVELS) {
+      const agents = [0, 1, 2, 3].map(() => new http.Agent({ keepAlive: true, maxSockets: c }));
+      const direct = directClient(bao.port, token, agents[0]);
+      const viaFloor = pluginClient(floor.socket, agents[1]);
+      const viaPlugin = pluginClient(plugin.socket, agents[2]);
+      const viaOther = other ? pluginClient(other.socket, agents[3]) : undefined;
+      const ps = apiPaths[variant];
+      const bs = bodies[variant];
+      // Offsets differ per round so the "distinct" variant does not replay one sequence.
+      const targets = {
+        direct: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await direct(ps[(i + offset) % ps.length]))),
+        floor: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaFloor(bs[(i + offset) % bs.length]))),
+        plugin: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaPlugin(bs[(i + offset) % bs.length]))),
+        compare: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaOther!(bs[(i + offset) % bs.length]))),
+      };
+      type Name = keyof typeof targets;
+      const names: Name[] = other ? ['direct', 'floor', 'plugin', 'compare'] : ['direct', 'floor', 'plugin'];
+      for (const name of names) await targets[name](WARMUP[c] ?? 1000, 0);
+      const got: Record<Name, LoadResult[]> = { direct: [], floor: [], plugin: [], compare: [] };
+      const server = { direct: bao.process.pid!, floor: floor.pid, plugin: plugin.pid, compare: other?.pid ?? 0 };
+      const cpu = { direct: 0, floor: 0, plugin: 0, compare: 0, baoViaPlugin: 0 };
+      for (let r = 0; r < ROUNDS; r++) {
+        // ABBA: direct, floor, plugin, then plugin, floor, direct, ...
+        const order = r % 2 === 0 ? names : [...names].reverse();
+        for (const name of order) {
+          const before = cpuMsOf(server[name]);
+          const baoBefore = cpuMsOf(bao.process.pid!);
+          got[name].push(await targets[name](COUNT[c] ?? 4000, 97 * (r + 1)));
+          cpu[name] += cpuMsOf(server[name]) - before;
+          if (name === 'plugin') cpu.baoViaPlugin += cpuMsOf(bao.process.pid!) - baoBefore;
+        }
+      }
+      for (const a of agents) a.destroy();
+      const perReq = (ms: number, results: LoadResult[]) => (ms * 1000) / results.reduce((n, x) => n + x.requests, 0);
+      const row = {
+        variant,
+        concurrency: c,
+        direct: pool(got.direct),
+        floor: pool(got.floor),
+        plugin: pool(got.plugin),
+        compare: other ? pool(got.compare) : undefined,
+        cpuUsPerRequest: {
+          compare: other ? perReq(cpu.compare, got.compare) : undefined,
+          plugin: perReq(cpu.plugin, got.plugin),
+          floor: perReq(cpu.floor, got.floor),
+          openbaoDirect: perReq(cpu.direct, got.direct),
+          openbaoViaPlugin: perReq(cpu.baoViaPlugin, got.plugin),
+        },
+      };
+      rows.push(row);
+      const errs = row.direct.errors + row.floor.errors + row.plugin.errors;
+      log(
+        `  ${variant} c=${c}: p50 direct ${row.direct.p50.toFixed(3)} floor ${row.floor.p50.toFixed(3)} plugin ${row.plugin.p50.toFixed(3)} ms; ` +
+          `p99 ${row.direct.p99.toFixed(3)} / ${row.floor.p99.toFixed(3)} / ${row.plugin.p99.toFixed(3)} ms; ` +
+          `${row.direct.rps.toFixed(0)} / ${row.floor.rps.toFixed(0)} / ${row.plugin.rps.toFixed(0)} req/s; ` +
+          `CPU µs/req plugin ${row.cpuUsPerRequest.plugin.toFixed(0)} floor ${row.cpuUsPerRequest.floor.toFixed(0)} OpenBao ${row.cpuUsPerRequest.openbaoDirect.toFixed(0)}` +
+          (row.compare ? ` | compare p50 ${row.compare.p50.toFixed(3)} p99 ${row.compare.p99.toFixed(3)} ${row.compare.rps.toFixed(0)}/s CPU ${row.cpuUsPerRequest.compare!.toFixed(0)} µs` : '') +
+          (errs ? ` | errors ${row.direct.errors}/${row.floor.errors}/${row.plugin.errors}: ${row.direct.firstError ?? row.floor.firstError ?? row.plugin.firstError}` : ''),
+      );
+    }
+  }
+  return rows;
+}
+
+// --- scenario 2: herd -------------------------------------------------------------------
+
+interface HerdRun {
+  kind: 'warm' | 'cold';
+  requests: number;
+  ok: number;
+  errors: number;
+  firstError?: string;
+  wallMs: number;
+  /** Audited requests for the herd's own path (the KV read). */
+  pathReads: number;
+  /** Every audited request during the herd (login lookup, mount lookup included). */
+  allRequests: number;
+  p50: number;
+  p99: number;
+}
+
+async function herdOnce(bao: OpenBao, plugin: PluginProc, kind: 'warm' | 'cold', name: string): Promise<HerdRun> {
+  const apiPath = `secret/data/bench/${name}`;
+  const body = getSecretBody(`bench_${name}`, `dso://${apiPath}#password`);
+  await sleep(200);
+  const before = bao.auditedPaths().length;
+  // One connection per request, as concurrent calls from dockerd would open.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const get = pluginClient(plugin.socket, agent);
+  const res = await closedLoop(HERD, HERD, 60_000, async () => void (await get(body)));
+  agent.destroy();
+  await sleep(500); // the audit device writes as it answers; give the file a moment
+  const audited = bao.auditedPaths().slice(before);
+  return {
+    kind,
+    requests: HERD,
+    ok: res.requests,
+    errors: res.errors,
+    firstError: res.firstError,
+    wallMs: res.wallMs,
+    pathReads: audited.filter((p) => p === apiPath).length,
+    allRequests: audited.length,
+    p50: res.p50,
+    p99: res.p99,
+  };
+}
+
+async function herdScenario(tokenFile: (bao: OpenBao) => Promise<string>): Promise<HerdRun[]> {
+  const bao = await startOpenBao({ audit: true });
+  try {
+    const file = await tokenFile(bao);
+    const names = Array.from({ length: HERD_RUNS }, (_, i) => `herd-${i}`).concat(['herd-cold']);
+    await writeSecrets(bao, ['bench/warm', ...names.map((n) => `bench/${n}`)]);
+    const runs: HerdRun[] = [];
+    const plugin = await startPlugin(pluginEnv(bao, file), 'herd');
+    try {
+      await pluginClient(plugin.socket, false)(getSecretBody('bench_warm', 'dso://secret/data/bench/warm#password'));
+      for (let i = 0; i < HERD_RUNS; i++) {
+        const run = await herdOnce(bao, plugin, 'warm', `herd-${i}`);
+        runs.push(run);
+        log(`  herd ${i + 1}: ${run.ok}/${run.requests} ok in ${run.wallMs.toFixed(0)} ms, ${run.pathReads} read(s) of the path reached OpenBao (${run.allRequests} requests in all)`);
+      }
+    } finally {
+      await plugin.stop();
+    }
+    // Cold: a plugin that has just started (no token looked up, no mount cached yet).
+    const cold = await startPlugin(pluginEnv(bao, file), 'herd-cold');
+    try {
+      const run = await herdOnce(bao, cold, 'cold', 'herd-cold');
+      runs.push(run);
+      log(`  cold herd: ${run.ok}/${run.requests} ok in ${run.wallMs.toFixed(0)} ms, ${run.pathReads} read(s) of the path (${run.allRequests} requests in all)`);
+    } finally {
+      await cold.stop();
+    }
+    return runs;
+  } finally {
+    await bao.stop();
+  }
+}
+
+// --- scenario 3: 10,000 distinct paths, memory ------------------------------------------
+
+interface MemoryResult {
+  paths: number;
+  concurrency: number;
+  writeMs: number;
+  baselineMiB: number;
+  pass1MiB: number;
+  pass2MiB: number;
+  idleMiB: number;
+  idle3xMiB: number;
+  idle6xMiB: number;
+  peakMiB: number;
+  idleSeconds: number;
+  pass1: Omit<LoadResult, 'samples'>;
+  pass2: Omit<LoadResult, 'samples'>;
+}
+
+const strip = ({ samples: _s, ...rest }: LoadResult) => rest;
+
+/** With DSO_BENCH_PROBE_FILE set (diagnostics, see mem-probe.ts), asks the plugin for its heap figures. */
+async function probe(plugin: PluginProc, label: string): Promise<void> {
+  const file = process.env.DSO_BENCH_PROBE_FILE;
+  if (!file) return;
+  fs.appendFileSync(file, `${JSON.stringify({ label })}\n`);
+  plugin.child.kill('SIGUSR2');
+  await sleep(500);
+}
+
+async function memoryScenario(bao: OpenBao, file: string): Promise<MemoryResult> {
+  const paths = Array.from({ length: MANY }, (_, i) => `bench/many/${i}`);
+  log(`  writing ${MANY} secrets`);
+  const writeMs = await writeSecrets(bao, paths, 32);
+  const bodies = paths.map((p, i) => getSecretBody(`bench_many_${i}`, `dso://secret/data/${p}#password`, i));
+  const plugin = await startPlugin(pluginEnv(bao, file), 'memory');
+  try {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: MANY_CONCURRENCY });
+    const get = pluginClient(plugin.socket, agent);
+    // Baseline: started, logged in, a few reads served, then idle.
+    for (let i = 0; i < 20; i++) await get(getSecretBody('bench_same', 'dso://secret/data/bench/same#password'));
+    await sleep(IDLE_S * 1000);
+    const baselineMiB = memoryOf(plugin.pid).rssMiB;
+    await probe(plugin, 'baseline');
+    const pass = () => closedLoop(MANY_CONCURRENCY, MANY, 120_000, async (i) => void (await get(bodies[i])));
+    const pass1 = await pass();
+    const pass1MiB = memoryOf(plugin.pid).rssMiB;
+    await probe(plugin, 'pass1');
+    const pass2 = await pass();
+    const pass2MiB = memoryOf(plugin.pid).rssMiB;
+    await probe(plugin, 'pass2');
+    agent.destroy();
+    await sleep(IDLE_S * 1000);
+    const idleMiB = memoryOf(plugin.pid).rssMiB;
+    await sleep(2 * IDLE_S * 1000);
+    const idle3xMiB = memoryOf(plugin.pid).rssMiB;
+    await sleep(3 * IDLE_S * 1000);
+    const { rssMiB: idle6xMiB, hwmMiB: peakMiB } = memoryOf(plugin.pid);
+    await probe(plugin, 'idle');
+    return {
+      paths: MANY,
+      concurrency: MANY_CONCURRENCY,
+      writeMs,
+      baselineMiB,
+      pass1MiB,
+      pass2MiB,
+      idleMiB,
+      idle3xMiB,
+      idle6xMiB,
+      peakMiB,
+      idleSeconds: IDLE_S,
+      pass1: strip(pass1),
+      pass2: strip(pass2),
+    };
+  } finally {
+    await plugin.stop();
+  }
+}
+
+// --- scenario 4: cold start -------------------------------------------------------------
+
+interface ColdResult {
+  runs: number;
+  listeningMs: number[];
+  firstSecretMs: number[];
+  bareNodeListeningMs: number[];
+  medianListeningMs: number;
+  medianFirstSecretMs: number;
+  medianBareNodeMs: number;
+  /** A/B mode: the same for DSO_BENCH_COMPARE_DIST, interleaved run by run. */
+  compare?: { listeningMs: number[]; firstSecretMs: number[]; medianListeningMs: number; medianFirstSecretMs: number };
+}
+
+/** The floor: a Node.js process that does nothing but listen on a Unix socket. */
+async function bareNodeListening(): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-bench-bare-'));
+  const socket = path.join(dir, 's.sock');
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const t0 = nowMs();
+  const child = spawn(process.execPath, ['-e', 'require("net").createServer().listen(process.argv[1])', socket], { stdio: 'ignore' });
+  try {
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = net.connect(socket);
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+      });
+      if (ok) return nowMs() - t0;
+      if (nowMs() - t0 > 10_000) throw new Error('bare node did not listen');
+      await sleep(1);
+    }
+  } finally {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function coldStartScenario(bao: OpenBao, file: string): Promise<ColdResult> {
+  const listeningMs: number[] = [];
+  const firstSecretMs: number[] = [];
+  const bare: number[] = [];
+  const cmpListening: number[] = [];
+  const cmpFirst: number[] = [];
+  const body = getSecretBody('bench_same', 'dso://secret/data/bench/same#password');
+  for (let i = 0; i < COLD_RUNS; i++) {
+    bare.push(await bareNodeListening());
+    for (const variant of COMPARE ? (['main', 'compare'] as const) : (['main'] as const)) {
+      const t0 = nowMs();
+      const plugin = await startPlugin(pluginEnv(bao, file), `cold-${variant}-${i}`, 10_000, variant);
+      try {
+        await pluginClient(plugin.socket, false)(body);
+        (variant === 'main' ? firstSecretMs : cmpFirst).push(nowMs() - t0);
+        (variant === 'main' ? listeningMs : cmpListening).push(plugin.listeningMs);
+      } finally {
+        await plugin.stop();
+      }
+      await sleep(200);
+    }
+  }
+  return {
+    runs: COLD_RUNS,
+    listeningMs,
+    firstSecretMs,
+    bareNodeListeningMs: bare,
+    medianListeningMs: median(listeningMs),
+    medianFirstSecretMs: median(firstSecretMs),
+    medianBareNodeMs: median(bare),
+    compare: COMPARE ? { listeningMs: cmpListening, firstSecretMs: cmpFirst, medianListeningMs: median(cmpListening), medianFirstSecretMs: median(cmpFirst) } : undefined,
+  };
+}
+
+// --- report -----------------------------------------------------------------------------
+
+function machine(baoVersion: string) {
+  return {
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? '?',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    openbao: baoVersion,
+    kernel: os.release(),
+    loadavgAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
+  };
+}
+
+const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? pad(c, widths[i]) : lpad(c, widths[i]))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+interface Results {
+  startedAt: string;
+  quick: boolean;
+  machine: ReturnType<typeof machine>;
+  latency?: LatencyRow[];
+  herd?: HerdRun[];
+  memory?: MemoryResult;
+  cold?: ColdResult;
+  swarm?: SwarmResult;
+  swarmError?: string;
+  loadavgAtEnd?: number[];
+  totalSeconds?: number;
+}
+
+function report(r: Results): string {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(`DSO benchmark  ${r.startedAt}${r.quick ? '  (--quick: reduced counts, not for BENCHMARKS.md)' : ''}`);
+  out.push(`machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, node ${m.node}, ${m.openbao}; load avg at start ${m.loadavgAtStart.join(' ')}, at end ${(r.loadavgAtEnd ?? []).join(' ')}`);
+  if (r.latency) {
+    out.push('');
+    out.push('1. GetSecret over the plugin socket vs direct KV v2 read (GET /v1/secret/data/...) over HTTP keep-alive; latencies in ms');
+    out.push('   same = every request asks for one secret (the plugin merges identical concurrent reads);');
+    out.push('   distinct = each request a different secret (no merging possible).');
+    out.push('   floor = a minimal Node.js proxy (bench/floor-proxy.ts): the least any plugin hop costs here.');
+    out.push('   p/d = plugin / direct (the target), f/d = floor / direct. cpu = CPU µs per request of OpenBao (direct runs),');
+    out.push('   of the floor proxy and of the plugin process, from /proc/<pid>/stat (10 ms ticks).');
+    const rows = r.latency.map((x) => [
+      x.variant,
+      String(x.concurrency),
+      f(x.direct.p50, 3),
+      f(x.floor.p50, 3),
+      f(x.plugin.p50, 3),
+      f(x.plugin.p50 / x.direct.p50),
+      f(x.floor.p50 / x.direct.p50),
+      f(x.direct.p99, 3),
+      f(x.floor.p99, 3),
+      f(x.plugin.p99, 3),
+      f(x.plugin.p99 / x.direct.p99),
+      f(x.floor.p99 / x.direct.p99),
+      f(x.direct.rps, 0),
+      f(x.floor.rps, 0),
+      f(x.plugin.rps, 0),
+      f(x.plugin.rps / x.direct.rps),
+      f(x.cpuUsPerRequest.openbaoDirect, 0),
+      f(x.cpuUsPerRequest.floor, 0),
+      f(x.cpuUsPerRequest.plugin, 0),
+      String(x.plugin.requests),
+      `${x.direct.errors}/${x.floor.errors}/${x.plugin.errors}`,
+    ]);
+    out.push(
+      table(
+        ['variant', 'conc', 'p50 dir', 'p50 floor', 'p50 plug', 'p/d', 'f/d', 'p99 dir', 'p99 floor', 'p99 plug', 'p/d', 'f/d', 'rps dir', 'rps floor', 'rps plug', 'p/d', 'cpu bao', 'cpu floor', 'cpu plug', 'n each', 'err d/f/p'],
+        rows,
+      ),
+    );
+  }
+  if (r.latency?.some((x) => x.compare)) {
+    out.push('');
+    out.push(`1b. A/B: plugin from ${process.env.DSO_BENCH_DIST ?? 'dist'} ${process.env.DSO_BENCH_NODE_ARGS ?? ''} (A) vs ${process.env.DSO_BENCH_COMPARE_DIST ?? 'dist'} ${process.env.DSO_BENCH_COMPARE_NODE_ARGS ?? ''} (B), same run, interleaved`);
+    out.push(
+      table(
+        ['variant', 'conc', 'p50 A', 'p50 B', 'B/A', 'p99 A', 'p99 B', 'B/A', 'rps A', 'rps B', 'B/A', 'cpu µs A', 'cpu µs B', 'B/A', 'p50 B/direct'],
+        r.latency.map((x) => [
+          x.variant,
+          String(x.concurrency),
+          f(x.plugin.p50, 3),
+          f(x.compare!.p50, 3),
+          f(x.compare!.p50 / x.plugin.p50),
+          f(x.plugin.p99, 3),
+          f(x.compare!.p99, 3),
+          f(x.compare!.p99 / x.plugin.p99),
+          f(x.plugin.rps, 0),
+          f(x.compare!.rps, 0),
+          f(x.compare!.rps / x.plugin.rps),
+          f(x.cpuUsPerRequest.plugin, 0),
+          f(x.cpuUsPerRequest.compare!, 0),
+          f(x.cpuUsPerRequest.compare! / x.cpuUsPerRequest.plugin),
+          f(x.compare!.p50 / x.direct.p50),
+        ]),
+      ),
+    );
+  }
+  if (r.herd) {
+    out.push('');
+    out.push(`2. Herd: ${HERD} concurrent GetSecret for one secret (one connection each); OpenBao requests counted from its audit log`);
+    out.push(
+      table(
+        ['run', 'ok', 'errors', 'wall ms', 'p50 ms', 'p99 ms', 'reads of the path', 'all OpenBao requests'],
+        r.herd.map((h, i) => [h.kind === 'cold' ? 'cold plugin' : `warm #${i + 1}`, String(h.ok), String(h.errors), f(h.wallMs, 0), f(h.p50, 1), f(h.p99, 1), String(h.pathReads), String(h.allRequests)]),
+      ),
+    );
+    const errs = r.herd.filter((h) => h.firstError);
+    if (errs.length) out.push(`   first error: ${errs[0].firstError}`);
+  }
+  if (r.memory) {
+    const x = r.memory;
+    out.push('');
+    out.push(`3. Distinct secrets: ${x.paths} paths read through the plugin (concurrency ${x.concurrency}), twice; plugin RSS (VmRSS), MiB`);
+    out.push(
+      table(
+        ['baseline (idle)', 'after pass 1', 'after pass 2', `idle ${x.idleSeconds}s`, `idle ${3 * x.idleSeconds}s`, `idle ${6 * x.idleSeconds}s`, 'peak (VmHWM)', 'vs baseline', 'pass 1 req/s', 'pass 2 req/s', 'errors'],
+        [
+          [
+            f(x.baselineMiB, 1),
+            f(x.pass1MiB, 1),
+            f(x.pass2MiB, 1),
+            f(x.idleMiB, 1),
+            f(x.idle3xMiB, 1),
+            f(x.idle6xMiB, 1),
+            f(x.peakMiB, 1),
+            `${x.idle6xMiB >= x.baselineMiB ? '+' : ''}${f((x.idle6xMiB / x.baselineMiB - 1) * 100, 0)}%`,
+            f(x.pass1.rps, 0),
+            f(x.pass2.rps, 0),
+            String(x.pass1.errors + x.pass2.errors),
+          ],
+        ],
+      ),
+    );
+  }
+  if (r.cold) {
+    const x = r.cold;
+    out.push('');
+    out.push(`4. Cold start (median of ${x.runs}): spawn of \`node dist/main.js\` to socket accepting, and to the first served secret; ms`);
+    out.push(
+      table(
+        ['to listening', 'to first secret', 'bare node listening (floor)', 'listening runs'],
+        [[f(x.medianListeningMs, 0), f(x.medianFirstSecretMs, 0), f(x.medianBareNodeMs, 0), x.listeningMs.map((v) => v.toFixed(0)).join(' ')]],
+      ),
+    );
+    if (x.compare) out.push(`   A/B: B (${process.env.DSO_BENCH_COMPARE_DIST ?? 'dist'}) to listening ${f(x.compare.medianListeningMs, 0)} ms, to first secret ${f(x.compare.medianFirstSecretMs, 0)} ms; runs ${x.compare.listeningMs.map((v) => v.toFixed(0)).join(' ')}`);
+  }
+  if (r.swarm || r.swarmError) {
+    out.push('');
+    out.push(`5. Swarm (Docker ${r.swarm?.dockerVersion ?? '?'}): create of a ${SWARM_REPLICAS}-replica service to ${SWARM_REPLICAS} running tasks; ms`);
+    if (r.swarm) {
+      const x = r.swarm;
+      out.push(
+        table(
+          ['native secret', 'DSO secret', 'ratio dso/native', 'runs (ABBA order)', 'KV reads in OpenBao'],
+          [[f(x.nativeMedianMs, 0), f(x.dsoMedianMs, 0), f(x.ratio), x.runs.map((q) => `${q.kind} ${q.ms.toFixed(0)}`).join(', '), `${x.vaultReads} for ${x.dsoTasks} tasks`]],
+        ),
+      );
+    } else out.push(`   not measured: ${r.swarmError}`);
+  }
+  out.push('');
+  out.push('Targets (issue 7):');
+  const target = (ok: boolean | undefined, text: string) => out.push(`  [${ok === undefined ? 'n/a ' : ok ? 'met ' : 'MISS'}] ${text}`);
+  for (const c of [1, 16]) {
+    for (const variant of ['same', 'distinct']) {
+      const x = r.latency?.find((l) => l.concurrency === c && l.variant === variant);
+      target(x && x.plugin.p50 / x.direct.p50 <= 1.15, `p50 within 1.15x of direct at c=${c} (${variant}): ${x ? f(x.plugin.p50 / x.direct.p50) + 'x' : '-'}`);
+      target(x && x.plugin.p99 / x.direct.p99 <= 1.5, `p99 within 1.5x of direct at c=${c} (${variant}): ${x ? f(x.plugin.p99 / x.direct.p99) + 'x' : '-'}`);
+    }
+  }
+  if (r.herd) {
+    const worst = Math.max(...r.herd.map((h) => h.pathReads));
+    target(worst <= 2 && r.herd.every((h) => h.errors === 0), `herd of ${HERD} reaches OpenBao at most twice: worst ${worst} read(s) of the path, ${r.herd.reduce((s, h) => s + h.errors, 0)} errors`);
+  } else target(undefined, 'herd');
+  target(r.cold && r.cold.medianListeningMs < 300, `cold start to listening under 300 ms: ${r.cold ? f(r.cold.medianListeningMs, 0) + ' ms' : '-'}`);
+  target(
+    r.memory && r.memory.idle6xMiB <= r.memory.baselineMiB * 1.2,
+    `RSS back within 20% of idle baseline after the ${MANY}-path run (after ${r.memory ? 6 * r.memory.idleSeconds : '-'} s idle): ${r.memory ? `${f(r.memory.idle6xMiB, 1)} vs ${f(r.memory.baselineMiB, 1)} MiB (${f((r.memory.idle6xMiB / r.memory.baselineMiB - 1) * 100, 0)}%)` : '-'}`,
+  );
+  return out.join('\n');
+}
+
+// --- main -------------------------------------------------------------------------------
+
+async function waitQuiet(): Promise<void> {
+  if (WAIT_QUIET_S <= 0) return;
+  const end = Date.now() + WAIT_QUIET_S * 1000;
+  while (os.loadavg()[0] >= QUIET_LOAD && Date.now() < end) {
+    log(`load average ${os.loadavg()[0].toFixed(2)} >= ${QUIET_LOAD}: waiting for a quieter machine (up to ${WAIT_QUIET_S}s in all)`);
+    await sleep(15_000);
+  }
+}
+
+async function main(): Promise<void> {
+  await waitQuiet();
+  const started = Date.now();
+  fs.mkdirSync(benchDir, { recursive: true });
+  if (!fs.existsSync(path.join(repoRoot, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run npm run build');
+  const baoVersion = execFileSync(baoBinary(), ['version'], { encoding: 'utf8' }).trim().split(' (')[0];
+  const results: Results = { startedAt: new Date().toISOString(), quick: QUICK, machine: machine(baoVersion) };
+
+  const tokenFileFor = async (bao: OpenBao): Promise<string> => {
+    const file = path.join(benchDir, `token-${bao.port}`);
+    fs.writeFileSync(file, await benchToken(bao), { mode: 0o600 });
+    return file;
+  };
+
+  let swarmTouched = false;
+  const cleanupAll = async () => {
+    if (swarmTouched) {
+      await cleanupSwarm().catch(() => undefined);
+      await removePlugin().catch(() => undefined);
+    }
+  };
+  process.once('SIGINT', () => {
+    log('interrupted: cleaning up');
+    void cleanupAll().finally(() => process.exit(130));
+  });
+
+  // OpenBao without audit for latency, memory and cold start: the direct read it is
+  // compared with is then as fast as OpenBao can be. The herd gets its own with an audit log.
+  const needsPlain = [1, 3, 4, 5].some((s) => only.has(s));
+  const bao = needsPlain ? await startOpenBao({ audit: false }) : undefined;
+  try {
+    let tokenFile = '';
+    if (bao) {
+      tokenFile = await tokenFileFor(bao);
+      await writeSecrets(bao, ['bench/same', ...Array.from({ length: DISTINCT_PATHS_L1 }, (_, i) => `bench/l1/${i}`)]);
+    }
+
+    if (only.has(4) && bao) {
+      log('4. cold start');
+      results.cold = await coldStartScenario(bao, tokenFile);
+    }
+    if (only.has(1) && bao) {
+      log('1. plugin vs direct read');
+      const plugin = await startPlugin(pluginEnv(bao, tokenFile), 'latency');
+      const floor = await startFloorProxy(bao.port, tokenFile);
+      const other = COMPARE ? await startPlugin(pluginEnv(bao, tokenFile), 'latency-compare', 10_000, 'compare') : undefined;
+      try {
+        results.latency = await latencyScenario(bao, fs.readFileSync(tokenFile, 'utf8'), plugin, floor, other);
+      } finally {
+        await plugin.stop();
+        await floor.stop();
+        await other?.stop();
+      }
+    }
+    if (only.has(2)) {
+      log('2. herd');
+      results.herd = await herdScenario(tokenFileFor);
+    }
+    if (only.has(3) && bao) {
+      log(`3. ${MANY} distinct paths, memory`);
+      results.memory = await memoryScenario(bao, tokenFile);
+    }
+    if (only.has(5)) {
+      log('5. swarm');
+      // Its own OpenBao with an audit log, to count the reads the service starts caused.
+      const sbao = await startOpenBao({ audit: true });
+      try {
+        await writeSecrets(sbao, ['bench/swarm']);
+        swarmTouched = true;
+        const token = await benchToken(sbao);
+        results.swarm = await swarmScenario({
+          baoAddr: sbao.addr,
+          token,
+          secretRef: 'dso://secret/data/bench/swarm#password',
+          replicas: SWARM_REPLICAS,
+          rounds: SWARM_ROUNDS,
+          countVaultReads: () => sbao.auditedPaths().filter((p) => p === 'secret/data/bench/swarm').length,
+          log: (msg) => log(`  ${msg}`),
+        });
+      } catch (err) {
+        results.swarmError = (err as Error).message;
+        log(`  swarm scenario failed: ${results.swarmError}`);
+      } finally {
+        await cleanupAll();
+        await sbao.stop();
+      }
+    }
+  } finally {
+    await bao?.stop();
+    // The tokens of dev servers that are gone now: nothing to keep.
+    for (const f of fs.readdirSync(benchDir).filter((n) => n.startsWith('token-'))) fs.rmSync(path.join(benchDir, f), { force: true });
+  }
+  results.loadavgAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  results.totalSeconds = Math.round((Date.now() - started) / 1000);
+
+  const text = report(results);
+  process.stdout.write(`\n${text}\n`);
+  const json = {
+    ...results,
+    latency: results.latency?.map((l) => ({ ...l, direct: strip(l.direct), floor: strip(l.floor), plugin: strip(l.plugin), compare: l.compare && strip(l.compare) })),
+  };
+  fs.mkdirSync(path.dirname(JSON_FILE), { recursive: true });
+  fs.writeFileSync(JSON_FILE, JSON.stringify(json, null, 2));
+  fs.writeFileSync(path.join(benchDir, 'results.txt'), `${text}\n`);
+  log(`done in ${results.totalSeconds}s; JSON in ${path.relative(process.cwd(), JSON_FILE)}, table in ${path.relative(process.cwd(), path.join(benchDir, 'results.txt'))}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
