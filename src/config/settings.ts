@@ -195,7 +195,8 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
   // A typo such as {stak} would otherwise make a pattern silently allow nothing.
   for (const [name, texts] of [['DSO_ALLOWED_PATHS', s.allowedPaths], ['DSO_PATH_TEMPLATE', s.pathTemplate ? [s.pathTemplate] : []]] as const) {
     const unknown = texts.flatMap(templateNames).filter((t) => !(TEMPLATE_NAMES as readonly string[]).includes(t));
-    if (unknown.length) problems.push(`${name} uses unknown template ${unknown.map((t) => `{${t}}`).join(', ')}; known: ${TEMPLATE_NAMES.map((t) => `{${t}}`).join(', ')}`);
+    // The unknown name is part of the value, and problems never repeat values.
+    if (unknown.length) problems.push(`${name} uses an unknown template; known: ${TEMPLATE_NAMES.map((t) => `{${t}}`).join(', ')}`);
   }
   return problems;
 }
