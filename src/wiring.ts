@@ -63,6 +63,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         logger,
         liveness: deps.liveness ?? new DockerLiveness(swarm.engine),
         reapIntervalMs: deps.reapIntervalMs,
+        onEnding: () => void rotation.leaseEnding(),
         timeoutMs: settings.timeoutMs,
       });
       const driver = new VaultSecretDriver({

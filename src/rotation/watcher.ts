@@ -155,13 +155,30 @@ export class RotationWatcher {
       if (complete) this.seen.set(apiPath, now);
     }
 
+    reports.push(...(await this.rollEndingLeases(services, rolled)));
+    return reports;
+  }
+
+  /** Rolls the services of leases (rotation on) that end before the next pass. */
+  private async rollEndingLeases(services: SwarmServiceFull[], rolled: Set<string>): Promise<RotationReport[]> {
+    const reports: RotationReport[] = [];
     const leases = this.options.leases?.takeEnding(this.options.intervalMs * 1.5 + 5_000) ?? [];
     for (const lease of leases) {
-      const serviceId = lease.serviceId ?? (lease.owner.kind === 'task' ? await api.taskService(lease.owner.id) : lease.owner.id);
+      const serviceId = lease.serviceId ?? (lease.owner.kind === 'task' ? await this.options.api.taskService(lease.owner.id) : lease.owner.id);
       const service = services.find((s) => s.ID === serviceId);
       if (service) reports.push(await this.rollAll(lease.path, 'lease-end', [service], rolled));
     }
     return reports;
+  }
+
+  /** A lease just learnt it will end: roll its service now rather than at the next pass. */
+  async leaseEnding(): Promise<void> {
+    try {
+      if (!(await this.options.api.isLeader())) return;
+      await this.rollEndingLeases(await this.options.api.services(), new Set());
+    } catch (err) {
+      this.options.logger.warn('rotation at lease end failed', { error: err instanceof Error ? err.message : 'unexpected error' });
+    }
   }
 
   /** On demand (an operator's request): roll every service that uses the secret now. */

@@ -59,6 +59,8 @@ export interface LeaseManagerOptions {
   timeoutMs: number;
   reapIntervalMs?: number;
   random?: () => number;
+  /** Told when a lease with rotation on learns that it will end (max TTL). */
+  onEnding?: () => void;
 }
 
 const JITTER = 0.1;
@@ -162,15 +164,18 @@ export class LeaseManager {
       const granted = answer.lease_duration ?? 0;
       lease.expiresAt = Date.now() + granted * 1000;
       this.renewals++;
-      if (granted < lease.ttlSeconds * 0.9 && !lease.nearMaxTtl) {
+      // Vault grants the increment asked for unless the max TTL is in the way: any shortfall
+      // means the end is known now, early enough for rotation to roll the service.
+      if (granted < lease.ttlSeconds && !lease.nearMaxTtl) {
         lease.nearMaxTtl = true;
-        // Rotation (rolling the service before this moment) is not part of this version.
         logger.warn('lease reaches its max TTL: its credentials end then', {
           lease: safeLeaseId(lease.leaseId),
           path: lease.path,
           owner: ownerKey(lease.owner),
           endsAt: new Date(lease.expiresAt).toISOString(),
         });
+        // The end may be only a third of a TTL away: rotation must not wait for its next pass.
+        if (lease.rotate) this.options.onEnding?.();
       }
       logger.debug('lease renewed', { lease: safeLeaseId(lease.leaseId), ttlSeconds: granted });
       this.schedule(lease);
