@@ -114,6 +114,29 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
     expect(String(denied.error)).to.match(/jwt login at auth\/jwt-ci failed/);
   });
 
+  it('refuses a redirect from https to plain http, so the token never travels in clear', async () => {
+    const https = await import('node:https');
+    const seen: string[] = [];
+    const front = https.createServer({ cert: fs.readFileSync(pki.serverCert), key: fs.readFileSync(pki.serverKey) }, (req, res) => {
+      seen.push(req.url ?? '');
+      res.writeHead(307, { Location: `http://127.0.0.1:9${req.url}` }).end();
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+    try {
+      const plugin = start({
+        VAULT_ADDR: `https://127.0.0.1:${(front.address() as { port: number }).port}`,
+        VAULT_CACERT: pki.caCert,
+        VAULT_AUTH_METHOD: 'token',
+        VAULT_TOKEN_FILE: credentialFile('tls-token-redirect', secret(bao.rootToken)),
+      });
+      const { reply } = await plugin.get(request);
+      expect(reply.Err).to.match(/redirected to http:\/\/127\.0\.0\.1:9, which is not https; refusing to send the token there/);
+      expect(seen.length).to.be.greaterThan(0);
+    } finally {
+      front.close();
+    }
+  });
+
   it('reuses connections to Vault (keep-alive), not a handshake per request', async () => {
     const proxy = await startTcpProxy(Number(new URL(bao.addr).port));
     try {
