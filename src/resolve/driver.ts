@@ -1,14 +1,14 @@
 // The secret driver: request -> plan (labels, templates, policy) -> mount -> engine ->
 // rendered bytes. It answers the plugin's GetSecret; it knows nothing of HTTP.
-import { KvEngine } from '../engines/kv';
+import type { KvEngine } from '../engines/kv';
 import type { LeasedEngine } from '../engines/leased';
 import type { LeaseOwner } from '../vault/leases';
 import type { SecretEngine } from '../engines/engine';
 import { render } from '../engines/formats';
 import type { MountInfo, MountResolver } from '../engines/mounts';
 import { DsoError } from '../errors';
-import { Resolver, ReadPlan } from './resolver';
-import type { RequestFacts } from './resolver';
+import type { Workload } from '../vault/session';
+import type { ReadPlan, RequestFacts, Resolver } from './resolver';
 
 export interface DriverResult {
   value: Buffer;
@@ -60,10 +60,8 @@ export class VaultSecretDriver {
     const source: DriverResult['source'] = { path: plan.path, field: plan.ref.field };
     try {
       const workload = { service: request.ServiceName, task: request.TaskName ?? request.TaskID, secret: request.SecretName };
-      const mount = await this.options.mounts.lookup(plan.path, deadline, workload);
+      const { mount, engine, apiPath } = await this.locate(plan, deadline, workload);
       signal?.throwIfAborted();
-      const engine = this.engineFor(mount);
-      const apiPath = engine.apiPath(plan.path, mount);
       source.path = apiPath;
       this.options.resolver.policy.check(apiPath, plan.context);
       const owner = leaseOwner(request, plan.reuse);
@@ -92,8 +90,7 @@ export class VaultSecretDriver {
    */
   async target(request: RequestFacts, deadline: number): Promise<SecretTarget> {
     const plan = this.options.resolver.plan(request);
-    const mount = await this.options.mounts.lookup(plan.path, deadline);
-    const apiPath = this.engineFor(mount).apiPath(plan.path, mount);
+    const { mount, apiPath } = await this.locate(plan, deadline);
     this.options.resolver.policy.check(apiPath, plan.context);
     return { apiPath, mount, version: plan.version, kv: mount.kvVersion !== undefined, rotate: plan.rotate };
   }
@@ -102,6 +99,13 @@ export class VaultSecretDriver {
   async readKv(target: SecretTarget, deadline: number): Promise<{ data: Record<string, unknown>; version?: number }> {
     const read = await this.options.kv.read(target.apiPath, target.mount, { version: target.version, params: {}, deadline });
     return { data: read.data, version: read.version };
+  }
+
+  /** The mount (asked of Vault, cached), its engine, and the API path the plan resolves to. */
+  private async locate(plan: ReadPlan, deadline: number, workload?: Workload): Promise<{ mount: MountInfo; engine: SecretEngine; apiPath: string }> {
+    const mount = await this.options.mounts.lookup(plan.path, deadline, workload);
+    const engine = this.engineFor(mount);
+    return { mount, engine, apiPath: engine.apiPath(plan.path, mount) };
   }
 
   private engineFor(mount: MountInfo): SecretEngine {
@@ -129,4 +133,3 @@ export class MisconfiguredDriver {
   }
 }
 
-export type { ReadPlan };

@@ -49,7 +49,7 @@ export class Metrics {
       registers: [this.registry],
     });
     if (!sources) return;
-    const vault = new Counter({
+    new Counter({
       name: 'dso_vault_requests_total',
       help: 'HTTP requests sent to Vault (every attempt, retries included), by result',
       labelNames: ['result'],
@@ -61,7 +61,6 @@ export class Metrics {
         this.inc({ result: 'failed' }, counts.failed);
       },
     });
-    void vault;
     readCounter(this.registry, 'dso_vault_merged_reads_total', 'Reads served by joining an identical read already in flight', sources.mergedReads);
     readCounter(this.registry, 'dso_vault_logins_total', 'Successful Vault logins', sources.logins);
     readCounter(this.registry, 'dso_vault_token_renewals_total', 'Successful renewals of the Vault token', sources.tokenRenewals);
