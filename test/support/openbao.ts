@@ -44,9 +44,18 @@ export interface OpenBao {
 }
 
 const running = new Set<ChildProcess>();
+/** Files the test servers wrote (a dev server logs its root token and unseal key). */
+const written = new Set<string>();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
+  for (const file of written) fs.rmSync(file, { force: true });
 });
+
+/** Removes `file` when the test process exits: no token is left on disk after a run. */
+export function removeAtExit(file: string): string {
+  written.add(file);
+  return file;
+}
 
 async function waitHealthy(addr: string, deadlineMs: number): Promise<void> {
   const end = Date.now() + deadlineMs;
@@ -108,7 +117,9 @@ export async function startOpenBao(options: { port?: number; rootToken?: string;
       const config = path.join(workDir, `openbao-${port}.hcl`);
       fs.rmSync(auditLog, { force: true });
       fs.writeFileSync(config, options.audit === false ? '' : `audit "file" "file" {\n  options {\n    file_path = "${auditLog}"\n  }\n}\n`);
-      const log = fs.openSync(path.join(workDir, `openbao-${port}.log`), 'a');
+      const log = fs.openSync(removeAtExit(path.join(workDir, `openbao-${port}.log`)), 'a');
+      removeAtExit(config);
+      removeAtExit(auditLog);
       const child = spawn(
         baoBinary(),
         ['server', '-dev', `-config=${config}`, `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, '-dev-no-store-token'],

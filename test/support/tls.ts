@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
-import { baoBinary, freePort, workDir } from './openbao';
+import { baoBinary, freePort, removeAtExit, workDir } from './openbao';
 import { secret } from './capture';
 
 export interface TestPki {
@@ -27,6 +27,8 @@ export function makePki(name: string): TestPki {
   const dir = path.join(workDir, 'pki', name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Private keys of the test PKI: gone when the test process ends.
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const ca = (prefix: string, cn: string) =>
     openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${prefix}.key`, '-out', `${prefix}.crt`, '-days', '2', '-subj', `/CN=${cn}`], dir);
   ca('ca', 'DSO test CA');
@@ -79,7 +81,7 @@ export async function startTlsOpenBao(pki: TestPki): Promise<TlsOpenBao> {
       '}',
     ].join('\n'),
   );
-  const log = fs.openSync(path.join(workDir, `openbao-tls-${port}.log`), 'a');
+  const log = fs.openSync(removeAtExit(path.join(workDir, `openbao-tls-${port}.log`)), 'a');
   const child = spawn(baoBinary(), ['server', `-config=${config}`], { stdio: ['ignore', log, log], env: { ...process.env, HOME: workDir } });
   fs.closeSync(log);
   running.add(child);
