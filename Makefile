@@ -45,7 +45,7 @@ test-property: deps build-test
 
 test-e2e: deps build build-test
 	bash scripts/docker-up.sh
-	$(MOCHA) --timeout 300000 --exit 'build/test/e2e/**/*.test.js'
+	$(MOCHA) --timeout 300000 --exit 'build/test/e2e/**/*.test.js' build/test/leaks.test.js
 
 # Builds the rootfs from plugin/ and creates + enables dso/vault in the local engine.
 plugin: deps build

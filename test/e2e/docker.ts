@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { capture } from '../support/capture';
 import { repoRoot } from '../support/openbao';
 
 export interface RunResult {
@@ -167,6 +168,7 @@ export function pluginGet(socketPath: string, route: string, timeoutMs = 10_000)
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
+        capture(text); // status replies are scanned for leaks like everything else
         if ((res.statusCode ?? 0) >= 300) return reject(new Error(`GET ${route}: HTTP ${res.statusCode}`));
         try {
           resolve(JSON.parse(text));

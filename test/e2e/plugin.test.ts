@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { secret } from '../support/capture';
 import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import {
@@ -65,6 +66,7 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
   const multi = Buffer.from(`line one ${nonce}\n\ttab, ümlaut, 🔑\nlast line\n`, 'utf8');
   const other = Buffer.from(`other-${nonce}`, 'utf8');
   const values = [password, multi, other];
+  for (const v of values) secret(v.toString('utf8'));
 
   async function status(): Promise<StatusEntry[]> {
     const body = await pluginGet(socket, '/DSO.Status');
@@ -102,7 +104,7 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
       ].join('\n'),
     });
     const created = await bao.api('POST', 'auth/token/create', { policies: ['dso-e2e'], ttl: '1h', renewable: true });
-    const token: string = created.auth.client_token;
+    const token: string = secret(created.auth.client_token as string);
 
     // Build the rootfs and (re)create the plugin, configured for this OpenBao.
     await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, ['DSO_ALLOWED_PATHS=secret/data/e2e/*', 'DSO_LOG_LEVEL=debug']);

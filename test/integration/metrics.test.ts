@@ -1,6 +1,6 @@
 // Prometheus metrics on DSO_METRICS_ADDR, scraped from the real plugin process.
 import { expect } from 'chai';
-import { secret } from '../support/capture';
+import { capture, secret } from '../support/capture';
 import { freePort, OpenBao, sharedOpenBao } from '../support/openbao';
 import { credentialFile } from '../support/plugin';
 import { PluginProcess, socketRequest, startPluginProcess } from '../support/process';
@@ -20,7 +20,9 @@ describe('Prometheus metrics', function () {
   const scrape = async () => {
     const res = await fetch(`http://${address}/metrics`);
     expect(res.status).to.equal(200);
-    return res.text();
+    const text = await res.text();
+    capture(text); // the scrape is scanned for leaks like every other output
+    return text;
   };
 
   before(async () => {

@@ -45,7 +45,11 @@ export function capturedText(): string[] {
   return captured;
 }
 
-/** Forms a secret could take in output: as is, base64, JSON-escaped. */
+/**
+ * Forms a secret could take in output: as is, base64, JSON-escaped, and escaped twice
+ * (dockerd quotes each line of a plugin's JSON log inside its own `msg="..."`).
+ */
 export function leakForms(value: string): string[] {
-  return [value, Buffer.from(value).toString('base64'), JSON.stringify(value).slice(1, -1)];
+  const escaped = JSON.stringify(value).slice(1, -1);
+  return [value, Buffer.from(value).toString('base64'), escaped, JSON.stringify(escaped).slice(1, -1)];
 }

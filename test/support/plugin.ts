@@ -1,6 +1,6 @@
 // The plugin, wired exactly as src/main.ts does, in this process: supertest drives its
 // Express app, its logs are captured, its replies are kept for the leak scan.
-import type { Express } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -24,12 +24,34 @@ export interface TestPlugin {
   stop(): void;
 }
 
+/**
+ * Keeps the body of every reply the app sends (status, test-vault, rotate and GetSecret
+ * alike, less a GetSecret's Value) for the leak scan, whichever route a test calls.
+ */
+function captureReplies(req: Request, res: Response, next: NextFunction): void {
+  const chunks: Buffer[] = [];
+  const keep = (chunk: unknown) => {
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as string | Buffer));
+  };
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => Response;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => (keep(chunk), write(chunk, ...rest))) as Response['write'];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    keep(chunk);
+    captureReply(Buffer.concat(chunks).toString('utf8'));
+    return end(chunk, ...rest);
+  }) as Response['end'];
+  next();
+}
+
 export function startTestPlugin(env: Record<string, string>, deps: PluginDeps = {}): TestPlugin {
   const { settings, problems } = loadSettings(env, path.join(workDir, 'no-such-dso.json'));
   const logs: string[] = [];
   const logger = createLogger(settings.logLevel, captureStream(logs));
   const plugin = buildPlugin(settings, problems, logger, deps);
-  const app = createApp({ driver: plugin.driver, logger, status: new StatusStore(), timeoutMs: settings.timeoutMs, describe: plugin.describe, testVault: plugin.testVault, rotate: plugin.rotate });
+  const app = express().use(captureReplies).use(
+    createApp({ driver: plugin.driver, logger, status: new StatusStore(), timeoutMs: settings.timeoutMs, describe: plugin.describe, testVault: plugin.testVault, rotate: plugin.rotate }),
+  );
   plugin.start();
   return {
     app,
@@ -39,7 +61,6 @@ export function startTestPlugin(env: Record<string, string>, deps: PluginDeps = 
     async get(body) {
       // A Buffer body without .set(): supertest then sends no Content-Type at all, like Docker.
       const res = await request(app).post('/SecretProvider.GetSecret').send(Buffer.from(JSON.stringify(body)));
-      captureReply(res.text);
       const reply = JSON.parse(res.text) as GetSecretReply;
       return { status: res.status, reply, value: reply.Value !== undefined ? Buffer.from(reply.Value, 'base64') : undefined };
     },
