@@ -56,6 +56,18 @@ export async function dockerQuiet(args: string[], timeoutMs = 60_000): Promise<b
   return (await run('docker', args, { timeoutMs })).code === 0;
 }
 
+let detachFlag: Promise<string[]> | undefined;
+
+/**
+ * `docker stack deploy ...` that returns without waiting for convergence with either CLI:
+ * a current CLI waits unless told `--detach=true`, Debian's 20.10 CLI has no such flag
+ * (and never waits).
+ */
+export async function stackDeploy(args: string[]): Promise<string> {
+  detachFlag ??= run('docker', ['stack', 'deploy', '--help']).then((r) => (r.stdout.toString('utf8').includes('--detach') ? ['--detach=true'] : []));
+  return docker(['stack', 'deploy', ...(await detachFlag), ...args]);
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**

@@ -23,6 +23,7 @@ import {
   removeTokenPlugin,
   runningContainer,
   serviceTasks,
+  stackDeploy,
   waitFor,
 } from './docker';
 
@@ -192,7 +193,7 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     fs.mkdirSync(E2E_DIR, { recursive: true });
     const file = path.join(E2E_DIR, 'stack.yml');
     fs.writeFileSync(file, compose);
-    await docker(['stack', 'deploy', '--detach=true', '--resolve-image', 'never', '-c', file, stack]);
+    await stackDeploy(['--resolve-image', 'never', '-c', file, stack]);
 
     const names = (await docker(['secret', 'ls', '--format', '{{.Name}}'])).split('\n');
     expect(names).to.include.members([`${stack}_db_password`, `${stack}_db_multi`]);

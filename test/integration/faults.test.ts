@@ -86,6 +86,8 @@ describe('faults under load', function () {
   const isValue = () => true;
 
   before(async () => {
+    // Root, on purpose: these tests kill and restart the dev server, which keeps nothing but
+    // its root token id across a restart.
     bao = await startOpenBao({ audit: false, rootToken: secret('faults-root-token-3c2b') });
     await seed(bao);
     plugin = startTestPlugin(

@@ -20,7 +20,8 @@ describe('OpenBao stopped and started again', function () {
   before(async () => {
     bao = await startOpenBao({ audit: false });
     await seed();
-    // A dev server restarted with the same root token id accepts the same token file.
+    // Root, on purpose: a dev server keeps nothing in memory across the restart these tests
+    // make but its root token id, so only that token works before and after it.
     plugin = startTestPlugin({
       VAULT_ADDR: bao.addr,
       VAULT_AUTH_METHOD: 'token',

@@ -5,7 +5,8 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, sharedOpenBao } from '../support/openbao';
+import { OpenBao, policyToken, sharedOpenBao } from '../support/openbao';
+import { staticReadPolicy } from '../support/policies';
 import { credentialFile } from '../support/plugin';
 import { PluginProcess, socketRequest, startPluginProcess } from '../support/process';
 
@@ -73,7 +74,7 @@ describe('the plugin process', function () {
       p = await startPluginProcess({
         VAULT_ADDR: bao.addr,
         VAULT_AUTH_METHOD: 'token',
-        VAULT_TOKEN_FILE: credentialFile('process-token', secret(bao.rootToken)),
+        VAULT_TOKEN_FILE: credentialFile('process-token', await policyToken(bao, 'dso-process', staticReadPolicy('secret/data/process/*'))),
       });
     });
     after(() => p.stop());

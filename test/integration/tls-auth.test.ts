@@ -34,6 +34,7 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
     return plugin;
   };
   let jwtKey: string;
+  let readerToken: string;
 
   before(async () => {
     pki = makePki('tls-auth');
@@ -54,6 +55,7 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
       token_policies: ['tls-reader'],
       token_ttl: '1h',
     });
+    readerToken = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['tls-reader'] })).auth.client_token);
   });
 
   after(async () => {
@@ -69,22 +71,22 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
   });
 
   it('fails with a clear message when the CA is the wrong one', async () => {
-    const plugin = start({ VAULT_CACERT: pki.otherCaCert, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-2', secret(bao.rootToken)) });
+    const plugin = start({ VAULT_CACERT: pki.otherCaCert, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-2', readerToken) });
     const { reply } = await plugin.get(request);
     expect(reply.Err).to.match(/TLS: .*(not signed by a trusted CA|self-signed).*VAULT_CACERT/);
   });
 
   it('fails with a clear message without any CA for a private certificate', async () => {
-    const plugin = start({ VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-3', secret(bao.rootToken)) });
+    const plugin = start({ VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-3', readerToken) });
     const { reply } = await plugin.get(request);
     expect(reply.Err).to.match(/TLS: .*VAULT_CACERT/);
   });
 
   it('skips verification only for VAULT_SKIP_VERIFY=true exactly, with a warning', async () => {
-    const yes = start({ VAULT_SKIP_VERIFY: 'true', VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-4', secret(bao.rootToken)) });
+    const yes = start({ VAULT_SKIP_VERIFY: 'true', VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-4', readerToken) });
     expect((await yes.get(request)).value!.toString()).to.equal(VALUE);
     expect(yes.logs.some((l) => l.includes('VAULT_SKIP_VERIFY=true'))).to.equal(true);
-    const one = start({ VAULT_SKIP_VERIFY: '1', VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-5', secret(bao.rootToken)) });
+    const one = start({ VAULT_SKIP_VERIFY: '1', VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-5', readerToken) });
     expect((await one.get(request)).reply.Err).to.match(/TLS/);
   });
 
@@ -167,22 +169,26 @@ describe('Vault namespaces', function () {
         method,
         headers: { 'X-Vault-Token': bao.rootToken, 'X-Vault-Namespace': 'team-dso' },
         body: body === undefined ? undefined : JSON.stringify(body),
-      }).then((r) => {
+      }).then(async (r) => {
         if (!r.ok) throw new Error(`${method} ${apiPath}: ${r.status}`);
+        return r.status === 204 ? {} : ((await r.json()) as { auth?: { client_token: string } });
       });
     await inNs('POST', 'sys/mounts/kv', { type: 'kv', options: { version: '2' } }).catch(() => undefined);
     await inNs('POST', 'kv/data/app', { data: { key: VALUE } });
+    // The plugin's token lives in the namespace and reads only there, as an operator's would.
+    await inNs('PUT', 'sys/policies/acl/ns-reader', { policy: staticReadPolicy('kv/data/*') });
+    const nsToken = secret((await inNs('POST', 'auth/token/create', { policies: ['ns-reader'], ttl: '1h' })).auth!.client_token);
     const plugin = startTestPlugin({
       VAULT_ADDR: bao.addr,
       VAULT_NAMESPACE: 'team-dso',
       VAULT_AUTH_METHOD: 'token',
-      VAULT_TOKEN_FILE: credentialFile('ns-token', secret(bao.rootToken)),
+      VAULT_TOKEN_FILE: credentialFile('ns-token', nsToken),
     });
     try {
       const { value, reply } = await plugin.get({ SecretName: 'n', SecretLabels: { 'dso.ref': 'dso://kv/app#key' } });
       expect(reply.Err).to.equal('');
       expect(value!.toString()).to.equal(VALUE);
-      const outside = startTestPlugin({ VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('ns-token-2', secret(bao.rootToken)) });
+      const outside = startTestPlugin({ VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('ns-token-2', nsToken) });
       expect((await outside.get({ SecretName: 'n', SecretLabels: { 'dso.ref': 'dso://kv/app#key' } })).reply.Err).to.not.equal('');
       outside.stop();
     } finally {

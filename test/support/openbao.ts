@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { secret } from './capture';
 
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
 export const workDir = path.join(repoRoot, '.work');
@@ -140,6 +141,16 @@ export async function startOpenBao(options: { port?: number; rootToken?: string;
   };
   await bao.start();
   return bao;
+}
+
+/**
+ * Writes `policy` as the ACL policy `name` and returns a new token holding only it (and
+ * Vault's `default`), registered with the leak scan: what the plugin gets in tests.
+ */
+export async function policyToken(bao: OpenBao, name: string, policy: string, ttl = '1h'): Promise<string> {
+  await bao.api('PUT', `sys/policies/acl/${name}`, { policy });
+  const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: [name], ttl });
+  return secret(created.auth.client_token);
 }
 
 let shared: Promise<OpenBao> | undefined;
