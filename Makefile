@@ -6,7 +6,7 @@ BAO := $(VENV)/bin/bao
 MOCHA := npx mocha --reporter ./test/support/summary-reporter.js --require ./build/test/support/output-capture.js
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps system-deps build build-test test test-unit test-integration test-property test-e2e plugin install-cli bench demo demo-clean clean
+.PHONY: all deps system-deps build build-test lint format test test-unit test-integration test-property test-e2e plugin install-cli bench demo demo-clean clean
 
 all: build
 
@@ -28,6 +28,14 @@ build: node_modules/.installed
 
 build-test: node_modules/.installed
 	npm run build:test
+
+# eslint (typescript-eslint) and prettier's check over src/, test/ and bench/.
+lint: node_modules/.installed
+	npx eslint 'src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts'
+	npx prettier --check 'src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts'
+
+format: node_modules/.installed
+	npx prettier --write 'src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts'
 
 # One mocha run over every suite, so its closing line counts them all.
 test: deps build build-test
