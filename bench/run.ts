@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { baoBinary, OpenBao, repoRoot, startOpenBao } from '../test/support/openbao';
 import {
   benchDir,
@@ -41,16 +42,34 @@ import { cleanupSwarm, removePlugin, swarmScenario, SwarmResult } from './swarm'
 
 // --- options ----------------------------------------------------------------------------
 
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(`--${name}`);
-const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const KNOWN = ['quick', 'no-swarm', 'only', 'idle', 'json', 'wait-quiet', 'quiet-load', 'levels', 'variants', 'rounds'];
-for (const a of argv) {
-  if (!KNOWN.includes(a.replace(/^--/, '').split('=')[0]) || !a.startsWith('--')) {
-    process.stderr.write(`bench: unknown argument ${a}; known: ${KNOWN.map((k) => `--${k}`).join(' ')} (see the head of bench/run.ts)\n`);
+/** Options as the usage line at the top says; node's own parser refuses unknown ones. */
+function parseOptions() {
+  const text = { type: 'string' } as const;
+  try {
+    return parseArgs({
+      options: {
+        quick: { type: 'boolean' },
+        'no-swarm': { type: 'boolean' },
+        only: text,
+        idle: text,
+        json: text,
+        'wait-quiet': text,
+        'quiet-load': text,
+        levels: text,
+        variants: text,
+        rounds: text,
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message} (see the head of bench/run.ts)\n`);
     process.exit(2);
   }
 }
+const options = parseOptions();
+const flag = (name: 'quick' | 'no-swarm') => options[name] === true;
+const option = (name: Exclude<keyof typeof options, 'quick' | 'no-swarm'>) => options[name];
 const QUICK = flag('quick');
 const only = new Set((option('only') ?? '1,2,3,4,5').split(',').map((s) => Number(s.trim())));
 if (flag('no-swarm') || process.env.DSO_BENCH_SWARM === '0') only.delete(5);
