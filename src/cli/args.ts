@@ -1,5 +1,6 @@
 // Command-line parsing for `docker dso`: each command declares its flags and arguments
 // once; the parser and the help text are both derived from that declaration.
+import { parseArgs } from 'node:util';
 import { UsageError } from './errors';
 
 export interface OptionSpec {
@@ -42,16 +43,25 @@ export interface CommandSpec {
 export const HELP_OPTION: OptionSpec = { name: 'help', short: 'h', type: 'boolean', description: 'show this help and exit' };
 
 /**
- * Parses `argv` against `spec`. Accepts `--name value`, `--name=value`, `-x value`,
- * `-xVALUE`, repeated options and `--` (everything after is an argument).
+ * Parses `argv` against `spec` with node's own parser (`util.parseArgs`): `--name value`,
+ * `--name=value`, `-x value`, `-xVALUE`, repeated options and `--`. What it leaves to
+ * us: our messages, choices, `--flag=true|false`, and "did you mean".
  */
 export function parseCommandLine(spec: CommandSpec, argv: string[]): Parsed {
   const options: Record<string, OptionValue | undefined> = {};
   const positional: string[] = [];
   const all = [...spec.options, HELP_OPTION];
   const byLong = new Map(all.map((o) => [o.name, o]));
-  const byShort = new Map(all.filter((o) => o.short).map((o) => [o.short!, o]));
   const command = `docker dso ${spec.path.join(' ')}`;
+  // Non-strict: unknown flags and inline values of booleans come back as tokens, so the
+  // errors below can name them the way the rest of the CLI words its errors.
+  const { tokens } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(all.map((o) => [o.name, { type: o.type, ...(o.short ? { short: o.short } : {}) }])),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
 
   const assign = (option: OptionSpec, value: string | boolean, shown: string): void => {
     if (option.type === 'string' && option.choices && !option.choices.includes(value as string)) {
@@ -66,44 +76,26 @@ export function parseCommandLine(spec: CommandSpec, argv: string[]): Parsed {
     }
   };
 
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i];
-    if (token === '--') {
-      positional.push(...argv.slice(i + 1));
-      break;
-    }
-    let option: OptionSpec | undefined;
-    let inline: string | undefined;
-    let shown = token;
-    if (token.startsWith('--')) {
-      const eq = token.indexOf('=');
-      const name = eq >= 0 ? token.slice(2, eq) : token.slice(2);
-      inline = eq >= 0 ? token.slice(eq + 1) : undefined;
-      shown = `--${name}`;
-      option = byLong.get(name);
-      if (!option) throw new UsageError(`${command}: unknown flag --${name}`, suggest(name, all.map((o) => o.name), `${command} --help`));
-    } else if (token.startsWith('-') && token.length > 1 && token !== '-') {
-      const letter = token[1];
-      shown = `-${letter}`;
-      option = byShort.get(letter);
-      if (!option) throw new UsageError(`${command}: unknown flag -${letter}`, `see: ${command} --help`);
-      if (token.length > 2) inline = token.slice(2).replace(/^=/, '');
-    } else {
-      positional.push(token);
+  for (const token of tokens) {
+    if (token.kind === 'positional') {
+      positional.push(token.value);
       continue;
+    }
+    if (token.kind === 'option-terminator') continue;
+    const option = byLong.get(token.name);
+    const shown = token.rawName.startsWith('--') ? `--${token.name}` : token.rawName.slice(0, 2);
+    if (!option) {
+      const fix = token.rawName.startsWith('--') ? suggest(token.name, all.map((o) => o.name), `${command} --help`) : `see: ${command} --help`;
+      throw new UsageError(`${command}: unknown flag ${shown}`, fix);
     }
     if (option.type === 'boolean') {
-      if (inline === undefined) assign(option, true, shown);
-      else if (inline === 'true' || inline === 'false') assign(option, inline === 'true', shown);
-      else throw new UsageError(`${command}: ${shown} takes no value (or =true / =false), got "${inline}"`);
+      if (token.value === undefined) assign(option, true, shown);
+      else if (token.value === 'true' || token.value === 'false') assign(option, token.value === 'true', shown);
+      else throw new UsageError(`${command}: ${shown} takes no value (or =true / =false), got "${token.value}"`);
       continue;
     }
-    let value = inline;
-    if (value === undefined) {
-      if (i + 1 >= argv.length) throw new UsageError(`${command}: ${shown} needs a value${option.valueName ? ` (${option.valueName})` : ''}`);
-      value = argv[++i];
-    }
-    assign(option, value, shown);
+    if (token.value === undefined) throw new UsageError(`${command}: ${shown} needs a value${option.valueName ? ` (${option.valueName})` : ''}`);
+    assign(option, token.value, shown);
   }
 
   if (options.help) return { options, args: {} };
