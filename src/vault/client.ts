@@ -308,7 +308,8 @@ export class VaultClient {
       endpoint.state = healthState(statusCode);
       if (endpoint.state === 'active' || endpoint.state === 'standby') {
         if (endpoint.skipped) this.recovered(endpoint);
-      } else if (endpoint.skipped) {
+      } else if (endpoint.skipped || endpoint.state === 'sealed') {
+        // A node found sealed is skipped before a request has to meet it.
         this.markDown(endpoint, endpoint.state === 'sealed' ? 'sealed' : 'unreachable', `sys/health answered ${statusCode}`);
       }
     } catch (err) {

@@ -125,6 +125,77 @@ describe('deadlines reach every Vault attempt', function () {
   });
 });
 
+describe('a leader election is waited out, with the same token', function () {
+  this.timeout(30_000);
+  const SECRET_ID = secret('deadlines-election-secret-id-7a1c');
+  let bao: OpenBao;
+  let front: http.Server;
+  let electionUntil = 0;
+  const refused: string[] = [];
+
+  before(async () => {
+    bao = await sharedOpenBao();
+    await bao.api('POST', 'secret/data/deadlines/app-2', { data: { key: VALUE } });
+    await bao.api('PUT', 'sys/policies/acl/dso-deadlines', { policy: staticReadPolicy('secret/data/deadlines/*') });
+    await bao.api('POST', 'sys/auth/approle', { type: 'approle' }).catch(() => undefined);
+    await bao.api('POST', 'auth/approle/role/deadlines-election', { token_policies: ['dso-deadlines'], token_ttl: '1h' });
+    await bao.api('POST', 'auth/approle/role/deadlines-election/role-id', { role_id: 'deadlines-election-role' });
+    await bao.api('POST', 'auth/approle/role/deadlines-election/custom-secret-id', { secret_id: SECRET_ID });
+    // In front of OpenBao: what a cluster without an active node answers, until electionUntil.
+    front = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (Date.now() < electionUntil) {
+          refused.push(req.url ?? '');
+          res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ errors: ['local node not active but active cluster node not found'] }));
+          return;
+        }
+        const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+        if (req.headers['x-vault-token']) headers['X-Vault-Token'] = String(req.headers['x-vault-token']);
+        void fetch(`${bao.addr}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined })
+          .then(async (upstream) => res.writeHead(upstream.status, { 'Content-Type': 'application/json' }).end(Buffer.from(await upstream.arrayBuffer())))
+          .catch(() => res.writeHead(502).end());
+      });
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+  });
+
+  after(() => front?.close());
+
+  it('retries the AppRole login and the reads through "local node not active" until the new active node answers', async () => {
+    electionUntil = Date.now() + 1_500;
+    const plugin = startTestPlugin({
+      VAULT_ADDR: `http://127.0.0.1:${(front.address() as net.AddressInfo).port}`,
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: 'deadlines-election-role',
+      VAULT_SECRET_ID_FILE: credentialFile('election-secret-id', SECRET_ID),
+      DSO_TIMEOUT: '5s',
+    });
+    try {
+      const request = { SecretName: 'k', ServiceName: 'svc', SecretLabels: { 'dso.ref': 'dso://secret/data/deadlines/app-2#key' } };
+      const first = await plugin.get(request);
+      expect(first.reply.Err).to.equal('');
+      expect(first.value!.toString()).to.equal(VALUE);
+      expect(refused.some((u) => u.startsWith('/v1/auth/approle/login')), 'the login met the election').to.equal(true);
+
+      // A second election while logged in: the read waits it out and the token is kept.
+      refused.length = 0;
+      electionUntil = Date.now() + 1_500;
+      const started = Date.now();
+      const second = await plugin.get({ ...request, TaskName: 'svc.2' });
+      expect(second.reply.Err).to.equal('');
+      expect(Date.now() - started).to.be.within(1_000, 5_000);
+      expect(refused.length, 'attempts refused during the election').to.be.greaterThan(1);
+      const token = (plugin.plugin.describe().vault as { token: { logins: number } }).token;
+      expect(token.logins, 'logins').to.equal(1);
+      expect(plugin.logs.filter((l) => l.includes('Vault login failed'))).to.deep.equal([]);
+    } finally {
+      plugin.stop();
+    }
+  });
+});
+
 describe('redirects and the token', function () {
   this.timeout(30_000);
   let bao: OpenBao;
