@@ -109,7 +109,8 @@ describe('deadlines reach every Vault attempt', function () {
       // 100 connections were opened; what is still open is young (the background health
       // probe's, itself bounded): none was kept past its attempt.
       expect(drip.open(), 'connections to the trickling address still open').to.be.below(5);
-      expect(drip.oldestMs(), 'age of the oldest open connection').to.be.below(TIMEOUT_MS);
+      // (An attempt given all of DSO_TIMEOUT closes its connection at the deadline: allow the close a moment to arrive.)
+      expect(drip.oldestMs(), 'age of the oldest open connection').to.be.below(TIMEOUT_MS + 250);
 
       // The trickling address first, a healthy one second: 100 in a row, all served.
       const both = start([drip.addr, bao.addr]);
