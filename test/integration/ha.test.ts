@@ -169,6 +169,10 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(restored?.skipped, 'the restarted node is used again').to.equal(false);
+    // VAULT_ADDR's order is the preference again: the first node answers (a standby now: it forwards).
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await getSecret(p, kv(5))).err).to.equal('');
+    expect((await status(p)).vault.activeAddress, 'the address that answered').to.equal(cluster.nodes[0].addr);
   });
 
   it('serves with VAULT_ADDR naming only a standby (the load-balancer mistake)', async () => {
