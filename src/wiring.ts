@@ -108,7 +108,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         describe: () => ({
           ...base,
           problems: [],
-          vault: { activeAddress: vault.activeAddress, token: tokens.status(), mergedReads: kv.mergedReads },
+          vault: { activeAddress: vault.activeAddress, addresses: vault.status(), token: tokens.status(), mergedReads: kv.mergedReads },
           leases: { held: leases.held(), renewals: leases.renewals, revocations: leases.revocations, list: leases.describe() },
           rotation: { intervalMs: settings.rotateIntervalMs, default: settings.rotate, recent: rotation.history.slice(-20) },
         }),

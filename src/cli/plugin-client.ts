@@ -3,6 +3,7 @@
 import * as http from 'node:http';
 import type { RotationReport } from '../rotation/watcher';
 import type { FetchRecord } from '../status/store';
+import type { VaultAddressStatus } from '../vault/client';
 import type { TokenStatus as PluginTokenStatus } from '../vault/token';
 import { CliError, EXIT } from './errors';
 
@@ -27,7 +28,7 @@ export interface PluginStatus {
     tlsSkipVerify?: boolean;
   };
   problems?: string[];
-  vault?: { activeAddress?: string; token?: TokenStatus };
+  vault?: { activeAddress?: string; addresses?: Array<Partial<VaultAddressStatus> & { address: string }>; token?: TokenStatus };
   leases?: { held?: number };
   rotation?: { intervalMs?: number; default?: boolean; recent?: RotationReport[] };
   secrets?: FetchRecord[];

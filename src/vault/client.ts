@@ -1,5 +1,11 @@
 // Talks to Vault: one node-vault client per address over our own transport, failover
-// across VAULT_ADDR in order, bounded retries with backoff inside the caller's deadline.
+// across VAULT_ADDR in order, retries with backoff inside the caller's deadline. Each
+// attempt gets a share of that deadline, so a hung or trickling address cannot take it
+// all; an address that failed is skipped until a background probe of sys/health sees it
+// healthy, and then VAULT_ADDR's order is the preference again. An HA cluster electing a
+// new active node (500 "local node not active", a standby's 429/503, a redirect to the
+// dead active node) is waited out with jittered backoff until the deadline, with the
+// same token: it is still valid after the election.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -7,8 +13,8 @@ import nodeVault from 'node-vault';
 import type { TlsSettings } from '../config/settings';
 import { DsoError } from '../errors';
 import { FaultLog, Logger } from '../log';
-import { VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
-import { Agents, createTransport } from './transport';
+import { VaultAbortedError, VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
+import { Agents, createTransport, TransportOptions, TransportResponse } from './transport';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -30,17 +36,78 @@ export interface VaultClientOptions {
   namespace?: string;
   tls: TlsSettings;
   logger: Logger;
-  /** Rounds over all addresses before giving up (within the deadline). */
+  /** Rounds over all addresses before giving up on errors that are not an election (within the deadline). */
   rounds?: number;
   backoffMs?: number;
+  /** First probe of a skipped address after this; the interval doubles with each failed probe. */
+  probeIntervalMs?: number;
 }
+
+/** What DSO last learned about one VAULT_ADDR entry (shown by `docker dso system info`). */
+export interface VaultAddressStatus {
+  address: string;
+  /** From sys/health (active, standby, sealed...), or what the last attempt showed. */
+  state: 'active' | 'standby' | 'sealed' | 'uninitialized' | 'unreachable' | 'hung' | 'unknown';
+  /** Requests skip this address until a probe (or an answer) shows it healthy. */
+  skipped: boolean;
+  nextProbeAt?: string;
+  lastError?: string;
+  lastAnswerAt?: string;
+}
+
+type AddressState = VaultAddressStatus['state'];
 
 interface Endpoint {
   address: string;
   api: nodeVault.client;
+  state: AddressState;
+  skipped: boolean;
+  /** Consecutive failures while skipped; the probe interval doubles with each. */
+  failures: number;
+  nextProbeAt: number;
+  probing: boolean;
+  lastError?: string;
+  lastAnswerAt?: number;
+  lastHealthAt?: number;
 }
 
 const noop = (): void => undefined;
+
+/** A new connection must be up within this (well under any DSO_TIMEOUT). */
+const CONNECT_TIMEOUT_MS = 1_000;
+/** Backoff between rounds: doubling from backoffMs up to this, with jitter. */
+const MAX_BACKOFF_MS = 1_000;
+/** A skipped address is probed at least this often. */
+const MAX_PROBE_INTERVAL_MS = 10_000;
+const PROBE_TIMEOUT_MS = 2_000;
+/** Usable addresses are asked for their role (active, standby) this often, for system info. */
+const ROLE_REFRESH_MS = 15_000;
+
+/**
+ * Vault's words while an HA cluster has no active node, or a standby cannot reach it:
+ * worth waiting for (an election takes a few seconds), with the same token.
+ */
+const ELECTION = /not active|active cluster node|active node|standby|leader|election|forward/i;
+
+/** election: wait and retry; down, sealed: skip the address; other: a few rounds; fatal: give up. */
+type Failure = 'election' | 'down' | 'sealed' | 'other' | 'fatal';
+
+function classify(err: unknown): Failure {
+  if (err instanceof VaultUnavailableError) return err.viaRedirect ? 'election' : 'down';
+  if (!(err instanceof VaultApiError)) return 'fatal';
+  if (err.status === 503 && /sealed/i.test(err.reason)) return 'sealed';
+  if (err.status === 429 || err.status === 502 || err.status === 503 || err.status === 504) return 'election';
+  if (err.status >= 500) return ELECTION.test(err.reason) ? 'election' : 'other';
+  return 'fatal';
+}
+
+function healthState(status: number): AddressState {
+  if (status === 200) return 'active';
+  if (status === 429 || status === 472 || status === 473) return 'standby';
+  if (status === 501) return 'uninitialized';
+  if (status === 503) return 'sealed';
+  return 'unknown';
+}
 
 function readTlsFile(file: string | undefined, setting: string): Buffer | undefined {
   if (!file) return undefined;
@@ -67,33 +134,40 @@ export function createAgents(tls: TlsSettings): Agents {
   };
 }
 
-function retriable(err: unknown): boolean {
-  if (err instanceof VaultUnavailableError) return true;
-  return err instanceof VaultApiError && (err.status >= 500 || err.status === 429);
-}
-
 function encodeQuery(query?: Record<string, string | number>): string {
   if (!query || Object.keys(query).length === 0) return '';
   return `?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString()}`;
 }
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 export class VaultClient {
   private readonly endpoints: Endpoint[];
   private readonly agents: Agents;
-  private preferred = 0;
+  private readonly transport: (options: TransportOptions) => Promise<TransportResponse>;
+  /** The address that answered last. */
+  private answered?: Endpoint;
   private readonly faults: FaultLog;
   /** HTTP attempts, for metrics. */
   readonly attempts = { ok: 0, failed: 0 };
   private readonly rounds: number;
   private readonly backoffMs: number;
+  private readonly probeIntervalMs: number;
+  private probeTimer?: NodeJS.Timeout;
+  private closed = false;
 
   constructor(private readonly options: VaultClientOptions) {
     if (options.tls.skipVerify) options.logger.warn('VAULT_SKIP_VERIFY=true: TLS certificates of Vault are NOT verified');
+    const plain = options.addresses.filter((a) => a.startsWith('http://'));
+    if (plain.length) options.logger.warn('VAULT_ADDR has plain http addresses: the Vault token travels to them unencrypted; use https', { addresses: plain });
     this.agents = createAgents(options.tls);
     this.faults = new FaultLog(options.logger);
-    const transport = createTransport(this.agents);
+    this.transport = createTransport(this.agents, options.addresses.map((a) => new URL(a).origin));
     this.rounds = options.rounds ?? 3;
     this.backoffMs = options.backoffMs ?? 100;
+    this.probeIntervalMs = options.probeIntervalMs ?? 1_000;
     this.endpoints = options.addresses.map((address) => {
       const api = nodeVault({
         endpoint: address,
@@ -101,11 +175,11 @@ export class VaultClient {
         namespace: options.namespace,
         // node-vault's debug output prints request bodies (secret ids, JWTs): keep it off.
         debug: noop,
-        'request-promise': { defaults: () => transport },
+        'request-promise': { defaults: () => this.transport },
       });
       // node-vault falls back to $VAULT_TOKEN; every call here names its token itself.
       api.token = '';
-      return { address, api };
+      return { address, api, state: 'unknown', skipped: false, failures: 0, nextProbeAt: 0, probing: false };
     });
   }
 
@@ -113,45 +187,140 @@ export class VaultClient {
     return this.endpoints.map((e) => e.address);
   }
 
+  /** The address that answered last (the first one before any answer). */
   get activeAddress(): string | undefined {
-    return this.endpoints[this.preferred]?.address;
+    return (this.answered ?? this.endpoints[0])?.address;
+  }
+
+  /** Each address as DSO sees it: role, skipped or not, last error. */
+  status(): VaultAddressStatus[] {
+    const iso = (t?: number) => (t ? new Date(t).toISOString() : undefined);
+    return this.endpoints.map((e) => ({
+      address: e.address,
+      state: e.state,
+      skipped: e.skipped,
+      nextProbeAt: e.skipped ? iso(e.nextProbeAt) : undefined,
+      lastError: e.lastError,
+      lastAnswerAt: iso(e.lastAnswerAt),
+    }));
   }
 
   async call<T = Record<string, unknown>>(call: VaultCall): Promise<T> {
     if (this.endpoints.length === 0) throw new DsoError('ERR_SETTINGS', 'VAULT_ADDR is not set');
+    this.startProbing();
     let lastError: unknown;
-    for (let round = 0; round < this.rounds; round++) {
-      for (let i = 0; i < this.endpoints.length; i++) {
-        const index = (this.preferred + i) % this.endpoints.length;
+    for (let round = 0; ; round++) {
+      // VAULT_ADDR order, skipped addresses left out while any other is usable.
+      const usable = this.endpoints.filter((e) => !e.skipped);
+      const candidates = usable.length ? usable : [...this.endpoints].sort((a, b) => a.nextProbeAt - b.nextProbeAt);
+      let election = false;
+      for (let i = 0; i < candidates.length; i++) {
+        const endpoint = candidates[i];
         const remaining = call.deadline - Date.now();
         if (remaining <= 0) throw this.deadlineError(lastError);
+        // Half of what is left while another address could still answer: a hung one never takes it all.
+        const budget = i < candidates.length - 1 ? remaining / 2 : remaining;
         try {
-          const body = await this.once<T>(this.endpoints[index], call, remaining);
-          this.markUp(this.endpoints[index]);
-          if (index !== this.preferred) {
-            this.options.logger.warn('switched Vault address', { from: this.endpoints[this.preferred].address, to: this.endpoints[index].address });
-            this.preferred = index;
-          }
+          const body = await this.once<T>(endpoint, call, budget);
+          this.markUp(endpoint);
           return body;
-        } catch (err) {
-          if (err instanceof DsoError && err.code === 'ERR_TIMEOUT') this.markDown(this.endpoints[index], 'no answer within DSO_TIMEOUT');
-          if (err instanceof VaultUnavailableError || (err instanceof VaultApiError && err.status === 503)) this.markDown(this.endpoints[index], err.message);
-          if (!retriable(err)) throw err;
+        } catch (caught) {
+          let err = caught;
+          if (err instanceof VaultAbortedError) {
+            if (call.signal?.aborted) throw this.deadlineError(lastError);
+            err = new VaultUnavailableError(endpoint.address, `no complete answer within ${Math.round(budget)} ms (hung or too slow)`);
+            this.markDown(endpoint, 'hung', (err as DsoError).message);
+            if (Date.now() >= call.deadline - 1) throw this.deadlineError(lastError);
+          }
+          const failure = classify(err);
+          if (failure === 'fatal') throw err;
           lastError = err;
+          if (failure === 'down' && endpoint.state !== 'hung') this.markDown(endpoint, 'unreachable', (err as DsoError).message);
+          if (failure === 'sealed') this.markDown(endpoint, 'sealed', (err as DsoError).message);
+          if (failure === 'election') election = true;
         }
       }
-      const pause = this.backoffMs * 2 ** round * (0.5 + Math.random() / 2);
-      if (round + 1 < this.rounds && Date.now() + pause < call.deadline) await new Promise((r) => setTimeout(r, pause));
+      // Other errors get `rounds` rounds; an election is waited out until the deadline.
+      if (round + 1 >= this.rounds && !election) throw lastError;
+      const pause = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2 ** round) * (0.5 + Math.random() / 2);
+      if (Date.now() + pause >= call.deadline) throw election ? this.deadlineError(lastError) : lastError;
+      await sleep(pause);
     }
-    throw lastError;
   }
 
-  private markDown(endpoint: Endpoint, reason: string): void {
-    this.faults.fault(endpoint.address, 'Vault not answering', { address: endpoint.address, error: reason });
+  private markDown(endpoint: Endpoint, state: 'unreachable' | 'hung' | 'sealed', reason: string): void {
+    endpoint.state = state;
+    endpoint.lastError = reason;
+    if (!endpoint.skipped) {
+      endpoint.skipped = true;
+      endpoint.failures = 0;
+      // Logged once per fault; requests skip the address until it answers again.
+      this.faults.fault(endpoint.address, 'Vault not answering', { address: endpoint.address, state, error: reason, skipped: true });
+    }
+    endpoint.failures++;
+    endpoint.nextProbeAt = Date.now() + Math.min(MAX_PROBE_INTERVAL_MS, this.probeIntervalMs * 2 ** (endpoint.failures - 1));
   }
 
   private markUp(endpoint: Endpoint): void {
-    this.faults.recovered(endpoint.address, 'Vault answering again', { address: endpoint.address });
+    endpoint.lastAnswerAt = Date.now();
+    endpoint.lastError = undefined;
+    if (endpoint.state === 'unreachable' || endpoint.state === 'hung' || endpoint.state === 'sealed') endpoint.state = 'unknown';
+    if (endpoint.skipped) this.recovered(endpoint);
+    const previous = this.answered ?? this.endpoints[0];
+    if (previous !== endpoint) this.options.logger.warn('switched Vault address', { from: previous.address, to: endpoint.address });
+    this.answered = endpoint;
+  }
+
+  private recovered(endpoint: Endpoint): void {
+    endpoint.skipped = false;
+    endpoint.failures = 0;
+    endpoint.lastError = undefined;
+    this.faults.recovered(endpoint.address, 'Vault answering again', { address: endpoint.address, state: endpoint.state });
+  }
+
+  /** In the background: skipped addresses when their probe is due, the others' roles now and then. */
+  private startProbing(): void {
+    if (this.probeTimer || this.closed) return;
+    this.probeTimer = setInterval(
+      () => {
+        const now = Date.now();
+        for (const endpoint of this.endpoints) {
+          if (endpoint.probing) continue;
+          const due = endpoint.skipped ? endpoint.nextProbeAt <= now : now - (endpoint.lastHealthAt ?? 0) >= ROLE_REFRESH_MS;
+          if (due) void this.probe(endpoint);
+        }
+      },
+      Math.min(this.probeIntervalMs, 250),
+    );
+    this.probeTimer.unref();
+  }
+
+  private async probe(endpoint: Endpoint): Promise<void> {
+    endpoint.probing = true;
+    try {
+      const { statusCode } = await this.transport({
+        uri: `${endpoint.address.replace(/\/+$/, '')}/v1/sys/health`,
+        method: 'GET',
+        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+        connectTimeout: CONNECT_TIMEOUT_MS,
+      });
+      endpoint.lastHealthAt = Date.now();
+      endpoint.state = healthState(statusCode);
+      if (endpoint.state === 'active' || endpoint.state === 'standby') {
+        if (endpoint.skipped) this.recovered(endpoint);
+      } else if (endpoint.skipped || endpoint.state === 'sealed') {
+        // A node found sealed is skipped before a request has to meet it.
+        this.markDown(endpoint, endpoint.state === 'sealed' ? 'sealed' : 'unreachable', `sys/health answered ${statusCode}`);
+      }
+    } catch (err) {
+      endpoint.lastHealthAt = Date.now();
+      const state = err instanceof VaultAbortedError ? 'hung' : 'unreachable';
+      const reason = state === 'hung' ? `sys/health: no answer within ${PROBE_TIMEOUT_MS} ms` : err instanceof DsoError ? err.message : 'probe failed';
+      if (endpoint.skipped) this.markDown(endpoint, state, reason);
+      else endpoint.state = state;
+    } finally {
+      endpoint.probing = false;
+    }
   }
 
   private deadlineError(lastError: unknown): DsoError {
@@ -159,17 +328,20 @@ export class VaultClient {
     return new DsoError('ERR_TIMEOUT', `no answer from Vault within DSO_TIMEOUT${why}`);
   }
 
-  private async once<T>(endpoint: Endpoint, call: VaultCall, timeout: number): Promise<T> {
+  private async once<T>(endpoint: Endpoint, call: VaultCall, budget: number): Promise<T> {
     const headers: Record<string, string> = { ...call.headers };
     if (call.token) headers['X-Vault-Token'] = call.token;
+    // One signal per attempt: its budget, or the caller's own abort, ends it and its socket.
+    const budgetSignal = AbortSignal.timeout(Math.max(1, Math.floor(budget)));
+    const signal = call.signal ? AbortSignal.any([call.signal, budgetSignal]) : budgetSignal;
     try {
       const body = (await endpoint.api.request({
         path: `/${call.path}${encodeQuery(call.query)}`,
         method: call.method,
         json: call.body,
         headers,
-        signal: call.signal,
-        timeout,
+        signal,
+        connectTimeout: Math.min(CONNECT_TIMEOUT_MS, budget),
       })) as T;
       this.attempts.ok++;
       return body;
@@ -188,6 +360,8 @@ export class VaultClient {
   }
 
   close(): void {
+    this.closed = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
     this.agents.http.destroy();
     this.agents.https.destroy();
   }

@@ -19,12 +19,25 @@ export class VaultApiError extends DsoError {
 }
 
 export class VaultUnavailableError extends DsoError {
+  /** Failed at an address a Vault node redirected to, not at the address asked. */
+  readonly viaRedirect: boolean;
+
   constructor(
     readonly address: string,
     readonly cause_: string,
+    options: { viaRedirect?: boolean } = {},
   ) {
     super('ERR_VAULT_UNAVAILABLE', `Vault at ${address} is unreachable: ${cause_}`);
     this.name = 'VaultUnavailableError';
+    this.viaRedirect = options.viaRedirect ?? false;
+  }
+}
+
+/** An attempt abandoned by its abort signal (its share of the deadline, or the caller's). */
+export class VaultAbortedError extends DsoError {
+  constructor(readonly address: string) {
+    super('ERR_TIMEOUT', `request to Vault at ${address} abandoned`);
+    this.name = 'VaultAbortedError';
   }
 }
 

@@ -280,6 +280,27 @@ describe('cli: docker dso system info / test-vault', () => {
     expect(json.health[0].healthy).to.equal(true);
   });
 
+  it('shows an HA cluster as the plugin sees it: the address that answered, active and standby nodes, a sealed one skipped', async () => {
+    const { docker, api, cli } = setup();
+    const [a, b, c] = ['http://10.0.0.1:8200', 'http://10.0.0.2:8200', 'http://10.0.0.3:8200'];
+    docker.plugins.set('dso', fakePlugin('dso', [`VAULT_ADDR=${a},${b},${c}`, 'VAULT_AUTH_METHOD=approle'], tmpDir()));
+    api.status$.vault = {
+      activeAddress: b,
+      addresses: [
+        { address: a, state: 'sealed', skipped: true, lastError: 'Vault answered 503 for secret/data/app: Vault is sealed' },
+        { address: b, state: 'standby', skipped: false },
+        { address: c, state: 'active', skipped: false },
+      ],
+      token: { loggedIn: true },
+    };
+    const r = await cli('system', 'info');
+    expect(r.out).to.contain(`${a}: sealed, skipped by requests until it answers again (Vault answered 503 for secret/data/app: Vault is sealed)`);
+    expect(r.out).to.contain(`${b}: standby, answered last`);
+    expect(r.out).to.contain(`${c}: active`);
+    expect(r.out).to.match(/Plugin sees:/);
+    expect(JSON.parse((await cli('system', 'info', '--json')).out).vaultNodes).to.have.length(3);
+  });
+
   it('shows invalid settings and an unhealthy Vault as problems (exit 1)', async () => {
     const { docker, api, cli } = setup({ health: { address: 'http://127.0.0.1:8200', reachable: true, status: 503, state: 'sealed', healthy: false, sealed: true } });
     docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200'], tmpDir()));

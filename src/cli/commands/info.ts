@@ -14,7 +14,8 @@ export const spec: CommandSpec = {
   summary: 'Show the mode, provider, Vault addresses, auth method, plugin state, token TTL, Vault health and problems',
   description: [
     "Learned from Docker (plugin state, settings) and from the plugin itself over its socket (settings",
-    'problems, token, active address); Vault health is asked of each address (GET /v1/sys/health).',
+    'problems, token, the address that answered last, each address as active, standby, sealed or skipped);',
+    'Vault health is also asked of each address from this host (GET /v1/sys/health).',
     'Exits 0 when all is well, 1 when a problem is shown, 3 when the plugin is absent, disabled or down.',
   ].join('\n'),
   options: [JSON_OPTION, PLUGIN_OPTION],
@@ -28,6 +29,8 @@ export interface InfoReport {
   provider: string;
   vaultAddresses: string[];
   activeAddress?: string;
+  /** Each address as the plugin sees it: role, skipped after a failure, last error. */
+  vaultNodes?: NonNullable<NonNullable<PluginStatus['vault']>['addresses']>;
   namespace?: string;
   authMethod?: string;
   authMount?: string;
@@ -92,6 +95,7 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
       report.rotation = { default: status.rotation?.default ?? s.rotate === true, intervalSeconds: ms === undefined ? undefined : ms / 1000 };
     }
     report.activeAddress = status.vault?.activeAddress;
+    report.vaultNodes = status.vault?.addresses;
     const t = status.vault?.token;
     if (t) {
       report.token = { loggedIn: t.loggedIn, ttlSeconds: t.ttlSeconds, expiresAt: t.expiresAt, renewable: t.renewable, policies: t.policies, lastError: t.lastError };
@@ -122,6 +126,14 @@ function healthLine(h: VaultHealth, active?: string): string {
   return `${h.address}${active && active === h.address ? ' (in use)' : ''}: ${[...new Set(parts)].join(', ')}`;
 }
 
+/** One address as the plugin sees it: its role, whether it answered last, whether requests skip it and why. */
+function nodeLine(n: NonNullable<InfoReport['vaultNodes']>[number], active?: string): string {
+  const parts: string[] = [n.state && n.state !== 'unknown' ? n.state : 'role not known yet'];
+  if (n.address === active) parts.push('answered last');
+  if (n.skipped) parts.push(`skipped by requests until it answers again${n.lastError ? ` (${n.lastError})` : ''}`);
+  return `${n.address}: ${parts.join(', ')}`;
+}
+
 export function formatInfo(r: InfoReport, now: number): string {
   const rows: [string, string][] = [];
   rows.push(['Plugin', `${r.plugin.name}: ${r.plugin.state}${r.plugin.id ? ` (id ${r.plugin.id.slice(0, 12)})` : ''}${r.plugin.version ? `, version ${r.plugin.version}` : ''}`]);
@@ -143,6 +155,7 @@ export function formatInfo(r: InfoReport, now: number): string {
       rows.push(['Token', 'unknown (the plugin did not report one)']);
     }
     rows.push(['Vault health', r.health.length ? r.health.map((h) => healthLine(h, r.activeAddress)).join('\n') : '-']);
+    if (r.vaultNodes?.length) rows.push(['Plugin sees', r.vaultNodes.map((n) => nodeLine(n, r.activeAddress)).join('\n')]);
     if (r.allowedPaths?.length) rows.push(['Allowed paths', r.allowedPaths.join(', ')]);
     if (r.rotation) {
       const every = r.rotation.intervalSeconds ? `, checked every ${formatDuration(r.rotation.intervalSeconds)}` : '';

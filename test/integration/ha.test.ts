@@ -1,0 +1,218 @@
+// DSO in front of a real OpenBao HA cluster (three raft nodes, test/support/openbao-ha.ts),
+// the plugin as Docker runs it (its own process), logged in with AppRole and the README's
+// policies. The active node is killed under load and restarted: no request fails, each is
+// answered within DSO_TIMEOUT, the token and the database leases outlive the election.
+// A standby alone still serves; a sealed node is skipped at once; the status route (what
+// `docker dso system info` shows) names the address that answered and each node's role.
+import { expect } from 'chai';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { secret } from '../support/capture';
+import { HaCluster, HaNode, startOpenBaoCluster } from '../support/openbao-ha';
+import { credentialFile } from '../support/plugin';
+import { dynamicPolicy, staticReadPolicy } from '../support/policies';
+import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
+import { PluginProcess, socketRequest, startPluginProcess } from '../support/process';
+import type { VaultAddressStatus } from '../../src/vault/client';
+
+const VALUE = secret('ha-canary-value-0c81d4');
+const SECRET_ID = secret('ha-secret-id-5be2a7c9-3d41');
+const TIMEOUT_MS = 5_000;
+const PATHS = 200;
+
+interface Outcome {
+  at: number;
+  ms: number;
+  ok: boolean;
+  err: string;
+}
+
+interface Status {
+  vault: { activeAddress: string; addresses: VaultAddressStatus[]; token: { logins: number; renewals: number } };
+  leases: { held: number; renewals: number };
+}
+
+async function getSecret(p: PluginProcess, body: object): Promise<{ ok: boolean; err: string; value?: string; ms: number }> {
+  const started = Date.now();
+  const res = await socketRequest(p.socket, 'POST', '/SecretProvider.GetSecret', JSON.stringify(body));
+  const reply = JSON.parse(res.body) as { Value?: string; Err?: string };
+  const value = reply.Value === undefined ? undefined : Buffer.from(reply.Value, 'base64').toString();
+  return { ok: res.status === 200 && !reply.Err, err: reply.Err ?? '', value, ms: Date.now() - started };
+}
+
+async function status(p: PluginProcess): Promise<Status> {
+  return JSON.parse((await socketRequest(p.socket, 'GET', '/DSO.Status')).body) as Status;
+}
+
+const kv = (n: number) => ({ SecretName: `cfg${n}`, ServiceName: 'ha-web', TaskID: `ha-web-task-${n}`, SecretLabels: { 'dso.ref': `dso://secret/data/ha/app-${n}#key` } });
+const db = (task: string, field: 'username' | 'password') => ({ SecretName: `db_${field}`, ServiceName: 'ha-api', ServiceID: 'ha-api', TaskID: task, SecretLabels: { 'dso.ref': `dso://database/creds/ha#${field}` } });
+
+describe('an OpenBao HA cluster (3 raft nodes)', function () {
+  this.timeout(120_000);
+  let cluster: HaCluster;
+  let pg: Postgres;
+  let roleId: string;
+  const plugins: PluginProcess[] = [];
+
+  const start = async (addresses: string[]) => {
+    const dir = os.tmpdir();
+    const p = await startPluginProcess({
+      VAULT_ADDR: addresses.join(','),
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('ha-secret-id', SECRET_ID),
+      DSO_TIMEOUT: `${TIMEOUT_MS}ms`,
+      // No Docker here: which tasks run cannot be told, so leases are kept and renewed.
+      DSO_DOCKER_SOCKET: path.join(dir, 'dso-ha-no-docker.sock'),
+    });
+    plugins.push(p);
+    return p;
+  };
+
+  before(async () => {
+    cluster = await startOpenBaoCluster();
+    pg = sharedPostgres();
+    // Root sets the cluster up (mounts, policies, the AppRole): the plugin gets only the README's policies.
+    await cluster.api('POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
+    await cluster.waitVoters();
+    await configureDatabaseEngine((m, p, b) => cluster.api(m, p, b), pg, { role: 'ha', defaultTtl: '8s', maxTtl: '1h' });
+    await cluster.api('PUT', 'sys/policies/acl/dso-ha', { policy: [staticReadPolicy('secret/data/ha/*'), dynamicPolicy(['database/creds/ha'])].join('\n') });
+    await cluster.api('POST', 'sys/auth/approle', { type: 'approle' });
+    await cluster.api('POST', 'auth/approle/role/dso', { token_policies: ['dso-ha'], token_ttl: '12s', token_max_ttl: '1h' });
+    roleId = (await cluster.api<{ data: { role_id: string } }>('GET', 'auth/approle/role/dso/role-id')).data.role_id;
+    await cluster.api('POST', 'auth/approle/role/dso/custom-secret-id', { secret_id: SECRET_ID });
+    for (let n = 0; n < PATHS; n += 20) {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => cluster.api('POST', `secret/data/ha/app-${n + i}`, { data: { key: VALUE } })));
+    }
+  });
+
+  after(async () => {
+    for (const p of plugins) await p.stop();
+    await cluster?.stop();
+  });
+
+  it('loses no request while the active node is killed and restarted under load', async () => {
+    const p = await start(cluster.addrs);
+    const first = await getSecret(p, kv(0));
+    expect(first.err).to.equal('');
+    // A task that lives through the election: its database user must keep working past its first TTL.
+    const [user, password] = await Promise.all([getSecret(p, db('ha-live-task', 'username')), getSecret(p, db('ha-live-task', 'password'))]);
+    expect(user.err + password.err).to.equal('');
+    secret(password.value!);
+    const issuedAt = Date.now();
+
+    const outcomes: Outcome[] = [];
+    const started = Date.now();
+    const end = started + 30_000;
+    let dbTasks = 0;
+    const worker = async (w: number) => {
+      let i = 0;
+      while (Date.now() < end) {
+        const at = Date.now();
+        // Mostly distinct KV paths (no merging hides a gap), every tenth a new task's database lease.
+        const body = i++ % 10 === 9 ? db(`ha-load-${w}-${dbTasks++}`, 'username') : kv(Math.floor(Math.random() * PATHS));
+        const r = await getSecret(p, body);
+        outcomes.push({ at, ms: r.ms, ok: r.ok && (body.SecretLabels['dso.ref'].includes('database') || r.value === VALUE), err: r.err });
+      }
+    };
+    let killedAt = 0;
+    let newActiveAt = 0;
+    let killed: HaNode | undefined;
+    const chaos = async () => {
+      await new Promise((r) => setTimeout(r, 5_000));
+      killed = await cluster.active();
+      await cluster.kill(killed);
+      killedAt = Date.now();
+      await cluster.active(15_000);
+      newActiveAt = Date.now();
+      await new Promise((r) => setTimeout(r, Math.max(0, started + 12_000 - Date.now())));
+      await cluster.restart(killed, { unseal: true });
+    };
+    const renewalsBefore = (await status(p)).leases.renewals;
+    await Promise.all([chaos(), ...[0, 1, 2, 3].map(worker)]);
+
+    const failed = outcomes.filter((o) => !o.ok);
+    const during = outcomes.filter((o) => o.at >= killedAt - 100 && o.at <= newActiveAt + 1_000);
+    const figures = {
+      requests: outcomes.length,
+      failed: failed.length,
+      newActiveAfterMs: newActiveAt - killedAt,
+      longestDuringFailoverMs: Math.max(...during.map((o) => o.ms)),
+      longestMs: Math.max(...outcomes.map((o) => o.ms)),
+    };
+    console.log(`      HA figures: ${JSON.stringify(figures)}`);
+    expect(failed.map((o) => o.err), 'failed requests').to.deep.equal([]);
+    expect(outcomes.filter((o) => o.ms > TIMEOUT_MS).map((o) => o.ms), 'every request within DSO_TIMEOUT').to.deep.equal([]);
+    expect(outcomes.length).to.be.greaterThan(200);
+    expect(during.length, 'requests during the election').to.be.greaterThan(0);
+
+    // The token outlived the election: renewed, never replaced by a new login.
+    const after = await status(p);
+    expect(after.vault.token.logins, 'logins').to.equal(1);
+    expect(after.vault.token.renewals, 'token renewals').to.be.greaterThan(0);
+    // The leases too: renewed after the leader change, and the live task's user still logs in past its first TTL (8 s).
+    expect(after.leases.renewals, 'lease renewals').to.be.greaterThan(renewalsBefore);
+    expect(Date.now() - issuedAt).to.be.greaterThan(8_000);
+    // Asked for a few seconds: test processes that run side by side may restart the shared PostgreSQL.
+    let loggedIn = false;
+    for (const until = Date.now() + 5_000; !loggedIn && Date.now() < until; ) {
+      loggedIn = await pg.canLogin(user.value!, password.value!);
+      if (!loggedIn) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(loggedIn, 'the live task database user').to.equal(true);
+    // The restarted node is back in the preference order.
+    const deadline = Date.now() + 10_000;
+    let restored: VaultAddressStatus | undefined;
+    while (Date.now() < deadline) {
+      restored = (await status(p)).vault.addresses.find((a) => a.address === killed!.addr);
+      if (restored && !restored.skipped) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(restored?.skipped, 'the restarted node is used again').to.equal(false);
+    // VAULT_ADDR's order is the preference again: the first node answers (a standby now: it forwards).
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await getSecret(p, kv(5))).err).to.equal('');
+    expect((await status(p)).vault.activeAddress, 'the address that answered').to.equal(cluster.nodes[0].addr);
+  });
+
+  it('serves with VAULT_ADDR naming only a standby (the load-balancer mistake)', async () => {
+    const active = await cluster.active();
+    const standby = cluster.nodes.find((n) => n !== active)!;
+    expect(await cluster.role(standby)).to.equal('standby');
+    const p = await start([standby.addr]);
+    const r = await getSecret(p, kv(1));
+    expect(r.err).to.equal('');
+    expect(r.value).to.equal(VALUE);
+  });
+
+  it('skips a sealed node at once, and shows the address that answered and each node as active, standby or sealed', async () => {
+    const active = await cluster.active();
+    const sealed = cluster.nodes.find((n) => n !== active)!;
+    await cluster.restart(sealed); // a raft node restarts sealed
+    expect(await cluster.role(sealed)).to.equal('sealed');
+    try {
+      const p = await start([sealed.addr, ...cluster.addrs.filter((a) => a !== sealed.addr)]);
+      const r = await getSecret(p, kv(2));
+      expect(r.err).to.equal('');
+      expect(r.ms, 'no timeout spent on the sealed node').to.be.below(1_000);
+      const again = await getSecret(p, kv(3));
+      expect(again.ms).to.be.below(500);
+      // The background probe learns each node's role.
+      const end = Date.now() + 5_000;
+      let shown: Status['vault'] | undefined;
+      while (Date.now() < end) {
+        shown = (await status(p)).vault;
+        if (shown.addresses.every((a) => a.state !== 'unknown')) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const states = Object.fromEntries(shown!.addresses.map((a) => [a.address, a.state]));
+      expect(states[sealed.addr]).to.equal('sealed');
+      expect(states[active.addr]).to.equal('active');
+      expect(Object.values(states).filter((s) => s === 'standby')).to.have.length(1);
+      expect(shown!.addresses.find((a) => a.address === sealed.addr)!.skipped).to.equal(true);
+      expect(shown!.activeAddress).to.not.equal(sealed.addr);
+    } finally {
+      await cluster.unseal(sealed);
+    }
+  });
+});
