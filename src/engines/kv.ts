@@ -40,7 +40,11 @@ export class KvEngine implements SecretEngine {
       throw new DsoError('ERR_LABELS', `dso.version needs a KV v2 mount; ${mount.path} is KV v1`);
     }
     const key = `${apiPath}@${options.version ?? 'latest'}`;
-    return this.flights.run(key, () => (mount.kvVersion === 2 ? this.readV2(apiPath, mount, options) : this.readV1(apiPath, mount, options)));
+    return this.flights.run(
+      key,
+      () => (mount.kvVersion === 2 ? this.readV2(apiPath, mount, options) : this.readV1(apiPath, mount, options)),
+      options.deadline,
+    );
   }
 
   private async readV2(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {

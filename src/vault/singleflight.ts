@@ -5,11 +5,15 @@
 // parse it (about half a second for 1,000 calls on two cores), much longer than one read
 // takes. A call nobody shared is never reused, so calls one after the other each reach
 // Vault; failures are never reused; results are let go once their time is up (one timer,
-// whatever the number of keys).
+// whatever the number of keys). A caller that joined a flight which then ran out of its
+// own deadline (Vault slow when it started, fast again now) is not handed that timeout
+// while it still has time of its own: it tries again.
 interface Flight<T> {
   promise: Promise<T>;
   shared: boolean;
   settledAt?: number;
+  /** When the caller who started it gives up (epoch ms), if it said. */
+  deadline?: number;
 }
 
 export class SingleFlight<T> {
@@ -19,14 +23,21 @@ export class SingleFlight<T> {
 
   constructor(private readonly reuseMs = 0) {}
 
-  run(key: string, work: () => Promise<T>): Promise<T> {
+  /** `deadline`: when this caller gives up (epoch ms); `work` must honour it. */
+  run(key: string, work: () => Promise<T>, deadline?: number): Promise<T> {
     const found = this.flights.get(key);
     if (found && (found.settledAt === undefined || Date.now() - found.settledAt < this.reuseMs)) {
       this.merged++;
       found.shared = true;
-      return found.promise;
+      if (deadline === undefined || found.deadline === undefined || found.deadline >= deadline) return found.promise;
+      const started = found.deadline;
+      return found.promise.catch((err: unknown) => {
+        // Failed because the flight's own time ran out, while this caller still has some.
+        if (Date.now() >= started && Date.now() < deadline) return this.run(key, work, deadline);
+        throw err;
+      });
     }
-    const flight: Flight<T> = { promise: work(), shared: false };
+    const flight: Flight<T> = { promise: work(), shared: false, deadline };
     this.flights.set(key, flight);
     const forget = () => {
       if (this.flights.get(key) === flight) this.flights.delete(key);

@@ -19,6 +19,29 @@ describe('SingleFlight', () => {
     expect(flights.merged).to.equal(2);
   });
 
+  it('lets a caller with time left try again when the flight it joined ran out of its own deadline', async () => {
+    const flights = new SingleFlight<string>();
+    const start = Date.now();
+    let runs = 0;
+    // The first read started while Vault was slow: it gives up at its deadline.
+    const slow = flights.run('k', () => new Promise<string>((_, reject) => setTimeout(() => reject(new Error('DSO_TIMEOUT')), 30)), start + 30);
+    const late = flights.run('k', async () => `fresh-${++runs}`, start + 5_000);
+    await slow.then(() => expect.fail('the slow flight resolves'), (err: Error) => expect(err.message).to.equal('DSO_TIMEOUT'));
+    expect(await late).to.equal('fresh-1');
+  });
+
+  it('hands an early failure (not a deadline) to every caller without trying again', async () => {
+    const flights = new SingleFlight<string>();
+    let runs = 0;
+    const gate = deferred<string>();
+    const first = flights.run('k', () => (runs++, gate.promise), Date.now() + 1_000);
+    const second = flights.run('k', async () => `again-${++runs}`, Date.now() + 5_000);
+    gate.reject(new Error('not found'));
+    await first.catch(() => undefined);
+    await second.then(() => expect.fail('the joiner resolves'), (err: Error) => expect(err.message).to.equal('not found'));
+    expect(runs).to.equal(1);
+  });
+
   it('runs different keys separately', async () => {
     const flights = new SingleFlight<string>();
     let runs = 0;
