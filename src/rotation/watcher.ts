@@ -162,6 +162,11 @@ export class RotationWatcher {
   private nextPassAt?: number;
   private readonly now: () => number;
   private readonly startedAt: number;
+  /**
+   * Since when this process serves the swarm's secrets: its start, or the pass that saw it
+   * become leader again. Running tasks created before then got their leases elsewhere.
+   */
+  private leaderSince: number;
   readonly history: RotationReport[] = [];
   private state: RotationHealth = { leader: null, driverNames: [], lastPass: null, lastError: null, unmanagedLeases: [] };
 
@@ -169,6 +174,7 @@ export class RotationWatcher {
     this.faults = new FaultLog(options.logger);
     this.now = options.now ?? Date.now;
     this.startedAt = options.startedAt ?? this.now();
+    this.leaderSince = this.startedAt;
   }
 
   private get skewMs(): number {
@@ -229,6 +235,7 @@ export class RotationWatcher {
   private async pass(): Promise<RotationReport[]> {
     const { api, reader, logger, timeoutMs } = this.options;
     const leader = await this.listing('nodes', () => api.isLeader());
+    if (leader && this.state.leader === false) this.leaderSince = this.now();
     if (leader !== this.state.leader) logger.info(leader ? 'rotation runs here: this node is the swarm leader' : 'rotation does not run here: this node is not the swarm leader', {});
     this.state.leader = leader;
     if (!leader) {
@@ -337,14 +344,14 @@ export class RotationWatcher {
     return false;
   }
 
-  /** Running tasks of a service created before this process started. */
+  /** Running tasks of a service created before this process started serving as leader. */
   private oldTasks(serviceId: string, tasks: SwarmTask[]): SwarmTask[] {
-    return tasks.filter((t) => t.ServiceID === serviceId && t.Status?.State === 'running' && Date.parse(t.CreatedAt ?? '') < this.startedAt);
+    return tasks.filter((t) => t.ServiceID === serviceId && t.Status?.State === 'running' && Date.parse(t.CreatedAt ?? '') < this.leaderSince);
   }
 
   /**
    * Leases live in memory: tasks that got theirs before this process started (restart,
-   * upgrade, leader change) hold leases nobody renews, which end at their TTL. With
+   * upgrade) or became leader hold leases it does not renew, which end at their TTL. With
    * rotation on, their services are rolled now; with it off, the log and `docker dso
    * inspect` say so with the command that fixes it.
    */
@@ -359,7 +366,7 @@ export class RotationWatcher {
       if (!orphans.length) continue;
       const fix = `docker service update --force ${service.Spec.Name}`;
       if (this.rotates(secret)) {
-        if (this.due(`${service.ID}|${path}|unmanaged`, this.startedAt, service, path)) toRoll.push({ secret, service });
+        if (this.due(`${service.ID}|${path}|unmanaged`, this.leaderSince, service, path)) toRoll.push({ secret, service });
       } else {
         unmanaged.push({ service: service.Spec.Name, serviceId: service.ID, secret: secret.Spec.Name, path, fix });
         this.faults.fault(`unmanaged:${service.ID}|${path}`, 'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL', {
@@ -372,7 +379,7 @@ export class RotationWatcher {
     }
     this.state.unmanagedLeases = unmanaged;
     return this.rollUsers(toRoll, 'lease-not-renewed', rolled, (id) => {
-      for (const u of leased.filter((l) => l.service.ID === id)) this.rolledFor.set(`${id}|${u.path}|unmanaged`, this.startedAt);
+      for (const u of leased.filter((l) => l.service.ID === id)) this.rolledFor.set(`${id}|${u.path}|unmanaged`, this.leaderSince);
     });
   }
 

@@ -457,3 +457,24 @@ describe('Engine API deadlines', () => {
     }
   });
 });
+
+describe('rotation after a leader change', () => {
+  it('counts tasks created before this node became leader again as holding leases it never issued', async () => {
+    const swarm = new FakeSwarm();
+    const reader = new FakeReader();
+    reader.leased.add('database/creds/app');
+    let now = Date.parse('2026-01-01T10:00:00Z');
+    const started = now - 3_600_000; // the plugin started an hour ago, as a follower
+    swarm.secretList = [driverSecret('sec-1', 'db_on', { 'dso.ref': 'dso://database/creds/app#username', 'dso.rotate': 'true' })];
+    swarm.serviceList = [service('s1', 'api', ['sec-1'])];
+    swarm.taskList = [task('s1', now - 60_000)]; // served by the old leader's plugin
+    const noLeases = { holds: () => false, takeEnding: () => [] } as unknown as LeaseManager;
+    const w = watcher(swarm, reader, false, { leases: noLeases, startedAt: started, now: () => now });
+    swarm.leader = false;
+    expect(await w.check()).to.deep.equal([]);
+    swarm.leader = true;
+    now += 1_000;
+    expect((await w.check()).map((r) => r.reason)).to.deep.equal(['lease-not-renewed']);
+    expect(swarm.updates.map((u) => u.id)).to.deep.equal(['s1']);
+  });
+});
