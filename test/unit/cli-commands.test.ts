@@ -303,7 +303,8 @@ describe('cli: docker dso system info / test-vault', () => {
     };
     const ok = await cli('system', 'info');
     expect(ok.code, ok.out).to.equal(0);
-    expect(ok.out).to.match(/Rotation watcher:\s+runs here \(this node is the swarm leader\); driver names dso; last pass 2030-01-01T11:59:50.000Z \(10s ago\): ok, 1 roll/);
+    expect(ok.out).to.match(/Rotation:\s+only for secrets labelled dso.rotate=true, checked every 1m\n\s+watcher: runs here \(this node is the swarm leader\)\n\s+driver names: dso\n\s+last pass: 2030-01-01T11:59:50.000Z \(10s ago\): ok, 1 roll\n/);
+    expect(ok.out, 'the key column keeps its width').to.match(/\nVault addresses: http/);
     api.status$.rotation = {
       ...api.status$.rotation,
       lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'failed', durationMs: 5000, rolls: 0 },
@@ -311,12 +312,12 @@ describe('cli: docker dso system info / test-vault', () => {
     };
     const failed = await cli('system', 'info');
     expect(failed.code).to.equal(EXIT.FAILURE);
-    expect(failed.out).to.contain('last error 2030-01-01T11:59:55.000Z (5s ago): cannot list tasks');
+    expect(failed.out).to.contain('last error: 2030-01-01T11:59:55.000Z (5s ago): cannot list tasks');
     expect(failed.out).to.contain("rotation's last pass failed: cannot list tasks");
     const json = JSON.parse((await cli('system', 'info', '--json')).out);
     expect(json.rotation).to.deep.include({ leader: true, driverNames: ['dso'] });
     api.status$.rotation = { ...api.status$.rotation, leader: false, lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'not-leader', durationMs: 3, rolls: 0 }, lastError: null };
-    expect((await cli('system', 'info')).out).to.match(/Rotation watcher:\s+idle here \(runs on the swarm leader\)/);
+    expect((await cli('system', 'info')).out).to.match(/watcher: idle here \(runs on the swarm leader\)/);
   });
 
   it('says absent or disabled, with the fix (exit 3)', async () => {

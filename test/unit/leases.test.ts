@@ -73,11 +73,11 @@ describe('LeaseManager', () => {
 
   it('revokes instead of renewing when the renewal finds the task gone', async function () {
     this.timeout(5_000);
-    const t = setup(1);
+    const t = setup(2);
     managers.push(t.leases);
     await t.acquire('k1', { kind: 'task', id: 'task-1' }, 'tok-1');
     t.liveness.gone.add('task-1');
-    const end = Date.now() + 3_000; // renewal due at ~0.67 s
+    const end = Date.now() + 3_000; // renewal due at ~1.33 s
     while (t.calls.length === 0 && Date.now() < end) await sleep(50);
     expect(t.renewals()).to.have.length(0);
     expect(t.calls.map((c) => c.path)).to.deep.equal(['sys/leases/revoke']);

@@ -165,15 +165,16 @@ export function formatInfo(r: InfoReport, now: number): string {
     if (r.allowedPaths?.length) rows.push(['Allowed paths', r.allowedPaths.join(', ')]);
     if (r.rotation) {
       const every = r.rotation.intervalSeconds ? `, checked every ${formatDuration(r.rotation.intervalSeconds)}` : '';
-      rows.push(['Rotation', r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`]);
+      const lines = [r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`];
+      // The watcher's own report, one line each: where it runs, what it recognises, how it went.
       const w = r.rotation;
       if (w.leader !== undefined) {
-        const where = w.leader === null ? 'not known yet (no pass so far)' : w.leader ? 'runs here (this node is the swarm leader)' : 'idle here (runs on the swarm leader)';
-        const drivers = w.driverNames?.length ? `; driver names ${w.driverNames.join(', ')}` : '; no driver name recognised yet';
-        const pass = w.lastPass ? `; last pass ${formatTime(w.lastPass.at, now)}: ${w.lastPass.outcome}${w.lastPass.rolls ? `, ${w.lastPass.rolls} roll${w.lastPass.rolls === 1 ? '' : 's'}` : ''}` : '';
-        const error = w.lastError ? `\nlast error ${formatTime(w.lastError.at, now)}: ${w.lastError.message}` : '';
-        rows.push(['Rotation watcher', `${where}${drivers}${pass}${error}`]);
+        lines.push(`watcher: ${w.leader === null ? 'not known yet (no pass so far)' : w.leader ? 'runs here (this node is the swarm leader)' : 'idle here (runs on the swarm leader)'}`);
+        lines.push(`driver names: ${w.driverNames?.length ? w.driverNames.join(', ') : 'none recognised yet'}`);
+        if (w.lastPass) lines.push(`last pass: ${formatTime(w.lastPass.at, now)}: ${w.lastPass.outcome}${w.lastPass.rolls ? `, ${w.lastPass.rolls} roll${w.lastPass.rolls === 1 ? '' : 's'}` : ''}`);
+        if (w.lastError) lines.push(`last error: ${formatTime(w.lastError.at, now)}: ${w.lastError.message}`);
       }
+      rows.push(['Rotation', lines.join('\n')]);
     }
     if (r.plugin.configDir) rows.push(['Config dir', `${r.plugin.configDir} (the plugin's /etc/dso)`]);
   }
