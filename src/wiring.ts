@@ -125,7 +125,10 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
           leases.start();
           rotation.start();
           // Leases live in memory only (the plugin writes no files): those of an earlier run are not renewed.
-          logger.info('leases of dynamic secrets issued before this start are not renewed by this process: the swarm leader rolls services with rotation on that hold them; docker dso inspect names the others');
+          logger.info(
+            'leases of dynamic secrets issued before this start are not renewed by this process: the swarm leader ' +
+              'rolls services with rotation on that hold them; docker dso inspect names the others',
+          );
         },
         stop: () => {
           rotation.stop();

@@ -47,7 +47,10 @@ export class DockerEngine {
           // Cut off mid-answer (deadline, daemon gone): settle instead of waiting for an end.
           res.on('error', () => undefined);
           res.on('close', () => {
-            if (!res.complete) reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath}: ${method} ${path.split('?')[0]} cut off before its answer ended (deadline ${this.timeoutMs} ms)`));
+            if (res.complete) return;
+            const call = `${method} ${path.split('?')[0]}`;
+            const why = `cut off before its answer ended (deadline ${this.timeoutMs} ms)`;
+            reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath}: ${call} ${why}`));
           });
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');

@@ -338,7 +338,9 @@ export class RotationWatcher {
       this.faults.fault(`paused:${key}:${writtenAt}`, 'rotation: the roll of a service is paused, its tasks still hold an older value', {
         service: service.Spec.Name,
         path,
-        fix: `docker service ps ${service.Spec.Name} shows why its new tasks fail; then docker service update --force ${service.Spec.Name}`,
+        fix:
+          `docker service ps ${service.Spec.Name} shows why its new tasks fail; ` +
+          `then docker service update --force ${service.Spec.Name}`,
       });
     }
     return false;

@@ -184,7 +184,10 @@ export class LeaseManager {
 
   private livenessFault(err: unknown): void {
     this.livenessFailedAt = Date.now();
-    this.faults.fault('liveness', 'cannot tell which tasks still run: leases are not renewed past their current TTL until the Docker Engine answers', {
+    const message =
+      'cannot tell which tasks still run: leases are not renewed past their current TTL until the Docker Engine ' +
+      'answers';
+    this.faults.fault('liveness', message, {
       error: err instanceof DsoError ? err.message : err === undefined ? 'no answer' : 'unexpected error',
     });
   }

@@ -169,9 +169,18 @@ export function formatInfo(r: InfoReport, now: number): string {
       // The watcher's own report, one line each: where it runs, what it recognises, how it went.
       const w = r.rotation;
       if (w.leader !== undefined) {
-        lines.push(`watcher: ${w.leader === null ? 'not known yet (no pass so far)' : w.leader ? 'runs here (this node is the swarm leader)' : 'idle here (runs on the swarm leader)'}`);
+        const where =
+          w.leader === null
+            ? 'not known yet (no pass so far)'
+            : w.leader
+              ? 'runs here (this node is the swarm leader)'
+              : 'idle here (runs on the swarm leader)';
+        lines.push(`watcher: ${where}`);
         lines.push(`driver names: ${w.driverNames?.length ? w.driverNames.join(', ') : 'none recognised yet'}`);
-        if (w.lastPass) lines.push(`last pass: ${formatTime(w.lastPass.at, now)}: ${w.lastPass.outcome}${w.lastPass.rolls ? `, ${w.lastPass.rolls} roll${w.lastPass.rolls === 1 ? '' : 's'}` : ''}`);
+        if (w.lastPass) {
+          const rolls = w.lastPass.rolls ? `, ${w.lastPass.rolls} roll${w.lastPass.rolls === 1 ? '' : 's'}` : '';
+          lines.push(`last pass: ${formatTime(w.lastPass.at, now)}: ${w.lastPass.outcome}${rolls}`);
+        }
         if (w.lastError) lines.push(`last error: ${formatTime(w.lastError.at, now)}: ${w.lastError.message}`);
       }
       rows.push(['Rotation', lines.join('\n')]);

@@ -103,7 +103,10 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       // Leases issued before the plugin (re)started are renewed by nobody: they end at their TTL.
       for (const u of status.rotation?.unmanagedLeases ?? []) {
         if (u.serviceId !== service.id) continue;
-        warnings.push(`${u.secret}: running tasks hold leases of ${u.path} issued before the plugin started; they are not renewed and end at their TTL. Run: ${u.fix}`);
+        warnings.push(
+          `${u.secret}: running tasks hold leases of ${u.path} issued before the plugin started; ` +
+            `they are not renewed and end at their TTL. Run: ${u.fix}`,
+        );
       }
     } catch (err) {
       if (!(err instanceof CliError)) throw err;
