@@ -205,6 +205,12 @@ export class RotationWatcher {
   private async ourSecrets(): Promise<SwarmSecret[]> {
     const names = await this.options.driverNames();
     this.state.driverNames = [...names];
+    // Without a name of its own, rotation would silently find no secret to watch.
+    if (names.size === 0) {
+      this.faults.fault('driver-names', 'rotation recognises no driver name of its own: no secret is watched', {
+        fix: 'set DSO_DRIVER_NAME to the name secrets use as their driver (needed outside a managed plugin)',
+      });
+    } else this.faults.recovered('driver-names', 'rotation knows its driver names again', { driverNames: [...names] });
     return (await this.options.api.secrets()).filter((s) => names.has(normalizeDriverName(s.Spec.Driver?.Name ?? '')));
   }
 

@@ -357,6 +357,17 @@ describe('rotation health and Engine API outages', () => {
     expect(w.health().lastPass).to.include({ outcome: 'not-leader' });
   });
 
+  it('says once, with the setting to fix, when it recognises no driver name of its own', async () => {
+    const log = capturingLogger('debug');
+    const w = watcher(swarm, reader, false, { logger: log.logger, driverNames: async () => new Set<string>() });
+    await w.check();
+    await w.check();
+    const lines = log.records().filter((r) => r.message === 'rotation recognises no driver name of its own: no secret is watched');
+    expect(lines).to.have.length(1);
+    expect(String(lines[0].fix)).to.include('DSO_DRIVER_NAME');
+    expect(w.health().driverNames).to.deep.equal([]);
+  });
+
   for (const what of ['secrets', 'services', 'tasks', 'nodes']) {
     it(`warns once when it cannot list ${what}, rolls nothing meanwhile, and says once when it can again`, async () => {
       const log = capturingLogger('debug');
