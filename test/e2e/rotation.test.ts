@@ -157,15 +157,13 @@ describe('e2e: rotation in a real swarm', function () {
     await allRead(APP, APP_FILE, v(3), 2, 90_000);
   });
 
-  it('(4) keeps rotating after disable/enable: the next change is rolled once, within two intervals', async () => {
+  it('(4) keeps rotating after disable/enable: the next change is rolled within two intervals', async () => {
     const before = await forceUpdate(APP);
     await write(4);
     const written = Date.now();
     expect(await rolledWithin(APP, before, written, TWO_INTERVALS + 5_000)).to.be.below(TWO_INTERVALS);
     await allRead(APP, APP_FILE, v(4), 2, 90_000);
-    const after = await forceUpdate(APP);
-    await sleep(2 * INTERVAL_MS);
-    expect(await forceUpdate(APP), 'one roll per change').to.equal(after);
+    expect(await forceUpdate(APP), 'one roll for one change').to.equal(before + 1);
   });
 
   it('(5) test-vault on a database path revokes its lease at once: no PostgreSQL role is left behind', async () => {
