@@ -1,6 +1,7 @@
 // Composition root: read settings, listen on the socket at once, then wire Vault.
 // The process never exits because Vault is down or a setting is wrong: Docker disables a
 // plugin whose socket does not answer, and users would lose the error that explains why.
+import { randomBytes } from 'node:crypto';
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
 import { LeasedEngine } from './engines/leased';
@@ -77,7 +78,12 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       let driverNames: Promise<Set<string>> | undefined;
       const rotation = new RotationWatcher({
         api: swarm,
-        reader: driver,
+        // Where a secret points comes from the driver; KV reads straight from the engine,
+        // whose answer also carries the version's creation time rotation compares.
+        reader: {
+          target: (request, deadline) => driver.target(request, deadline),
+          readKv: (target, deadline) => kv.read(target.apiPath, target.mount, { version: target.version, params: {}, deadline }),
+        },
         leases,
         logger,
         intervalMs: settings.rotateIntervalMs,
@@ -110,16 +116,19 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
           problems: [],
           vault: { activeAddress: vault.activeAddress, addresses: vault.status(), token: tokens.status(), mergedReads: kv.mergedReads },
           leases: { held: leases.held(), renewals: leases.renewals, revocations: leases.revocations, list: leases.describe() },
-          rotation: { intervalMs: settings.rotateIntervalMs, default: settings.rotate, recent: rotation.history.slice(-20) },
+          rotation: { intervalMs: settings.rotateIntervalMs, default: settings.rotate, recent: rotation.history.slice(-20), ...rotation.health() },
         }),
-        testVault: (reference) => testVault(tokens, driver, reference),
+        testVault: (reference) => testVault(tokens, driver, leases, reference),
         // Log in early so a bad credential shows in the log before the first secret is asked for.
         start: () => {
           void tokens.login().catch(() => undefined);
           leases.start();
           rotation.start();
           // Leases live in memory only (the plugin writes no files): those of an earlier run are not renewed.
-          logger.info('leases of dynamic secrets issued before this start are not tracked: they end at their TTL; roll services that use them (docker service update --force) to get fresh ones');
+          logger.info(
+            'leases of dynamic secrets issued before this start are not renewed by this process: the swarm leader ' +
+              'rolls services with rotation on that hold them; docker dso inspect names the others',
+          );
         },
         stop: () => {
           rotation.stop();
@@ -144,16 +153,24 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
   };
 }
 
-/** Logs in afresh, then reads `reference` (if given) exactly as a GetSecret would. */
-async function testVault(tokens: TokenManager, driver: VaultSecretDriver, reference: string | undefined): Promise<Record<string, unknown>> {
+/**
+ * Logs in afresh, then reads `reference` (if given) exactly as a GetSecret would. The read
+ * belongs to a task of its own that never runs, so a lease it makes (database
+ * credentials...) is revoked at once rather than left alive for its whole TTL.
+ */
+async function testVault(tokens: TokenManager, driver: VaultSecretDriver, leases: LeaseManager, reference: string | undefined): Promise<Record<string, unknown>> {
   try {
     const state = await tokens.login();
     const login = { method: tokens.status().method, mount: tokens.status().mount, ttlSeconds: state.ttlSeconds, policies: state.policies };
     if (!reference) return { ok: true, login };
+    const owner = { kind: 'task' as const, id: `dso-test-vault-${randomBytes(6).toString('hex')}` };
     try {
-      const result = await driver.getSecret({ SecretName: 'dso-test-vault', SecretLabels: { 'dso.ref': reference } });
-      return { ok: true, login, read: { path: result.source.path, field: result.source.field, version: result.source.version, bytes: result.value.length } };
+      const result = await driver.getSecret({ SecretName: 'dso-test-vault', SecretLabels: { 'dso.ref': reference }, TaskID: owner.id });
+      const read = { path: result.source.path, field: result.source.field, version: result.source.version, bytes: result.value.length };
+      const revoked = await leases.revokeOwner(owner, 'test read');
+      return { ok: true, login, read: result.source.leaseExpiresAt ? { ...read, leaseRevoked: revoked } : read };
     } catch (err) {
+      await leases.revokeOwner(owner, 'test read');
       const { code, message } = describeError(err);
       return { ok: false, stage: 'read', login, code, error: message };
     }

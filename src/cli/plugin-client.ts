@@ -1,7 +1,7 @@
 // The plugin's own routes on its socket: what `docker dso` knows about the plugin comes from
 // here, not from guesses. Record types come from the plugin's own modules.
 import * as http from 'node:http';
-import type { RotationReport } from '../rotation/watcher';
+import type { RotationHealth, RotationReport } from '../rotation/watcher';
 import type { FetchRecord } from '../status/store';
 import type { VaultAddressStatus } from '../vault/client';
 import type { TokenStatus as PluginTokenStatus } from '../vault/token';
@@ -30,7 +30,7 @@ export interface PluginStatus {
   problems?: string[];
   vault?: { activeAddress?: string; addresses?: Array<Partial<VaultAddressStatus> & { address: string }>; token?: TokenStatus };
   leases?: { held?: number };
-  rotation?: { intervalMs?: number; default?: boolean; recent?: RotationReport[] };
+  rotation?: { intervalMs?: number; default?: boolean; recent?: RotationReport[] } & Partial<RotationHealth>;
   secrets?: FetchRecord[];
   recent?: FetchRecord[];
 }

@@ -20,6 +20,8 @@ export interface SecretRead {
   apiPath: string;
   data: Record<string, unknown>;
   version?: number;
+  /** KV v2: when that version was written (Vault's created_time); rotation compares it with task ages. */
+  versionCreatedAt?: string;
   /** Leased (dynamic) values are per task by default; static ones are shared. */
   leased: boolean;
   lease?: { id: string; expiresAt: number };

@@ -8,7 +8,7 @@ import type { ReadOptions, SecretEngine, SecretRead } from './engine';
 import type { MountInfo } from './mounts';
 
 interface KvV2Answer {
-  data?: { data?: Record<string, unknown> | null; metadata?: { version?: number; deletion_time?: string; destroyed?: boolean } | null };
+  data?: { data?: Record<string, unknown> | null; metadata?: { version?: number; created_time?: string; deletion_time?: string; destroyed?: boolean } | null };
 }
 
 interface KvV1Answer {
@@ -61,7 +61,7 @@ export class KvEngine implements SecretEngine {
       const state = meta?.destroyed ? 'destroyed' : meta?.deletion_time ? 'deleted' : 'empty';
       throw new DsoError('ERR_NOT_FOUND', `${apiPath}${options.version ? ` version ${options.version}` : ''} is ${state}`);
     }
-    return { apiPath, data, version: meta?.version, leased: false };
+    return { apiPath, data, version: meta?.version, versionCreatedAt: meta?.created_time, leased: false };
   }
 
   private async readV1(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {

@@ -1,6 +1,8 @@
 // The few Docker Engine API calls DSO makes, over the docker.sock the managed plugin mounts.
-// A small client of our own: three GETs and one POST do not justify a dependency tree
-// with native add-ons inside the plugin's rootfs.
+// A small client of our own: a few GETs and one POST do not justify a dependency tree
+// with native add-ons inside the plugin's rootfs. Every call has a deadline for the whole
+// exchange (not only an idle timeout), so a stalled daemon cannot stall rotation or
+// lease renewal behind it.
 import * as http from 'node:http';
 import { DsoError } from '../errors';
 
@@ -10,6 +12,8 @@ export interface SwarmTask {
   ID: string;
   ServiceID?: string;
   DesiredState?: string;
+  /** When the manager created the task (RFC 3339, the leader's clock). */
+  CreatedAt?: string;
   Status?: { State?: string };
 }
 
@@ -33,11 +37,21 @@ export class DockerEngine {
           method,
           path,
           timeout: this.timeoutMs,
+          // The deadline of the whole call: a daemon that drips its answer is cut off too.
+          signal: AbortSignal.timeout(this.timeoutMs),
           headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
+          // Cut off mid-answer (deadline, daemon gone): settle instead of waiting for an end.
+          res.on('error', () => undefined);
+          res.on('close', () => {
+            if (res.complete) return;
+            const call = `${method} ${path.split('?')[0]}`;
+            const why = `cut off before its answer ended (deadline ${this.timeoutMs} ms)`;
+            reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath}: ${call} ${why}`));
+          });
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             if ((res.statusCode ?? 500) >= 300) {
@@ -59,7 +73,10 @@ export class DockerEngine {
         },
       );
       req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath} unreachable: ${err.code ?? err.message}`)));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const why = err.name === 'AbortError' || err.message === 'timed out' ? `no answer within ${this.timeoutMs} ms` : err.code ?? err.message;
+        reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath} unreachable: ${why}`));
+      });
       req.end(payload);
     });
   }
@@ -109,6 +126,8 @@ export interface SwarmApi {
   service(id: string): Promise<SwarmServiceFull>;
   updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void>;
   taskService(taskId: string): Promise<string | undefined>;
+  /** Tasks whose desired state is running, of every service: what containers hold now. */
+  runningTasks(): Promise<SwarmTask[]>;
 }
 
 export class EngineSwarmApi implements SwarmApi {
@@ -144,6 +163,11 @@ export class EngineSwarmApi implements SwarmApi {
     } catch {
       return undefined;
     }
+  }
+
+  runningTasks(): Promise<SwarmTask[]> {
+    const filters = encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }));
+    return this.engine.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
   }
 
   plugin(id: string): Promise<PluginInfo> {

@@ -1,19 +1,28 @@
 // Rotation: when Vault changes, roll the services that use the secret. Docker secrets are
 // immutable, so a new value reaches containers only through new tasks: `ForceUpdate + 1`
 // on the service's current spec, which keeps its own update config (start-first gives
-// zero downtime). Runs on the swarm leader only and keeps nothing a restart would lose:
-// what uses what is read from Docker at every check.
+// zero downtime). Runs on the swarm leader only and keeps nothing a restart would lose.
+//
+// The baseline is what running tasks hold, read from Docker at every pass: a task fetches
+// its secrets after the manager created it, so a task created before the current KV v2
+// version was written (plus a margin for clock skew between Vault and this host) may hold
+// an older value and its service is rolled; tasks created after it hold the new one, which
+// is also why a roll never repeats (the roll's tasks are newer than the version). This needs
+// no memory of earlier passes, so changes made while the plugin was down, before a new
+// service's first pass, or on another leader are rolled too. KV v1 has no version times:
+// there a keyed hash of the value is compared with the previous pass (see README's gap).
 import { createHmac, randomBytes } from 'node:crypto';
 import { DsoError } from '../errors';
+import { FaultLog } from '../log';
 import { timerDelay } from '../timers';
 import type { Logger } from '../log';
 import type { SecretTarget } from '../resolve/driver';
 import type { RequestFacts } from '../resolve/resolver';
 import type { LeaseManager } from '../vault/leases';
-import type { SwarmApi, SwarmSecret, SwarmServiceFull } from './docker';
+import type { SwarmApi, SwarmSecret, SwarmServiceFull, SwarmTask } from './docker';
 import { normalizeDriverName } from './identity';
 
-export type RotationReason = 'new-version' | 'changed-value' | 'lease-end' | 'on-demand';
+export type RotationReason = 'new-version' | 'changed-value' | 'lease-end' | 'lease-not-renewed' | 'on-demand';
 
 export interface RollResult {
   service: string;
@@ -28,10 +37,31 @@ export interface RotationReport {
   services: RollResult[];
 }
 
+/** A service whose tasks hold leases this plugin process never saw, and that it may not roll. */
+export interface UnmanagedLease {
+  service: string;
+  serviceId: string;
+  secret: string;
+  path: string;
+  /** The command that gives its tasks fresh, renewed leases. */
+  fix: string;
+}
+
+/** What GET /DSO.Status and `docker dso system info` show about the watcher. */
+export interface RotationHealth {
+  /** Whether this node is the swarm leader (rotation runs here); null until a pass could tell. */
+  leader: boolean | null;
+  /** The driver names this plugin recognises as its own on secrets. */
+  driverNames: string[];
+  lastPass: { at: string; outcome: 'ok' | 'not-leader' | 'failed'; durationMs: number; rolls: number } | null;
+  lastError: { at: string; message: string } | null;
+  unmanagedLeases: UnmanagedLease[];
+}
+
 /** What rotation needs of the secret driver. */
 export interface RotationReader {
   target(request: RequestFacts, deadline: number): Promise<SecretTarget>;
-  readKv(target: SecretTarget, deadline: number): Promise<{ data: Record<string, unknown>; version?: number }>;
+  readKv(target: SecretTarget, deadline: number): Promise<{ data: Record<string, unknown>; version?: number; versionCreatedAt?: string }>;
 }
 
 export interface WatcherOptions {
@@ -47,6 +77,11 @@ export interface WatcherOptions {
   driverNames: () => Promise<Set<string>>;
   /** Attempts when Docker says the service changed meanwhile (version conflict). */
   attempts?: number;
+  /** How far Vault's clock may be off this host's; default 2 s. */
+  skewMs?: number;
+  /** When this process started: leases of tasks created before it were issued by another. */
+  startedAt?: number;
+  now?: () => number;
 }
 
 interface Observation {
@@ -54,17 +89,42 @@ interface Observation {
   hash: string;
 }
 
+interface User {
+  secret: SwarmSecret;
+  service: SwarmServiceFull;
+}
+
+export const DEFAULT_SKEW_MS = 2_000;
+
+/** Task states in which the task has been given its secrets (they are fetched at assignment). */
+const HOLDS_SECRETS = new Set(['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
+
+/** Update states during which Docker is already replacing the service's tasks. */
+const UPDATING = new Set(['updating', 'rollback_started']);
+
 /** The services whose tasks mount `secretId`. */
 export function servicesUsing(secretId: string, services: SwarmServiceFull[]): SwarmServiceFull[] {
   return services.filter((s) => (s.Spec.TaskTemplate.ContainerSpec?.Secrets ?? []).some((ref) => ref.SecretID === secretId));
 }
 
-/** Why a secret must roll, comparing what was seen before with what is there now. */
+/** KV v1: why a secret must roll, comparing the previous pass with this one. */
 export function changeReason(before: Observation | undefined, now: Observation): RotationReason | undefined {
   if (!before) return undefined; // first sight (start, restart, new secret): the baseline
   if (now.version !== undefined && before.version !== undefined && now.version !== before.version) return 'new-version';
   if (now.hash !== before.hash) return 'changed-value';
   return undefined;
+}
+
+/**
+ * KV v2: the running tasks of `serviceId` that may hold a value older than the version
+ * written at `writtenAt` (ms): those created before it, plus the clock-skew margin.
+ */
+export function staleTasks(serviceId: string, tasks: SwarmTask[], writtenAt: number, skewMs: number): SwarmTask[] {
+  return tasks.filter((t) => {
+    if (t.ServiceID !== serviceId || !HOLDS_SECRETS.has(t.Status?.State ?? '')) return false;
+    const created = Date.parse(t.CreatedAt ?? '');
+    return !Number.isFinite(created) || created < writtenAt + skewMs;
+  });
 }
 
 /** The service's current spec with ForceUpdate + 1: everything else, update config included, as it is. */
@@ -78,84 +138,268 @@ function isVersionConflict(err: unknown): boolean {
   return err instanceof Error && /out of sequence|version/i.test(err.message);
 }
 
+function message(err: unknown): string {
+  return err instanceof DsoError ? err.message : 'unexpected error';
+}
+
+/** A listing the pass cannot do without: the pass stops, the fault is logged once. */
+class PassAborted extends Error {}
+
 export class RotationWatcher {
-  /** Last observation per Vault path: version and a keyed hash, never the value. */
+  /** KV v1 only: last observation per Vault path, a keyed hash, never the value. */
   private readonly seen = new Map<string, Observation>();
-  /** The HMAC key lives in memory only; a restart takes a new baseline. */
+  /** The HMAC key lives in memory only; a restart takes a new KV v1 baseline. */
   private readonly key = randomBytes(32);
+  /**
+   * Rolls this process made, per service and change: a guard (not the baseline) so that a
+   * service whose roll Docker has not started, or paused, is not rolled over and over.
+   */
+  private readonly rolledFor = new Map<string, number>();
+  private readonly faults: FaultLog;
   private timer?: NodeJS.Timeout;
   private running = false;
+  /** A version written less than the skew margin ago: pass again once it is past. */
+  private nextPassAt?: number;
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  /**
+   * Since when this process serves the swarm's secrets: its start, or the pass that saw it
+   * become leader again. Running tasks created before then got their leases elsewhere.
+   */
+  private leaderSince: number;
   readonly history: RotationReport[] = [];
+  private state: RotationHealth = { leader: null, driverNames: [], lastPass: null, lastError: null, unmanagedLeases: [] };
 
-  constructor(private readonly options: WatcherOptions) {}
+  constructor(private readonly options: WatcherOptions) {
+    this.faults = new FaultLog(options.logger);
+    this.now = options.now ?? Date.now;
+    this.startedAt = options.startedAt ?? this.now();
+    this.leaderSince = this.startedAt;
+  }
+
+  private get skewMs(): number {
+    return this.options.skewMs ?? DEFAULT_SKEW_MS;
+  }
+
+  health(): RotationHealth {
+    return structuredClone(this.state);
+  }
 
   private hash(data: Record<string, unknown>): string {
     return createHmac('sha256', this.key).update(JSON.stringify(data)).digest('hex');
   }
 
+  /** One Engine API listing: a failure is a warning once per fault, and once at recovery. */
+  private async listing<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      const result = await call();
+      this.faults.recovered(`list:${what}`, `rotation can list ${what} again`, { what });
+      return result;
+    } catch (err) {
+      this.faults.fault(`list:${what}`, `rotation pass cannot list ${what}: no service is rolled until it can`, { what, error: message(err) });
+      this.state.lastError = { at: new Date(this.now()).toISOString(), message: `cannot list ${what}: ${message(err)}` };
+      throw new PassAborted();
+    }
+  }
+
   private async ourSecrets(): Promise<SwarmSecret[]> {
     const names = await this.options.driverNames();
+    this.state.driverNames = [...names];
+    // Without a name of its own, rotation would silently find no secret to watch.
+    if (names.size === 0) {
+      this.faults.fault('driver-names', 'rotation recognises no driver name of its own: no secret is watched', {
+        fix: 'set DSO_DRIVER_NAME to the name secrets use as their driver (needed outside a managed plugin)',
+      });
+    } else this.faults.recovered('driver-names', 'rotation knows its driver names again', { driverNames: [...names] });
     return (await this.options.api.secrets()).filter((s) => names.has(normalizeDriverName(s.Spec.Driver?.Name ?? '')));
   }
 
-  /** One pass: the changes since the last pass, and leases about to end. */
-  async check(): Promise<RotationReport[]> {
-    const { api, reader, logger, timeoutMs } = this.options;
-    if (!(await api.isLeader())) return [];
-    const secrets = await this.ourSecrets();
-    const services = await api.services();
-    const deadline = Date.now() + timeoutMs;
+  private rotates(secret: SwarmSecret): boolean {
+    const labelled = secret.Spec.Labels?.['dso.rotate'];
+    return labelled === undefined ? this.options.rotateDefault : labelled === 'true';
+  }
 
-    // Group (secret, service) pairs with rotation on by the Vault path they read.
-    const groups = new Map<string, { target: SecretTarget; users: Array<{ secret: SwarmSecret; service: SwarmServiceFull }> }>();
+  /** One pass, recorded in the health the status route shows. */
+  async check(): Promise<RotationReport[]> {
+    const started = this.now();
+    try {
+      const reports = await this.pass();
+      const leader = this.state.leader === true;
+      const rolls = reports.reduce((n, r) => n + r.services.filter((s) => s.outcome === 'rolled').length, 0);
+      this.state.lastPass = { at: new Date(started).toISOString(), outcome: leader ? 'ok' : 'not-leader', durationMs: this.now() - started, rolls };
+      return reports;
+    } catch (err) {
+      if (!(err instanceof PassAborted)) {
+        this.state.lastError = { at: new Date(this.now()).toISOString(), message: message(err) };
+        this.options.logger.warn('rotation pass failed', { error: message(err) });
+      }
+      this.state.lastPass = { at: new Date(started).toISOString(), outcome: 'failed', durationMs: this.now() - started, rolls: 0 };
+      return [];
+    }
+  }
+
+  private async pass(): Promise<RotationReport[]> {
+    const { api, reader, logger, timeoutMs } = this.options;
+    const leader = await this.listing('nodes', () => api.isLeader());
+    if (leader && this.state.leader === false) this.leaderSince = this.now();
+    if (leader !== this.state.leader) logger.info(leader ? 'rotation runs here: this node is the swarm leader' : 'rotation does not run here: this node is not the swarm leader', {});
+    this.state.leader = leader;
+    if (!leader) {
+      this.state.unmanagedLeases = [];
+      return [];
+    }
+    const secrets = await this.listing('secrets', () => this.ourSecrets());
+    const services = await this.listing('services', () => api.services());
+    const tasks = await this.listing('tasks', () => api.runningTasks());
+    const deadline = this.now() + timeoutMs;
+
+    // Group (secret, service) pairs by the Vault path they read: KV paths to compare,
+    // leased paths to check for leases this process does not hold.
+    const kvGroups = new Map<string, { target: SecretTarget; users: User[] }>();
+    const leased: Array<User & { path: string }> = [];
     for (const secret of secrets) {
-      const labelled = secret.Spec.Labels?.['dso.rotate'];
-      if ((labelled === undefined ? this.options.rotateDefault : labelled === 'true') === false) continue;
+      const rotate = this.rotates(secret);
       for (const service of servicesUsing(secret.ID, services)) {
+        // Rotation off: only leases issued before this start concern us (to say so).
+        if (!rotate && !this.oldTasks(service.ID, tasks).length) continue;
         try {
           const target = await reader.target(
             { SecretName: secret.Spec.Name, SecretLabels: secret.Spec.Labels ?? {}, ServiceName: service.Spec.Name, ServiceID: service.ID, ServiceLabels: service.Spec.Labels ?? {} },
             deadline,
           );
-          if (!target.kv) continue; // leased secrets rotate at lease end, below
-          const group = groups.get(target.apiPath) ?? { target, users: [] };
-          group.users.push({ secret, service });
-          groups.set(target.apiPath, group);
+          if (!target.kv) leased.push({ secret, service, path: target.apiPath });
+          else if (rotate && target.version === undefined) {
+            // A pinned dso.version never changes.
+            const group = kvGroups.get(target.apiPath) ?? { target, users: [] };
+            group.users.push({ secret, service });
+            kvGroups.set(target.apiPath, group);
+          }
         } catch (err) {
-          logger.debug('rotation: cannot resolve secret for service', { secret: secret.Spec.Name, service: service.Spec.Name, error: err instanceof DsoError ? err.message : 'unexpected error' });
+          logger.debug('rotation: cannot resolve secret for service', { secret: secret.Spec.Name, service: service.Spec.Name, error: message(err) });
         }
       }
     }
 
     const reports: RotationReport[] = [];
     const rolled = new Set<string>();
-    for (const [apiPath, group] of groups) {
-      let now: Observation;
+    this.nextPassAt = undefined;
+    for (const [apiPath, group] of kvGroups) {
+      let read: Awaited<ReturnType<RotationReader['readKv']>>;
       try {
-        const read = await reader.readKv(group.target, deadline);
-        now = { version: read.version, hash: this.hash(read.data) };
+        read = await reader.readKv(group.target, deadline);
+        this.faults.recovered(`read:${apiPath}`, 'rotation can read the secret again', { path: apiPath });
       } catch (err) {
-        logger.warn('rotation: cannot read secret to check it', { path: apiPath, error: err instanceof DsoError ? err.message : 'unexpected error' });
+        this.faults.fault(`read:${apiPath}`, 'rotation: cannot read secret to check it', { path: apiPath, error: message(err) });
+        this.state.lastError = { at: new Date(this.now()).toISOString(), message: `cannot read ${apiPath}: ${message(err)}` };
         continue;
       }
-      const reason = changeReason(this.seen.get(apiPath), now);
-      if (!reason) {
-        this.seen.set(apiPath, now);
-        continue;
-      }
-      const bySecret = new Map<string, SwarmServiceFull[]>();
-      for (const { secret, service } of group.users) bySecret.set(secret.Spec.Name, [...(bySecret.get(secret.Spec.Name) ?? []), service]);
-      let complete = true;
-      for (const [secret, users] of bySecret) {
-        const report = await this.rollAll(secret, reason, users, rolled);
-        complete &&= report.services.every((r) => r.outcome === 'rolled');
-        reports.push(report);
-      }
-      // A roll that did not happen (service mid-update, Docker error) is tried again next pass.
-      if (complete) this.seen.set(apiPath, now);
+      const writtenAt = Date.parse(read.versionCreatedAt ?? '');
+      if (Number.isFinite(writtenAt)) reports.push(...(await this.rollStale(apiPath, group.users, tasks, writtenAt, read.version, rolled)));
+      else reports.push(...(await this.rollChangedV1(apiPath, group.users, { version: read.version, hash: this.hash(read.data) }, rolled)));
     }
 
+    reports.push(...(await this.rollUnmanagedLeases(leased, tasks, rolled)));
     reports.push(...(await this.rollEndingLeases(services, rolled)));
+    return reports;
+  }
+
+  /** KV v2: roll the services with tasks created before the version (plus skew). */
+  private async rollStale(apiPath: string, users: User[], tasks: SwarmTask[], writtenAt: number, version: number | undefined, rolled: Set<string>): Promise<RotationReport[]> {
+    const stale = users.filter(({ service }) => staleTasks(service.ID, tasks, writtenAt, this.skewMs).length > 0);
+    if (!stale.length) return [];
+    const settled = writtenAt + this.skewMs;
+    if (this.now() < settled) {
+      // Tasks a roll made now could still count as older than the version: roll once it is past.
+      this.nextPassAt = Math.min(this.nextPassAt ?? Infinity, settled + 100);
+      return [];
+    }
+    const due = stale.filter(({ service }) => this.due(`${service.ID}|${apiPath}`, writtenAt, service, apiPath));
+    if (due.length) this.options.logger.info('rotation: running tasks may hold an older value', { path: apiPath, version, writtenAt: new Date(writtenAt).toISOString(), services: [...new Set(due.map((u) => u.service.Spec.Name))] });
+    return this.rollUsers(due, 'new-version', rolled, (id) => this.rolledFor.set(`${id}|${apiPath}`, writtenAt));
+  }
+
+  /** KV v1: roll when the keyed hash differs from the previous pass. */
+  private async rollChangedV1(apiPath: string, users: User[], now: Observation, rolled: Set<string>): Promise<RotationReport[]> {
+    const reason = changeReason(this.seen.get(apiPath), now);
+    if (!reason) {
+      this.seen.set(apiPath, now);
+      return [];
+    }
+    const reports = await this.rollUsers(users, reason, rolled);
+    // A roll that did not happen (service mid-update, Docker error) is tried again next pass.
+    if (reports.every((r) => r.services.every((s) => s.outcome === 'rolled'))) this.seen.set(apiPath, now);
+    return reports;
+  }
+
+  /**
+   * Whether to roll `service` for the change at `writtenAt`: not while Docker is updating
+   * it (its new tasks will be newer), and not twice for one change (a paused update is
+   * reported once instead of rolled in a loop).
+   */
+  private due(key: string, writtenAt: number, service: SwarmServiceFull, path: string): boolean {
+    if (UPDATING.has(service.UpdateStatus?.State ?? '')) return false;
+    const done = this.rolledFor.get(key);
+    if (done === undefined || done < writtenAt) return true;
+    if (/paused/.test(service.UpdateStatus?.State ?? '')) {
+      this.faults.fault(`paused:${key}:${writtenAt}`, 'rotation: the roll of a service is paused, its tasks still hold an older value', {
+        service: service.Spec.Name,
+        path,
+        fix:
+          `docker service ps ${service.Spec.Name} shows why its new tasks fail; ` +
+          `then docker service update --force ${service.Spec.Name}`,
+      });
+    }
+    return false;
+  }
+
+  /** Running tasks of a service created before this process started serving as leader. */
+  private oldTasks(serviceId: string, tasks: SwarmTask[]): SwarmTask[] {
+    return tasks.filter((t) => t.ServiceID === serviceId && t.Status?.State === 'running' && Date.parse(t.CreatedAt ?? '') < this.leaderSince);
+  }
+
+  /**
+   * Leases live in memory: tasks that got theirs before this process started (restart,
+   * upgrade) or became leader hold leases it does not renew, which end at their TTL. With
+   * rotation on, their services are rolled now; with it off, the log and `docker dso
+   * inspect` say so with the command that fixes it.
+   */
+  private async rollUnmanagedLeases(leased: Array<User & { path: string }>, tasks: SwarmTask[], rolled: Set<string>): Promise<RotationReport[]> {
+    const leases = this.options.leases;
+    const unmanaged: UnmanagedLease[] = [];
+    const toRoll: User[] = [];
+    for (const { secret, service, path } of leased) {
+      const orphans = this.oldTasks(service.ID, tasks).filter(
+        (t) => !leases?.holds([{ kind: 'task', id: t.ID }, { kind: 'service', id: service.ID }], path),
+      );
+      if (!orphans.length) continue;
+      const fix = `docker service update --force ${service.Spec.Name}`;
+      if (this.rotates(secret)) {
+        if (this.due(`${service.ID}|${path}|unmanaged`, this.leaderSince, service, path)) toRoll.push({ secret, service });
+      } else {
+        unmanaged.push({ service: service.Spec.Name, serviceId: service.ID, secret: secret.Spec.Name, path, fix });
+        this.faults.fault(`unmanaged:${service.ID}|${path}`, 'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL', {
+          service: service.Spec.Name,
+          secret: secret.Spec.Name,
+          path,
+          fix,
+        });
+      }
+    }
+    this.state.unmanagedLeases = unmanaged;
+    return this.rollUsers(toRoll, 'lease-not-renewed', rolled, (id) => {
+      for (const u of leased.filter((l) => l.service.ID === id)) this.rolledFor.set(`${id}|${u.path}|unmanaged`, this.leaderSince);
+    });
+  }
+
+  private async rollUsers(users: User[], reason: RotationReason, rolled: Set<string>, onRolled?: (serviceId: string) => void): Promise<RotationReport[]> {
+    const bySecret = new Map<string, SwarmServiceFull[]>();
+    for (const { secret, service } of users) bySecret.set(secret.Spec.Name, [...(bySecret.get(secret.Spec.Name) ?? []), service]);
+    const reports: RotationReport[] = [];
+    for (const [secret, services] of bySecret) {
+      const report = await this.rollAll(secret, reason, services, rolled);
+      for (const r of report.services) if (r.outcome === 'rolled') onRolled?.(r.serviceId);
+      if (report.services.length) reports.push(report);
+    }
     return reports;
   }
 
@@ -177,7 +421,7 @@ export class RotationWatcher {
       if (!(await this.options.api.isLeader())) return;
       await this.rollEndingLeases(await this.options.api.services(), new Set());
     } catch (err) {
-      this.options.logger.warn('rotation at lease end failed', { error: err instanceof Error ? err.message : 'unexpected error' });
+      this.options.logger.warn('rotation at lease end failed', { error: message(err) });
     }
   }
 
@@ -196,9 +440,11 @@ export class RotationWatcher {
       results.push(await this.roll(service.ID, service.Spec.Name));
     }
     const report = { secret, reason, services: results };
+    if (results.length === 0 && reason !== 'on-demand') return report;
     this.history.push(report);
     if (this.history.length > 100) this.history.shift();
     const failed = results.some((r) => r.outcome !== 'rolled');
+    if (failed) this.state.lastError = { at: new Date(this.now()).toISOString(), message: `roll for ${secret} failed: ${results.filter((r) => r.outcome !== 'rolled').map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`).join(', ')}` };
     this.options.logger[failed ? 'warn' : 'info']('rotation', {
       secret,
       reason,
@@ -214,7 +460,7 @@ export class RotationWatcher {
     for (let i = 0; i < attempts; i++) {
       try {
         const service = await this.options.api.service(serviceId);
-        if (service.UpdateStatus?.State === 'updating') return { service: name, serviceId, outcome: 'skipped-updating' };
+        if (UPDATING.has(service.UpdateStatus?.State ?? '')) return { service: name, serviceId, outcome: 'skipped-updating' };
         await this.options.api.updateService(serviceId, service.Version.Index, forcedSpec(service));
         return { service: name, serviceId, outcome: 'rolled' };
       } catch (err) {
@@ -230,15 +476,15 @@ export class RotationWatcher {
     const tick = () => {
       if (this.running) return;
       this.running = true;
-      this.check()
-        .catch((err) => this.options.logger.warn('rotation check failed', { error: err instanceof Error ? err.message : 'unexpected error' }))
-        .finally(() => {
-          this.running = false;
-          if (this.timer) {
-            this.timer = setTimeout(tick, timerDelay(this.options.intervalMs));
-            this.timer.unref();
-          }
-        });
+      this.check().finally(() => {
+        this.running = false;
+        if (this.timer) {
+          // Normally the interval; sooner when a version just written waits out the skew margin.
+          const soon = this.nextPassAt === undefined ? Infinity : Math.max(100, this.nextPassAt - this.now());
+          this.timer = setTimeout(tick, timerDelay(Math.min(this.options.intervalMs, soon)));
+          this.timer.unref();
+        }
+      });
     };
     this.timer = setTimeout(tick, Math.min(this.options.intervalMs, 2_000));
     this.timer.unref();

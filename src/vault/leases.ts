@@ -2,7 +2,12 @@
 // points at the same leased path gets its fields from the same response, so a username
 // always matches its password and a certificate its key. Leases are renewed while their
 // owner (a task, or a service for shared copies) exists and revoked once it is gone.
+// No blind renewals: a renewal first asks whether its owner still exists; when the Docker
+// Engine cannot say, the lease is not renewed past its current TTL (it is asked again
+// every second while the lease lives), so an Engine API outage never keeps a gone task's
+// credentials alive.
 import { DsoError } from '../errors';
+import { FaultLog } from '../log';
 import { MAX_TIMER_MS } from '../timers';
 import type { Logger } from '../log';
 import type { VaultSession } from './session';
@@ -81,13 +86,16 @@ export class LeaseManager {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly flights = new SingleFlight<Lease>();
   private reaper?: NodeJS.Timeout;
-  private livenessUnknownLogged = false;
+  private readonly faults: FaultLog;
+  /** When the last liveness question failed: for a second, others do not ask again. */
+  private livenessFailedAt = -Infinity;
   private readonly random: () => number;
   renewals = 0;
   revocations = 0;
 
   constructor(private readonly options: LeaseManagerOptions) {
     this.random = options.random ?? Math.random;
+    this.faults = new FaultLog(options.logger);
   }
 
   /** The lease for this owner and path: the existing one, or one made by `fetch`. */
@@ -125,6 +133,9 @@ export class LeaseManager {
       };
       // Without an owner nothing could ever revoke it: hand it out, keep nothing.
       if (owner.kind === 'none') return lease;
+      // A lease replaced close to its end lets go of its token, which may then be retired.
+      const replaced = this.leases.get(key);
+      if (replaced) this.forget(replaced);
       this.leases.set(key, lease);
       if (lease.leaseId && token) this.options.tokens.hold(token);
       this.options.logger.info('lease issued', { lease: safeLeaseId(lease.leaseId), path, owner: ownerKey(owner), ttlSeconds: ttl, renewable: lease.renewable });
@@ -151,9 +162,58 @@ export class LeaseManager {
     this.timers.delete(key);
   }
 
+  /** Whether `owner` still exists: true, false, or undefined when the Engine cannot say. */
+  private async ownerAlive(owner: LeaseOwner): Promise<boolean | undefined> {
+    const liveness = this.options.liveness;
+    if (!liveness) return true; // no way to ask (plain tests): leases follow their TTL and renewals
+    if (Date.now() - this.livenessFailedAt < 1_000) return undefined;
+    let alive: Map<string, boolean> | undefined;
+    try {
+      alive = await liveness.alive([owner]);
+    } catch (err) {
+      this.livenessFault(err);
+      return undefined;
+    }
+    if (!alive) {
+      this.livenessFault(undefined);
+      return undefined;
+    }
+    this.livenessRecovered();
+    return alive.get(ownerKey(owner));
+  }
+
+  private livenessFault(err: unknown): void {
+    this.livenessFailedAt = Date.now();
+    const message =
+      'cannot tell which tasks still run: leases are not renewed past their current TTL until the Docker Engine ' +
+      'answers';
+    this.faults.fault('liveness', message, {
+      error: err instanceof DsoError ? err.message : err === undefined ? 'no answer' : 'unexpected error',
+    });
+  }
+
+  private livenessRecovered(): void {
+    this.faults.recovered('liveness', 'the Docker Engine tells again which tasks run: lease renewals and revocations resume', {});
+  }
+
   private async renew(lease: Lease): Promise<void> {
     if (this.leases.get(lease.key) !== lease) return;
     const { logger, session, timeoutMs } = this.options;
+    const alive = await this.ownerAlive(lease.owner);
+    if (this.leases.get(lease.key) !== lease) return;
+    if (alive === false) {
+      await this.revoke(lease, `${lease.owner.kind} is gone`);
+      return;
+    }
+    if (alive === undefined) {
+      // Renewing now could keep a gone task's credentials for another TTL: ask again soon.
+      if (lease.expiresAt - Date.now() > 1_500) {
+        const timer = setTimeout(() => void this.renew(lease), 1_000);
+        timer.unref();
+        this.timers.set(lease.key, timer);
+      }
+      return;
+    }
     try {
       const answer = await session.call<LeasedAnswer>({
         method: 'PUT',
@@ -196,10 +256,10 @@ export class LeaseManager {
     }
   }
 
-  /** Revokes a lease (its owner is gone) and forgets it. */
-  async revoke(lease: Lease, reason: string): Promise<void> {
+  /** Revokes a lease (its owner is gone) and forgets it; false when Vault refused or failed. */
+  async revoke(lease: Lease, reason: string): Promise<boolean> {
     this.forget(lease);
-    if (!lease.leaseId) return;
+    if (!lease.leaseId) return true;
     try {
       await this.options.session.call({
         method: 'PUT',
@@ -209,6 +269,7 @@ export class LeaseManager {
       });
       this.revocations++;
       this.options.logger.info('lease revoked', { lease: safeLeaseId(lease.leaseId), path: lease.path, owner: ownerKey(lease.owner), reason });
+      return true;
     } catch (err) {
       this.options.logger.error('lease revocation failed: it ends at its TTL', {
         lease: safeLeaseId(lease.leaseId),
@@ -216,6 +277,7 @@ export class LeaseManager {
         endsAt: lease.expiresAt === Infinity ? 'never' : new Date(lease.expiresAt).toISOString(),
         error: err instanceof DsoError ? err.message : 'unexpected error',
       });
+      return false;
     }
   }
 
@@ -237,13 +299,14 @@ export class LeaseManager {
     try {
       alive = await this.options.liveness.alive([...owners.values()]);
     } catch (err) {
-      alive = undefined;
-      if (!this.livenessUnknownLogged) {
-        this.options.logger.warn('cannot tell which tasks still run: leases are kept until their TTL', { error: err instanceof DsoError ? err.message : 'unexpected error' });
-      }
+      this.livenessFault(err);
+      return;
     }
-    this.livenessUnknownLogged = alive === undefined;
-    if (!alive) return;
+    if (!alive) {
+      this.livenessFault(undefined);
+      return;
+    }
+    this.livenessRecovered();
     for (const lease of [...this.leases.values()]) {
       if (alive.get(ownerKey(lease.owner)) === false) await this.revoke(lease, `${lease.owner.kind} is gone`);
     }
@@ -281,6 +344,19 @@ export class LeaseManager {
     );
     for (const lease of ending) lease.rotationRequested = true;
     return ending;
+  }
+
+  /** Whether a lease of one of `owners` for `path` is held (and renewed) by this process. */
+  holds(owners: LeaseOwner[], path: string): boolean {
+    const keys = new Set(owners.map(ownerKey));
+    return [...this.leases.values()].some((l) => l.path === path && keys.has(ownerKey(l.owner)));
+  }
+
+  /** Revokes every lease of `owner` now (a one-off read such as the Vault test); false if one failed. */
+  async revokeOwner(owner: LeaseOwner, reason: string): Promise<boolean> {
+    let ok = true;
+    for (const lease of [...this.leases.values()].filter((l) => ownerKey(l.owner) === ownerKey(owner))) ok = (await this.revoke(lease, reason)) && ok;
+    return ok;
   }
 
   held(): number {

@@ -1,6 +1,9 @@
 // The plugin's Vault token: one login in flight at a time (callers share it), renewal at
 // about two thirds of the TTL with jitter, a new login when renewal is refused or the
-// max TTL is near, and on demand when Vault says a token went stale.
+// max TTL is near, and on demand when Vault says a token went stale. A token replaced by
+// a new login is revoked once it owns no lease (after one request deadline, so requests
+// that took it just before the login still finish), so old tokens never linger until
+// their TTL; the `token` method's token is the operator's, never revoked here.
 import { DsoError } from '../errors';
 import { MAX_TIMER_MS, timerDelay } from '../timers';
 import type { Logger } from '../log';
@@ -34,6 +37,7 @@ export interface TokenStatus {
   logins: number;
   renewals: number;
   retiredTokensKeptForLeases: number;
+  retiredTokensRevoked: number;
 }
 
 export interface TokenManagerOptions {
@@ -63,6 +67,9 @@ export class TokenManager {
   private readonly holds = new Map<string, number>();
   /** Earlier tokens kept renewed for their leases, with their renewal timers. */
   private readonly retired = new Map<string, { state: TokenState; timer?: NodeJS.Timeout }>();
+  /** Earlier tokens waiting one request deadline before they are revoked. */
+  private readonly revoking = new Map<string, NodeJS.Timeout>();
+  private revokedTokens = 0;
   private inflight?: Promise<TokenState>;
   private lastFailure?: { at: number; error: DsoError };
   private timer?: NodeJS.Timeout;
@@ -110,7 +117,7 @@ export class TokenManager {
     try {
       const result = await method.login({ vault, deadline });
       const now = this.now();
-      this.retire(this.state);
+      const previous = this.state;
       this.state = {
         token: result.token,
         ttlSeconds: result.ttlSeconds,
@@ -120,6 +127,7 @@ export class TokenManager {
         policies: result.policies,
         obtainedAt: now,
       };
+      if (previous && previous.token !== result.token) this.retire(previous);
       const recovered = this.lastFailure !== undefined;
       this.lastFailure = undefined;
       this.lastLoginAt = now;
@@ -170,6 +178,43 @@ export class TokenManager {
     if (retired) {
       if (retired.timer) clearTimeout(retired.timer);
       this.retired.delete(token);
+      this.revokeLater(retired.state);
+    }
+  }
+
+  /**
+   * Revokes a replaced token that owns no lease, one request deadline from now: requests
+   * that took it just before a new login still finish, and a lease one of them creates
+   * meanwhile keeps it alive instead (checked again when the time comes).
+   */
+  private revokeLater(old: TokenState): void {
+    if (this.stopped || this.options.method.name === 'token' || this.revoking.has(old.token) || old.token === this.state?.token) return;
+    const timer = setTimeout(() => {
+      this.revoking.delete(old.token);
+      if (old.token === this.state?.token) return;
+      if (this.holds.has(old.token)) {
+        this.retire(old);
+        return;
+      }
+      void this.revokeToken(old);
+    }, this.options.timeoutMs + 1_000);
+    timer.unref();
+    this.revoking.set(old.token, timer);
+  }
+
+  private async revokeToken(old: TokenState): Promise<void> {
+    try {
+      await this.options.vault.call({ method: 'POST', path: 'auth/token/revoke-self', token: old.token, deadline: this.now() + this.options.timeoutMs });
+      this.revokedTokens++;
+      this.options.logger.info('earlier Vault token revoked: it owns no lease any more', { method: this.options.method.name });
+    } catch (err) {
+      // Already expired or revoked is fine; anything else: it still ends at its TTL.
+      if (err instanceof VaultApiError && err.status === 403) return;
+      this.options.logger.warn('cannot revoke an earlier Vault token: it ends at its TTL', {
+        method: this.options.method.name,
+        endsAt: old.expiresAt === Infinity ? 'never' : new Date(old.expiresAt).toISOString(),
+        error: err instanceof DsoError ? err.message : 'unexpected error',
+      });
     }
   }
 
@@ -177,8 +222,13 @@ export class TokenManager {
    * Vault revokes a token's leases when the token ends, so a replaced token that still owns
    * leases is kept renewed (up to its own max TTL) until they are released.
    */
-  private retire(old: TokenState | undefined): void {
-    if (!old || !this.holds.has(old.token) || old.expiresAt === Infinity || this.stopped) return;
+  private retire(old: TokenState): void {
+    if (this.stopped) return;
+    if (!this.holds.has(old.token)) {
+      this.revokeLater(old);
+      return;
+    }
+    if (old.expiresAt === Infinity) return;
     const entry: { state: TokenState; timer?: NodeJS.Timeout } = { state: old };
     this.retired.set(old.token, entry);
     const next = () => {
@@ -289,6 +339,7 @@ export class TokenManager {
       logins: this.logins,
       renewals: this.renewals,
       retiredTokensKeptForLeases: this.retired.size,
+      retiredTokensRevoked: this.revokedTokens,
     };
   }
 
@@ -297,5 +348,7 @@ export class TokenManager {
     this.clearTimer();
     for (const { timer } of this.retired.values()) if (timer) clearTimeout(timer);
     this.retired.clear();
+    for (const timer of this.revoking.values()) clearTimeout(timer);
+    this.revoking.clear();
   }
 }

@@ -310,6 +310,37 @@ describe('cli: docker dso system info / test-vault', () => {
     expect(r.out).to.contain('invalid setting: VAULT_TOKEN_FILE is not set').and.to.contain('no Vault address is healthy').and.to.contain('sealed');
   });
 
+  it("shows the rotation watcher's health: where it runs, its driver names, its last pass and error; a failed pass is a problem", async () => {
+    const { docker, api, cli } = setup();
+    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200'], tmpDir()));
+    api.status$.rotation = {
+      intervalMs: 60_000,
+      default: false,
+      leader: true,
+      driverNames: ['dso'],
+      lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'ok', durationMs: 12, rolls: 1 },
+      lastError: null,
+      unmanagedLeases: [],
+    };
+    const ok = await cli('system', 'info');
+    expect(ok.code, ok.out).to.equal(0);
+    expect(ok.out).to.match(/Rotation:\s+only for secrets labelled dso.rotate=true, checked every 1m\n\s+watcher: runs here \(this node is the swarm leader\)\n\s+driver names: dso\n\s+last pass: 2030-01-01T11:59:50.000Z \(10s ago\): ok, 1 roll\n/);
+    expect(ok.out, 'the key column keeps its width').to.match(/\nVault addresses: http/);
+    api.status$.rotation = {
+      ...api.status$.rotation,
+      lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'failed', durationMs: 5000, rolls: 0 },
+      lastError: { at: '2030-01-01T11:59:55.000Z', message: 'cannot list tasks: Docker Engine at /var/run/docker.sock unreachable: no answer within 5000 ms' },
+    };
+    const failed = await cli('system', 'info');
+    expect(failed.code).to.equal(EXIT.FAILURE);
+    expect(failed.out).to.contain('last error: 2030-01-01T11:59:55.000Z (5s ago): cannot list tasks');
+    expect(failed.out).to.contain("rotation's last pass failed: cannot list tasks");
+    const json = JSON.parse((await cli('system', 'info', '--json')).out);
+    expect(json.rotation).to.deep.include({ leader: true, driverNames: ['dso'] });
+    api.status$.rotation = { ...api.status$.rotation, leader: false, lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'not-leader', durationMs: 3, rolls: 0 }, lastError: null };
+    expect((await cli('system', 'info')).out).to.match(/watcher: idle here \(runs on the swarm leader\)/);
+  });
+
   it('says absent or disabled, with the fix (exit 3)', async () => {
     const { docker, cli } = setup();
     const absent = await cli('system', 'info');
@@ -433,6 +464,25 @@ describe('cli: docker dso inspect', () => {
     expect(r.out).to.contain('FAILED: pw was never asked of the plugin dso and no task runs (task error: secret s1 not found)');
     docker.tasks.unshift({ ID: 't2', Name: 'app.1', DesiredState: 'Running', CurrentState: 'Running 1 second ago', Error: '' });
     expect((await cli('inspect', 'app')).code).to.equal(0);
+  });
+
+  it('warns, with the command, when running tasks hold leases issued before the plugin started', async () => {
+    const { docker, api, cli } = setup();
+    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    docker.services.push(service([{ id: 's1', name: 'db_user' }]));
+    docker.secrets.push(dsoSecret('s1', 'db_user', { 'dso.ref': 'dso://database/creds/app#username' }));
+    docker.tasks.push({ ID: 't1', Name: 'app.1', DesiredState: 'Running', CurrentState: 'Running 5 minutes ago', Error: '' });
+    api.status$.rotation = {
+      unmanagedLeases: [
+        { service: 'app', serviceId: 'svc1234567890abcdef', secret: 'db_user', path: 'database/creds/app', fix: 'docker service update --force app' },
+        { service: 'other', serviceId: 'svc-other', secret: 'x', path: 'database/creds/x', fix: 'docker service update --force other' },
+      ],
+    };
+    const r = await cli('inspect', 'app');
+    expect(r.out).to.contain('Warning: db_user: running tasks hold leases of database/creds/app issued before the plugin started; they are not renewed and end at their TTL. Run: docker service update --force app');
+    expect(r.out).to.not.contain('other');
+    const json = JSON.parse((await cli('inspect', 'app', '--json')).out);
+    expect(json.warnings).to.have.length(1);
   });
 
   it('no such service (exit 1); a service without DSO secrets (NONE, exit 1); plugin absent (exit 3)', async () => {

@@ -266,4 +266,69 @@ describe('TokenManager', () => {
       expect(tokens.status().logins).to.equal(1);
     });
   });
+
+  describe('old tokens end', () => {
+    const revokedTokens = (vault: { callsTo(p: string): Array<{ token?: string }> }) => vault.callsTo('auth/token/revoke-self').map((c) => c.token);
+
+    it('revokes the previous token one request deadline after a new login when it owns no lease', async function () {
+      this.timeout(5000);
+      const method = new FakeAuthMethod((n) => loginOf(`hvs.fake-token-${n}`, 3600, true));
+      const { tokens, vault, records } = track(manager(method, { timeoutMs: 100 }));
+      await tokens.login();
+      await tokens.login();
+      await sleep(500);
+      expect(revokedTokens(vault), 'requests that took it may still be running').to.deep.equal([]);
+      await sleep(800); // 100 ms deadline + 1 s
+      expect(revokedTokens(vault)).to.deep.equal(['hvs.fake-token-1']);
+      expect(tokens.status().retiredTokensRevoked).to.equal(1);
+      expect(records().some((r) => r.message === 'earlier Vault token revoked: it owns no lease any more')).to.equal(true);
+      expect(JSON.stringify(records())).to.not.include('hvs.fake-token');
+    });
+
+    it('keeps a previous token that owns leases, and revokes it once its last lease is released', async function () {
+      this.timeout(5000);
+      const method = new FakeAuthMethod((n) => loginOf(`hvs.fake-token-${n}`, 3600, true));
+      const { tokens, vault } = track(manager(method, { timeoutMs: 100 }));
+      await tokens.login();
+      tokens.hold('hvs.fake-token-1');
+      tokens.hold('hvs.fake-token-1');
+      await tokens.login();
+      await sleep(1300);
+      expect(revokedTokens(vault)).to.deep.equal([]);
+      expect(tokens.status().retiredTokensKeptForLeases).to.equal(1);
+      tokens.release('hvs.fake-token-1');
+      tokens.release('hvs.fake-token-1');
+      await sleep(1300);
+      expect(revokedTokens(vault)).to.deep.equal(['hvs.fake-token-1']);
+      expect(tokens.status().retiredTokensKeptForLeases).to.equal(0);
+    });
+
+    it('keeps a previous token that gained a lease during the grace period', async function () {
+      this.timeout(5000);
+      const method = new FakeAuthMethod((n) => loginOf(`hvs.fake-token-${n}`, 3600, true));
+      const { tokens, vault } = track(manager(method, { timeoutMs: 100 }));
+      await tokens.login();
+      await tokens.login();
+      tokens.hold('hvs.fake-token-1'); // a request that took it just before the login made a lease
+      await sleep(1300);
+      expect(revokedTokens(vault)).to.deep.equal([]);
+      expect(tokens.status().retiredTokensKeptForLeases).to.equal(1);
+    });
+
+    it("never revokes the token method's token (it is the operator's), nor a token the login handed out again", async function () {
+      this.timeout(5000);
+      const operator = new FakeAuthMethod((n) => loginOf(`hvs.fake-token-${n}`, 3600, true));
+      (operator as { name: string }).name = 'token';
+      const same = new FakeAuthMethod(() => loginOf('hvs.fake-token-same', 3600, true));
+      const a = track(manager(operator, { timeoutMs: 100 }));
+      const b = track(manager(same, { timeoutMs: 100 }));
+      await a.tokens.login();
+      await a.tokens.login();
+      await b.tokens.login();
+      await b.tokens.login();
+      await sleep(1300);
+      expect(revokedTokens(a.vault)).to.deep.equal([]);
+      expect(revokedTokens(b.vault)).to.deep.equal([]);
+    });
+  });
 });

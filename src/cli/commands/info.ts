@@ -8,6 +8,7 @@ import { CliError, EXIT } from '../errors';
 import { formatDuration, formatTime, keyValues } from '../format';
 import type { VaultHealth } from '../health';
 import type { PluginStatus } from '../plugin-client';
+import type { RotationHealth } from '../../rotation/watcher';
 
 export const spec: CommandSpec = {
   path: ['system', 'info'],
@@ -37,7 +38,15 @@ export interface InfoReport {
   token?: { loggedIn: boolean; ttlSeconds?: number; expiresAt?: string; renewable?: boolean; policies?: string[]; lastError?: string };
   allowedPaths?: string[];
   timeoutMs?: number;
-  rotation?: { default: boolean; intervalSeconds?: number };
+  rotation?: {
+    default: boolean;
+    intervalSeconds?: number;
+    /** The watcher's own report (absent from plugins older than this CLI). */
+    leader?: boolean | null;
+    driverNames?: string[];
+    lastPass?: RotationHealth['lastPass'];
+    lastError?: RotationHealth['lastError'];
+  };
   health: VaultHealth[];
   problems: string[];
 }
@@ -92,7 +101,17 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
     report.timeoutMs = s.timeoutMs;
     if (status.rotation || s.rotate !== undefined) {
       const ms = status.rotation?.intervalMs ?? s.rotateIntervalMs;
-      report.rotation = { default: status.rotation?.default ?? s.rotate === true, intervalSeconds: ms === undefined ? undefined : ms / 1000 };
+      const r = status.rotation;
+      report.rotation = {
+        default: r?.default ?? s.rotate === true,
+        intervalSeconds: ms === undefined ? undefined : ms / 1000,
+        leader: r?.leader,
+        driverNames: r?.driverNames,
+        lastPass: r?.lastPass,
+        lastError: r?.lastError,
+      };
+      // A failing watcher rolls nothing: that is a problem, not a detail.
+      if (r?.lastPass?.outcome === 'failed') report.problems.push(`rotation's last pass failed: ${r.lastError?.message ?? 'unknown error'} (the plugin log says more)`);
     }
     report.activeAddress = status.vault?.activeAddress;
     report.vaultNodes = status.vault?.addresses;
@@ -159,7 +178,25 @@ export function formatInfo(r: InfoReport, now: number): string {
     if (r.allowedPaths?.length) rows.push(['Allowed paths', r.allowedPaths.join(', ')]);
     if (r.rotation) {
       const every = r.rotation.intervalSeconds ? `, checked every ${formatDuration(r.rotation.intervalSeconds)}` : '';
-      rows.push(['Rotation', r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`]);
+      const lines = [r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`];
+      // The watcher's own report, one line each: where it runs, what it recognises, how it went.
+      const w = r.rotation;
+      if (w.leader !== undefined) {
+        const where =
+          w.leader === null
+            ? 'not known yet (no pass so far)'
+            : w.leader
+              ? 'runs here (this node is the swarm leader)'
+              : 'idle here (runs on the swarm leader)';
+        lines.push(`watcher: ${where}`);
+        lines.push(`driver names: ${w.driverNames?.length ? w.driverNames.join(', ') : 'none recognised yet'}`);
+        if (w.lastPass) {
+          const rolls = w.lastPass.rolls ? `, ${w.lastPass.rolls} roll${w.lastPass.rolls === 1 ? '' : 's'}` : '';
+          lines.push(`last pass: ${formatTime(w.lastPass.at, now)}: ${w.lastPass.outcome}${rolls}`);
+        }
+        if (w.lastError) lines.push(`last error: ${formatTime(w.lastError.at, now)}: ${w.lastError.message}`);
+      }
+      rows.push(['Rotation', lines.join('\n')]);
     }
     if (r.plugin.configDir) rows.push(['Config dir', `${r.plugin.configDir} (the plugin's /etc/dso)`]);
   }

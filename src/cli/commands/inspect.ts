@@ -51,6 +51,8 @@ export interface InspectReport {
   tasks: { running: number; failed: number; lastError: string | null };
   status: 'ACTIVE' | 'FAILED' | 'NONE';
   reason: string | null;
+  /** What will go wrong without action, with the command that prevents it. */
+  warnings: string[];
 }
 
 export function referenceOf(labels: Record<string, string>): string | null {
@@ -91,12 +93,21 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   let records: FetchRecord[] = [];
   let method: string | undefined;
   let rotateDefault: boolean | undefined;
+  const warnings: string[] = [];
   if (info?.enabled) {
     try {
       const status = await ctx.connect(info).status(service.id);
       records = (status.secrets ?? []).filter((r) => r.serviceId === service.id || (!r.serviceId && r.service === service.name));
       method = status.settings?.authMethod;
       rotateDefault = status.rotation?.default ?? status.settings?.rotate;
+      // Leases issued before the plugin (re)started are renewed by nobody: they end at their TTL.
+      for (const u of status.rotation?.unmanagedLeases ?? []) {
+        if (u.serviceId !== service.id) continue;
+        warnings.push(
+          `${u.secret}: running tasks hold leases of ${u.path} issued before the plugin started; ` +
+            `they are not renewed and end at their TTL. Run: ${u.fix}`,
+        );
+      }
     } catch (err) {
       if (!(err instanceof CliError)) throw err;
       pluginState = 'unreachable';
@@ -142,6 +153,7 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       lastError: tasks.find((t) => t.error)?.error ?? null,
     },
     ...decision,
+    warnings,
   };
 }
 
@@ -176,6 +188,7 @@ export function formatInspect(r: InspectReport, now: number): string {
     for (const [k, v] of rows) out.push(`  ${`${k}:`.padEnd(width)}${v.split('\n').join(`\n  ${' '.repeat(width)}`)}`);
   }
   out.push('');
+  for (const w of r.warnings ?? []) out.push(`Warning: ${w}`);
   out.push(r.status === 'ACTIVE' ? 'Secret injection status: ACTIVE' : `Secret injection status: ${r.status}: ${r.reason}`);
   return `${out.join('\n')}\n`;
 }
