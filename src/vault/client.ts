@@ -62,6 +62,8 @@ interface Endpoint {
   api: nodeVault.client;
   state: AddressState;
   skipped: boolean;
+  /** When it was last marked down: only an answer to something sent after that is a recovery. */
+  skippedAt: number;
   /** Consecutive failures while skipped; the probe interval doubles with each. */
   failures: number;
   nextProbeAt: number;
@@ -179,7 +181,7 @@ export class VaultClient {
       });
       // node-vault falls back to $VAULT_TOKEN; every call here names its token itself.
       api.token = '';
-      return { address, api, state: 'unknown', skipped: false, failures: 0, nextProbeAt: 0, probing: false };
+      return { address, api, state: 'unknown', skipped: false, skippedAt: 0, failures: 0, nextProbeAt: 0, probing: false };
     });
   }
 
@@ -220,9 +222,10 @@ export class VaultClient {
         if (remaining <= 0) throw this.deadlineError(lastError);
         // Half of what is left while another address could still answer: a hung one never takes it all.
         const budget = i < candidates.length - 1 ? remaining / 2 : remaining;
+        const sentAt = Date.now();
         try {
           const body = await this.once<T>(endpoint, call, budget);
-          this.markUp(endpoint);
+          this.markUp(endpoint, sentAt);
           return body;
         } catch (caught) {
           let err = caught;
@@ -253,6 +256,7 @@ export class VaultClient {
     endpoint.lastError = reason;
     if (!endpoint.skipped) {
       endpoint.skipped = true;
+      endpoint.skippedAt = Date.now();
       endpoint.failures = 0;
       // Logged once per fault; requests skip the address until it answers again.
       this.faults.fault(endpoint.address, 'Vault not answering', { address: endpoint.address, state, error: reason, skipped: true });
@@ -261,8 +265,14 @@ export class VaultClient {
     endpoint.nextProbeAt = Date.now() + Math.min(MAX_PROBE_INTERVAL_MS, this.probeIntervalMs * 2 ** (endpoint.failures - 1));
   }
 
-  private markUp(endpoint: Endpoint): void {
+  /**
+   * `sentAt`: when the answered attempt was sent. A late answer to a request sent before the
+   * address was marked down says nothing of now: it neither clears the fault nor logs a
+   * recovery (which would log the same fault twice).
+   */
+  private markUp(endpoint: Endpoint, sentAt: number): void {
     endpoint.lastAnswerAt = Date.now();
+    if (endpoint.skipped && sentAt < endpoint.skippedAt) return;
     endpoint.lastError = undefined;
     if (endpoint.state === 'unreachable' || endpoint.state === 'hung' || endpoint.state === 'sealed') endpoint.state = 'unknown';
     if (endpoint.skipped) this.recovered(endpoint);
@@ -297,6 +307,7 @@ export class VaultClient {
 
   private async probe(endpoint: Endpoint): Promise<void> {
     endpoint.probing = true;
+    const sentAt = Date.now();
     try {
       const { statusCode } = await this.transport({
         uri: `${endpoint.address.replace(/\/+$/, '')}/v1/sys/health`,
@@ -307,7 +318,7 @@ export class VaultClient {
       endpoint.lastHealthAt = Date.now();
       endpoint.state = healthState(statusCode);
       if (endpoint.state === 'active' || endpoint.state === 'standby') {
-        if (endpoint.skipped) this.recovered(endpoint);
+        if (endpoint.skipped && sentAt >= endpoint.skippedAt) this.recovered(endpoint);
       } else if (endpoint.skipped || endpoint.state === 'sealed') {
         // A node found sealed is skipped before a request has to meet it.
         this.markDown(endpoint, endpoint.state === 'sealed' ? 'sealed' : 'unreachable', `sys/health answered ${statusCode}`);

@@ -1,0 +1,48 @@
+// The Vault client's view of an address, against a loopback HTTP server that plays Vault
+// (no OpenBao needed for this): when it is marked down, and what counts as a recovery.
+import { expect } from 'chai';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { VaultClient } from '../../src/vault/client';
+import { capturingLogger, sleep } from './helpers';
+
+describe('VaultClient: faults and recoveries of an address', () => {
+  let server: http.Server;
+  let address = '';
+  /** How the fake Vault treats the next requests: answer after a delay, or reset the connection. */
+  let mode: { kind: 'answer'; delayMs: number } | { kind: 'reset' } = { kind: 'answer', delayMs: 0 };
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const now = mode;
+      if (now.kind === 'reset') return req.socket.destroy();
+      setTimeout(() => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"data":{"k":"v"}}'), now.delayMs);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  it('does not take a late answer to a request sent before the fault for a recovery', async () => {
+    const { logger, lines } = capturingLogger();
+    // Probes far apart: only requests move the address's state in this test.
+    const client = new VaultClient({ addresses: [address], tls: { skipVerify: false }, logger, rounds: 1, probeIntervalMs: 60_000 });
+    const count = (message: string) => lines.filter((l) => l.includes(`"${message}"`)).length;
+    try {
+      mode = { kind: 'answer', delayMs: 300 };
+      const early = client.call({ method: 'GET', path: 'secret/x', deadline: Date.now() + 5_000 });
+      await sleep(50);
+      mode = { kind: 'reset' };
+      await client.call({ method: 'GET', path: 'secret/y', deadline: Date.now() + 5_000 }).catch(() => undefined);
+      expect(count('Vault not answering')).to.equal(1);
+      await early; // sent before the fault was seen, answered after it
+      expect(count('Vault answering again'), 'a stale answer is no recovery').to.equal(0);
+      mode = { kind: 'answer', delayMs: 0 };
+      await client.call({ method: 'GET', path: 'secret/z', deadline: Date.now() + 5_000 });
+      expect(count('Vault answering again')).to.equal(1);
+      expect(count('Vault not answering')).to.equal(1);
+    } finally {
+      client.close();
+    }
+  });
+});
