@@ -24,7 +24,7 @@ export class DockerEngine {
     private readonly timeoutMs = 5_000,
   ) {}
 
-  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = http.request(
@@ -32,7 +32,7 @@ export class DockerEngine {
           socketPath: this.socketPath,
           method,
           path,
-          timeout: this.timeoutMs,
+          timeout: timeoutMs,
           headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
         },
         (res) => {
@@ -73,6 +73,23 @@ export class DockerEngine {
     const filters = encodeURIComponent(JSON.stringify({ id: ids }));
     return this.request<SwarmService[]>('GET', `/services?filters=${filters}`);
   }
+
+  /** Containers in any state that carry every `label=value` given (compose projects on plain hosts). */
+  containers(labels: string[]): Promise<EngineContainer[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: labels }));
+    return this.request<EngineContainer[]>('GET', `/containers/json?all=1&filters=${filters}`);
+  }
+
+  async restartContainer(id: string, graceSeconds = 10): Promise<void> {
+    // Docker answers once the container is up again: allow for the grace period.
+    await this.request('POST', `/containers/${encodeURIComponent(id)}/restart?t=${graceSeconds}`, undefined, this.timeoutMs + graceSeconds * 1000);
+  }
+}
+
+export interface EngineContainer {
+  Id: string;
+  State?: string;
+  Labels?: Record<string, string> | null;
 }
 
 export interface SwarmSecret {
