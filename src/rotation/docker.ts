@@ -80,9 +80,10 @@ export class DockerEngine {
     return this.request<EngineContainer[]>('GET', `/containers/json?all=1&filters=${filters}`);
   }
 
-  async restartContainer(id: string, graceSeconds = 10): Promise<void> {
-    // Docker answers once the container is up again: allow for the grace period.
-    await this.request('POST', `/containers/${encodeURIComponent(id)}/restart?t=${graceSeconds}`, undefined, this.timeoutMs + graceSeconds * 1000);
+  /** Restarts a container with its own stop timeout (compose's stop_grace_period). */
+  async restartContainer(id: string): Promise<void> {
+    // Docker answers once the container is up again: allow for a long grace period.
+    await this.request('POST', `/containers/${encodeURIComponent(id)}/restart`, undefined, this.timeoutMs + 120_000);
   }
 }
 
