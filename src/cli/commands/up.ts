@@ -37,6 +37,7 @@ export const spec: CommandSpec = {
     { name: 'prune', type: 'boolean', description: 'remove services that are no longer in the file (docker stack deploy --prune)' },
     { name: 'with-registry-auth', type: 'boolean', description: 'send registry credentials to the swarm agents' },
     { name: 'dry-run', type: 'boolean', description: 'print the transformed compose file (references only) and deploy nothing' },
+    { name: 'force-recreate', type: 'boolean', description: 'plain hosts: recreate the containers (docker compose up --force-recreate), e.g. after the plugin restarted' },
     { name: 'compose', type: 'boolean', description: 'use docker compose with secret files on a tmpfs even on a swarm manager (the default where there is no swarm)' },
     PLUGIN_OPTION,
   ],
@@ -110,7 +111,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
 
   const swarm = o.compose ? undefined : await ctx.docker.swarm();
-  if (!swarm || swarm.state === 'inactive') return upPlainHost(ctx, plugin, stack, result, source.dir, o.wait === true);
+  if (!swarm || swarm.state === 'inactive') return upPlainHost(ctx, plugin, stack, result, source.dir, { wait: o.wait === true, recreate: o['force-recreate'] === true });
   if (swarm.state !== 'active') {
     throw new CliError(
       EXIT.DOCKER,
@@ -153,7 +154,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
 }
 
 /** No swarm: compose file-based secrets on a tmpfs, written by the plugin, then `docker compose up -d`. */
-async function upPlainHost(ctx: Context, plugin: string, project: string, result: TransformResult, dir: string, wait: boolean): Promise<number> {
+async function upPlainHost(ctx: Context, plugin: string, project: string, result: TransformResult, dir: string, flags: { wait: boolean; recreate: boolean }): Promise<number> {
   checkProjectName(project);
   const tool = await composeTool(ctx);
   const plan = planFileSecrets(result, plugin);
@@ -173,7 +174,8 @@ async function upPlainHost(ctx: Context, plugin: string, project: string, result
     yaml = stringifyCompose(plan.finish(() => ''));
   }
   const args = ['-p', project, '--project-directory', dir, '-f', '-', 'up', '-d'];
-  if (wait) args.push('--wait');
+  if (flags.wait) args.push('--wait');
+  if (flags.recreate) args.push('--force-recreate');
   const res = await tool.run(args, { input: yaml, cwd: dir, echo: true });
   if (res.code !== 0) {
     ctx.io.err(`${tool.name} up failed (exit ${res.code}); the secret files stay until: docker dso down ${project}\n`);
