@@ -121,7 +121,8 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       return {
         driver,
         metrics,
-        rotate: async (secret) => ({ ...(await rotation.rotateNow(secret)) }),
+        // A compose project's secret (plain hosts) is refreshed in place; otherwise services are rolled.
+        rotate: async (secret) => ({ ...((await compose.refreshNow(secret)) ?? (await rotation.rotateNow(secret))) }),
         describe: () => ({
           ...base,
           problems: [],

@@ -30,6 +30,7 @@ import { STACK_LABEL, type RequestFacts } from '../resolve/resolver';
 import type { DriverResult } from '../resolve/driver';
 import { composeOwnerId, ComposeLiveness, parseComposeOwner, PROJECT_LABEL, SERVICE_LABEL } from './compose-liveness';
 import type { DockerEngine } from './docker';
+import type { RotationReport } from './watcher';
 
 /** statfs f_type of a tmpfs (linux/magic.h). */
 export const TMPFS_MAGIC = 0x01021994;
@@ -270,49 +271,105 @@ export class ComposeFiles implements ComposeService {
       }
       this.notTmpfsLogged = false;
       this.renewEnding(this.options.intervalMs * 1.5 + 5_000);
-      for (const [project, entries] of this.projects) {
-        const restart = new Set<string>();
-        for (const entry of entries.values()) {
-          if (entry.refresh === 'off') continue;
-          try {
-            const result = await this.options.driver.getSecret(this.facts(project, entry));
-            Object.assign(entry.report, this.sourceReport(result.source));
-            entry.report.Error = undefined;
-            const digest = digestOf(result.value);
-            if (digest === entry.digest) continue;
-            if (!fs.existsSync(entry.file)) throw new DsoError('ERR_NOT_FOUND', `${entry.file} is gone (removed outside DSO)`);
-            this.write(entry.file, result.value, entry.spec.Uid ?? 0, entry.spec.Gid ?? entry.spec.Uid ?? 0);
-            entry.digest = digest;
-            entry.report.WrittenAt = new Date().toISOString();
-            if (entry.refresh === 'restart') restart.add(entry.spec.Service);
-            this.options.logger.info('compose secret file refreshed', {
-              project,
-              service: entry.spec.Service,
-              secret: entry.spec.Name,
-              path: result.source.path,
-              version: result.source.version,
-              action: entry.refresh,
-            });
-          } catch (err) {
-            const { message } = describeError(err);
-            entry.report.Error = message;
-            this.options.logger.warn('compose secret file not refreshed', { project, service: entry.spec.Service, secret: entry.spec.Name, error: message });
-          }
-        }
-        for (const service of restart) await this.restart(project, service);
-      }
+      for (const [project, entries] of this.projects) await this.refresh(project, [...entries.values()].filter((e) => e.refresh !== 'off'));
     } finally {
       this.checking = false;
     }
   }
 
-  private async restart(project: string, service: string): Promise<void> {
+  /** Re-reads each entry's secret and rewrites what changed; restarts services whose changed file says so. */
+  private async refresh(project: string, entries: Entry[]): Promise<Map<string, string | undefined>> {
+    const restart = new Set<string>();
+    const errors = new Map<string, string | undefined>();
+    for (const entry of entries) {
+      try {
+        errors.set(entry.spec.Service, errors.get(entry.spec.Service));
+        const result = await this.options.driver.getSecret(this.facts(project, entry));
+        Object.assign(entry.report, this.sourceReport(result.source));
+        entry.report.Error = undefined;
+        const digest = digestOf(result.value);
+        if (digest === entry.digest) continue;
+        if (!fs.existsSync(entry.file)) throw new DsoError('ERR_NOT_FOUND', `${entry.file} is gone (removed outside DSO)`);
+        this.write(entry.file, result.value, entry.spec.Uid ?? 0, entry.spec.Gid ?? entry.spec.Uid ?? 0);
+        entry.digest = digest;
+        entry.report.WrittenAt = new Date().toISOString();
+        if (entry.refresh === 'restart') restart.add(entry.spec.Service);
+        this.options.logger.info('compose secret file refreshed', {
+          project,
+          service: entry.spec.Service,
+          secret: entry.spec.Name,
+          path: result.source.path,
+          version: result.source.version,
+          action: entry.refresh,
+        });
+      } catch (err) {
+        const { message } = describeError(err);
+        entry.report.Error = message;
+        errors.set(entry.spec.Service, message);
+        this.options.logger.warn('compose secret file not refreshed', { project, service: entry.spec.Service, secret: entry.spec.Name, error: message });
+      }
+    }
+    for (const service of restart) {
+      const error = await this.restart(project, service);
+      if (error) errors.set(service, error);
+    }
+    return errors;
+  }
+
+  /**
+   * `docker dso rotate` for a compose secret (`<project>/<name>`, `<project>_<name>`, or
+   * `<name>` when one project has it): re-read now; dynamic secrets get fresh credentials.
+   * Undefined when no compose project has such a secret.
+   */
+  async refreshNow(secret: string): Promise<RotationReport | undefined> {
+    const matches: Entry[] = [];
+    for (const [project, entries] of this.projects) {
+      for (const e of entries.values()) {
+        if (secret === e.spec.Name || secret === `${project}/${e.spec.Name}` || secret === `${project}_${e.spec.Name}`) matches.push(e);
+      }
+    }
+    if (matches.length === 0) return undefined;
+    const projects = new Set(matches.map((e) => e.project));
+    if (projects.size > 1) throw new DsoError('ERR_BAD_REQUEST', `several compose projects have a secret ${secret} (${[...projects].join(', ')}): name one as <project>/${secret}`);
+    const project = matches[0].project;
+    const all = [...(this.projects.get(project)?.values() ?? [])];
+    const chosen = new Set(matches);
+    // A dynamic secret's service gets a new lease; its other files from that lease follow.
+    const held = this.options.leases?.describe() ?? [];
+    const leased = (e: Entry) =>
+      e.report.LeaseExpiresAt !== undefined || held.some((l) => l.owner === `task:${this.facts(project, e).TaskID}` && l.path === e.report.Path);
+    const renewed = new Set<string>();
+    for (const e of matches.filter(leased)) {
+      if (renewed.has(e.spec.Service)) continue;
+      renewed.add(e.spec.Service);
+      const others = all.filter((o) => o.spec.Service === e.spec.Service && leased(o));
+      this.options.liveness.nextGeneration(project, e.spec.Service);
+      for (const other of others) chosen.add(other);
+    }
+    const errors = await this.refresh(project, [...chosen]);
+    return {
+      secret: `${project}/${matches[0].spec.Name}`,
+      reason: 'on-demand',
+      services: [...errors].map(([service, error]) => ({
+        service: `${project}-${service}`,
+        serviceId: composeOwnerId(project, service),
+        outcome: error ? 'failed' : 'rolled',
+        ...(error ? { error } : {}),
+      })),
+    };
+  }
+
+  private async restart(project: string, service: string): Promise<string | undefined> {
     try {
       const containers = await this.options.engine.containers([`${PROJECT_LABEL}=${project}`, `${SERVICE_LABEL}=${service}`]);
-      for (const c of containers.filter((c) => c.State === 'running')) await this.options.engine.restartContainer(c.Id);
-      this.options.logger.info('compose service restarted for a new secret value', { project, service, containers: containers.length });
+      const running = containers.filter((c) => c.State === 'running');
+      for (const c of running) await this.options.engine.restartContainer(c.Id);
+      this.options.logger.info('compose service restarted for a new secret value', { project, service, containers: running.length });
+      return undefined;
     } catch (err) {
-      this.options.logger.error('compose service not restarted after a new secret value', { project, service, error: describeError(err).message });
+      const { message } = describeError(err);
+      this.options.logger.error('compose service not restarted after a new secret value', { project, service, error: message });
+      return message;
     }
   }
 

@@ -310,6 +310,22 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     expect(await readFile(worker, '/run/secrets/report_key') === reportKey2, 'the restarted container reads the new value').to.equal(true);
   });
 
+  it('docker dso rotate <secret>: fresh database credentials in place; the old user is revoked', async () => {
+    const app = await container('app');
+    const startedAt = await engine(['inspect', '--format', '{{.State.StartedAt}}', app]);
+    const rotate = await dso(['rotate', 'db_password'], DOCKER_CLIS[DOCKER_CLIS.length - 1]);
+    expect(rotate.code, shown(rotate)).to.equal(0);
+    const oldUser = dbUser;
+    dbUser = await readFile(app, '/run/secrets/db_user');
+    const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
+    dbValues.push(dbPassword);
+    expect(dbUser, 'a new user').to.not.equal(oldUser);
+    const login = await waitFor('a login with the new credentials', 30_000, async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined), 1_000).catch(() => false);
+    expect(login, 'the new username and password log in').to.equal(true);
+    expect(await engine(['inspect', '--format', '{{.State.StartedAt}}', app]), 'without a restart').to.equal(startedAt);
+    await waitFor(`the old user to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () => ((await pg.roles(oldUser)).length === 0 ? true : undefined));
+  });
+
   it('docker dso down removes the files and, once the containers are gone, the database user', async () => {
     const down = await dso(['down'], DOCKER_CLIS[DOCKER_CLIS.length - 1]);
     expect(down.code, shown(down)).to.equal(0);

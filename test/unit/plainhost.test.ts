@@ -150,7 +150,8 @@ class FakeDriver {
     const ref = String(req.SecretLabels?.['dso.ref']).replace('dso://', '');
     if (this.fail === ref) throw new DsoError('ERR_PATH_REFUSED', `path ${ref} is not allowed by DSO_ALLOWED_PATHS`);
     const value = ref.startsWith('database/') ? `${ref}:${req.TaskID}` : this.values[ref];
-    return { value: Buffer.from(value), doNotReuse: true, source: { path: ref.split('#')[0], field: ref.split('#')[1], version: 1 } };
+    const leaseExpiresAt = ref.startsWith('database/') ? new Date(Date.now() + 3_600_000).toISOString() : undefined;
+    return { value: Buffer.from(value), doNotReuse: true, source: { path: ref.split('#')[0], field: ref.split('#')[1], version: 1, leaseExpiresAt } };
   }
 }
 
@@ -255,6 +256,22 @@ describe('plain host: the plugin writes compose secret files', () => {
     await files.check();
     expect(liveness.generation('shop', 'app')).to.equal(1);
     expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8')).to.equal('database/creds/app#username:compose:shop/app#1');
+  });
+
+  it('rotate on demand: a KV secret is re-read, a dynamic one gets fresh credentials for its service; unknown names are not ours', async () => {
+    const { files, up, dir, liveness } = filesSetup();
+    await up([
+      { Name: 'api_key', Service: 'app', ref: 'secret/app/config#api_key' },
+      { Name: 'db_user', Service: 'app', ref: 'database/creds/app#username' },
+      { Name: 'db_password', Service: 'app', ref: 'database/creds/app#password' },
+    ]);
+    expect(await files.refreshNow('nope')).to.equal(undefined);
+    const report = await files.refreshNow('shop/db_password');
+    expect(report).to.deep.equal({ secret: 'shop/db_password', reason: 'on-demand', services: [{ service: 'shop-app', serviceId: 'compose:shop/app', outcome: 'rolled' }] });
+    expect(liveness.generation('shop', 'app')).to.equal(1);
+    expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8'), 'the username follows its password').to.equal('database/creds/app#username:compose:shop/app#1');
+    await files.refreshNow('shop_api_key');
+    expect(liveness.generation('shop', 'app'), 'KV: no new lease').to.equal(1);
   });
 
   it('down removes the files and the project; the liveness forgets it', async () => {
