@@ -71,7 +71,7 @@ async function waitForPlugin(ctx: Context, name: string, timeoutMs = 30_000): Pr
 async function provideTmpfs(ctx: Context, plugin: string, api: PluginApi): Promise<PluginApi> {
   if (!api.runtimeDir) throw new CliError(EXIT.FAILURE, 'the plugin\'s runtime directory on this host is unknown: cannot mount a tmpfs for its files');
   const dir = path.join(api.runtimeDir, 'compose');
-  if (!isTmpfs(dir)) {
+  if (!isTmpfs(fs.existsSync(dir) ? dir : api.runtimeDir)) {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (err) {

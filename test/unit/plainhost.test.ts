@@ -7,12 +7,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
+import YAML from 'yaml';
+import { runCli } from '../../src/cli/cli';
+import type { Context } from '../../src/cli/context';
+import { DockerClient, RunOptions, RunResult } from '../../src/cli/docker';
+import { PluginApi, PluginRouteError } from '../../src/cli/plugin-client';
 import { secret } from '../support/capture';
 import { parseCompose, planFileSecrets, transformCompose } from '../../src/cli/compose';
 import { DsoError } from '../../src/errors';
 import { silentLogger } from '../../src/log';
 import { createApp } from '../../src/plugin/app';
-import type { ComposeFetch } from '../../src/plugin/compose-protocol';
+import type { ComposeFetch, ComposeUpRequest } from '../../src/plugin/compose-protocol';
 import type { DriverResult } from '../../src/resolve/driver';
 import type { RequestFacts } from '../../src/resolve/resolver';
 import { ComposeLiveness, composeOwnerId, PENDING_GRACE_MS } from '../../src/rotation/compose-liveness';
@@ -322,5 +327,96 @@ describe('plain host: the plugin\'s compose routes', () => {
     }
     const notJson = await request(app).post('/DSO.ComposeDown').send(Buffer.from('{'));
     expect(notJson.status).to.equal(400);
+  });
+});
+
+describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', () => {
+  function cliSetup(options: { tmpfsFirst?: boolean } = {}) {
+    // /dev/shm is a tmpfs: the CLI's own tmpfs check passes there without mounting anything.
+    const runtimeDir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dso-plainhost-cli-'));
+    tempDirs.push(runtimeDir);
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-plainhost-cli-project-'));
+    tempDirs.push(project);
+    fs.writeFileSync(path.join(project, 'compose.yaml'), GUIDE);
+    const calls: string[][] = [];
+    const inputs: string[] = [];
+    const upRequests: ComposeUpRequest[] = [];
+    let refuseTmpfs = options.tmpfsFirst === true;
+    const pluginJson = JSON.stringify({ Id: 'a'.repeat(64), Name: 'dso:latest', Enabled: true, Settings: { Env: [], Mounts: [] }, Config: { Interface: { Socket: 'dso.sock' }, Env: [] } });
+    const run = async (cmd: string, args: string[], o: RunOptions = {}): Promise<RunResult> => {
+      calls.push([cmd, ...args]);
+      if (o.input !== undefined) inputs.push(String(o.input));
+      const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+      if (args[0] === 'info') return ok(JSON.stringify({ LocalNodeState: 'inactive', ControlAvailable: false }));
+      if (args[0] === 'plugin') return ok(args[1] === 'inspect' ? pluginJson : 'dso');
+      if (args[0] === 'compose') return ok(args.includes('version') ? '2.40.3' : '');
+      if (args[0] === 'ps') return ok('');
+      return { code: 1, stdout: '', stderr: `unexpected ${args.join(' ')}` };
+    };
+    const api: PluginApi = {
+      runtimeDir,
+      status: async () => ({}),
+      testVault: async () => ({ ok: true }),
+      rotate: async () => undefined,
+      composeUp: async (req) => {
+        upRequests.push(req);
+        if (refuseTmpfs) {
+          refuseTmpfs = false;
+          throw new PluginRouteError('not on a tmpfs', 'ERR_NOT_TMPFS');
+        }
+        return { Project: req.Project, Files: req.Secrets.map((s) => ({ Name: s.Name, Service: s.Service, File: `compose/${req.Project}/${s.Name}`, Refresh: refreshMode(s.Labels) })) };
+      },
+      composeDown: async (p) => ({ Project: p, Removed: 5 }),
+    };
+    const out: string[] = [];
+    const err: string[] = [];
+    const ctx: Context = {
+      io: { out: (t) => out.push(t), err: (t) => err.push(t), readStdin: async () => Buffer.alloc(0), stdinIsTTY: false, env: {}, cwd: project },
+      docker: new DockerClient(run),
+      runner: run,
+      connect: () => api,
+      health: async () => { throw new Error('unused'); },
+      now: () => Date.now(),
+      sleep: async () => undefined,
+      version: '0.1.0',
+    };
+    const cli = async (...args: string[]) => {
+      out.length = 0;
+      err.length = 0;
+      const code = await runCli(['dso', ...args], () => ctx);
+      return { code, out: out.join(''), err: err.join('') };
+    };
+    return { cli, calls, inputs, upRequests, runtimeDir, project };
+  }
+
+  it('asks the plugin for files, then runs docker compose -p <project> up -d with the rewritten file on stdin', async () => {
+    const { cli, calls, inputs, upRequests, runtimeDir, project } = cliSetup();
+    const r = await cli('up', '-d');
+    expect(r.code, r.err).to.equal(0);
+    expect(upRequests[0].Project).to.equal('shop');
+    expect(upRequests[0].Secrets.find((s) => s.Name === 'db_user')).to.deep.include({ Service: 'app', Uid: 1000, Gid: 1001 });
+    const compose = calls.find((c) => c[1] === 'compose' && c.includes('up'))!;
+    expect(compose.slice(1)).to.deep.equal(['compose', '-p', 'shop', '--project-directory', project, '-f', '-', 'up', '-d']);
+    const doc = YAML.parse(inputs[inputs.length - 1]);
+    expect(doc.secrets.db_password).to.deep.equal({ file: path.join(runtimeDir, 'compose/shop/db_password') });
+    expect(doc.services.app.environment.DB_PASSWORD_FILE).to.equal('/run/secrets/db_password');
+    expect(r.out).to.contain('db_password').and.to.contain('refresh: in-place');
+  });
+
+  it('when the plugin refuses for want of a tmpfs: restarts the plugin once (its directory is one now) and asks again', async () => {
+    const { cli, calls, upRequests } = cliSetup({ tmpfsFirst: true });
+    const r = await cli('up', '-d');
+    expect(r.code, r.err).to.equal(0);
+    expect(upRequests).to.have.length(2);
+    expect(calls.map((c) => c.slice(1, 3).join(' '))).to.include.members(['plugin disable', 'plugin enable']);
+    expect(calls.some((c) => c[0] === 'mount'), 'already a tmpfs: nothing mounted').to.equal(false);
+  });
+
+  it('down: docker compose -p <project> down, then the plugin removes the files', async () => {
+    const { cli, calls } = cliSetup();
+    const r = await cli('down');
+    expect(r.code, r.err).to.equal(0);
+    expect(calls.find((c) => c[1] === 'compose' && c.includes('down'))!.slice(1)).to.deep.equal(['compose', '-p', 'shop', 'down']);
+    expect(r.out).to.contain('5 secret files removed');
   });
 });
