@@ -22,7 +22,9 @@ export const COMPOSE_TMPFS_SIZE = '16m';
 
 export function checkProjectName(project: string): void {
   if (!PROJECT_NAME.test(project)) {
-    throw new UsageError(`invalid compose project name "${project}": lowercase letters, digits, "_" and "-", starting with a letter or digit`);
+    throw new UsageError(
+      `invalid compose project name "${project}": lowercase letters, digits, "_" and "-", starting with a letter or digit`,
+    );
   }
 }
 
@@ -33,14 +35,21 @@ export interface ComposeTool {
 }
 
 export async function composeTool(ctx: Context): Promise<ComposeTool> {
-  const echo = (o: boolean) => (o ? { onStdout: (c: string) => ctx.io.out(c), onStderr: (c: string) => ctx.io.err(c) } : {});
+  const echo = (o: boolean) =>
+    o ? { onStdout: (c: string) => ctx.io.out(c), onStderr: (c: string) => ctx.io.err(c) } : {};
   const v2 = await ctx.docker.run(['compose', 'version', '--short']);
   if (v2.code === 0) {
-    return { name: 'docker compose', run: (args, o) => ctx.docker.run(['compose', ...args], { input: o.input, cwd: o.cwd, ...echo(o.echo) }) };
+    return {
+      name: 'docker compose',
+      run: (args, o) => ctx.docker.run(['compose', ...args], { input: o.input, cwd: o.cwd, ...echo(o.echo) }),
+    };
   }
   const v1 = await ctx.runner('docker-compose', ['version', '--short']);
   if (v1.code === 0) {
-    return { name: 'docker-compose', run: (args, o) => ctx.runner('docker-compose', args, { input: o.input, cwd: o.cwd, ...echo(o.echo) }) };
+    return {
+      name: 'docker-compose',
+      run: (args, o) => ctx.runner('docker-compose', args, { input: o.input, cwd: o.cwd, ...echo(o.echo) }),
+    };
   }
   throw new CliError(
     EXIT.DOCKER,
@@ -69,15 +78,30 @@ async function waitForPlugin(ctx: Context, name: string, timeoutMs = 30_000): Pr
  * (root only) and restarts the plugin, whose runtime directory dockerd bind-mounts afresh.
  */
 async function provideTmpfs(ctx: Context, plugin: string, api: PluginApi): Promise<PluginApi> {
-  if (!api.runtimeDir) throw new CliError(EXIT.FAILURE, 'the plugin\'s runtime directory on this host is unknown: cannot mount a tmpfs for its files');
+  if (!api.runtimeDir)
+    throw new CliError(
+      EXIT.FAILURE,
+      "the plugin's runtime directory on this host is unknown: cannot mount a tmpfs for its files",
+    );
   const dir = path.join(api.runtimeDir, 'compose');
   if (!isTmpfs(fs.existsSync(dir) ? dir : api.runtimeDir)) {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new CliError(EXIT.FAILURE, `cannot create ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'run docker dso as root (sudo docker dso up ...)');
+      throw new CliError(
+        EXIT.FAILURE,
+        `cannot create ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        'run docker dso as root (sudo docker dso up ...)',
+      );
     }
-    const res = await ctx.runner('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${COMPOSE_TMPFS_SIZE},nosuid,nodev,noexec`, 'dso-compose', dir]);
+    const res = await ctx.runner('mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `mode=0700,size=${COMPOSE_TMPFS_SIZE},nosuid,nodev,noexec`,
+      'dso-compose',
+      dir,
+    ]);
     if (res.code !== 0 || !isTmpfs(dir)) {
       throw new CliError(
         EXIT.FAILURE,
@@ -94,7 +118,11 @@ async function provideTmpfs(ctx: Context, plugin: string, api: PluginApi): Promi
 }
 
 /** Asks the plugin for the project's files; provides a tmpfs first when the plugin refuses for want of one. */
-export async function resolveFiles(ctx: Context, plugin: string, request: ComposeUpRequest): Promise<{ reply: ComposeUpReply; runtimeDir: string }> {
+export async function resolveFiles(
+  ctx: Context,
+  plugin: string,
+  request: ComposeUpRequest,
+): Promise<{ reply: ComposeUpReply; runtimeDir: string }> {
   let { api } = await requirePlugin(ctx, plugin);
   if (!api.composeUp) throw new CliError(EXIT.UNSUPPORTED, `the plugin ${plugin} serves no compose projects`);
   for (let attempt = 0; ; attempt++) {
@@ -107,7 +135,11 @@ export async function resolveFiles(ctx: Context, plugin: string, request: Compos
         continue;
       }
       if (err instanceof PluginRouteError) {
-        throw new CliError(EXIT.FAILURE, `the plugin could not resolve project ${request.Project}: ${err.message}`, `docker dso inspect <service> shows each secret's last error; docker dso system test-vault checks the Vault connection`);
+        throw new CliError(
+          EXIT.FAILURE,
+          `the plugin could not resolve project ${request.Project}: ${err.message}`,
+          `docker dso inspect <service> shows each secret's last error; docker dso system test-vault checks the Vault connection`,
+        );
       }
       throw err;
     }
@@ -115,8 +147,20 @@ export async function resolveFiles(ctx: Context, plugin: string, request: Compos
 }
 
 /** The running (or any) containers of a compose project's service. */
-export async function composeContainers(ctx: Context, project: string, service?: string, all = true): Promise<Array<{ id: string; state: string; service: string }>> {
-  const args = ['ps', '--no-trunc', '--format', '{{.ID}}\t{{.State}}\t{{.Label "com.docker.compose.service"}}', '--filter', `label=com.docker.compose.project=${project}`];
+export async function composeContainers(
+  ctx: Context,
+  project: string,
+  service?: string,
+  all = true,
+): Promise<Array<{ id: string; state: string; service: string }>> {
+  const args = [
+    'ps',
+    '--no-trunc',
+    '--format',
+    '{{.ID}}\t{{.State}}\t{{.Label "com.docker.compose.service"}}',
+    '--filter',
+    `label=com.docker.compose.project=${project}`,
+  ];
   if (all) args.splice(1, 0, '-a');
   if (service) args.push('--filter', `label=com.docker.compose.service=${service}`);
   const out = await ctx.docker.ok(args, undefined, EXIT.DOCKER);

@@ -97,7 +97,8 @@ export class ComposeLiveness implements OwnerLiveness {
         if (!parsed) continue;
         const key = `${parsed.project}/${parsed.service}`;
         const since = this.pending.get(parsed.project);
-        const current = parsed.generation === undefined || parsed.generation === this.generation(parsed.project, parsed.service);
+        const current =
+          parsed.generation === undefined || parsed.generation === this.generation(parsed.project, parsed.service);
         const exists = running.has(key) || (since !== undefined && this.now() - since < PENDING_GRACE_MS);
         result.set(ownerKey(owner), current && exists);
       }

@@ -49,7 +49,10 @@ export function refreshMode(labels: Record<string, string>): RefreshMode {
   if (value === undefined || value === 'true') return 'in-place';
   if (value === 'false') return 'off';
   if (value === 'restart') return 'restart';
-  throw new DsoError('ERR_LABELS', 'label dso.rotate must be true, false or restart (restart: on plain hosts, restart the containers when the value changes)');
+  throw new DsoError(
+    'ERR_LABELS',
+    'label dso.rotate must be true, false or restart (restart: on plain hosts, restart the containers when the value changes)',
+  );
 }
 
 export interface ComposeFilesOptions {
@@ -95,7 +98,10 @@ export class ComposeFiles implements ComposeService {
     try {
       fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new DsoError('ERR_NOT_TMPFS', `cannot create ${this.root} for compose secret files (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new DsoError(
+        'ERR_NOT_TMPFS',
+        `cannot create ${this.root} for compose secret files (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     if (!this.isTmpfs(this.root)) {
       throw new DsoError(
@@ -126,7 +132,11 @@ export class ComposeFiles implements ComposeService {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o400);
+      fd = fs.openSync(
+        file,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+        0o400,
+      );
       fs.fchownSync(fd, uid, gid);
       fs.fchmodSync(fd, 0o400);
     }
@@ -144,7 +154,8 @@ export class ComposeFiles implements ComposeService {
     this.requireTmpfs();
     const names = new Set<string>();
     for (const spec of request.Secrets) {
-      if (names.has(spec.Name)) throw new DsoError('ERR_BAD_REQUEST', `secret ${spec.Name} is named twice in project ${project}`);
+      if (names.has(spec.Name))
+        throw new DsoError('ERR_BAD_REQUEST', `secret ${spec.Name} is named twice in project ${project}`);
       names.add(spec.Name);
     }
     const dir = path.join(this.root, project);
@@ -177,7 +188,11 @@ export class ComposeFiles implements ComposeService {
               Service: spec.Service,
               File: path.relative(this.options.runtimeDir, file),
               Refresh: refresh,
-              Reference: labels['dso.ref'] ?? (labels['dso.path'] ? `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}` : undefined),
+              Reference:
+                labels['dso.ref'] ??
+                (labels['dso.path']
+                  ? `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}`
+                  : undefined),
               ...this.sourceReport(result.source),
               WrittenAt: new Date().toISOString(),
             },
@@ -187,7 +202,9 @@ export class ComposeFiles implements ComposeService {
           const { code, message } = describeError(err);
           const failedSource = (err as DsoError).source ?? source;
           record({ spec, ok: false, code, error: message, source: failedSource });
-          throw Object.assign(new DsoError(code, `secret ${spec.Name} of service ${spec.Service}: ${message}`), { source: failedSource });
+          throw Object.assign(new DsoError(code, `secret ${spec.Name} of service ${spec.Service}: ${message}`), {
+            source: failedSource,
+          });
         }
       }
     } catch (err) {
@@ -233,7 +250,12 @@ export class ComposeFiles implements ComposeService {
 
   list(project?: string): ComposeListReply {
     const projects = [...this.projects.entries()].filter(([name]) => project === undefined || name === project);
-    return { Projects: projects.map(([name, entries]) => ({ Project: name, Files: [...entries.values()].map((e) => ({ ...e.report })) })) };
+    return {
+      Projects: projects.map(([name, entries]) => ({
+        Project: name,
+        Files: [...entries.values()].map((e) => ({ ...e.report })),
+      })),
+    };
   }
 
   /** Services whose leases end within `windowMs` and cannot be renewed past it get a new credential generation. */
@@ -244,10 +266,13 @@ export class ComposeFiles implements ComposeService {
       const parsed = parseComposeOwner(owner.replace(/^(task|service):/, ''));
       if (!parsed || parsed.generation === undefined) continue;
       if (parsed.generation !== this.options.liveness.generation(parsed.project, parsed.service)) continue;
-      const entries = [...(this.projects.get(parsed.project)?.values() ?? [])].filter((e) => e.spec.Service === parsed.service && e.refresh !== 'off');
+      const entries = [...(this.projects.get(parsed.project)?.values() ?? [])].filter(
+        (e) => e.spec.Service === parsed.service && e.refresh !== 'off',
+      );
       if (entries.length === 0) continue;
       const endsAt = typeof lease.expiresAt === 'string' ? Date.parse(lease.expiresAt) : NaN;
-      if (Number.isNaN(endsAt) || endsAt - now > windowMs || !(lease.nearMaxTtl === true || lease.renewable === false)) continue;
+      if (Number.isNaN(endsAt) || endsAt - now > windowMs || !(lease.nearMaxTtl === true || lease.renewable === false))
+        continue;
       const generation = this.options.liveness.nextGeneration(parsed.project, parsed.service);
       this.options.logger.info('compose service gets fresh credentials before its lease ends', {
         project: parsed.project,
@@ -265,13 +290,20 @@ export class ComposeFiles implements ComposeService {
     this.checking = true;
     try {
       if (!this.isTmpfs(this.root)) {
-        if (!this.notTmpfsLogged) this.options.logger.error('compose secret files are not refreshed: their directory is no longer a tmpfs', { dir: this.root });
+        if (!this.notTmpfsLogged)
+          this.options.logger.error('compose secret files are not refreshed: their directory is no longer a tmpfs', {
+            dir: this.root,
+          });
         this.notTmpfsLogged = true;
         return;
       }
       this.notTmpfsLogged = false;
       this.renewEnding(this.options.intervalMs * 1.5 + 5_000);
-      for (const [project, entries] of this.projects) await this.refresh(project, [...entries.values()].filter((e) => e.refresh !== 'off'));
+      for (const [project, entries] of this.projects)
+        await this.refresh(
+          project,
+          [...entries.values()].filter((e) => e.refresh !== 'off'),
+        );
     } finally {
       this.checking = false;
     }
@@ -289,7 +321,8 @@ export class ComposeFiles implements ComposeService {
         entry.report.Error = undefined;
         const digest = digestOf(result.value);
         if (digest === entry.digest) continue;
-        if (!fs.existsSync(entry.file)) throw new DsoError('ERR_NOT_FOUND', `${entry.file} is gone (removed outside DSO)`);
+        if (!fs.existsSync(entry.file))
+          throw new DsoError('ERR_NOT_FOUND', `${entry.file} is gone (removed outside DSO)`);
         this.write(entry.file, result.value, entry.spec.Uid ?? 0, entry.spec.Gid ?? entry.spec.Uid ?? 0);
         entry.digest = digest;
         entry.report.WrittenAt = new Date().toISOString();
@@ -306,7 +339,12 @@ export class ComposeFiles implements ComposeService {
         const { message } = describeError(err);
         entry.report.Error = message;
         errors.set(entry.spec.Service, message);
-        this.options.logger.warn('compose secret file not refreshed', { project, service: entry.spec.Service, secret: entry.spec.Name, error: message });
+        this.options.logger.warn('compose secret file not refreshed', {
+          project,
+          service: entry.spec.Service,
+          secret: entry.spec.Name,
+          error: message,
+        });
       }
     }
     for (const service of restart) {
@@ -325,19 +363,25 @@ export class ComposeFiles implements ComposeService {
     const matches: Entry[] = [];
     for (const [project, entries] of this.projects) {
       for (const e of entries.values()) {
-        if (secret === e.spec.Name || secret === `${project}/${e.spec.Name}` || secret === `${project}_${e.spec.Name}`) matches.push(e);
+        if (secret === e.spec.Name || secret === `${project}/${e.spec.Name}` || secret === `${project}_${e.spec.Name}`)
+          matches.push(e);
       }
     }
     if (matches.length === 0) return undefined;
     const projects = new Set(matches.map((e) => e.project));
-    if (projects.size > 1) throw new DsoError('ERR_BAD_REQUEST', `several compose projects have a secret ${secret} (${[...projects].join(', ')}): name one as <project>/${secret}`);
+    if (projects.size > 1)
+      throw new DsoError(
+        'ERR_BAD_REQUEST',
+        `several compose projects have a secret ${secret} (${[...projects].join(', ')}): name one as <project>/${secret}`,
+      );
     const project = matches[0].project;
     const all = [...(this.projects.get(project)?.values() ?? [])];
     const chosen = new Set(matches);
     // A dynamic secret's service gets a new lease; its other files from that lease follow.
     const held = this.options.leases?.describe() ?? [];
     const leased = (e: Entry) =>
-      e.report.LeaseExpiresAt !== undefined || held.some((l) => l.owner === `task:${this.facts(project, e).TaskID}` && l.path === e.report.Path);
+      e.report.LeaseExpiresAt !== undefined ||
+      held.some((l) => l.owner === `task:${this.facts(project, e).TaskID}` && l.path === e.report.Path);
     const renewed = new Set<string>();
     for (const e of matches.filter(leased)) {
       if (renewed.has(e.spec.Service)) continue;
@@ -361,14 +405,25 @@ export class ComposeFiles implements ComposeService {
 
   private async restart(project: string, service: string): Promise<string | undefined> {
     try {
-      const containers = await this.options.engine.containers([`${PROJECT_LABEL}=${project}`, `${SERVICE_LABEL}=${service}`]);
+      const containers = await this.options.engine.containers([
+        `${PROJECT_LABEL}=${project}`,
+        `${SERVICE_LABEL}=${service}`,
+      ]);
       const running = containers.filter((c) => c.State === 'running');
       for (const c of running) await this.options.engine.restartContainer(c.Id);
-      this.options.logger.info('compose service restarted for a new secret value', { project, service, containers: running.length });
+      this.options.logger.info('compose service restarted for a new secret value', {
+        project,
+        service,
+        containers: running.length,
+      });
       return undefined;
     } catch (err) {
       const { message } = describeError(err);
-      this.options.logger.error('compose service not restarted after a new secret value', { project, service, error: message });
+      this.options.logger.error('compose service not restarted after a new secret value', {
+        project,
+        service,
+        error: message,
+      });
       return message;
     }
   }

@@ -115,7 +115,8 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
 
   async function engine(args: string[], timeoutMs = 60_000): Promise<string> {
     const res = await run('docker', args, { env, timeoutMs });
-    if (res.code !== 0) throw new Error(`docker ${args.slice(0, 3).join(' ')} failed (${res.code}): ${res.stderr.trim()}`);
+    if (res.code !== 0)
+      throw new Error(`docker ${args.slice(0, 3).join(' ')} failed (${res.code}): ${res.stderr.trim()}`);
     return res.stdout.toString('utf8').trim();
   }
 
@@ -131,7 +132,14 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
 
   async function container(service: string): Promise<string> {
     return waitFor(`a running container of ${service}`, 60_000, async () => {
-      const out = await engine(['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`]);
+      const out = await engine([
+        'ps',
+        '-q',
+        '--filter',
+        `label=com.docker.compose.project=${PROJECT}`,
+        '--filter',
+        `label=com.docker.compose.service=${service}`,
+      ]);
       return out.split('\n').filter(Boolean)[0];
     });
   }
@@ -149,12 +157,18 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     this.timeout(600_000);
     // The engine's directory holds the plugin's /etc/dso: token (0600) and the engine socket.
     // Leftovers of an interrupted run first (engine, mounts, namespace), then their files.
-    const stop = await run('bash', [ENGINE_SCRIPT, 'stop'], { env: { ...process.env, DSOP_BASE: BASE, DSOP_ETC: ETC_DSO }, timeoutMs: 120_000 });
+    const stop = await run('bash', [ENGINE_SCRIPT, 'stop'], {
+      env: { ...process.env, DSOP_BASE: BASE, DSOP_ETC: ETC_DSO },
+      timeoutMs: 120_000,
+    });
     if (stop.code !== 0) throw new Error(`plainhost-engine.sh stop failed: ${stop.stderr.trim()}`);
     fs.rmSync(BASE, { recursive: true, force: true });
     fs.mkdirSync(ETC_DSO, { recursive: true, mode: 0o700 });
     fs.mkdirSync(PROJECT_DIR, { recursive: true });
-    const start = await run('bash', [ENGINE_SCRIPT, 'start'], { env: { ...process.env, DSOP_BASE: BASE, DSOP_ETC: ETC_DSO }, timeoutMs: 180_000 });
+    const start = await run('bash', [ENGINE_SCRIPT, 'start'], {
+      env: { ...process.env, DSOP_BASE: BASE, DSOP_ETC: ETC_DSO },
+      timeoutMs: 180_000,
+    });
     if (start.code !== 0) throw new Error(`plainhost-engine.sh start failed: ${start.stderr.trim()}`);
 
     pg = sharedPostgres();
@@ -164,18 +178,35 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     await bao.api('POST', 'secret/data/app/config', { data: { api_key: apiKey } });
     await bao.api('POST', 'secret/data/app/report', { data: { key: reportKey } });
     // The README's policies for this journey: KV reads under secret/data/app/*, database/creds/app.
-    await bao.api('PUT', 'sys/policies/acl/dsop', { policy: [staticReadPolicy('secret/data/app/*'), dynamicPolicy(['database/creds/app'])].join('\n') });
-    const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dsop'], ttl: '2h' })).auth.client_token);
+    await bao.api('PUT', 'sys/policies/acl/dsop', {
+      policy: [staticReadPolicy('secret/data/app/*'), dynamicPolicy(['database/creds/app'])].join('\n'),
+    });
+    const token = secret(
+      (
+        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+          policies: ['dsop'],
+          ttl: '2h',
+        })
+      ).auth.client_token,
+    );
     fs.writeFileSync(path.join(ETC_DSO, 'token'), token, { mode: 0o600 });
     // The plugin's docker.sock mount is the host engine's: this engine's socket is in /etc/dso.
-    fs.writeFileSync(path.join(ETC_DSO, 'dso.json'), JSON.stringify({ DSO_DOCKER_SOCKET: '/etc/dso/engine.sock' }), { mode: 0o600 });
+    fs.writeFileSync(path.join(ETC_DSO, 'dso.json'), JSON.stringify({ DSO_DOCKER_SOCKET: '/etc/dso/engine.sock' }), {
+      mode: 0o600,
+    });
 
     const build = await run(
       'bash',
       [
-        path.join(repoRoot, 'plugin', 'build.sh'), '--name', PLUGIN, '--fresh',
-        `VAULT_ADDR=http://${HOST_IP}:${fwd.port}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
-        `DSO_ROTATE_INTERVAL=${ROTATE_INTERVAL_MS / 1000}s`, 'DSO_ALLOWED_PATHS=secret/data/{stack}/*,secret/data/app/*,database/creds/app',
+        path.join(repoRoot, 'plugin', 'build.sh'),
+        '--name',
+        PLUGIN,
+        '--fresh',
+        `VAULT_ADDR=http://${HOST_IP}:${fwd.port}`,
+        'VAULT_AUTH_METHOD=token',
+        'VAULT_TOKEN_FILE=/etc/dso/token',
+        `DSO_ROTATE_INTERVAL=${ROTATE_INTERVAL_MS / 1000}s`,
+        'DSO_ALLOWED_PATHS=secret/data/{stack}/*,secret/data/app/*,database/creds/app',
         `etc-dso.source=${ETC_DSO}`,
       ],
       { env, timeoutMs: 480_000 },
@@ -225,7 +256,11 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
       // no log: the engine never started
     }
     // DSOP_KEEP=1 leaves the engine running for a look (the next run cleans it up).
-    if (!process.env.DSOP_KEEP) await run('bash', [ENGINE_SCRIPT, 'stop'], { env: { ...process.env, DSOP_BASE: BASE, DSOP_ETC: ETC_DSO }, timeoutMs: 120_000 });
+    if (!process.env.DSOP_KEEP)
+      await run('bash', [ENGINE_SCRIPT, 'stop'], {
+        env: { ...process.env, DSOP_BASE: BASE, DSOP_ETC: ETC_DSO },
+        timeoutMs: 120_000,
+      });
     await fwd?.close();
     if (bao) await bao.stop();
     // Roles left by a failed run: Vault is gone, so drop them here (they end at their TTL anyway).
@@ -246,21 +281,29 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     expect(up.err, 'DSO mounts a tmpfs itself where the plugin directory is on disk').to.contain('Mounted a tmpfs');
 
     const app = await container('app');
-    expect(await readFile(app, '/run/secrets/api_key') === apiKey, 'API key from /run/secrets/api_key').to.equal(true);
+    expect((await readFile(app, '/run/secrets/api_key')) === apiKey, 'API key from /run/secrets/api_key').to.equal(
+      true,
+    );
     dbUser = await readFile(app, '/run/secrets/db_user');
     const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
     dbValues.push(dbPassword);
     expect(dbUser).to.match(/^dso_app_/);
     // A login may time out on a busy machine: retried, but a wrong pair never logs in.
-    const login = await waitFor('a PostgreSQL login with the username and password from /run/secrets', 30_000, async () =>
-      (await pg.canLogin(dbUser, dbPassword)) ? true : undefined, 1_000).catch(() => false);
+    const login = await waitFor(
+      'a PostgreSQL login with the username and password from /run/secrets',
+      30_000,
+      async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined),
+      1_000,
+    ).catch(() => false);
     expect(login, 'the username and password from /run/secrets log in to PostgreSQL').to.equal(true);
     const worker = await container('worker');
-    expect(await readFile(worker, '/run/secrets/report_key') === reportKey).to.equal(true);
+    expect((await readFile(worker, '/run/secrets/report_key')) === reportKey).to.equal(true);
 
     // <VAR>_FILE variables, no values in the environment or in docker inspect.
     const envOut = (await run('docker', ['exec', app, 'env'], { env })).stdout.toString();
-    expect(envOut).to.contain('API_KEY_FILE=/run/secrets/api_key').and.to.contain('DB_PASSWORD_FILE=/run/secrets/db_password');
+    expect(envOut)
+      .to.contain('API_KEY_FILE=/run/secrets/api_key')
+      .and.to.contain('DB_PASSWORD_FILE=/run/secrets/db_password');
     expect(/^(API_KEY|DB_USER|DB_PASSWORD)=/m.test(envOut), 'no reference variable is left').to.equal(false);
     const inspect = await engine(['inspect', app, worker]);
     for (const v of [...values(), Buffer.from(dbUser)].filter((v) => v.length)) {
@@ -269,7 +312,11 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     }
 
     // The files: mode 0400, on a tmpfs, and the only place on the host that holds a value.
-    expect((await run('docker', ['exec', app, 'stat', '-c', '%a', '/run/secrets/api_key'], { env })).stdout.toString().trim()).to.equal('400');
+    expect(
+      (await run('docker', ['exec', app, 'stat', '-c', '%a', '/run/secrets/api_key'], { env })).stdout
+        .toString()
+        .trim(),
+    ).to.equal('400');
     const dir = hostFiles();
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['api_key', 'db_password', 'db_user', 'report_key']);
     expect(fs.statfsSync(dir).type, 'the files are on a tmpfs').to.equal(0x01021994);
@@ -281,33 +328,57 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     for (const cli of DOCKER_CLIS) {
       const inspect = await dso(['inspect', 'app'], cli);
       expect(inspect.code, shown(inspect)).to.equal(0);
-      expect(inspect.out).to.contain('Secret injection status: ACTIVE').and.to.contain('dso://database/creds/app#password');
+      expect(inspect.out)
+        .to.contain('Secret injection status: ACTIVE')
+        .and.to.contain('dso://database/creds/app#password');
       const info = await dso(['system', 'info'], cli);
       expect(info.code, shown(info)).to.equal(0);
     }
   });
 
-  it('a Vault change reaches the running container\'s file in place, without a restart, within two rotation intervals', async () => {
+  it("a Vault change reaches the running container's file in place, without a restart, within two rotation intervals", async () => {
     const app = await container('app');
-    const inode = (await run('docker', ['exec', app, 'stat', '-c', '%i', '/run/secrets/api_key'], { env })).stdout.toString().trim();
+    const inode = (await run('docker', ['exec', app, 'stat', '-c', '%i', '/run/secrets/api_key'], { env })).stdout
+      .toString()
+      .trim();
     const startedAt = await engine(['inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', app]);
     await bao.api('POST', 'secret/data/app/config', { data: { api_key: apiKey2 } });
     const changedAt = Date.now();
-    await waitFor('the new value in the running container', 2 * ROTATE_INTERVAL_MS + 2_000, async () =>
-      (await readFile(app, '/run/secrets/api_key')) === apiKey2 ? true : undefined, 200);
+    await waitFor(
+      'the new value in the running container',
+      2 * ROTATE_INTERVAL_MS + 2_000,
+      async () => ((await readFile(app, '/run/secrets/api_key')) === apiKey2 ? true : undefined),
+      200,
+    );
     const took = Date.now() - changedAt;
     expect(took, `took ${took} ms`).to.be.below(2 * ROTATE_INTERVAL_MS + 1_000);
-    expect((await run('docker', ['exec', app, 'stat', '-c', '%i', '/run/secrets/api_key'], { env })).stdout.toString().trim(), 'same inode').to.equal(inode);
-    expect(await engine(['inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', app]), 'the container was not restarted').to.equal(startedAt);
+    expect(
+      (await run('docker', ['exec', app, 'stat', '-c', '%i', '/run/secrets/api_key'], { env })).stdout
+        .toString()
+        .trim(),
+      'same inode',
+    ).to.equal(inode);
+    expect(
+      await engine(['inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', app]),
+      'the container was not restarted',
+    ).to.equal(startedAt);
   });
 
-  it('dso.rotate=restart restarts the service\'s container with the new value instead', async () => {
+  it("dso.rotate=restart restarts the service's container with the new value instead", async () => {
     const worker = await container('worker');
     const startedAt = await engine(['inspect', '--format', '{{.State.StartedAt}}', worker]);
     await bao.api('POST', 'secret/data/app/report', { data: { key: reportKey2 } });
-    await waitFor('the worker restarted', 2 * ROTATE_INTERVAL_MS + 15_000, async () =>
-      (await engine(['inspect', '--format', '{{.State.StartedAt}}', worker])) !== startedAt ? true : undefined, 250);
-    expect(await readFile(worker, '/run/secrets/report_key') === reportKey2, 'the restarted container reads the new value').to.equal(true);
+    await waitFor(
+      'the worker restarted',
+      2 * ROTATE_INTERVAL_MS + 15_000,
+      async () =>
+        (await engine(['inspect', '--format', '{{.State.StartedAt}}', worker])) !== startedAt ? true : undefined,
+      250,
+    );
+    expect(
+      (await readFile(worker, '/run/secrets/report_key')) === reportKey2,
+      'the restarted container reads the new value',
+    ).to.equal(true);
   });
 
   it('docker dso rotate <secret>: fresh database credentials in place; the old user is revoked', async () => {
@@ -320,20 +391,28 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
     dbValues.push(dbPassword);
     expect(dbUser, 'a new user').to.not.equal(oldUser);
-    const login = await waitFor('a login with the new credentials', 30_000, async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined), 1_000).catch(() => false);
+    const login = await waitFor(
+      'a login with the new credentials',
+      30_000,
+      async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined),
+      1_000,
+    ).catch(() => false);
     expect(login, 'the new username and password log in').to.equal(true);
     expect(await engine(['inspect', '--format', '{{.State.StartedAt}}', app]), 'without a restart').to.equal(startedAt);
-    await waitFor(`the old user to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () => ((await pg.roles(oldUser)).length === 0 ? true : undefined));
+    await waitFor(`the old user to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () =>
+      (await pg.roles(oldUser)).length === 0 ? true : undefined,
+    );
   });
 
   it('docker dso down removes the files and, once the containers are gone, the database user', async () => {
     const down = await dso(['down'], DOCKER_CLIS[DOCKER_CLIS.length - 1]);
     expect(down.code, shown(down)).to.equal(0);
-    expect(fs.existsSync(hostFiles()), 'the project\'s files are removed').to.equal(false);
+    expect(fs.existsSync(hostFiles()), "the project's files are removed").to.equal(false);
     expect(await engine(['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`])).to.equal('');
     const downAt = Date.now();
     await waitFor(`the database user to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () =>
-      (await pg.roles(dbUser)).length === 0 ? true : undefined);
+      (await pg.roles(dbUser)).length === 0 ? true : undefined,
+    );
     expect(Date.now() - downAt).to.be.below(REVOCATION_BOUND_MS);
   });
 });

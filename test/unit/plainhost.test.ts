@@ -55,7 +55,13 @@ describe('plain host: compose file rewritten to file-based secrets', () => {
   it('one file per service and DSO secret, with the labels, and the owner from user:', () => {
     const files = plan().files;
     const byKey = Object.fromEntries(files.map((f) => [f.key, f]));
-    expect(files.map((f) => `${f.service}:${f.key}`).sort()).to.deep.equal(['app:app_api_key', 'app:db_password', 'app:db_user', 'worker:report_key', 'worker:worker_api_key']);
+    expect(files.map((f) => `${f.service}:${f.key}`).sort()).to.deep.equal([
+      'app:app_api_key',
+      'app:db_password',
+      'app:db_user',
+      'worker:report_key',
+      'worker:worker_api_key',
+    ]);
     expect(byKey.db_password.labels).to.deep.equal({ 'dso.ref': 'dso://database/creds/app#password' });
     expect(byKey.report_key.labels['dso.rotate']).to.equal('restart');
     expect(byKey.db_user).to.include({ uid: 1000, gid: 1001 });
@@ -67,9 +73,21 @@ describe('plain host: compose file rewritten to file-based secrets', () => {
     expect(doc.secrets.db_password).to.deep.equal({ file: '/run/docker/plugins/ID/compose/shop/db_password' });
     expect(doc.secrets.plain).to.deep.equal({ file: './plain.txt' });
     expect(doc.secrets.api_key, 'the shared swarm secret is split per service').to.equal(undefined);
-    expect(doc.services.app.secrets).to.deep.include.members([{ source: 'app_api_key', target: 'api_key' }, 'db_user', 'db_password']);
-    expect(doc.services.worker.secrets).to.deep.include.members([{ source: 'worker_api_key', target: 'api_key' }, 'report_key', 'plain']);
-    expect(doc.services.app.environment).to.deep.include({ API_KEY_FILE: '/run/secrets/api_key', DB_PASSWORD_FILE: '/run/secrets/db_password', LOG_LEVEL: 'info' });
+    expect(doc.services.app.secrets).to.deep.include.members([
+      { source: 'app_api_key', target: 'api_key' },
+      'db_user',
+      'db_password',
+    ]);
+    expect(doc.services.worker.secrets).to.deep.include.members([
+      { source: 'worker_api_key', target: 'api_key' },
+      'report_key',
+      'plain',
+    ]);
+    expect(doc.services.app.environment).to.deep.include({
+      API_KEY_FILE: '/run/secrets/api_key',
+      DB_PASSWORD_FILE: '/run/secrets/db_password',
+      LOG_LEVEL: 'info',
+    });
     expect(JSON.stringify(doc)).not.to.contain('driver');
     expect(doc.version).to.equal(undefined);
   });
@@ -79,7 +97,9 @@ describe('plain host: compose file rewritten to file-based secrets', () => {
     expect(refreshMode({ 'dso.rotate': 'true' })).to.equal('in-place');
     expect(refreshMode({ 'dso.rotate': 'restart' })).to.equal('restart');
     expect(refreshMode({ 'dso.rotate': 'false' })).to.equal('off');
-    expect(() => refreshMode({ 'dso.rotate': 'sometimes' })).to.throw(DsoError).with.property('code', 'ERR_LABELS');
+    expect(() => refreshMode({ 'dso.rotate': 'sometimes' }))
+      .to.throw(DsoError)
+      .with.property('code', 'ERR_LABELS');
   });
 });
 
@@ -120,15 +140,26 @@ describe('plain host: liveness of compose owners', () => {
     expect(answer?.get(`service:${worker.id}`), 'a worker of another project does not count').to.equal(false);
     expect(liveness.nextGeneration('shop', 'app')).to.equal(1);
     expect((await liveness.alive([app0]))?.get(`task:${app0.id}`), 'a replaced generation is gone').to.equal(false);
-    expect((await liveness.alive([{ kind: 'task', id: composeOwnerId('shop', 'app', 1) }]))?.get(`task:${composeOwnerId('shop', 'app', 1)}`)).to.equal(true);
+    expect(
+      (await liveness.alive([{ kind: 'task', id: composeOwnerId('shop', 'app', 1) }]))?.get(
+        `task:${composeOwnerId('shop', 'app', 1)}`,
+      ),
+    ).to.equal(true);
   });
 
   it('passes swarm owners to the swarm liveness, and a swarm failure does not hide compose answers', async () => {
     const engine = new FakeEngine();
     engine.containers$ = [container('c1', 'shop', 'app')];
-    const swarm = { alive: async () => { throw new DsoError('ERR_INTERNAL', 'not a swarm manager'); } };
+    const swarm = {
+      alive: async () => {
+        throw new DsoError('ERR_INTERNAL', 'not a swarm manager');
+      },
+    };
     const liveness = new ComposeLiveness(swarm, engine as unknown as DockerEngine);
-    const answer = await liveness.alive([{ kind: 'task', id: 'swarmtask1' }, { kind: 'task', id: composeOwnerId('shop', 'app', 0) }]);
+    const answer = await liveness.alive([
+      { kind: 'task', id: 'swarmtask1' },
+      { kind: 'task', id: composeOwnerId('shop', 'app', 0) },
+    ]);
     expect(answer?.get('task:swarmtask1'), 'unknown, so kept').to.equal(undefined);
     expect(answer?.get(`task:${composeOwnerId('shop', 'app', 0)}`)).to.equal(true);
     let error: unknown;
@@ -156,7 +187,11 @@ class FakeDriver {
     if (this.fail === ref) throw new DsoError('ERR_PATH_REFUSED', `path ${ref} is not allowed by DSO_ALLOWED_PATHS`);
     const value = ref.startsWith('database/') ? `${ref}:${req.TaskID}` : this.values[ref];
     const leaseExpiresAt = ref.startsWith('database/') ? new Date(Date.now() + 3_600_000).toISOString() : undefined;
-    return { value: Buffer.from(value), doNotReuse: true, source: { path: ref.split('#')[0], field: ref.split('#')[1], version: 1, leaseExpiresAt } };
+    return {
+      value: Buffer.from(value),
+      doNotReuse: true,
+      source: { path: ref.split('#')[0], field: ref.split('#')[1], version: 1, leaseExpiresAt },
+    };
   }
 }
 
@@ -182,11 +217,26 @@ function filesSetup(tmpfs = true) {
     files.up(
       {
         Project: 'shop',
-        Secrets: secrets.map((s) => ({ Name: s.Name, Service: s.Service, Labels: { 'dso.ref': `dso://${s.ref}`, ...(s.rotate ? { 'dso.rotate': s.rotate } : {}) }, ...(s.Uid !== undefined ? { Uid: s.Uid } : {}) })),
+        Secrets: secrets.map((s) => ({
+          Name: s.Name,
+          Service: s.Service,
+          Labels: { 'dso.ref': `dso://${s.ref}`, ...(s.rotate ? { 'dso.rotate': s.rotate } : {}) },
+          ...(s.Uid !== undefined ? { Uid: s.Uid } : {}),
+        })),
       },
       (f) => fetches.push(f),
     );
-  return { runtimeDir, engine, driver, liveness, leases, files, up, fetches, dir: path.join(runtimeDir, 'compose', 'shop') };
+  return {
+    runtimeDir,
+    engine,
+    driver,
+    liveness,
+    leases,
+    files,
+    up,
+    fetches,
+    dir: path.join(runtimeDir, 'compose', 'shop'),
+  };
 }
 
 describe('plain host: the plugin writes compose secret files', () => {
@@ -200,10 +250,23 @@ describe('plain host: the plugin writes compose secret files', () => {
     expect(JSON.stringify(reply)).not.to.contain(VALUES['secret/app/config#api_key']);
     expect(fs.readFileSync(path.join(dir, 'api_key'), 'utf8')).to.equal(VALUES['secret/app/config#api_key']);
     expect(fs.statSync(path.join(dir, 'api_key')).mode & 0o777).to.equal(0o400);
-    expect(driver.requests[0]).to.deep.include({ SecretName: 'api_key', ServiceName: 'app', ServiceID: 'compose:shop/app', TaskName: 'shop-app', TaskID: 'compose:shop/app#0' });
-    expect(driver.requests[0].ServiceLabels).to.deep.equal({ 'com.docker.stack.namespace': 'shop', 'com.docker.compose.project': 'shop' });
+    expect(driver.requests[0]).to.deep.include({
+      SecretName: 'api_key',
+      ServiceName: 'app',
+      ServiceID: 'compose:shop/app',
+      TaskName: 'shop-app',
+      TaskID: 'compose:shop/app#0',
+    });
+    expect(driver.requests[0].ServiceLabels).to.deep.equal({
+      'com.docker.stack.namespace': 'shop',
+      'com.docker.compose.project': 'shop',
+    });
     expect(fetches.map((f) => f.ok)).to.deep.equal([true, true]);
-    expect(files.list().Projects[0].Files[0]).to.include({ Name: 'api_key', Reference: 'dso://secret/app/config#api_key', Refresh: 'in-place' });
+    expect(files.list().Projects[0].Files[0]).to.include({
+      Name: 'api_key',
+      Reference: 'dso://secret/app/config#api_key',
+      Refresh: 'in-place',
+    });
   });
 
   it('refuses to write anywhere that is not a tmpfs (ERR_NOT_TMPFS), before reading anything', async () => {
@@ -235,16 +298,24 @@ describe('plain host: the plugin writes compose secret files', () => {
       { Name: 'report_key', Service: 'worker', ref: 'secret/app/report#key', rotate: 'restart' },
       { Name: 'frozen', Service: 'app', ref: 'secret/app/config#api_key', rotate: 'false' },
     ]);
-    engine.containers$ = [container('app1', 'shop', 'app'), container('worker1', 'shop', 'worker'), container('worker2', 'shop', 'worker', 'exited')];
+    engine.containers$ = [
+      container('app1', 'shop', 'app'),
+      container('worker1', 'shop', 'worker'),
+      container('worker2', 'shop', 'worker', 'exited'),
+    ];
     const inode = fs.statSync(path.join(dir, 'api_key')).ino;
     await files.check();
     expect(engine.restarted, 'nothing changed, nothing restarted').to.deep.equal([]);
     driver.values['secret/app/config#api_key'] = 'plainhost-unit-value-two-longer-than-before-55aa';
     driver.values['secret/app/report#key'] = 'short-unit-value-9f';
     await files.check();
-    expect(fs.readFileSync(path.join(dir, 'api_key'), 'utf8')).to.equal('plainhost-unit-value-two-longer-than-before-55aa');
+    expect(fs.readFileSync(path.join(dir, 'api_key'), 'utf8')).to.equal(
+      'plainhost-unit-value-two-longer-than-before-55aa',
+    );
     expect(fs.statSync(path.join(dir, 'api_key')).ino).to.equal(inode);
-    expect(fs.readFileSync(path.join(dir, 'report_key'), 'utf8'), 'a shorter value is cut to length').to.equal('short-unit-value-9f');
+    expect(fs.readFileSync(path.join(dir, 'report_key'), 'utf8'), 'a shorter value is cut to length').to.equal(
+      'short-unit-value-9f',
+    );
     expect(fs.readFileSync(path.join(dir, 'frozen'), 'utf8')).to.equal(VALUES['secret/app/config#api_key']);
     expect(engine.restarted, 'the running worker only').to.deep.equal(['worker1']);
   });
@@ -252,15 +323,25 @@ describe('plain host: the plugin writes compose secret files', () => {
   it('gives a service fresh credentials when its lease nears its max TTL, so the old lease is revoked', async () => {
     const { files, up, dir, liveness, leases } = filesSetup();
     await up([{ Name: 'db_user', Service: 'app', ref: 'database/creds/app#username' }]);
-    expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8')).to.equal('database/creds/app#username:compose:shop/app#0');
-    leases.push({ owner: 'task:compose:shop/app#0', path: 'database/creds/app', expiresAt: new Date(Date.now() + 60_000).toISOString(), renewable: true, nearMaxTtl: false });
+    expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8')).to.equal(
+      'database/creds/app#username:compose:shop/app#0',
+    );
+    leases.push({
+      owner: 'task:compose:shop/app#0',
+      path: 'database/creds/app',
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+      renewable: true,
+      nearMaxTtl: false,
+    });
     await files.check();
     expect(liveness.generation('shop', 'app'), 'renewable and not near its end: kept').to.equal(0);
     leases[0].nearMaxTtl = true;
     leases[0].expiresAt = new Date(Date.now() + 3_000).toISOString();
     await files.check();
     expect(liveness.generation('shop', 'app')).to.equal(1);
-    expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8')).to.equal('database/creds/app#username:compose:shop/app#1');
+    expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8')).to.equal(
+      'database/creds/app#username:compose:shop/app#1',
+    );
   });
 
   it('rotate on demand: a KV secret is re-read, a dynamic one gets fresh credentials for its service; unknown names are not ours', async () => {
@@ -272,9 +353,15 @@ describe('plain host: the plugin writes compose secret files', () => {
     ]);
     expect(await files.refreshNow('nope')).to.equal(undefined);
     const report = await files.refreshNow('shop/db_password');
-    expect(report).to.deep.equal({ secret: 'shop/db_password', reason: 'on-demand', services: [{ service: 'shop-app', serviceId: 'compose:shop/app', outcome: 'rolled' }] });
+    expect(report).to.deep.equal({
+      secret: 'shop/db_password',
+      reason: 'on-demand',
+      services: [{ service: 'shop-app', serviceId: 'compose:shop/app', outcome: 'rolled' }],
+    });
     expect(liveness.generation('shop', 'app')).to.equal(1);
-    expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8'), 'the username follows its password').to.equal('database/creds/app#username:compose:shop/app#1');
+    expect(fs.readFileSync(path.join(dir, 'db_user'), 'utf8'), 'the username follows its password').to.equal(
+      'database/creds/app#username:compose:shop/app#1',
+    );
     await files.refreshNow('shop_api_key');
     expect(liveness.generation('shop', 'app'), 'KV: no new lease').to.equal(1);
   });
@@ -290,11 +377,21 @@ describe('plain host: the plugin writes compose secret files', () => {
   });
 });
 
-describe('plain host: the plugin\'s compose routes', () => {
+describe("plain host: the plugin's compose routes", () => {
   const setupApp = () => {
     const f = filesSetup();
     const status = new StatusStore();
-    const app = createApp({ driver: { getSecret: async () => { throw new Error('unused'); } }, logger: silentLogger(), status, timeoutMs: 5_000, compose: f.files });
+    const app = createApp({
+      driver: {
+        getSecret: async () => {
+          throw new Error('unused');
+        },
+      },
+      logger: silentLogger(),
+      status,
+      timeoutMs: 5_000,
+      compose: f.files,
+    });
     return { ...f, app, status };
   };
 
@@ -302,14 +399,27 @@ describe('plain host: the plugin\'s compose routes', () => {
     const { app, status } = setupApp();
     const res = await request(app)
       .post('/DSO.ComposeUp')
-      .send(Buffer.from(JSON.stringify({ Project: 'shop', Secrets: [{ Name: 'api_key', Service: 'app', Labels: { 'dso.ref': 'dso://secret/app/config#api_key' } }] })));
+      .send(
+        Buffer.from(
+          JSON.stringify({
+            Project: 'shop',
+            Secrets: [{ Name: 'api_key', Service: 'app', Labels: { 'dso.ref': 'dso://secret/app/config#api_key' } }],
+          }),
+        ),
+      );
     expect(res.status, res.text).to.equal(200);
     expect(res.text).not.to.contain(VALUES['secret/app/config#api_key']);
     expect(JSON.parse(res.text).Files[0]).to.include({ Name: 'api_key', File: 'compose/shop/api_key' });
-    expect(status.latestRecords('compose:shop/app')[0]).to.include({ secret: 'api_key', service: 'app', outcome: 'ok' });
+    expect(status.latestRecords('compose:shop/app')[0]).to.include({
+      secret: 'api_key',
+      service: 'app',
+      outcome: 'ok',
+    });
     const list = await request(app).get('/DSO.Compose?project=shop');
     expect(JSON.parse(list.text).Projects[0].Files).to.have.length(1);
-    const down = await request(app).post('/DSO.ComposeDown').send(Buffer.from(JSON.stringify({ Project: 'shop' })));
+    const down = await request(app)
+      .post('/DSO.ComposeDown')
+      .send(Buffer.from(JSON.stringify({ Project: 'shop' })));
     expect(JSON.parse(down.text)).to.deep.equal({ Project: 'shop', Removed: 1 });
   });
 
@@ -321,7 +431,9 @@ describe('plain host: the plugin\'s compose routes', () => {
       { Project: 'shop', Secrets: [{ Name: '../../x', Service: 'app', Labels: {} }] },
       { Project: 'shop', Secrets: [{ Name: 'a', Service: 'app', Labels: {}, Path: '/etc' }] },
     ]) {
-      const res = await request(app).post('/DSO.ComposeUp').send(Buffer.from(JSON.stringify(body)));
+      const res = await request(app)
+        .post('/DSO.ComposeUp')
+        .send(Buffer.from(JSON.stringify(body)));
       expect(res.status, JSON.stringify(body)).to.equal(400);
       expect(JSON.parse(res.text).code).to.equal('ERR_BAD_REQUEST');
     }
@@ -333,7 +445,9 @@ describe('plain host: the plugin\'s compose routes', () => {
 describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', () => {
   function cliSetup(options: { tmpfsFirst?: boolean } = {}) {
     // /dev/shm is a tmpfs: the CLI's own tmpfs check passes there without mounting anything.
-    const runtimeDir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dso-plainhost-cli-'));
+    const runtimeDir = fs.mkdtempSync(
+      path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dso-plainhost-cli-'),
+    );
     tempDirs.push(runtimeDir);
     const project = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-plainhost-cli-project-'));
     tempDirs.push(project);
@@ -342,7 +456,13 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
     const inputs: string[] = [];
     const upRequests: ComposeUpRequest[] = [];
     let refuseTmpfs = options.tmpfsFirst === true;
-    const pluginJson = JSON.stringify({ Id: 'a'.repeat(64), Name: 'dso:latest', Enabled: true, Settings: { Env: [], Mounts: [] }, Config: { Interface: { Socket: 'dso.sock' }, Env: [] } });
+    const pluginJson = JSON.stringify({
+      Id: 'a'.repeat(64),
+      Name: 'dso:latest',
+      Enabled: true,
+      Settings: { Env: [], Mounts: [] },
+      Config: { Interface: { Socket: 'dso.sock' }, Env: [] },
+    });
     const run = async (cmd: string, args: string[], o: RunOptions = {}): Promise<RunResult> => {
       calls.push([cmd, ...args]);
       if (o.input !== undefined) inputs.push(String(o.input));
@@ -364,18 +484,35 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
           refuseTmpfs = false;
           throw new PluginRouteError('not on a tmpfs', 'ERR_NOT_TMPFS');
         }
-        return { Project: req.Project, Files: req.Secrets.map((s) => ({ Name: s.Name, Service: s.Service, File: `compose/${req.Project}/${s.Name}`, Refresh: refreshMode(s.Labels) })) };
+        return {
+          Project: req.Project,
+          Files: req.Secrets.map((s) => ({
+            Name: s.Name,
+            Service: s.Service,
+            File: `compose/${req.Project}/${s.Name}`,
+            Refresh: refreshMode(s.Labels),
+          })),
+        };
       },
       composeDown: async (p) => ({ Project: p, Removed: 5 }),
     };
     const out: string[] = [];
     const err: string[] = [];
     const ctx: Context = {
-      io: { out: (t) => out.push(t), err: (t) => err.push(t), readStdin: async () => Buffer.alloc(0), stdinIsTTY: false, env: {}, cwd: project },
+      io: {
+        out: (t) => out.push(t),
+        err: (t) => err.push(t),
+        readStdin: async () => Buffer.alloc(0),
+        stdinIsTTY: false,
+        env: {},
+        cwd: project,
+      },
       docker: new DockerClient(run),
       runner: run,
       connect: () => api,
-      health: async () => { throw new Error('unused'); },
+      health: async () => {
+        throw new Error('unused');
+      },
       now: () => Date.now(),
       sleep: async () => undefined,
       version: '0.1.0',
@@ -394,9 +531,23 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
     const r = await cli('up', '-d');
     expect(r.code, r.err).to.equal(0);
     expect(upRequests[0].Project).to.equal('shop');
-    expect(upRequests[0].Secrets.find((s) => s.Name === 'db_user')).to.deep.include({ Service: 'app', Uid: 1000, Gid: 1001 });
+    expect(upRequests[0].Secrets.find((s) => s.Name === 'db_user')).to.deep.include({
+      Service: 'app',
+      Uid: 1000,
+      Gid: 1001,
+    });
     const compose = calls.find((c) => c[1] === 'compose' && c.includes('up'))!;
-    expect(compose.slice(1)).to.deep.equal(['compose', '-p', 'shop', '--project-directory', project, '-f', '-', 'up', '-d']);
+    expect(compose.slice(1)).to.deep.equal([
+      'compose',
+      '-p',
+      'shop',
+      '--project-directory',
+      project,
+      '-f',
+      '-',
+      'up',
+      '-d',
+    ]);
     const doc = YAML.parse(inputs[inputs.length - 1]);
     expect(doc.secrets.db_password).to.deep.equal({ file: path.join(runtimeDir, 'compose/shop/db_password') });
     expect(doc.services.app.environment.DB_PASSWORD_FILE).to.equal('/run/secrets/db_password');
@@ -409,14 +560,22 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
     expect(r.code, r.err).to.equal(0);
     expect(upRequests).to.have.length(2);
     expect(calls.map((c) => c.slice(1, 3).join(' '))).to.include.members(['plugin disable', 'plugin enable']);
-    expect(calls.some((c) => c[0] === 'mount'), 'already a tmpfs: nothing mounted').to.equal(false);
+    expect(
+      calls.some((c) => c[0] === 'mount'),
+      'already a tmpfs: nothing mounted',
+    ).to.equal(false);
   });
 
   it('down: docker compose -p <project> down, then the plugin removes the files', async () => {
     const { cli, calls } = cliSetup();
     const r = await cli('down');
     expect(r.code, r.err).to.equal(0);
-    expect(calls.find((c) => c[1] === 'compose' && c.includes('down'))!.slice(1)).to.deep.equal(['compose', '-p', 'shop', 'down']);
+    expect(calls.find((c) => c[1] === 'compose' && c.includes('down'))!.slice(1)).to.deep.equal([
+      'compose',
+      '-p',
+      'shop',
+      'down',
+    ]);
     expect(r.out).to.contain('5 secret files removed');
   });
 });

@@ -15,22 +15,38 @@ export const spec: CommandSpec = {
   path: ['down'],
   summary: 'Stop a compose project started by docker dso up on a plain host, remove its secret files',
   description: [
-    'Runs `docker compose -p PROJECT down`, then asks the plugin to remove the project\'s secret files',
-    'from its tmpfs. The leases of the project\'s dynamic secrets (database users...) are revoked by the',
-    'plugin once the project\'s containers are gone (within a few seconds).',
-    'PROJECT defaults to the compose file\'s top-level name:, else the name of the current directory.',
+    "Runs `docker compose -p PROJECT down`, then asks the plugin to remove the project's secret files",
+    "from its tmpfs. The leases of the project's dynamic secrets (database users...) are revoked by the",
+    "plugin once the project's containers are gone (within a few seconds).",
+    "PROJECT defaults to the compose file's top-level name:, else the name of the current directory.",
   ].join('\n'),
   options: [
-    { name: 'file', short: 'f', type: 'string', valueName: 'FILE', description: `compose file to take the project name from (default: ${DEFAULT_FILES.join(', ')} in the current directory)` },
-    { name: 'volumes', short: 'v', type: 'boolean', description: 'also remove the project\'s named volumes (docker compose down --volumes)' },
+    {
+      name: 'file',
+      short: 'f',
+      type: 'string',
+      valueName: 'FILE',
+      description: `compose file to take the project name from (default: ${DEFAULT_FILES.join(', ')} in the current directory)`,
+    },
+    {
+      name: 'volumes',
+      short: 'v',
+      type: 'boolean',
+      description: "also remove the project's named volumes (docker compose down --volumes)",
+    },
     PLUGIN_OPTION,
   ],
-  args: [{ name: 'project', description: 'compose project name (default: name: in the file, else the directory name)' }],
+  args: [
+    { name: 'project', description: 'compose project name (default: name: in the file, else the directory name)' },
+  ],
   examples: ['docker dso down', 'docker dso down myproject'],
 };
 
 function projectFrom(ctx: Context, file: string | undefined): string {
-  const chosen = file !== undefined ? path.resolve(ctx.io.cwd, file) : DEFAULT_FILES.map((f) => path.join(ctx.io.cwd, f)).find((f) => fs.existsSync(f));
+  const chosen =
+    file !== undefined
+      ? path.resolve(ctx.io.cwd, file)
+      : DEFAULT_FILES.map((f) => path.join(ctx.io.cwd, f)).find((f) => fs.existsSync(f));
   if (chosen) {
     try {
       const doc = parseCompose(fs.readFileSync(chosen, 'utf8'), chosen);
@@ -52,14 +68,21 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   if (parsed.options.volumes) args.push('--volumes');
   const res = await tool.run(args, { cwd: ctx.io.cwd, echo: true });
   if (res.code !== 0) {
-    ctx.io.err(`${tool.name} down failed (exit ${res.code}): the secret files are kept while containers may still use them\n`);
+    ctx.io.err(
+      `${tool.name} down failed (exit ${res.code}): the secret files are kept while containers may still use them\n`,
+    );
     return EXIT.FAILURE;
   }
   const left = await composeContainers(ctx, project);
-  if (left.length) ctx.io.err(`WARNING: ${left.length} container(s) of project ${project} remain: their leases are kept until they are removed\n`);
+  if (left.length)
+    ctx.io.err(
+      `WARNING: ${left.length} container(s) of project ${project} remain: their leases are kept until they are removed\n`,
+    );
   const { api } = await requirePlugin(ctx, plugin);
   if (!api.composeDown) return EXIT.OK;
   const reply = await api.composeDown(project);
-  ctx.io.out(`Project ${project}: ${reply.Removed} secret file${reply.Removed === 1 ? '' : 's'} removed; its leases are revoked once its containers are gone\n`);
+  ctx.io.out(
+    `Project ${project}: ${reply.Removed} secret file${reply.Removed === 1 ? '' : 's'} removed; its leases are revoked once its containers are gone\n`,
+  );
   return EXIT.OK;
 }
