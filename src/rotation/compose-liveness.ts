@@ -67,6 +67,13 @@ export class ComposeLiveness implements OwnerLiveness {
     return next;
   }
 
+  /** Does the project have a container, or is its `up` still pending? */
+  async present(project: string): Promise<boolean> {
+    const since = this.pending.get(project);
+    if (since !== undefined && this.now() - since < PENDING_GRACE_MS) return true;
+    return (await this.engine.containers([`${PROJECT_LABEL}=${project}`])).length > 0;
+  }
+
   async alive(owners: LeaseOwner[]): Promise<Map<string, boolean> | undefined> {
     const compose = owners.filter((o) => o.id.startsWith(COMPOSE_OWNER_PREFIX));
     const others = owners.filter((o) => !o.id.startsWith(COMPOSE_OWNER_PREFIX));

@@ -299,11 +299,15 @@ export class ComposeFiles implements ComposeService {
       }
       this.notTmpfsLogged = false;
       this.renewEnding(this.options.intervalMs * 1.5 + 5_000);
-      for (const [project, entries] of this.projects)
+      for (const [project, entries] of this.projects) {
+        // A project whose containers are gone (`docker compose down` without `docker dso down`)
+        // is not refreshed: new leases for it would only be revoked again by the reaper.
+        if ((await this.options.liveness.present(project).catch(() => true)) === false) continue;
         await this.refresh(
           project,
           [...entries.values()].filter((e) => e.refresh !== 'off'),
         );
+      }
     } finally {
       this.checking = false;
     }

@@ -195,12 +195,12 @@ class FakeDriver {
   }
 }
 
-function filesSetup(tmpfs = true) {
+function filesSetup(tmpfs = true, now: () => number = Date.now) {
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-plainhost-unit-'));
   tempDirs.push(runtimeDir);
   const engine = new FakeEngine();
   const driver = new FakeDriver();
-  const liveness = new ComposeLiveness(undefined, engine as unknown as DockerEngine);
+  const liveness = new ComposeLiveness(undefined, engine as unknown as DockerEngine, now);
   const leases: Array<Record<string, unknown>> = [];
   const files = new ComposeFiles({
     driver,
@@ -364,6 +364,21 @@ describe('plain host: the plugin writes compose secret files', () => {
     );
     await files.refreshNow('shop_api_key');
     expect(liveness.generation('shop', 'app'), 'KV: no new lease').to.equal(1);
+  });
+
+  it('leaves a project alone once its containers are gone (no leases made only to be revoked)', async () => {
+    let now = 1_000_000;
+    const { files, up, driver, engine } = filesSetup(true, () => now);
+    await up([{ Name: 'db_user', Service: 'app', ref: 'database/creds/app#username' }]);
+    const asked = driver.requests.length;
+    await files.check();
+    expect(driver.requests.length, 'pending after up: refreshed').to.equal(asked + 1);
+    now += PENDING_GRACE_MS + 1;
+    await files.check();
+    expect(driver.requests.length, 'no container, grace over: not refreshed').to.equal(asked + 1);
+    engine.containers$ = [container('app1', 'shop', 'app', 'exited')];
+    await files.check();
+    expect(driver.requests.length, 'a stopped container still counts').to.equal(asked + 2);
   });
 
   it('down removes the files and the project; the liveness forgets it', async () => {
