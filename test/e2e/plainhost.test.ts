@@ -333,6 +333,7 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
         .and.to.contain('dso://database/creds/app#password');
       const info = await dso(['system', 'info'], cli);
       expect(info.code, shown(info)).to.equal(0);
+      expect(info.out).to.match(new RegExp(`Compose projects: +${PROJECT}: 4 secret files on a tmpfs`));
     }
   });
 

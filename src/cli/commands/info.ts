@@ -36,6 +36,8 @@ export interface InfoReport {
   timeoutMs?: number;
   rotation?: { default: boolean; intervalSeconds?: number };
   health: VaultHealth[];
+  /** Compose projects on a plain host (docker dso up without swarm): their secret files. */
+  composeProjects?: Array<{ project: string; files: number; failing: string[] }>;
   problems: string[];
 }
 
@@ -98,6 +100,14 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
       if (!t.loggedIn) report.problems.push(`not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso system test-vault says why and how to fix it)`);
     }
     for (const p of status.problems ?? []) report.problems.push(`invalid setting: ${p}`);
+    const compose = await ctx
+      .connect(plugin)
+      .composeList?.()
+      .catch(() => undefined);
+    if (compose?.Projects.length) {
+      report.composeProjects = compose.Projects.map((p) => ({ project: p.Project, files: p.Files.length, failing: p.Files.filter((f) => f.Error).map((f) => `${f.Service}/${f.Name}: ${f.Error}`) }));
+      for (const p of report.composeProjects) for (const f of p.failing) report.problems.push(`compose project ${p.project}: ${f} (not refreshed)`);
+    }
   }
 
   // Vault health, from this host (the plugin uses the host's network too).
@@ -147,6 +157,13 @@ export function formatInfo(r: InfoReport, now: number): string {
     if (r.rotation) {
       const every = r.rotation.intervalSeconds ? `, checked every ${formatDuration(r.rotation.intervalSeconds)}` : '';
       rows.push(['Rotation', r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`]);
+    }
+    if (r.composeProjects?.length) {
+      const every = r.rotation?.intervalSeconds ? ` every ${formatDuration(r.rotation.intervalSeconds)}` : '';
+      rows.push([
+        'Compose projects',
+        r.composeProjects.map((p) => `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, refreshed in place${every} (docker dso down ${p.project} removes them)`).join('\n'),
+      ]);
     }
     if (r.plugin.configDir) rows.push(['Config dir', `${r.plugin.configDir} (the plugin's /etc/dso)`]);
   }
