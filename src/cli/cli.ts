@@ -107,6 +107,7 @@ export function mainHelp(): string {
     '',
     "Run 'docker dso COMMAND --help' for a command's flags.",
     'Run docker dso on a swarm manager where the plugin is installed, as root (plugin sockets are root\'s).',
+    'On a host without swarm, up and down run compose projects with secret files on a tmpfs.',
     '',
     EXIT_CODES_HELP,
     '',
