@@ -16,7 +16,7 @@ export const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yam
 
 export const spec: CommandSpec = {
   path: ['up'],
-  summary: 'Deploy a compose file whose environment holds dso:// references, as a swarm stack',
+  summary: 'Deploy a compose file whose environment holds dso:// references: a swarm stack, or docker compose without swarm',
   description: [
     'Every environment value dso://<path>[#<field>] becomes a secret of the DSO driver (label dso.ref)',
     'mounted in the service, and the variable VAR becomes VAR_FILE=/run/secrets/<name>: the application',
