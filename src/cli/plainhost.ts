@@ -17,6 +17,9 @@ import { CliError, EXIT, UsageError } from './errors';
 import type { PluginApi } from './plugin-client';
 import { PluginRouteError } from './plugin-client';
 
+/** Where `/run/dso/<project>` points to the project's files (DSO_RUN_DIR overrides it, for tests). */
+export const RUN_DIR = '/run/dso';
+
 /** Size of the tmpfs DSO mounts for compose secret files (values are under 512 KB each). */
 export const COMPOSE_TMPFS_SIZE = '16m';
 
@@ -171,4 +174,42 @@ export async function composeContainers(
       const [id, state, svc] = l.split('\t');
       return { id: id ?? '', state: state ?? '', service: svc ?? '' };
     });
+}
+
+/**
+ * `/run/dso/<project>`: a symbolic link to the project's directory in the plugin's runtime
+ * directory, so that the compose file, `docker inspect` and people see one stable path,
+ * whatever the plugin's id. It holds no value itself (the files stay on the tmpfs).
+ */
+export function linkProject(ctx: Context, project: string, target: string): string {
+  const root = ctx.io.env.DSO_RUN_DIR || RUN_DIR;
+  const link = path.join(root, project);
+  try {
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    const existing = fs.lstatSync(link, { throwIfNoEntry: false });
+    if (existing && !existing.isSymbolicLink()) {
+      throw new CliError(
+        EXIT.FAILURE,
+        `${link} exists and is not DSO's link to the project's secret files`,
+        `remove it (rm -r ${link}), then run docker dso up again`,
+      );
+    }
+    const tmp = path.join(root, `.${project}.${process.pid}`);
+    fs.rmSync(tmp, { force: true });
+    fs.symlinkSync(target, tmp);
+    fs.renameSync(tmp, link);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(
+      EXIT.FAILURE,
+      `cannot link ${link} to the project's secret files (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      'run docker dso as root (sudo docker dso up ...)',
+    );
+  }
+  return link;
+}
+
+export function unlinkProject(ctx: Context, project: string): void {
+  const link = path.join(ctx.io.env.DSO_RUN_DIR || RUN_DIR, project);
+  if (fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) fs.rmSync(link, { force: true });
 }

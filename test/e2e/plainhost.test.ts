@@ -255,6 +255,12 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     } catch {
       // no log: the engine never started
     }
+    fs.rmSync(`/run/dso/${PROJECT}`, { force: true });
+    try {
+      fs.rmdirSync('/run/dso'); // only when nothing else of DSO is there
+    } catch {
+      // not empty, or not there
+    }
     // DSOP_KEEP=1 leaves the engine running for a look (the next run cleans it up).
     if (!process.env.DSOP_KEEP)
       await run('bash', [ENGINE_SCRIPT, 'stop'], {
@@ -318,6 +324,11 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
         .trim(),
     ).to.equal('400');
     const dir = hostFiles();
+    expect(fs.realpathSync(`/run/dso/${PROJECT}`), '/run/dso/<project> leads to the files').to.equal(dir);
+    const mounts = JSON.parse(inspect)[0].Mounts as Array<{ Source: string; Destination: string }>;
+    expect(mounts.find((m) => m.Destination === '/run/secrets/api_key')?.Source).to.match(
+      new RegExp(`^(/run/dso/${PROJECT}|${dir})/api_key$`),
+    );
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['api_key', 'db_password', 'db_user', 'report_key']);
     expect(fs.statfsSync(dir).type, 'the files are on a tmpfs').to.equal(0x01021994);
     expect(filesHolding(DATA_ROOT, values()), `files under the engine's data root holding a value`).to.deep.equal([]);
@@ -409,6 +420,7 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     const down = await dso(['down'], DOCKER_CLIS[DOCKER_CLIS.length - 1]);
     expect(down.code, shown(down)).to.equal(0);
     expect(fs.existsSync(hostFiles()), "the project's files are removed").to.equal(false);
+    expect(fs.existsSync(`/run/dso/${PROJECT}`), 'and the /run/dso link').to.equal(false);
     expect(await engine(['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`])).to.equal('');
     const downAt = Date.now();
     await waitFor(`the database user to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () =>

@@ -519,7 +519,7 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
         err: (t) => err.push(t),
         readStdin: async () => Buffer.alloc(0),
         stdinIsTTY: false,
-        env: {},
+        env: { DSO_RUN_DIR: path.join(project, 'run-dso') },
         cwd: project,
       },
       docker: new DockerClient(run),
@@ -564,7 +564,11 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
       '-d',
     ]);
     const doc = YAML.parse(inputs[inputs.length - 1]);
-    expect(doc.secrets.db_password).to.deep.equal({ file: path.join(runtimeDir, 'compose/shop/db_password') });
+    const link = path.join(project, 'run-dso', 'shop');
+    expect(doc.secrets.db_password).to.deep.equal({ file: path.join(link, 'db_password') });
+    expect(fs.readlinkSync(link), "/run/dso/<project> points to the plugin's files").to.equal(
+      path.join(runtimeDir, 'compose/shop'),
+    );
     expect(doc.services.app.environment.DB_PASSWORD_FILE).to.equal('/run/secrets/db_password');
     expect(r.out).to.contain('db_password').and.to.contain('refresh: in-place');
   });
@@ -582,8 +586,10 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
   });
 
   it('down: docker compose -p <project> down, then the plugin removes the files', async () => {
-    const { cli, calls } = cliSetup();
+    const { cli, calls, project } = cliSetup();
+    expect((await cli('up', '-d')).code).to.equal(0);
     const r = await cli('down');
+    expect(fs.existsSync(path.join(project, 'run-dso', 'shop')), 'the link is removed').to.equal(false);
     expect(r.code, r.err).to.equal(0);
     expect(calls.find((c) => c[1] === 'compose' && c.includes('down'))!.slice(1)).to.deep.equal([
       'compose',

@@ -8,7 +8,7 @@ import type { CommandSpec, Parsed } from '../args';
 import { parseCompose, stackNameFrom } from '../compose';
 import { Context, PLUGIN_OPTION, pluginName, requirePlugin } from '../context';
 import { EXIT, UsageError } from '../errors';
-import { checkProjectName, composeContainers, composeTool } from '../plainhost';
+import { checkProjectName, composeContainers, composeTool, unlinkProject } from '../plainhost';
 import { DEFAULT_FILES } from './up';
 
 export const spec: CommandSpec = {
@@ -78,6 +78,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     ctx.io.err(
       `WARNING: ${left.length} container(s) of project ${project} remain: their leases are kept until they are removed\n`,
     );
+  unlinkProject(ctx, project);
   const { api } = await requirePlugin(ctx, plugin);
   if (!api.composeDown) return EXIT.OK;
   const reply = await api.composeDown(project);

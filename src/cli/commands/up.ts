@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CommandSpec, Parsed } from '../args';
 import { ComposeError, parseCompose, planFileSecrets, stackNameFrom, stringifyCompose, transformCompose, TransformResult } from '../compose';
-import { checkProjectName, composeTool, resolveFiles } from '../plainhost';
+import { checkProjectName, composeTool, linkProject, resolveFiles } from '../plainhost';
 import { Context, PLUGIN_OPTION, pluginName } from '../context';
 import { CliError, EXIT, UsageError } from '../errors';
 
@@ -164,9 +164,10 @@ async function upPlainHost(ctx: Context, plugin: string, project: string, result
       Project: project,
       Secrets: plan.files.map((f) => ({ Name: f.key, Service: f.service, Labels: f.labels, ...(f.uid !== undefined ? { Uid: f.uid } : {}), ...(f.gid !== undefined ? { Gid: f.gid } : {}) })),
     });
-    const files = new Map(reply.Files.map((f) => [f.Name, path.join(runtimeDir, f.File)]));
+    const link = linkProject(ctx, project, path.join(runtimeDir, 'compose', project));
+    const files = new Map(reply.Files.map((f) => [f.Name, path.join(link, path.basename(f.File))]));
     yaml = stringifyCompose(plan.finish((key) => files.get(key)!));
-    ctx.io.out(`Project ${project}: ${reply.Files.length} secret file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${path.join(runtimeDir, 'compose', project)})\n`);
+    ctx.io.out(`Project ${project}: ${reply.Files.length} secret file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ${path.join(runtimeDir, 'compose', project)})\n`);
     for (const f of reply.Files) {
       ctx.io.out(`  ${f.Service}: /run/secrets/${f.Name} <- ${f.Path ?? '?'}${f.Field ? `#${f.Field}` : ''} (refresh: ${f.Refresh})\n`);
     }
