@@ -119,7 +119,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
       'docker swarm init (or join this node to a swarm as a manager), then run docker dso up again',
     );
   }
-  if (!swarm.manager) throw new CliError(EXIT.DOCKER, 'this node is a swarm worker: stacks are deployed from a manager node', 'run docker dso up on a manager (docker node ls shows them)');
+  if (!swarm.manager) throw new CliError(EXIT.DOCKER, 'this node is a swarm worker: stacks are deployed from a manager node', 'run docker dso up on a manager (docker node ls shows them), or docker dso up --compose to run the project with docker compose on this node');
 
   if (result.injected.length || result.passedThrough.length) {
     const info = await ctx.docker.plugin(plugin);
