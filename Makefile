@@ -6,11 +6,11 @@ BAO := $(VENV)/bin/bao
 MOCHA := npx mocha --reporter ./test/support/summary-reporter.js --require ./build/test/support/output-capture.js
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps system-deps build build-test lint format test test-unit test-integration test-property test-e2e plugin install-cli bench demo demo-clean clean
+.PHONY: all deps system-deps compose build build-test lint format test test-unit test-integration test-property test-e2e plugin install-cli bench demo demo-clean clean
 
 all: build
 
-deps: node_modules/.installed $(BAO) system-deps
+deps: node_modules/.installed $(BAO) system-deps compose
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-fund --no-audit
@@ -22,6 +22,11 @@ $(BAO):
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# Docker Compose v2 (`docker compose`) for the plain-host journey, built once from its Go
+# module (about two minutes; a no-op once the pinned version is installed).
+compose:
+	bash scripts/install-compose.sh
 
 build: node_modules/.installed
 	npm run build

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'ERR_VALUE_EMPTY'
   | 'ERR_VALUE_TOO_LARGE'
   | 'ERR_UNSUPPORTED'
+  | 'ERR_NOT_TMPFS'
   | 'ERR_VAULT_UNAVAILABLE'
   | 'ERR_VAULT_DENIED'
   | 'ERR_VAULT'

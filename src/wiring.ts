@@ -9,6 +9,10 @@ import { DockerEngine, EngineSwarmApi } from './rotation/docker';
 import { ownDriverNames } from './rotation/identity';
 import { RotationWatcher } from './rotation/watcher';
 import { DockerLiveness } from './rotation/liveness';
+import { ComposeLiveness } from './rotation/compose-liveness';
+import { ComposeFiles } from './rotation/files';
+import type { ComposeService } from './plugin/compose-protocol';
+import * as path from 'node:path';
 import { LeaseManager, OwnerLiveness } from './vault/leases';
 import { MountResolver } from './engines/mounts';
 import { describeError, DsoError } from './errors';
@@ -36,6 +40,8 @@ export interface Plugin {
   rotate?: (secret: string) => Promise<Record<string, unknown>>;
   describe: () => Record<string, unknown>;
   testVault: (reference: string | undefined) => Promise<Record<string, unknown>>;
+  /** Compose projects on plain hosts: files on a tmpfs, refreshed in place. */
+  compose?: ComposeService;
   start(): void;
   stop(): void;
 }
@@ -58,11 +64,13 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
       const swarm = deps.swarm ?? new EngineSwarmApi(new DockerEngine(settings.dockerSocket));
+      // One reaper for swarm tasks and compose projects (owners compose:<project>/<service>).
+      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.engine), swarm.engine);
       const leases = new LeaseManager({
         session,
         tokens,
         logger,
-        liveness: deps.liveness ?? new DockerLiveness(swarm.engine),
+        liveness: composeLiveness,
         reapIntervalMs: deps.reapIntervalMs,
         onEnding: () => void rotation.leaseEnding(),
         timeoutMs: settings.timeoutMs,
@@ -97,6 +105,15 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
           return names;
         },
       });
+      const compose = new ComposeFiles({
+        driver,
+        leases,
+        liveness: composeLiveness,
+        engine: swarm.engine,
+        logger,
+        runtimeDir: path.dirname(settings.socket),
+        intervalMs: settings.rotateIntervalMs,
+      });
       const metrics = new Metrics({
         vaultRequests: () => vault.attempts,
         mergedReads: () => kv.mergedReads,
@@ -110,7 +127,8 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       return {
         driver,
         metrics,
-        rotate: async (secret) => ({ ...(await rotation.rotateNow(secret)) }),
+        // A compose project's secret (plain hosts) is refreshed in place; otherwise services are rolled.
+        rotate: async (secret) => ({ ...((await compose.refreshNow(secret)) ?? (await rotation.rotateNow(secret))) }),
         describe: () => ({
           ...base,
           problems: [],
@@ -119,11 +137,13 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
           rotation: { intervalMs: settings.rotateIntervalMs, default: settings.rotate, recent: rotation.history.slice(-20), ...rotation.health() },
         }),
         testVault: (reference) => testVault(tokens, driver, leases, reference),
+        compose,
         // Log in early so a bad credential shows in the log before the first secret is asked for.
         start: () => {
           void tokens.login().catch(() => undefined);
           leases.start();
           rotation.start();
+          compose.start();
           // Leases live in memory only (the plugin writes no files): those of an earlier run are not renewed.
           logger.info(
             'leases of dynamic secrets issued before this start are not renewed by this process: the swarm leader ' +
@@ -132,6 +152,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         },
         stop: () => {
           rotation.stop();
+          compose.stop();
           leases.stop();
           tokens.stop();
           vault.close();
@@ -200,6 +221,7 @@ export function startPlugin(server: http.Server, socket: string): RequestListene
     describe: plugin.describe,
     testVault: plugin.testVault,
     rotate: plugin.rotate,
+    compose: plugin.compose,
     observe: (outcome, code, seconds) => plugin.metrics.observeGetSecret(outcome, code, seconds),
   });
   logger.info('DSO plugin listening', { socket, version: VERSION, ...describeSettings(settings) });

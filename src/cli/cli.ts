@@ -10,6 +10,7 @@ import * as inspect from './commands/inspect';
 import * as rotate from './commands/rotate';
 import * as testVault from './commands/test-vault';
 import * as up from './commands/up';
+import * as down from './commands/down';
 import type { Context } from './context';
 import { CliError, EXIT, EXIT_CODES_HELP } from './errors';
 
@@ -29,7 +30,7 @@ const versionCommand: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [init, info, testVault, inspect, up, rotate, versionCommand];
+export const COMMANDS: Command[] = [init, info, testVault, inspect, up, down, rotate, versionCommand];
 
 export function readVersion(): string {
   // dist/cli -> repository root (also build/src/cli in the test build).
@@ -87,6 +88,7 @@ export function mainHelp(): string {
     ['system test-vault', testVault.spec.summary],
     ['inspect SERVICE', inspect.spec.summary],
     ['up [STACK]', up.spec.summary],
+    ['down [PROJECT]', down.spec.summary],
     ['rotate SECRET', rotate.spec.summary],
     ['version', versionCommand.spec.summary],
   ];
@@ -105,6 +107,7 @@ export function mainHelp(): string {
     '',
     "Run 'docker dso COMMAND --help' for a command's flags.",
     'Run docker dso on a swarm manager where the plugin is installed, as root (plugin sockets are root\'s).',
+    'On a host without swarm, up and down run compose projects with secret files on a tmpfs.',
     '',
     EXIT_CODES_HELP,
     '',
@@ -162,7 +165,7 @@ export function findCommand(args: string[]): { command?: Command; rest: string[]
   }
   const command = COMMANDS.find((c) => c.spec.path.length === 1 && c.spec.path[0] === first);
   if (!command) {
-    const known = ['init', 'system', 'inspect', 'up', 'rotate', 'version'];
+    const known = ['init', 'system', 'inspect', 'up', 'down', 'rotate', 'version'];
     const close = known.filter((k) => distance(k, first) <= 2);
     const hint =
       first === 'info' || first === 'test-vault'

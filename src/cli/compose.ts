@@ -226,3 +226,96 @@ export function stackNameFrom(text: string): string {
     .replace(/[^a-z0-9_-]+/g, '')
     .replace(/^[^a-z0-9]+/, '');
 }
+
+/** One file a plain-host project needs: a DSO secret as one service mounts it. */
+export interface FileSecretPlan {
+  /** Key under the rewritten file's top-level `secrets` (and the file's name). */
+  key: string;
+  service: string;
+  /** The secret's dso.* labels. */
+  labels: Record<string, string>;
+  uid?: number;
+  gid?: number;
+}
+
+export interface PlainHostPlan {
+  files: FileSecretPlan[];
+  /** The compose file with each DSO secret as a file-based secret at `hostPathOf(key)`. */
+  finish(hostPathOf: (key: string) => string): Obj;
+}
+
+/** `user: "1000"` or `"1000:1000"`: numeric ids only (names would need the image's /etc/passwd). */
+function numericUser(user: unknown): { uid?: number; gid?: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(String(user ?? '').trim());
+  return m ? { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) } : {};
+}
+
+/**
+ * Plain Docker hosts (no swarm): secrets drivers do not exist there, so every DSO secret of
+ * the swarm transform (`result`) becomes a compose file-based secret, one file per service
+ * that mounts it (leases are per service), mounted where the swarm transform mounts it
+ * (/run/secrets/<target>, so the <VAR>_FILE variables stay as they are).
+ */
+export function planFileSecrets(result: TransformResult, driver: string): PlainHostPlan {
+  const doc = structuredClone(result.compose);
+  const secrets: Obj = isObject(doc.secrets) ? doc.secrets : {};
+  const ours = new Set(Object.entries(secrets).filter(([, d]) => isObject(d) && typeof d.driver === 'string' && bare(d.driver) === bare(driver)).map(([k]) => k));
+  const services = isObject(doc.services) ? doc.services : {};
+  const users = new Map<string, string[]>();
+  for (const [name, def] of Object.entries(services)) {
+    if (!isObject(def) || !Array.isArray(def.secrets)) continue;
+    for (const m of def.secrets) {
+      const source = typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : '';
+      if (ours.has(source)) users.set(source, [...(users.get(source) ?? []), name]);
+    }
+  }
+  const files: FileSecretPlan[] = [];
+  const taken = new Set(Object.keys(secrets));
+  const keyFor = new Map<string, string>(); // `${secret}\n${service}` -> file key
+  for (const secret of ours) {
+    const labels = labelsOf(secrets[secret] as Obj);
+    const list = users.get(secret) ?? [];
+    for (const service of list) {
+      let key = secret;
+      if (list.length > 1) {
+        key = `${secretKeyFor(service)}_${secret}`;
+        for (let n = 2; taken.has(key); n++) key = `${secretKeyFor(service)}_${secret}_${n}`;
+        taken.add(key);
+      }
+      keyFor.set(`${secret}\n${service}`, key);
+      const def = services[service] as Obj;
+      const mount = (def.secrets as unknown[]).find((m) => isObject(m) && m.source === secret) as Obj | undefined;
+      const fromMount = { uid: mount?.uid !== undefined ? Number(mount.uid) : undefined, gid: mount?.gid !== undefined ? Number(mount.gid) : undefined };
+      const fromUser = numericUser(def.user);
+      const uid = Number.isInteger(fromMount.uid) ? fromMount.uid : fromUser.uid;
+      const gid = Number.isInteger(fromMount.gid) ? fromMount.gid : fromUser.gid;
+      files.push({ key, service, labels, ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) });
+    }
+  }
+  return {
+    files,
+    finish(hostPathOf) {
+      const out = structuredClone(doc);
+      const outSecrets: Obj = isObject(out.secrets) ? out.secrets : {};
+      for (const secret of ours) delete outSecrets[secret];
+      for (const f of files) outSecrets[f.key] = { file: hostPathOf(f.key) };
+      const outServices = out.services as Obj;
+      for (const [name, def] of Object.entries(outServices)) {
+        if (!isObject(def) || !Array.isArray(def.secrets)) continue;
+        def.secrets = def.secrets.map((m) => {
+          const source = typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : '';
+          const key = keyFor.get(`${source}\n${name}`);
+          if (!key) return m;
+          // uid/gid/mode are not applied to file-based secrets by compose: the plugin sets the owner.
+          const target = typeof m === 'string' ? m : String((m as Obj).target ?? source);
+          return key === target ? key : { source: key, target };
+        });
+      }
+      if (Object.keys(outSecrets).length) out.secrets = outSecrets;
+      else delete out.secrets;
+      // The format version is obsolete for `docker compose` (it warns about it).
+      delete out.version;
+      return out;
+    },
+  };
+}

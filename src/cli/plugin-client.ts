@@ -1,6 +1,8 @@
 // The plugin's own routes on its socket: what `docker dso` knows about the plugin comes from
 // here, not from guesses. Record types come from the plugin's own modules.
 import * as http from 'node:http';
+import * as path from 'node:path';
+import type { ComposeDownReply, ComposeListReply, ComposeUpReply, ComposeUpRequest } from '../plugin/compose-protocol';
 import type { RotationHealth, RotationReport } from '../rotation/watcher';
 import type { FetchRecord } from '../status/store';
 import type { VaultAddressStatus } from '../vault/client';
@@ -51,6 +53,24 @@ export interface PluginApi {
   testVault(reference?: string): Promise<TestVaultResult>;
   /** POST /DSO.Rotate; undefined when this plugin cannot rotate (no such route). */
   rotate(secret: string): Promise<RotationReport | undefined>;
+  /** The plugin's runtime directory on this host (its socket's directory), where compose files live. */
+  runtimeDir?: string;
+  /** POST /DSO.ComposeUp: resolve a compose project's references into files on a tmpfs. */
+  composeUp?(request: ComposeUpRequest): Promise<ComposeUpReply>;
+  /** POST /DSO.ComposeDown: remove a project's files. */
+  composeDown?(project: string): Promise<ComposeDownReply>;
+  /** GET /DSO.Compose; undefined when this plugin serves no compose projects. */
+  composeList?(project?: string): Promise<ComposeListReply | undefined>;
+}
+
+/** A refusal of a compose route, with the plugin's stable code (e.g. ERR_NOT_TMPFS). */
+export class PluginRouteError extends CliError {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(EXIT.FAILURE, message);
+  }
 }
 
 interface Reply {
@@ -59,10 +79,14 @@ interface Reply {
 }
 
 export class PluginClient implements PluginApi {
+  readonly runtimeDir: string;
+
   constructor(
     readonly socket: string,
     private readonly pluginName: string,
-  ) {}
+  ) {
+    this.runtimeDir = path.dirname(socket);
+  }
 
   private request(method: string, route: string, body: unknown, timeoutMs: number): Promise<Reply> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -133,6 +157,32 @@ export class PluginClient implements PluginApi {
     const body = this.parse<TestVaultResult & { Err?: string }>(reply, 'POST /DSO.TestVault');
     if (reply.status !== 200) return { ok: false, stage: 'read', code: 'ERR_BAD_REQUEST', error: body.Err ?? `HTTP ${reply.status}` };
     return body;
+  }
+
+  private async composeCall<T>(method: string, route: string, body: unknown, timeoutMs: number): Promise<T> {
+    const reply = await this.request(method, route, body, timeoutMs);
+    const parsed = this.parse<T & { Err?: string; code?: string }>(reply, `${method} ${route}`);
+    if (reply.status === 404 && parsed.code !== 'ERR_NOT_FOUND' && parsed.code !== 'ERR_UNSUPPORTED') {
+      throw new CliError(EXIT.UNSUPPORTED, `the plugin ${this.pluginName} has no compose routes (${method} ${route}): it is older than this CLI`, `upgrade the plugin: docker plugin disable ${this.pluginName} && docker plugin upgrade ${this.pluginName} <ref> && docker plugin enable ${this.pluginName}`);
+    }
+    if (reply.status !== 200) throw new PluginRouteError(parsed.Err ?? `HTTP ${reply.status}`, parsed.code);
+    return parsed;
+  }
+
+  composeUp(request: ComposeUpRequest): Promise<ComposeUpReply> {
+    // One Vault read per secret, each within DSO_TIMEOUT (under 30 s): allow for a few slow ones.
+    return this.composeCall<ComposeUpReply>('POST', '/DSO.ComposeUp', request, 120_000);
+  }
+
+  composeDown(project: string): Promise<ComposeDownReply> {
+    return this.composeCall<ComposeDownReply>('POST', '/DSO.ComposeDown', { Project: project }, 30_000);
+  }
+
+  async composeList(project?: string): Promise<ComposeListReply | undefined> {
+    const route = project ? `/DSO.Compose?project=${encodeURIComponent(project)}` : '/DSO.Compose';
+    const reply = await this.request('GET', route, undefined, 10_000);
+    if (reply.status === 404) return undefined;
+    return this.parse<ComposeListReply>(reply, `GET ${route}`);
   }
 
   async rotate(secret: string): Promise<RotationReport | undefined> {

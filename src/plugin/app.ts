@@ -5,6 +5,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import { DsoError, describeError } from '../errors';
 import type { Logger } from '../log';
 import type { StatusStore } from '../status/store';
+import { checkComposeDown, checkComposeUp, ComposeFetch, ComposeService } from './compose-protocol';
 import { checkGetSecretRequest, errorReply, GetSecretRequest, SecretDriver, SecretResult, SecretSource, valueReply } from './protocol';
 
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
@@ -23,6 +24,8 @@ export interface AppOptions {
   rotate?: (secret: string) => Promise<Record<string, unknown>>;
   /** POST /DSO.TestVault: a login and a test read through the plugin's own code path. */
   testVault?: (reference: string | undefined) => Promise<Record<string, unknown>>;
+  /** POST /DSO.ComposeUp, /DSO.ComposeDown, GET /DSO.Compose: files for compose projects on plain hosts. */
+  compose?: ComposeService;
 }
 
 /** Replies a little before the deadline, so the reply itself still arrives within it. */
@@ -130,6 +133,59 @@ export function createApp(options: AppOptions): express.Express {
     }
     const result = await options.testVault(reference);
     return send(res, 200, result);
+  });
+
+  // Compose projects on plain hosts (see compose-protocol.ts): values go to files on a tmpfs,
+  // never into the reply.
+  const jsonBody = (req: Request): unknown => {
+    try {
+      return JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '');
+    } catch {
+      return undefined;
+    }
+  };
+  const composeError = (res: Response, err: unknown) => {
+    const { code, message } = describeError(err);
+    if (code === 'ERR_INTERNAL') logger.error('unexpected error in a compose route', { error: String((err as Error)?.stack ?? err) });
+    const status = code === 'ERR_BAD_REQUEST' || code === 'ERR_LABELS' || code === 'ERR_REFERENCE' || code === 'ERR_TEMPLATE' ? 400 : code === 'ERR_NOT_FOUND' ? 404 : 500;
+    send(res, status, { Err: message, code });
+  };
+
+  app.post('/DSO.ComposeUp', async (req, res) => {
+    if (!options.compose) return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
+    const checked = checkComposeUp(jsonBody(req));
+    if (!checked.request) return send(res, 400, { Err: checked.problem, code: 'ERR_BAD_REQUEST' });
+    const project = checked.request.Project;
+    const started = process.hrtime.bigint();
+    const recordFetch = (f: ComposeFetch) =>
+      record(
+        { SecretName: f.spec.Name, ServiceName: f.spec.Service, ServiceID: `compose:${project}/${f.spec.Service}`, TaskName: `${project}-${f.spec.Service}` },
+        f.source,
+        started,
+        f.ok ? { outcome: 'ok', doNotReuse: f.doNotReuse } : { outcome: 'error', code: f.code, error: f.error },
+      );
+    try {
+      return send(res, 200, await options.compose.up(checked.request, recordFetch));
+    } catch (err) {
+      return composeError(res, err);
+    }
+  });
+
+  app.post('/DSO.ComposeDown', async (req, res) => {
+    if (!options.compose) return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
+    const checked = checkComposeDown(jsonBody(req));
+    if (!checked.request) return send(res, 400, { Err: checked.problem, code: 'ERR_BAD_REQUEST' });
+    try {
+      return send(res, 200, await options.compose.down(checked.request.Project));
+    } catch (err) {
+      return composeError(res, err);
+    }
+  });
+
+  app.get('/DSO.Compose', (req, res) => {
+    if (!options.compose) return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
+    const project = typeof req.query.project === 'string' ? req.query.project : undefined;
+    return send(res, 200, options.compose.list(project));
   });
 
   app.use((req, res) => send(res, 404, { Err: `unknown plugin route ${req.method} ${req.path}` }));

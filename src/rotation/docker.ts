@@ -28,7 +28,7 @@ export class DockerEngine {
     private readonly timeoutMs = 5_000,
   ) {}
 
-  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = http.request(
@@ -36,9 +36,9 @@ export class DockerEngine {
           socketPath: this.socketPath,
           method,
           path,
-          timeout: this.timeoutMs,
+          timeout: timeoutMs,
           // The deadline of the whole call: a daemon that drips its answer is cut off too.
-          signal: AbortSignal.timeout(this.timeoutMs),
+          signal: AbortSignal.timeout(timeoutMs),
           headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
         },
         (res) => {
@@ -49,7 +49,7 @@ export class DockerEngine {
           res.on('close', () => {
             if (res.complete) return;
             const call = `${method} ${path.split('?')[0]}`;
-            const why = `cut off before its answer ended (deadline ${this.timeoutMs} ms)`;
+            const why = `cut off before its answer ended (deadline ${timeoutMs} ms)`;
             reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath}: ${call} ${why}`));
           });
           res.on('end', () => {
@@ -74,7 +74,7 @@ export class DockerEngine {
       );
       req.on('timeout', () => req.destroy(new Error('timed out')));
       req.on('error', (err: NodeJS.ErrnoException) => {
-        const why = err.name === 'AbortError' || err.message === 'timed out' ? `no answer within ${this.timeoutMs} ms` : err.code ?? err.message;
+        const why = err.name === 'AbortError' || err.message === 'timed out' ? `no answer within ${timeoutMs} ms` : err.code ?? err.message;
         reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath} unreachable: ${why}`));
       });
       req.end(payload);
@@ -90,6 +90,24 @@ export class DockerEngine {
     const filters = encodeURIComponent(JSON.stringify({ id: ids }));
     return this.request<SwarmService[]>('GET', `/services?filters=${filters}`);
   }
+
+  /** Containers in any state that carry every `label=value` given (compose projects on plain hosts). */
+  containers(labels: string[]): Promise<EngineContainer[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: labels }));
+    return this.request<EngineContainer[]>('GET', `/containers/json?all=1&filters=${filters}`);
+  }
+
+  /** Restarts a container with its own stop timeout (compose's stop_grace_period). */
+  async restartContainer(id: string): Promise<void> {
+    // Docker answers once the container is up again: allow for a long grace period.
+    await this.request('POST', `/containers/${encodeURIComponent(id)}/restart`, undefined, this.timeoutMs + 120_000);
+  }
+}
+
+export interface EngineContainer {
+  Id: string;
+  State?: string;
+  Labels?: Record<string, string> | null;
 }
 
 export interface SwarmSecret {

@@ -49,9 +49,20 @@ export function startTestPlugin(env: Record<string, string>, deps: PluginDeps = 
   const logs: string[] = [];
   const logger = createLogger(settings.logLevel, captureStream(logs));
   const plugin = buildPlugin(settings, problems, logger, deps);
-  const app = express().use(captureReplies).use(
-    createApp({ driver: plugin.driver, logger, status: new StatusStore(), timeoutMs: settings.timeoutMs, describe: plugin.describe, testVault: plugin.testVault, rotate: plugin.rotate }),
-  );
+  const app = express()
+    .use(captureReplies)
+    .use(
+      createApp({
+        driver: plugin.driver,
+        logger,
+        status: new StatusStore(),
+        timeoutMs: settings.timeoutMs,
+        describe: plugin.describe,
+        testVault: plugin.testVault,
+        rotate: plugin.rotate,
+        compose: plugin.compose,
+      }),
+    );
   plugin.start();
   return {
     app,

@@ -541,14 +541,15 @@ services:
     expect(docker.calls).to.deep.equal([]);
   });
 
-  it('a clear error outside swarm mode (exit 4), on a worker, and without the plugin (exit 3)', async () => {
+  it('a clear error in a broken swarm state (exit 4), on a worker, and without the plugin (exit 3)', async () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'compose.yml'), COMPOSE);
     const { docker, cli } = setup({ cwd: dir });
-    docker.swarm = { LocalNodeState: 'inactive', ControlAvailable: false };
+    // (No swarm at all, "inactive", is the plain-host journey: test/unit/plainhost.test.ts.)
+    docker.swarm = { LocalNodeState: 'error', ControlAvailable: false };
     const r = await cli('up', 'shop');
     expect(r.code).to.equal(EXIT.DOCKER);
-    expect(r.err).to.contain('not in swarm mode (swarm state: inactive)').and.to.contain('Fix: docker swarm init');
+    expect(r.err).to.contain('not in swarm mode (swarm state: error)').and.to.contain('Fix: docker swarm init');
     docker.swarm = { LocalNodeState: 'active', ControlAvailable: false };
     expect((await cli('up', 'shop')).err).to.contain('swarm worker');
     docker.swarm = { LocalNodeState: 'active', ControlAvailable: true };

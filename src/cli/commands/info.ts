@@ -48,6 +48,8 @@ export interface InfoReport {
     lastError?: RotationHealth['lastError'];
   };
   health: VaultHealth[];
+  /** Compose projects on a plain host (docker dso up without swarm): their secret files. */
+  composeProjects?: Array<{ project: string; files: number; failing: string[] }>;
   problems: string[];
 }
 
@@ -121,6 +123,14 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
       if (!t.loggedIn) report.problems.push(`not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso system test-vault says why and how to fix it)`);
     }
     for (const p of status.problems ?? []) report.problems.push(`invalid setting: ${p}`);
+    const compose = await ctx
+      .connect(plugin)
+      .composeList?.()
+      .catch(() => undefined);
+    if (compose?.Projects.length) {
+      report.composeProjects = compose.Projects.map((p) => ({ project: p.Project, files: p.Files.length, failing: p.Files.filter((f) => f.Error).map((f) => `${f.Service}/${f.Name}: ${f.Error}`) }));
+      for (const p of report.composeProjects) for (const f of p.failing) report.problems.push(`compose project ${p.project}: ${f} (not refreshed)`);
+    }
   }
 
   // Vault health, from this host (the plugin uses the host's network too).
@@ -197,6 +207,13 @@ export function formatInfo(r: InfoReport, now: number): string {
         if (w.lastError) lines.push(`last error: ${formatTime(w.lastError.at, now)}: ${w.lastError.message}`);
       }
       rows.push(['Rotation', lines.join('\n')]);
+    }
+    if (r.composeProjects?.length) {
+      const every = r.rotation?.intervalSeconds ? ` every ${formatDuration(r.rotation.intervalSeconds)}` : '';
+      rows.push([
+        'Compose projects',
+        r.composeProjects.map((p) => `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, refreshed in place${every} (docker dso down ${p.project} removes them)`).join('\n'),
+      ]);
     }
     if (r.plugin.configDir) rows.push(['Config dir', `${r.plugin.configDir} (the plugin's /etc/dso)`]);
   }

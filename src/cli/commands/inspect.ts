@@ -8,6 +8,7 @@ import { CliError, EXIT } from '../errors';
 import { fixFor } from '../fixes';
 import { formatTime } from '../format';
 import type { FetchRecord } from '../plugin-client';
+import { composeContainers } from '../plainhost';
 
 export const spec: CommandSpec = {
   path: ['inspect'],
@@ -84,8 +85,20 @@ export function decide(secrets: SecretReport[], tasks: TaskInfo[], plugin: strin
 }
 
 export async function gatherInspect(ctx: Context, plugin: string, serviceName: string): Promise<InspectReport> {
-  const service = await ctx.docker.service(serviceName);
-  if (!service) throw new CliError(EXIT.FAILURE, `no such service: ${serviceName}`, 'docker service ls lists the services');
+  // A swarm service, else a service of a compose project that `docker dso up` started on a plain host.
+  let service: Awaited<ReturnType<Context['docker']['service']>>;
+  try {
+    service = await ctx.docker.service(serviceName);
+  } catch (err) {
+    const compose = await gatherComposeInspect(ctx, plugin, serviceName).catch(() => undefined);
+    if (compose) return compose;
+    throw err;
+  }
+  if (!service) {
+    const compose = await gatherComposeInspect(ctx, plugin, serviceName);
+    if (compose) return compose;
+    throw new CliError(EXIT.FAILURE, `no such service: ${serviceName}`, 'docker service ls lists the services (docker compose ls the compose projects)');
+  }
 
   const info = await ctx.docker.plugin(plugin);
   const shown = info?.name.replace(/:latest$/, '') ?? plugin;
@@ -200,4 +213,68 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   else ctx.io.out(formatInspect(report, ctx.now()));
   if (report.pluginState !== 'enabled') return EXIT.PLUGIN;
   return report.status === 'ACTIVE' ? EXIT.OK : EXIT.FAILURE;
+}
+
+/**
+ * A service of a compose project on a plain host (`docker dso up` without swarm): its files
+ * from the plugin's compose route, what the plugin recorded when it resolved them, and the
+ * project's containers. NAME is the service, or PROJECT_SERVICE / PROJECT-SERVICE when several
+ * projects have a service of that name. Undefined when no project has such a service.
+ */
+export async function gatherComposeInspect(ctx: Context, plugin: string, name: string): Promise<InspectReport | undefined> {
+  const info = await ctx.docker.plugin(plugin);
+  if (!info?.enabled) return undefined;
+  const api = ctx.connect(info);
+  const list = await api.composeList?.();
+  if (!list) return undefined;
+  const matches = list.Projects.flatMap((p) => p.Files.filter((f) => f.Service === name || `${p.Project}_${f.Service}` === name || `${p.Project}-${f.Service}` === name).map((f) => ({ project: p.Project, file: f })));
+  const projects = [...new Set(matches.map((m) => m.project))];
+  if (projects.length === 0) return undefined;
+  if (projects.length > 1) throw new CliError(EXIT.USAGE, `several compose projects have a service ${name}: ${projects.join(', ')}`, `name one: docker dso inspect ${projects[0]}_${name}`);
+  const project = projects[0];
+  const service = matches[0].file.Service;
+  const shown = info.name.replace(/:latest$/, '');
+  const owner = `compose:${project}/${service}`;
+  const status = await ctx.connect(info).status();
+  const records = (status.secrets ?? []).filter((r) => r.serviceId === owner);
+  const secrets: SecretReport[] = matches.map(({ file: f }) => {
+    const rec = records.find((r) => r.secret === f.Name);
+    const error = rec?.outcome === 'error' ? rec.error ?? 'failed' : f.Error ?? null;
+    return {
+      secret: f.Name,
+      target: f.Name,
+      driver: shown,
+      dso: true,
+      reference: f.Reference ?? null,
+      lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
+      path: f.Path ?? rec?.path ?? null,
+      field: f.Field ?? rec?.field ?? null,
+      version: f.Version ?? rec?.version ?? null,
+      leaseExpiresAt: f.LeaseExpiresAt ?? rec?.leaseExpiresAt ?? null,
+      doNotReuse: rec?.doNotReuse ?? null,
+      rotate: f.Refresh !== 'off',
+      lastError: error,
+      code: rec?.outcome === 'error' ? rec.code ?? null : null,
+      fix: rec?.outcome === 'error' ? fixFor(rec.code, rec.error ?? '', { plugin: shown, method: status.settings?.authMethod, path: rec.path }) : null,
+    };
+  });
+  const containers = await composeContainers(ctx, project, service).catch(() => []);
+  const tasks: TaskInfo[] = containers.map((c) => ({
+    id: c.id,
+    name: `${project}-${service}`,
+    desiredState: 'Running',
+    currentState: c.state === 'running' ? 'Running' : c.state,
+    error: '',
+  }));
+  const decision = decide(secrets, tasks, shown, 'enabled');
+  return {
+    service: { id: owner, name: `${service} (compose project ${project}, secret files on a tmpfs)` },
+    plugin: shown,
+    pluginState: 'enabled',
+    secrets,
+    tasks: { running: tasks.filter((t) => t.currentState === 'Running').length, failed: 0, lastError: null },
+    // A compose project's leases are the plugin's own (no swarm leader change to outlive).
+    warnings: [],
+    ...decision,
+  };
 }

@@ -1,11 +1,14 @@
 // `docker dso up`: deploys a compose file whose `environment` holds dso:// references. Each
 // becomes a driver-backed secret plus <VAR>_FILE=/run/secrets/<name>; the transformed file
 // (references only, never a value) goes to `docker stack deploy -c -` on standard input,
-// so nothing is written to disk.
+// so nothing is written to disk. On a host that is not a swarm manager (or with --compose)
+// the secrets become compose file-based secrets on a tmpfs (see ../plainhost.ts) and the
+// file goes to `docker compose -p <project> up -d` instead.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CommandSpec, Parsed } from '../args';
-import { ComposeError, parseCompose, stackNameFrom, stringifyCompose, transformCompose, TransformResult } from '../compose';
+import { ComposeError, parseCompose, planFileSecrets, stackNameFrom, stringifyCompose, transformCompose, TransformResult } from '../compose';
+import { checkProjectName, composeTool, linkProject, resolveFiles } from '../plainhost';
 import { Context, PLUGIN_OPTION, pluginName } from '../context';
 import { CliError, EXIT, UsageError } from '../errors';
 
@@ -13,13 +16,17 @@ export const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yam
 
 export const spec: CommandSpec = {
   path: ['up'],
-  summary: 'Deploy a compose file whose environment holds dso:// references, as a swarm stack',
+  summary: 'Deploy a compose file whose environment holds dso:// references: a swarm stack, or docker compose without swarm',
   description: [
     'Every environment value dso://<path>[#<field>] becomes a secret of the DSO driver (label dso.ref)',
     'mounted in the service, and the variable VAR becomes VAR_FILE=/run/secrets/<name>: the application',
     'reads the value from that file. Secrets declared with driver: dso pass through (their driver is set',
     'to --plugin). No value is written to any file or environment variable: the compose file handed to',
-    '`docker stack deploy` (on its standard input) holds references only. Needs swarm mode.',
+    '`docker stack deploy` (on its standard input) holds references only.',
+    'On a host that is not a swarm manager (or with --compose): each value is written by the plugin to a',
+    'file on a tmpfs (memory only, mode 0400), mounted as a compose file-based secret at /run/secrets/<name>,',
+    'and the file goes to `docker compose -p STACK up -d`; the plugin rewrites the files in place when Vault',
+    'changes (dso.rotate=restart: restarts the containers instead; false: never). docker dso down removes them.',
     'STACK defaults to the file\'s top-level name:, else the name of the compose file\'s directory.',
   ].join('\n'),
   options: [
@@ -30,6 +37,8 @@ export const spec: CommandSpec = {
     { name: 'prune', type: 'boolean', description: 'remove services that are no longer in the file (docker stack deploy --prune)' },
     { name: 'with-registry-auth', type: 'boolean', description: 'send registry credentials to the swarm agents' },
     { name: 'dry-run', type: 'boolean', description: 'print the transformed compose file (references only) and deploy nothing' },
+    { name: 'force-recreate', type: 'boolean', description: 'plain hosts: recreate the containers (docker compose up --force-recreate), e.g. after the plugin restarted' },
+    { name: 'compose', type: 'boolean', description: 'use docker compose with secret files on a tmpfs even on a swarm manager (the default where there is no swarm)' },
     PLUGIN_OPTION,
   ],
   args: [{ name: 'stack', description: 'stack name (default: name: in the file, else the directory name)' }],
@@ -37,6 +46,7 @@ export const spec: CommandSpec = {
     'docker dso up -d                       # compose.yaml in the current directory, stack named after it',
     'docker dso up -f app.yml myapp',
     'docker dso up -f app.yml --dry-run     # show what would be deployed',
+    'docker dso up -d --compose myproject   # plain docker compose, secret files on a tmpfs',
   ],
 };
 
@@ -100,7 +110,8 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     return EXIT.OK;
   }
 
-  const swarm = await ctx.docker.swarm();
+  const swarm = o.compose ? undefined : await ctx.docker.swarm();
+  if (!swarm || swarm.state === 'inactive') return upPlainHost(ctx, plugin, stack, result, source.dir, { wait: o.wait === true, recreate: o['force-recreate'] === true });
   if (swarm.state !== 'active') {
     throw new CliError(
       EXIT.DOCKER,
@@ -108,7 +119,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
       'docker swarm init (or join this node to a swarm as a manager), then run docker dso up again',
     );
   }
-  if (!swarm.manager) throw new CliError(EXIT.DOCKER, 'this node is a swarm worker: stacks are deployed from a manager node', 'run docker dso up on a manager (docker node ls shows them)');
+  if (!swarm.manager) throw new CliError(EXIT.DOCKER, 'this node is a swarm worker: stacks are deployed from a manager node', 'run docker dso up on a manager (docker node ls shows them), or docker dso up --compose to run the project with docker compose on this node');
 
   if (result.injected.length || result.passedThrough.length) {
     const info = await ctx.docker.plugin(plugin);
@@ -139,5 +150,38 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     return EXIT.FAILURE;
   }
   if (result.injected.length || result.passedThrough.length) ctx.io.out(`Check the secrets of a service with: docker dso inspect ${stack}_<service>\n`);
+  return EXIT.OK;
+}
+
+/** No swarm: compose file-based secrets on a tmpfs, written by the plugin, then `docker compose up -d`. */
+async function upPlainHost(ctx: Context, plugin: string, project: string, result: TransformResult, dir: string, flags: { wait: boolean; recreate: boolean }): Promise<number> {
+  checkProjectName(project);
+  const tool = await composeTool(ctx);
+  const plan = planFileSecrets(result, plugin);
+  let yaml: string;
+  if (plan.files.length) {
+    const { reply, runtimeDir } = await resolveFiles(ctx, plugin, {
+      Project: project,
+      Secrets: plan.files.map((f) => ({ Name: f.key, Service: f.service, Labels: f.labels, ...(f.uid !== undefined ? { Uid: f.uid } : {}), ...(f.gid !== undefined ? { Gid: f.gid } : {}) })),
+    });
+    const link = linkProject(ctx, project, path.join(runtimeDir, 'compose', project));
+    const files = new Map(reply.Files.map((f) => [f.Name, path.join(link, path.basename(f.File))]));
+    yaml = stringifyCompose(plan.finish((key) => files.get(key)!));
+    ctx.io.out(`Project ${project}: ${reply.Files.length} secret file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ${path.join(runtimeDir, 'compose', project)})\n`);
+    for (const f of reply.Files) {
+      ctx.io.out(`  ${f.Service}: /run/secrets/${f.Name} <- ${f.Path ?? '?'}${f.Field ? `#${f.Field}` : ''} (refresh: ${f.Refresh})\n`);
+    }
+  } else {
+    yaml = stringifyCompose(plan.finish(() => ''));
+  }
+  const args = ['-p', project, '--project-directory', dir, '-f', '-', 'up', '-d'];
+  if (flags.wait) args.push('--wait');
+  if (flags.recreate) args.push('--force-recreate');
+  const res = await tool.run(args, { input: yaml, cwd: dir, echo: true });
+  if (res.code !== 0) {
+    ctx.io.err(`${tool.name} up failed (exit ${res.code}); the secret files stay until: docker dso down ${project}\n`);
+    return EXIT.FAILURE;
+  }
+  if (plan.files.length) ctx.io.out(`Check the secrets of a service with: docker dso inspect <service>; remove everything with: docker dso down ${project}\n`);
   return EXIT.OK;
 }

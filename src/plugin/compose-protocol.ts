@@ -1,0 +1,139 @@
+// The plugin's routes for compose projects on plain Docker hosts (no swarm, so Docker never
+// calls a secrets driver): `docker dso up` asks the plugin, over its root-only socket, to
+// resolve a project's references and write each value to a file on a tmpfs; `docker dso
+// down` asks it to remove them. Request and reply shapes and their ajv schemas live here
+// once, imported by the plugin's routes and by the CLI. No reply ever carries a value.
+import Ajv, { JSONSchemaType } from 'ajv';
+
+/** Compose's own project name rule (lowercase letters, digits, "_" and "-"). */
+export const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** A file name for one secret (the compose `secrets:` key). */
+export const SECRET_KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** How a file follows a change in Vault: rewritten in place, rewritten and the containers restarted, or never. */
+export type RefreshMode = 'in-place' | 'restart' | 'off';
+
+export interface ComposeSecretSpec {
+  /** The compose `secrets:` key; also the file name. */
+  Name: string;
+  /** The compose service that mounts it (leases are per project and service). */
+  Service: string;
+  /** dso.* labels: dso.ref, dso.format, ..., and dso.rotate (true, false or restart). */
+  Labels: Record<string, string>;
+  /** Owner of the file: the `user:` the service runs as, when the compose file names it numerically. */
+  Uid?: number;
+  Gid?: number;
+}
+
+export interface ComposeUpRequest {
+  Project: string;
+  Secrets: ComposeSecretSpec[];
+}
+
+export interface ComposeFileReport {
+  Name: string;
+  Service: string;
+  /** Where the file is, relative to the plugin's runtime directory (the socket's directory). */
+  File: string;
+  Refresh: RefreshMode;
+  /** The secret's dso.ref (or dso.path#dso.field) as given. */
+  Reference?: string;
+  Path?: string;
+  Field?: string;
+  Version?: number;
+  LeaseExpiresAt?: string;
+  /** Last time the refresher wrote the file (ISO), and its last problem (never a value). */
+  WrittenAt?: string;
+  Error?: string;
+}
+
+export interface ComposeUpReply {
+  Project: string;
+  Files: ComposeFileReport[];
+}
+
+export interface ComposeDownRequest {
+  Project: string;
+}
+
+export interface ComposeDownReply {
+  Project: string;
+  Removed: number;
+}
+
+export interface ComposeListReply {
+  Projects: Array<{ Project: string; Files: ComposeFileReport[] }>;
+}
+
+/** A per-secret outcome of ComposeUp, for the plugin's status records. */
+export interface ComposeFetch {
+  spec: ComposeSecretSpec;
+  ok: boolean;
+  code?: string;
+  error?: string;
+  doNotReuse?: boolean;
+  source: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
+}
+
+/** What the plugin does for compose projects; the HTTP layer knows only this. */
+export interface ComposeService {
+  /** Resolves and writes every file, or throws (nothing of the project's request is left then). */
+  up(request: ComposeUpRequest, record: (fetch: ComposeFetch) => void): Promise<ComposeUpReply>;
+  down(project: string): Promise<ComposeDownReply>;
+  list(project?: string): ComposeListReply;
+}
+
+const labels = { type: 'object', additionalProperties: { type: 'string' }, required: [] } as const;
+
+const upSchema: JSONSchemaType<ComposeUpRequest> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    Project: { type: 'string', pattern: PROJECT_NAME.source },
+    Secrets: {
+      type: 'array',
+      maxItems: 500,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          Name: { type: 'string', pattern: SECRET_KEY.source },
+          Service: { type: 'string', pattern: SECRET_KEY.source },
+          Labels: labels,
+          Uid: { type: 'integer', minimum: 0, maximum: 4294967294, nullable: true },
+          Gid: { type: 'integer', minimum: 0, maximum: 4294967294, nullable: true },
+        },
+        required: ['Name', 'Service', 'Labels'],
+      },
+    },
+  },
+  required: ['Project', 'Secrets'],
+} as unknown as JSONSchemaType<ComposeUpRequest>;
+
+const downSchema: JSONSchemaType<ComposeDownRequest> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { Project: { type: 'string', pattern: PROJECT_NAME.source } },
+  required: ['Project'],
+};
+
+const ajv = new Ajv({ allErrors: true });
+const validateUp = ajv.compile(upSchema);
+const validateDown = ajv.compile(downSchema);
+
+function problems(errors: typeof validateUp.errors): string {
+  return (errors ?? [])
+    .slice(0, 5)
+    .map((e) => `${e.instancePath.replace(/^\//, '') || 'body'} ${e.message ?? 'is invalid'}`)
+    .join('; ');
+}
+
+export function checkComposeUp(body: unknown): { request?: ComposeUpRequest; problem?: string } {
+  if (validateUp(body)) return { request: body };
+  return { problem: `malformed compose request: ${problems(validateUp.errors)}` };
+}
+
+export function checkComposeDown(body: unknown): { request?: ComposeDownRequest; problem?: string } {
+  if (validateDown(body)) return { request: body };
+  return { problem: `malformed compose request: ${problems(validateDown.errors)}` };
+}
