@@ -5,6 +5,16 @@ import { VaultApiError } from '../vault/errors';
 import type { VaultSession, Workload } from '../vault/session';
 import { SingleFlight } from '../vault/singleflight';
 
+/**
+ * Mount types DSO reads from: secrets engines that store or issue credentials. Anything
+ * else is refused after the mount lookup: auth methods (`approle`, `token`...), `system`,
+ * `identity`, `cubbyhole` and their namespaced `ns_` forms, and plugins DSO does not know.
+ */
+export const SECRET_ENGINE_TYPES: ReadonlySet<string> = new Set([
+  'kv', 'generic', 'database', 'pki', 'ssh', 'transit', 'totp', 'aws', 'azure', 'gcp', 'gcpkms', 'alicloud',
+  'consul', 'nomad', 'rabbitmq', 'ldap', 'openldap', 'ad', 'kubernetes', 'terraform', 'mongodbatlas',
+]);
+
 export interface MountInfo {
   /** With a trailing slash, as Vault writes it: `secret/`. */
   path: string;
