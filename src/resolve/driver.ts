@@ -158,7 +158,7 @@ export class VaultSecretDriver {
       throw new DsoError('ERR_PATH_REFUSED', `${path} is not inside the mount Vault reports for it (${mount.path}, type ${mount.type}): DSO serves only paths inside a secrets engine`);
     }
     if (!SECRET_ENGINE_TYPES.has(mount.type)) {
-      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a ${mount.type} mount, not a secrets engine DSO serves (it serves ${[...SECRET_ENGINE_TYPES].join(', ')})`);
+      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a mount of type ${mount.type}, not a secrets engine DSO serves (it serves ${[...SECRET_ENGINE_TYPES].join(', ')})`);
     }
     if (mount.kvVersion) return this.options.kv;
     if (this.options.leased) return this.options.leased;
