@@ -158,8 +158,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
     timeoutMs: duration('DSO_TIMEOUT', 10_000, MAX_TIMEOUT_MS),
     pathTemplate: raw.DSO_PATH_TEMPLATE,
     allowedPaths: list(raw.DSO_ALLOWED_PATHS),
-    // The schema already checked the syntax; a value it refused is reported there and allows nothing.
-    allowedWrites: parseAllowedWrites(raw.DSO_ALLOWED_WRITES),
+    allowedWrites: writes(raw.DSO_ALLOWED_WRITES, problems),
     rotate: raw.DSO_ROTATE === 'true',
     rotateIntervalMs: duration('DSO_ROTATE_INTERVAL', 60_000),
     logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
@@ -171,6 +170,16 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
 
   problems.push(...checkCombination(settings, merged));
   return { settings, problems };
+}
+
+/** DSO_ALLOWED_WRITES; the schema checked its syntax already, so a failure here is a second guard. */
+function writes(text: string | undefined, problems: string[]): WriteRule[] {
+  try {
+    return parseAllowedWrites(text);
+  } catch {
+    problems.push(`DSO_ALLOWED_WRITES is invalid: it must be ${SETTINGS.DSO_ALLOWED_WRITES.hint}`);
+    return [];
+  }
 }
 
 /** Settings that are each valid but do not fit together. */
