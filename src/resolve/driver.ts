@@ -157,6 +157,9 @@ export class VaultSecretDriver {
     if (!`${path}/`.startsWith(mount.path)) {
       throw new DsoError('ERR_PATH_REFUSED', `${path} is not inside the mount Vault reports for it (${mount.path}, type ${mount.type}): DSO serves only paths inside a secrets engine`);
     }
+    if (mount.authMethod) {
+      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a ${mount.type} auth method, not a secrets engine DSO serves`);
+    }
     if (!SECRET_ENGINE_TYPES.has(mount.type)) {
       throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a mount of type ${mount.type}, not a secrets engine DSO serves (it serves ${[...SECRET_ENGINE_TYPES].join(', ')})`);
     }

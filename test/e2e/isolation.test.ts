@@ -93,6 +93,8 @@ describe('e2e: isolation on a shared node', function () {
     await bao.api('POST', 'sys/namespaces/team-a', {});
     await bao.api('POST', 'team-a/sys/auth/approle', { type: 'approle' });
     await bao.api('POST', 'team-a/auth/approle/role/x', { token_policies: ['default'] });
+    // An auth method whose type is also a secrets engine's type: the type alone cannot tell.
+    await bao.api('POST', 'team-a/sys/auth/kubernetes', { type: 'kubernetes' });
     await bao.api('PUT', 'sys/policies/acl/dso-e2e-iso', {
       policy: [
         staticReadPolicy('secret/data/shop/*'),
@@ -102,6 +104,7 @@ describe('e2e: isolation on a shared node', function () {
         'path "transit/decrypt/app" {\n  capabilities = ["update"]\n}',
         'path "transit/encrypt/app" {\n  capabilities = ["update"]\n}',
         'path "team-a/auth/approle/role/x/secret-id" {\n  capabilities = ["update"]\n}',
+        'path "team-a/auth/kubernetes/config" {\n  capabilities = ["read"]\n}',
         leasePolicy(),
       ].join('\n'),
     });
@@ -187,5 +190,16 @@ describe('e2e: isolation on a shared node', function () {
     expect(auditedWrites('auth/approle/role/x/secret-id'), 'OpenBao never received the secret-id request').to.equal(0);
     const ids = await bao.api('LIST', 'team-a/auth/approle/role/x/secret-id').catch(() => undefined);
     expect(ids?.data?.keys ?? [], 'no secret id was minted').to.deep.equal([]);
+  });
+
+  it('refuses an auth method whose type a secrets engine shares (team-a/auth/kubernetes)', async () => {
+    const name = `${PREFIX}-ns-k8s`;
+    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://team-a/auth/kubernetes/config', name]);
+    await service(`${PREFIX}-ns-k8s-svc`, [name], [], ['--restart-condition', 'none']);
+    await failsClosed(`${PREFIX}-ns-k8s-svc`, `/run/secrets/${name}`, 'kubernetes_host');
+    const refused = await statusOf(name, `${PREFIX}-ns-k8s-svc`);
+    expect(refused.code).to.equal('ERR_PATH_REFUSED');
+    expect(String(refused.error)).to.contain('auth method');
+    expect(auditedWrites('auth/kubernetes/config'), 'OpenBao never received the read').to.equal(0);
   });
 });

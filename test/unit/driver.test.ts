@@ -305,6 +305,9 @@ describe("VaultSecretDriver: Vault's own machinery is never reachable", () => {
   const any = (apiPath: string): SecretRead => ({ apiPath, data: { secret_id: 'x' }, leased: true });
   const cases: Array<[string, MountInfo]> = [
     ['team-a/auth/approle/role/x/secret-id?metadata=x#secret_id', { path: 'team-a/auth/approle/', type: 'approle' }],
+    // Auth methods whose type is also a secrets engine's: told apart by Vault's auth_ accessor / auth/ path.
+    ['team-a/auth/kubernetes/role/x#token', { path: 'team-a/auth/kubernetes/', type: 'kubernetes', authMethod: true }],
+    ['team-a/auth/aws/role/x#token', { path: 'team-a/auth/aws/', type: 'aws', authMethod: true }],
     ['team-a/auth/token/lookup-self#id', { path: 'team-a/auth/token/', type: 'ns_token' }],
     ['team-a/sys/mounts#x', { path: 'team-a/sys/', type: 'ns_system' }],
     ['team-a/cubbyhole/x#x', { path: 'team-a/cubbyhole/', type: 'ns_cubbyhole' }],
