@@ -337,6 +337,15 @@ describe('cli: docker dso system info / test-vault', () => {
     expect(json.health[0].healthy).to.equal(true);
   });
 
+  it('shows the allowed paths and the allowed writes', async () => {
+    const { docker, api, cli } = setup();
+    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200'], tmpDir()));
+    api.status$.settings = { ...api.status$.settings, allowedPaths: ['secret/data/{stack}/*'], allowedWrites: ['transit/encrypt/app?plaintext', 'x/y?a,b'] };
+    const r = await cli('system', 'info');
+    expect(r.out).to.match(/Allowed paths:\s+secret\/data\/\{stack\}\/\*/).and.to.match(/Allowed writes:\s+transit\/encrypt\/app\?plaintext; x\/y\?a,b/);
+    expect(JSON.parse((await cli('system', 'info', '--json')).out).allowedWrites).to.deep.equal(['transit/encrypt/app?plaintext', 'x/y?a,b']);
+  });
+
   it('shows invalid settings and an unhealthy Vault as problems (exit 1)', async () => {
     const { docker, api, cli } = setup({ health: { address: 'http://127.0.0.1:8200', reachable: true, status: 503, state: 'sealed', healthy: false, sealed: true } });
     docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200'], tmpDir()));
