@@ -59,7 +59,8 @@ export function parseAllowedWrites(text: string | undefined): WriteRule[] {
   return rules;
 }
 
-const shown = (names: string[]) => names.map((n) => n.slice(0, 64)).join(',');
+/** Parameter names for a message: short, and only the characters a DSO_ALLOWED_WRITES name may hold. */
+const shown = (names: string[]) => names.map((n) => n.slice(0, 64).replace(/[^A-Za-z0-9_.-]/g, '?')).join(',');
 
 export class WritePolicy {
   constructor(private readonly rules: WriteRule[] = []) {}

@@ -57,6 +57,11 @@ describe('WritePolicy', () => {
     expect(new WritePolicy(parseAllowedWrites('a/{secret}?x')).requesterDependence).to.equal(undefined);
   });
 
+  it('shows parameter names only with the characters a setting entry may hold', () => {
+    const err = thrown(() => builtIn.decide('database/x', db, { 'a\n{"forged":1}': 'v' }, none));
+    expect(err.message).to.contain('a??"forged"?1?'.replace(/"/g, '?')).and.not.contain('\n');
+  });
+
   it('never writes to KV, whatever DSO_ALLOWED_WRITES says', () => {
     const policy = new WritePolicy(parseAllowedWrites('secret/*?password'));
     const err = thrown(() => policy.decide('secret/data/app', { path: 'secret/', type: 'kv', kvVersion: 2 }, { password: 'x' }, none));
