@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'ERR_REFERENCE'
   | 'ERR_TEMPLATE'
   | 'ERR_PATH_REFUSED'
+  | 'ERR_WRITE_REFUSED'
   | 'ERR_NOT_FOUND'
   | 'ERR_FIELD_MISSING'
   | 'ERR_FORMAT'

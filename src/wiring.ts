@@ -24,6 +24,7 @@ import type { RequestListener } from 'node:http';
 import { MisconfiguredDriver, VaultSecretDriver } from './resolve/driver';
 import { PathPolicy } from './resolve/policy';
 import { Resolver } from './resolve/resolver';
+import { WritePolicy } from './resolve/writes';
 import { Metrics, serveMetrics } from './status/metrics';
 import { StatusStore } from './status/store';
 import { authMethodFor } from './vault/auth';
@@ -82,6 +83,8 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         leased: new LeasedEngine(session, leases, new FaultLog(logger)),
         timeoutMs: settings.timeoutMs,
         rotateDefault: settings.rotate,
+        writes: new WritePolicy(settings.allowedWrites),
+        logger,
       });
       let driverNames: Promise<Set<string>> | undefined;
       const rotation = new RotationWatcher({

@@ -52,6 +52,8 @@ export function fixFor(code: string | undefined, error: string, ctx: FixContext)
     }
     case 'ERR_PATH_REFUSED':
       return `fix the secret's dso.ref label, or widen DSO_ALLOWED_PATHS: docker dso init --plugin ${p} --set DSO_ALLOWED_PATHS=<patterns>`;
+    case 'ERR_WRITE_REFUSED':
+      return `remove the query string from the secret's dso.ref, or allow that write: add the entry the error names (<path>?<param>,<param>) to DSO_ALLOWED_WRITES in dso.json in the plugin's config directory (mounted at /etc/dso), then restart the plugin (docker plugin disable ${p} && docker plugin enable ${p})`;
     case 'ERR_FIELD_MISSING':
       return 'use one of the fields listed in the error after "#" in the reference';
     case 'ERR_NOT_FOUND':

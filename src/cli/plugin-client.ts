@@ -24,6 +24,7 @@ export interface PluginStatus {
     timeoutMs?: number;
     pathTemplate?: string | null;
     allowedPaths?: string[];
+    allowedWrites?: string[];
     rotate?: boolean;
     rotateIntervalMs?: number;
     logLevel?: string;

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import Ajv from 'ajv';
 import { TEMPLATE_NAMES, templateNames } from '../resolve/template';
+import { parseAllowedWrites, WriteRule } from '../resolve/writes';
 import { parseDuration } from './duration';
 import { RawSettings, rawSettingsSchema, SETTING_NAMES, SETTINGS, SettingName } from './schema';
 
@@ -34,6 +35,8 @@ export interface Settings {
   timeoutMs: number;
   pathTemplate?: string;
   allowedPaths: string[];
+  /** DSO_ALLOWED_WRITES: where a reference's query string may be sent as a write, and which parameters. */
+  allowedWrites: WriteRule[];
   rotate: boolean;
   rotateIntervalMs: number;
   logLevel: LogLevel;
@@ -87,7 +90,8 @@ function mergeSources(env: NodeJS.ProcessEnv, file: Record<string, unknown>, pro
       continue;
     }
     if (value === null || value === '') continue;
-    merged[key] = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : typeof value === 'object' ? value : String(value);
+    // DSO_ALLOWED_WRITES separates entries with ";" (its entries hold commas).
+    merged[key] = Array.isArray(value) ? value.join(key === 'DSO_ALLOWED_WRITES' ? ';' : ',') : typeof value === 'string' ? value : typeof value === 'object' ? value : String(value);
   }
   for (const name of SETTING_NAMES) {
     const value = env[name];
@@ -154,6 +158,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
     timeoutMs: duration('DSO_TIMEOUT', 10_000, MAX_TIMEOUT_MS),
     pathTemplate: raw.DSO_PATH_TEMPLATE,
     allowedPaths: list(raw.DSO_ALLOWED_PATHS),
+    allowedWrites: writes(raw.DSO_ALLOWED_WRITES, problems),
     rotate: raw.DSO_ROTATE === 'true',
     rotateIntervalMs: duration('DSO_ROTATE_INTERVAL', 60_000),
     logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
@@ -165,6 +170,16 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
 
   problems.push(...checkCombination(settings, merged));
   return { settings, problems };
+}
+
+/** DSO_ALLOWED_WRITES; the schema checked its syntax already, so a failure here is a second guard. */
+function writes(text: string | undefined, problems: string[]): WriteRule[] {
+  try {
+    return parseAllowedWrites(text);
+  } catch {
+    problems.push(`DSO_ALLOWED_WRITES is invalid: it must be ${SETTINGS.DSO_ALLOWED_WRITES.hint}`);
+    return [];
+  }
 }
 
 /** Settings that are each valid but do not fit together. */
@@ -193,7 +208,12 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
   }
   if (!!s.tls.clientCertFile !== !!s.tls.clientKeyFile) problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together');
   // A typo such as {stak} would otherwise make a pattern silently allow nothing.
-  for (const [name, texts] of [['DSO_ALLOWED_PATHS', s.allowedPaths], ['DSO_PATH_TEMPLATE', s.pathTemplate ? [s.pathTemplate] : []]] as const) {
+  const templated = [
+    ['DSO_ALLOWED_PATHS', s.allowedPaths],
+    ['DSO_ALLOWED_WRITES', s.allowedWrites.map((r) => r.pattern)],
+    ['DSO_PATH_TEMPLATE', s.pathTemplate ? [s.pathTemplate] : []],
+  ] as const;
+  for (const [name, texts] of templated) {
     const unknown = texts.flatMap(templateNames).filter((t) => !(TEMPLATE_NAMES as readonly string[]).includes(t));
     // The unknown name is part of the value, and problems never repeat values.
     if (unknown.length) problems.push(`${name} uses an unknown template; known: ${TEMPLATE_NAMES.map((t) => `{${t}}`).join(', ')}`);
@@ -211,6 +231,7 @@ export function describeSettings(s: Settings): Record<string, unknown> {
     timeoutMs: s.timeoutMs,
     pathTemplate: s.pathTemplate ?? null,
     allowedPaths: s.allowedPaths,
+    allowedWrites: s.allowedWrites.map((r) => `${r.pattern}?${r.params.join(',')}`),
     rotate: s.rotate,
     rotateIntervalMs: s.rotateIntervalMs,
     logLevel: s.logLevel,

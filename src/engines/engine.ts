@@ -6,6 +6,8 @@ import type { MountInfo } from './mounts';
 export interface ReadOptions {
   version?: number;
   params: Record<string, string>;
+  /** POST `params` as the body (decided and allowed by resolve/writes.ts), else GET. */
+  write?: boolean;
   deadline: number;
   workload?: Workload;
   /** Who a leased secret belongs to: its task, or its service when copies are shared. */

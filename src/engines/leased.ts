@@ -1,6 +1,7 @@
 // Dynamic secrets: any read that Vault answers with a lease (database/creds/<role>, ...),
 // and engines that issue on write (pki/issue/<role>), whose parameters come from the
-// reference's query string. One lease per owner and path (see ../vault/leases.ts).
+// reference's query string; whether a read is a write, and may be, is decided before
+// (resolve/writes.ts). One lease per owner and path (see ../vault/leases.ts).
 import type { LeaseManager, LeaseOwner, LeasedAnswer } from '../vault/leases';
 import { ownerKey } from '../vault/leases';
 import { VaultApiError } from '../vault/errors';
@@ -9,9 +10,6 @@ import { DsoError } from '../errors';
 import type { FaultLog } from '../log';
 import type { ReadOptions, SecretEngine, SecretRead } from './engine';
 import type { MountInfo } from './mounts';
-
-/** PKI endpoints that create something on POST. */
-const ISSUES_ON_WRITE = /\/(issue|sign|sign-verbatim)\/[^/]+$/;
 
 export class LeasedEngine implements SecretEngine {
   constructor(
@@ -25,7 +23,7 @@ export class LeasedEngine implements SecretEngine {
   }
 
   async read(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {
-    const write = Object.keys(options.params).length > 0 || (mount.type === 'pki' && ISSUES_ON_WRITE.test(apiPath));
+    const write = options.write === true;
     const owner: LeaseOwner = options.owner ?? { kind: 'none', id: '' };
     const params = JSON.stringify(Object.entries(options.params).sort(([a], [b]) => a.localeCompare(b)));
     const key = `${ownerKey(owner)}|${apiPath}|${params}`;

@@ -5,16 +5,34 @@ import { VaultApiError } from '../vault/errors';
 import type { VaultSession, Workload } from '../vault/session';
 import { SingleFlight } from '../vault/singleflight';
 
+/**
+ * Mount types DSO reads from: secrets engines that store or issue credentials. Anything
+ * else is refused after the mount lookup: auth methods (`approle`, `token`...), `system`,
+ * `identity`, `cubbyhole` and their namespaced `ns_` forms, and plugins DSO does not know.
+ * Some auth methods share a type name with a secrets engine (`kubernetes`, `aws`...):
+ * those are told apart by `authMethod` below, never by the type.
+ */
+export const SECRET_ENGINE_TYPES: ReadonlySet<string> = new Set([
+  'kv', 'generic', 'database', 'pki', 'ssh', 'transit', 'totp', 'aws', 'azure', 'gcp', 'gcpkms', 'alicloud',
+  'consul', 'nomad', 'rabbitmq', 'ldap', 'openldap', 'ad', 'kubernetes', 'terraform', 'mongodbatlas',
+]);
+
 export interface MountInfo {
   /** With a trailing slash, as Vault writes it: `secret/`. */
   path: string;
   type: string;
   /** KV version (1 or 2) for kv mounts. */
   kvVersion?: 1 | 2;
+  /**
+   * An auth method, not a secrets engine. Types do not tell: `kubernetes`, `aws`, `gcp`,
+   * `azure`, `ldap` name both. Vault gives auth mounts accessors `auth_<type>_...` and
+   * reports them at `[<namespace>/]auth/<path>/`.
+   */
+  authMethod?: boolean;
 }
 
 interface MountAnswer {
-  data?: { path?: string; type?: string; options?: { version?: string } | null };
+  data?: { path?: string; type?: string; accessor?: string; options?: { version?: string } | null };
 }
 
 export class MountResolver {
@@ -45,8 +63,11 @@ export class MountResolver {
       const data = answer.data;
       if (!data?.path || !data.type) throw new DsoError('ERR_NOT_FOUND', `no secrets engine is mounted for ${path}`);
       const info: MountInfo = { path: data.path, type: data.type };
+      if (String(data.accessor ?? '').startsWith('auth_') || data.path.split('/').includes('auth')) info.authMethod = true;
       if (data.type === 'kv' || data.type === 'generic') info.kvVersion = data.options?.version === '2' ? 2 : 1;
-      this.cache.set(info.path, { info, at: Date.now() });
+      // An answer for a mount that does not contain the path is refused by the driver; kept
+      // out of the cache, it can never stand in for the paths it does not describe.
+      if (`${path}/`.startsWith(info.path)) this.cache.set(info.path, { info, at: Date.now() });
       return info;
     });
   }

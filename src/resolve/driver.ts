@@ -5,19 +5,18 @@ import type { LeasedEngine } from '../engines/leased';
 import type { LeaseOwner } from '../vault/leases';
 import type { SecretEngine } from '../engines/engine';
 import { render } from '../engines/formats';
-import type { MountInfo, MountResolver } from '../engines/mounts';
+import { MountInfo, MountResolver, SECRET_ENGINE_TYPES } from '../engines/mounts';
 import { DsoError } from '../errors';
+import type { Logger } from '../log';
 import type { Workload } from '../vault/session';
 import type { ReadPlan, RequestFacts, Resolver } from './resolver';
+import { WritePolicy } from './writes';
 
 export interface DriverResult {
   value: Buffer;
   doNotReuse: boolean;
   source: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
 }
-
-/** Mount types that are Vault's own machinery (namespaced ones start with ns_). */
-const VAULT_INTERNAL_TYPES = new Set(['token', 'system', 'identity', 'cubbyhole']);
 
 export interface SecretTarget {
   apiPath: string;
@@ -36,7 +35,14 @@ export interface VaultDriverOptions {
   timeoutMs: number;
   /** DSO_ROTATE: rotation for secrets without a dso.rotate label. */
   rotateDefault?: boolean;
+  /** DSO_ALLOWED_WRITES; without it only the built-in PKI/SSH issue paths may write. */
+  writes?: WritePolicy;
+  /** For the one line per secret that says why dso.reuse=true was overridden. */
+  logger?: Logger;
 }
+
+/** Secrets whose dso.reuse=true override was logged; bounded so that it cannot grow forever. */
+const MAX_WARNED = 10_000;
 
 /**
  * Who a leased secret belongs to: its task when each task gets its own copy; its service
@@ -52,7 +58,12 @@ export function leaseOwner(request: RequestFacts, reuse: boolean | undefined): L
 }
 
 export class VaultSecretDriver {
-  constructor(private readonly options: VaultDriverOptions) {}
+  private readonly writes: WritePolicy;
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly options: VaultDriverOptions) {
+    this.writes = options.writes ?? new WritePolicy();
+  }
 
   async getSecret(request: RequestFacts, signal?: AbortSignal): Promise<DriverResult> {
     const deadline = Date.now() + this.options.timeoutMs;
@@ -64,10 +75,15 @@ export class VaultSecretDriver {
       signal?.throwIfAborted();
       source.path = apiPath;
       this.options.resolver.policy.check(apiPath, plan.context);
-      const owner = leaseOwner(request, plan.reuse);
+      // Decided before the engine is called: a refused write never reaches Vault.
+      const write = this.writes.decide(apiPath, mount, plan.params, plan.context) === 'write';
+      const perRequester = this.perRequester(plan, request);
+      // A copy that must not be shared belongs to its task, whatever dso.reuse says.
+      const owner = leaseOwner(request, perRequester ? false : plan.reuse);
       const read = await engine.read(apiPath, mount, {
         version: plan.version,
         params: plan.params,
+        write,
         deadline,
         workload,
         owner,
@@ -77,7 +93,7 @@ export class VaultSecretDriver {
       source.version = read.version;
       if (read.lease) source.leaseExpiresAt = read.lease.expiresAt === Infinity ? undefined : new Date(read.lease.expiresAt).toISOString();
       const value = render(read.data, plan.ref.field, plan.format, apiPath);
-      return { value, doNotReuse: !(plan.reuse ?? !read.leased), source };
+      return { value, doNotReuse: perRequester || !(plan.reuse ?? !read.leased), source };
     } catch (err) {
       if (err instanceof DsoError) err.source = source;
       throw err;
@@ -101,20 +117,53 @@ export class VaultSecretDriver {
     return { data: read.data, version: read.version };
   }
 
+  /**
+   * Whether this answer depends on who asks (templates in the path, its parameters,
+   * DSO_ALLOWED_PATHS or DSO_ALLOWED_WRITES). Docker keeps a shareable answer under the
+   * secret's ID and hands it to any task on the node that names the secret, even one whose
+   * own request was refused; so such answers are never shareable (DoNotReuse), and a
+   * dso.reuse=true label is overridden, said once per secret in the log.
+   */
+  private perRequester(plan: ReadPlan, request: RequestFacts): boolean {
+    const reasons = [plan.requesterDependence, this.writes.requesterDependence].filter((r): r is string => r !== undefined);
+    if (reasons.length === 0) return false;
+    const secret = request.SecretName ?? '';
+    if (plan.reuse === true && !this.warned.has(secret)) {
+      if (this.warned.size >= MAX_WARNED) this.warned.clear();
+      this.warned.add(secret);
+      this.options.logger?.warn('dso.reuse=true overridden: every task gets its own copy (DoNotReuse)', {
+        secret,
+        reason: `the answer depends on who asks (${reasons.join('; ')}); a shared copy would reach other services' tasks on the same node`,
+      });
+    }
+    return true;
+  }
+
   /** The mount (asked of Vault, cached), its engine, and the API path the plan resolves to. */
   private async locate(plan: ReadPlan, deadline: number, workload?: Workload): Promise<{ mount: MountInfo; engine: SecretEngine; apiPath: string }> {
     const mount = await this.options.mounts.lookup(plan.path, deadline, workload);
-    const engine = this.engineFor(mount);
+    const engine = this.engineFor(mount, plan.path);
     return { mount, engine, apiPath: engine.apiPath(plan.path, mount) };
   }
 
-  private engineFor(mount: MountInfo): SecretEngine {
-    if (mount.kvVersion) return this.options.kv;
-    // Vault's own machinery is never a secret to hand out: token/self endpoints would give
-    // away (or renew, or revoke) the plugin's token, cubbyhole is the token's own storage.
-    if (VAULT_INTERNAL_TYPES.has(mount.type) || mount.type.startsWith('ns_')) {
-      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is Vault's ${mount.type} backend, not a secrets engine DSO serves`);
+  /**
+   * Vault's own machinery is never a secret to hand out, in any namespace: token endpoints
+   * would give away (or renew, or revoke) the plugin's token, an auth method's would mint
+   * logins (`team-a/auth/approle/role/x/secret-id`), cubbyhole is the token's own storage.
+   * So the mount Vault reports decides: its type must be a secrets engine DSO serves, and
+   * its path must be where the requested path lives.
+   */
+  private engineFor(mount: MountInfo, path: string): SecretEngine {
+    if (!`${path}/`.startsWith(mount.path)) {
+      throw new DsoError('ERR_PATH_REFUSED', `${path} is not inside the mount Vault reports for it (${mount.path}, type ${mount.type}): DSO serves only paths inside a secrets engine`);
     }
+    if (mount.authMethod) {
+      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a ${mount.type} auth method, not a secrets engine DSO serves`);
+    }
+    if (!SECRET_ENGINE_TYPES.has(mount.type)) {
+      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a mount of type ${mount.type}, not a secrets engine DSO serves (it serves ${[...SECRET_ENGINE_TYPES].join(', ')})`);
+    }
+    if (mount.kvVersion) return this.options.kv;
     if (this.options.leased) return this.options.leased;
     throw new DsoError('ERR_UNSUPPORTED', `the ${mount.type} secrets engine at ${mount.path} is not supported here; DSO reads KV v1 and v2 mounts`);
   }

@@ -2,25 +2,17 @@
 // the globs of Vault's own policies: `*` at any place matches any run of characters
 // (slashes included), `+` matches exactly one path segment; templates are filled from the
 // request first, so `secret/data/{stack}/*` confines each stack to its own subtree.
+// Matching takes time linear in the path (./glob.ts), however many `*` a pattern has.
 import { DsoError } from '../errors';
-import { fillTemplate, TemplateContext } from './template';
+import { compileGlob, Glob, matchGlob } from './glob';
+import { templateNames, TemplateContext } from './template';
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+/** Templates whose value depends on who asks (the secret's own name does not). */
+export const REQUESTER_TEMPLATES = ['service', 'stack', 'task', 'node'] as const;
 
-/**
- * Globs are read from the pattern as written, before templates are filled: a `+` or `*`
- * inside a filled-in value (a stack name) is a literal character, never a wildcard.
- */
-function patternToRegExp(pattern: string, context: TemplateContext): RegExp {
-  const parts = pattern.split(/(\{[^{}]*\}|\*|\+)/).map((part) => {
-    if (part === '*') return '.*';
-    if (part === '+') return '[^/]+';
-    if (part.startsWith('{')) return escapeRegExp(fillTemplate(part, context, 'DSO_ALLOWED_PATHS'));
-    return escapeRegExp(part);
-  });
-  return new RegExp(`^${parts.join('')}$`);
+/** The requester templates `text` uses, e.g. ['{stack}']. */
+export function requesterTemplates(text: string): string[] {
+  return templateNames(text).filter((n) => (REQUESTER_TEMPLATES as readonly string[]).includes(n)).map((n) => `{${n}}`);
 }
 
 export class PathPolicy {
@@ -30,12 +22,21 @@ export class PathPolicy {
     return this.patterns.length > 0;
   }
 
+  /**
+   * Why the policy's answer depends on who asks (a pattern with {stack}, {service}, {task}
+   * or {node}), or undefined when it is the same for every requester.
+   */
+  get requesterDependence(): string | undefined {
+    const used = [...new Set(this.patterns.flatMap(requesterTemplates))];
+    return used.length ? `${used.join(', ')} in DSO_ALLOWED_PATHS` : undefined;
+  }
+
   /** The patterns, templates filled for this request; a pattern whose template cannot be filled allows nothing. */
-  private compiled(context: TemplateContext): RegExp[] {
-    const out: RegExp[] = [];
+  private compiled(context: TemplateContext): Glob[] {
+    const out: Glob[] = [];
     for (const pattern of this.patterns) {
       try {
-        out.push(patternToRegExp(pattern.replace(/^\/+/, ''), context));
+        out.push(compileGlob(pattern.replace(/^\/+/, ''), context, 'DSO_ALLOWED_PATHS'));
       } catch {
         // e.g. {stack} for a service that is not part of a stack: this pattern does not apply.
       }
@@ -45,7 +46,7 @@ export class PathPolicy {
 
   allows(path: string, context: TemplateContext): boolean {
     if (!this.restricted) return true;
-    return this.compiled(context).some((re) => re.test(path));
+    return this.compiled(context).some((glob) => matchGlob(glob, path));
   }
 
   /**
@@ -61,7 +62,7 @@ export class PathPolicy {
       if (segments[i] !== 'data') candidates.push([...segments.slice(0, i), 'data', ...segments.slice(i)].join('/'));
     }
     const patterns = this.compiled(context);
-    return candidates.some((candidate) => patterns.some((re) => re.test(candidate)));
+    return candidates.some((candidate) => patterns.some((glob) => matchGlob(glob, candidate)));
   }
 
   check(path: string, context: TemplateContext, early = false): void {

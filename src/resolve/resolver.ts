@@ -2,7 +2,7 @@
 // early path-policy check, all before anything is asked of Vault.
 import { DsoError } from '../errors';
 import { parseLabels, SecretSpec } from './labels';
-import { PathPolicy } from './policy';
+import { PathPolicy, requesterTemplates } from './policy';
 import { checkPath } from './reference';
 import { fillTemplate, TemplateContext } from './template';
 
@@ -25,6 +25,12 @@ export interface ReadPlan extends SecretSpec {
   path: string;
   params: Record<string, string>;
   context: TemplateContext;
+  /**
+   * Why the answer depends on who asks ({stack} in the path, in a parameter or in
+   * DSO_ALLOWED_PATHS...), or undefined when every requester gets the same answer. Such an
+   * answer must never be shared: Docker hands a shared copy to any task of the node.
+   */
+  requesterDependence?: string;
 }
 
 export function requestContext(request: RequestFacts): TemplateContext {
@@ -62,6 +68,14 @@ export class Resolver {
       if (err instanceof DsoError) err.source = { path, field: spec.ref.field };
       throw err;
     }
-    return { ...spec, path, params, context };
+    return { ...spec, path, params, context, requesterDependence: this.dependence(spec, request) };
+  }
+
+  private dependence(spec: SecretSpec, request: RequestFacts): string | undefined {
+    const labels = request.SecretLabels ?? {};
+    const where = labels['dso.ref'] === undefined && labels['dso.path'] === undefined ? 'DSO_PATH_TEMPLATE' : "the secret's reference";
+    const inRef = [...new Set([spec.ref.path, ...Object.values(spec.ref.params)].flatMap(requesterTemplates))];
+    const reasons = [inRef.length ? `${inRef.join(', ')} in ${where}` : undefined, this.policy.requesterDependence].filter((r): r is string => r !== undefined);
+    return reasons.length ? reasons.join('; ') : undefined;
   }
 }

@@ -234,12 +234,14 @@ export function fileSize(file: string): number {
 /**
  * Makes the host directory mounted at /etc/dso (mode 0700) with a token file (0600), then
  * builds the rootfs and (re)creates the plugin `name` with token login to `vaultAddr` and
- * the extra `settings` (NAME=value).
+ * the extra `settings` (NAME=value); `dsoJson`, when given, becomes /etc/dso/dso.json (for
+ * settings the plugin's config.json does not let `docker plugin set` change).
  */
-export async function createTokenPlugin(name: string, etcDir: string, token: string, vaultAddr: string, settings: string[] = []): Promise<void> {
+export async function createTokenPlugin(name: string, etcDir: string, token: string, vaultAddr: string, settings: string[] = [], dsoJson?: Record<string, unknown>): Promise<void> {
   fs.rmSync(etcDir, { recursive: true, force: true });
   fs.mkdirSync(etcDir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(etcDir, 'token'), token, { mode: 0o600 });
+  if (dsoJson) fs.writeFileSync(path.join(etcDir, 'dso.json'), JSON.stringify(dsoJson), { mode: 0o600 });
   const build = await run(
     'bash',
     [

@@ -44,6 +44,8 @@ class FakeDocker {
   calls: string[][] = [];
   inputs: (string | undefined)[] = [];
   deployResult: RunResult = { code: 0, stdout: 'Creating service x_web\n', stderr: '' };
+  /** What `docker plugin install` finds in the image: its privileges; undefined: no such image. */
+  image: { privileges: string[] } | undefined = { privileges: ['network: [host]', 'mount: [/var/run/docker.sock]', 'mount: [/etc/dso]'] };
 
   private plugin(name: string): FakePlugin | undefined {
     return this.plugins.get(name.replace(/:latest$/, ''));
@@ -75,6 +77,18 @@ class FakeDocker {
         else p.Settings.Env = [...p.Settings.Env.filter((e) => !e.startsWith(`${k}=`)), `${k}=${v}`];
       }
       return ok();
+    }
+    if (a === 'plugin' && b === 'install') {
+      // As the docker CLI: show the privileges and ask, unless granted up front or none are asked.
+      if (!this.image) return fail(`Error response from daemon: pull access denied for ${last}`);
+      const privileges = this.image.privileges;
+      const shown = privileges.length ? `Plugin "${last}" is requesting the following privileges:\n${privileges.map((p) => ` - ${p}\n`).join('')}Do you grant the above permissions? [y/N] ` : '';
+      if (!args.includes('--grant-all-permissions') && privileges.length && String(options.input ?? '').trim().toLowerCase() !== 'y') {
+        return { code: 1, stdout: shown, stderr: `Error response from daemon: permission denied while installing plugin ${last}` };
+      }
+      const alias = args[args.indexOf('--alias') + 1];
+      this.plugins.set(alias, fakePlugin(alias, [], '/etc/dso', false));
+      return ok(`Installed plugin ${last}\n`);
     }
     if (a === 'service' && b === 'inspect') {
       const s = this.services.find((x) => x.ID === last || (x.Spec as { Name: string }).Name === last);
@@ -200,6 +214,49 @@ describe('cli: docker dso init', () => {
     expect(fs.readFileSync(path.join(dir, 'token'), 'utf8')).to.equal('tok-123456\n');
   });
 
+  describe('--plugin-image: the privileges the image asks for need --grant-all-permissions', () => {
+    const args = (dir: string) => ['init', '--plugin-image', 'registry.example:5000/dso/vault:0.2.0', '--vault-address', 'http://a:8200', '--vault-auth-method', 'token', '--vault-token', 'tok-1234567', '--config-dir', dir];
+
+    it('without the flag: lists the privileges, installs nothing, changes nothing (exit 2)', async () => {
+      const dir = tmpDir();
+      const { docker, cli, buildCalls } = setup();
+      const r = await cli(...args(dir));
+      expect(r.code, r.err).to.equal(EXIT.USAGE);
+      expect(r.err).to.contain('the plugin image registry.example:5000/dso/vault:0.2.0 asks for these privileges:');
+      expect(r.err).to.contain('  - network: [host]').and.contain('  - mount: [/var/run/docker.sock]').and.contain('nothing was installed');
+      expect(r.err).to.contain('--grant-all-permissions');
+      expect(docker.plugins.size).to.equal(0);
+      expect(buildCalls).to.deep.equal([]);
+      const installs = docker.calls.filter((c) => c[2] === 'install');
+      expect(installs.every((c) => !c.includes('--grant-all-permissions')), 'never granted on the user\'s behalf').to.equal(true);
+      expect(docker.calls.some((c) => c[2] === 'set' || c[2] === 'enable')).to.equal(false);
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
+    });
+
+    it('with the flag: shows the privileges, installs with them granted, then configures the plugin', async () => {
+      const dir = tmpDir();
+      const { docker, cli } = setup();
+      const r = await cli(...args(dir), '--grant-all-permissions');
+      expect(r.code, r.err).to.equal(0);
+      expect(r.out).to.contain('granting the privileges it asks for (--grant-all-permissions):').and.contain('  - mount: [/var/run/docker.sock]');
+      expect(docker.calls.filter((c) => c[2] === 'install').pop()).to.deep.equal(['docker', 'plugin', 'install', '--grant-all-permissions', '--disable', '--alias', 'dso', 'registry.example:5000/dso/vault:0.2.0']);
+      expect(docker.plugins.get('dso')!.Enabled).to.equal(true);
+    });
+
+    it('an image that asks for no privileges is installed without the flag; an image docker cannot pull is an error', async () => {
+      const s1 = setup();
+      s1.docker.image = { privileges: [] };
+      expect((await s1.cli(...args(tmpDir()))).code).to.equal(0);
+      expect(s1.docker.plugins.has('dso')).to.equal(true);
+      const s2 = setup();
+      s2.docker.image = undefined;
+      const r = await s2.cli(...args(tmpDir()), '--grant-all-permissions');
+      expect(r.code).to.equal(EXIT.FAILURE);
+      expect(r.err).to.contain('pull access denied');
+      expect(s2.docker.plugins.size).to.equal(0);
+    });
+  });
+
   it('tells the exact commands when the plugin is absent and cannot be built here (exit 3)', async () => {
     const { cli, buildCalls } = setup({ noBuildScript: true });
     const r = await cli('init', '--vault-address', 'http://a:8200', '--vault-auth-method', 'token', '--vault-token', 'tok-1234567', '--config-dir', tmpDir());
@@ -299,6 +356,15 @@ describe('cli: docker dso system info / test-vault', () => {
     expect(r.out).to.contain(`${c}: active`);
     expect(r.out).to.match(/Plugin sees:/);
     expect(JSON.parse((await cli('system', 'info', '--json')).out).vaultNodes).to.have.length(3);
+  });
+
+  it('shows the allowed paths and the allowed writes', async () => {
+    const { docker, api, cli } = setup();
+    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200'], tmpDir()));
+    api.status$.settings = { ...api.status$.settings, allowedPaths: ['secret/data/{stack}/*'], allowedWrites: ['transit/encrypt/app?plaintext', 'x/y?a,b'] };
+    const r = await cli('system', 'info');
+    expect(r.out).to.match(/Allowed paths:\s+secret\/data\/\{stack\}\/\*/).and.to.match(/Allowed writes:\s+transit\/encrypt\/app\?plaintext; x\/y\?a,b/);
+    expect(JSON.parse((await cli('system', 'info', '--json')).out).allowedWrites).to.deep.equal(['transit/encrypt/app?plaintext', 'x/y?a,b']);
   });
 
   it('shows invalid settings and an unhealthy Vault as problems (exit 1)', async () => {

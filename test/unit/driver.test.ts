@@ -11,7 +11,9 @@ import { PathPolicy } from '../../src/resolve/policy';
 import { RequestFacts, Resolver } from '../../src/resolve/resolver';
 import { VaultApiError } from '../../src/vault/errors';
 import type { SessionCall, VaultSession } from '../../src/vault/session';
-import { rejected } from './helpers';
+import type { Logger } from '../../src/log';
+import { parseAllowedWrites, WritePolicy } from '../../src/resolve/writes';
+import { capturingLogger, rejected } from './helpers';
 
 const PASSWORD = 'driver-canary-pw-0a9c3e';
 
@@ -20,9 +22,13 @@ interface Setup {
   policy?: string[];
   answers?: Record<string, unknown>;
   leased?: (apiPath: string) => SecretRead;
+  /** DSO_ALLOWED_WRITES as the setting is written. */
+  writes?: string;
+  pathTemplate?: string;
+  logger?: Logger;
 }
 
-function driverFor({ mount, policy = [], answers = {}, leased }: Setup) {
+function driverFor({ mount, policy = [], answers = {}, leased, writes, pathTemplate, logger }: Setup) {
   const calls: SessionCall[] = [];
   const session = {
     async call(call: SessionCall) {
@@ -38,17 +44,25 @@ function driverFor({ mount, policy = [], answers = {}, leased }: Setup) {
       return mount;
     },
   } as unknown as MountResolver;
-  const leasedReads: Array<{ apiPath: string; owner: unknown }> = [];
+  const leasedReads: Array<{ apiPath: string; owner: unknown; write?: boolean }> = [];
   const leasedEngine = leased
     ? ({
         apiPath: (p: string) => p,
-        async read(apiPath: string, _m: MountInfo, options: { owner?: unknown }) {
-          leasedReads.push({ apiPath, owner: options.owner });
+        async read(apiPath: string, _m: MountInfo, options: { owner?: unknown; write?: boolean }) {
+          leasedReads.push({ apiPath, owner: options.owner, ...(options.write ? { write: true } : {}) });
           return leased(apiPath);
         },
       } as unknown as LeasedEngine)
     : undefined;
-  const driver = new VaultSecretDriver({ resolver: new Resolver(new PathPolicy(policy)), mounts, kv: new KvEngine(session), leased: leasedEngine, timeoutMs: 2000 });
+  const driver = new VaultSecretDriver({
+    resolver: new Resolver(new PathPolicy(policy), pathTemplate),
+    mounts,
+    kv: new KvEngine(session),
+    leased: leasedEngine,
+    timeoutMs: 2000,
+    writes: new WritePolicy(parseAllowedWrites(writes)),
+    logger,
+  });
   return { driver, calls, lookups, leasedReads };
 }
 
@@ -167,6 +181,158 @@ describe('VaultSecretDriver', () => {
     const err = await rejected(driver.getSecret(req({ 'dso.ref': 'dso://secret/data/app/db#password' }), controller.signal));
     expect(err.code).to.equal('ERR_TIMEOUT');
     expect(calls).to.have.length(0);
+  });
+});
+
+describe('VaultSecretDriver: no shareable answer when the answer depends on who asks', () => {
+  const kvAnswers = { 'secret/data/shop/cfg': v2answer, 'secret/data/web/cfg': v2answer };
+  const lease = (apiPath: string): SecretRead => ({ apiPath, data: { username: 'v-user', password: PASSWORD }, leased: true, lease: { id: 'x', expiresAt: Date.UTC(2030, 0, 1) } });
+
+  it('keeps a KV answer shareable when neither the path nor the policy uses the requester', async () => {
+    const { driver } = driverFor({ mount: kv2, policy: ['secret/data/*', 'x/{secret}/*'], answers: kvAnswers });
+    const result = await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password' }));
+    expect(result.doNotReuse).to.equal(false);
+  });
+
+  for (const pattern of ['secret/data/{stack}/*', 'secret/data/{service}/*', 'x/{task}', 'y/{node}/*']) {
+    it(`answers DoNotReuse=true for every secret when DSO_ALLOWED_PATHS has ${pattern}`, async () => {
+      const { driver } = driverFor({ mount: kv2, policy: [pattern, 'secret/data/*'], answers: kvAnswers });
+      const result = await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password' }, { ServiceLabels: { 'com.docker.stack.namespace': 'shop' } }));
+      expect(result.doNotReuse).to.equal(true);
+    });
+  }
+
+  it('answers DoNotReuse=true when the reference uses {service}, and false for {secret} alone (one secret, one name)', async () => {
+    const { driver } = driverFor({ mount: kv2, answers: { ...kvAnswers, 'secret/data/db_password/cfg': v2answer } });
+    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/{service}/cfg#password' }))).doNotReuse).to.equal(true);
+    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/{secret}/cfg#password' }))).doNotReuse).to.equal(false);
+  });
+
+  it('answers DoNotReuse=true when DSO_PATH_TEMPLATE uses {stack}', async () => {
+    const { driver } = driverFor({ mount: kv2, answers: kvAnswers, pathTemplate: 'secret/data/{stack}/cfg#password' });
+    const result = await driver.getSecret(req({}, { ServiceLabels: { 'com.docker.stack.namespace': 'shop' } }));
+    expect(result.doNotReuse).to.equal(true);
+  });
+
+  it('answers DoNotReuse=true when a parameter uses {service}, and gives the lease to the task despite dso.reuse=true', async () => {
+    const pki: MountInfo = { path: 'pki/', type: 'pki' };
+    const { driver, leasedReads } = driverFor({ mount: pki, leased: lease });
+    const result = await driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web?common_name={service}.example.com#username', 'dso.reuse': 'true' }));
+    expect(result.doNotReuse).to.equal(true);
+    expect(leasedReads[0].owner).to.deep.equal({ kind: 'task', id: 'task-1' });
+  });
+
+  it('answers DoNotReuse=true when DSO_ALLOWED_WRITES has {stack}', async () => {
+    const { driver } = driverFor({ mount: kv2, answers: kvAnswers, writes: 'transit/encrypt/{stack}?plaintext' });
+    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password' }))).doNotReuse).to.equal(true);
+  });
+
+  it('overrides dso.reuse=true, saying why once per secret in the log', async () => {
+    const { logger, records } = capturingLogger();
+    const { driver } = driverFor({ mount: kv2, policy: ['secret/data/{stack}/*'], answers: kvAnswers, logger });
+    const shop = { ServiceLabels: { 'com.docker.stack.namespace': 'shop' } };
+    for (let i = 0; i < 3; i++) {
+      const result = await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password', 'dso.reuse': 'true' }, shop));
+      expect(result.doNotReuse).to.equal(true);
+    }
+    await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password', 'dso.reuse': 'true' }, { ...shop, SecretName: 'other' }));
+    const warnings = records().filter((r) => String(r.message).startsWith('dso.reuse=true overridden'));
+    expect(warnings.map((w) => w.secret)).to.deep.equal(['db_password', 'other']);
+    expect(String(warnings[0].reason)).to.include('{stack} in DSO_ALLOWED_PATHS');
+  });
+});
+
+describe('VaultSecretDriver: writes only where allowed', () => {
+  const pki: MountInfo = { path: 'pki/', type: 'pki' };
+  const ssh: MountInfo = { path: 'ssh-client/', type: 'ssh' };
+  const transit: MountInfo = { path: 'transit/', type: 'transit' };
+  const issued = (apiPath: string): SecretRead => ({ apiPath, data: { certificate: 'CERT', signed_key: 'KEY', ciphertext: 'vault:v1:x', username: 'u' }, leased: true });
+
+  it('writes to a PKI issue path with certificate parameters, and to an SSH sign path', async () => {
+    const a = driverFor({ mount: pki, leased: issued });
+    await a.driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web?common_name=web.example.com&alt_names=a.example.com&ttl=1h#certificate' }));
+    await a.driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web#certificate' }));
+    expect(a.leasedReads.map((r) => r.write)).to.deep.equal([true, true]);
+    const b = driverFor({ mount: ssh, leased: issued });
+    await b.driver.getSecret(req({ 'dso.ref': 'dso://ssh-client/sign/ops?public_key=ssh-ed25519%20AAAA&valid_principals=ops#signed_key' }));
+    expect(b.leasedReads[0]).to.include({ apiPath: 'ssh-client/sign/ops', write: true });
+  });
+
+  it('reads (GET) a leased path without a query string', async () => {
+    const { driver, leasedReads } = driverFor({ mount: db, leased: issued });
+    await driver.getSecret(req({ 'dso.ref': 'dso://database/creds/app#username' }));
+    expect(leasedReads[0].write).to.equal(undefined);
+  });
+
+  const refusals: Array<[string, MountInfo, string, RegExp]> = [
+    ['a parameter PKI issue does not take by default', pki, 'dso://pki/issue/web?common_name=a.example.com&not_after=9999-12-31T23:59:59Z#certificate', /not_after.*DSO_ALLOWED_WRITES/],
+    ['pki sign-verbatim (ignores the role)', pki, 'dso://pki/sign-verbatim/web?csr=x#certificate', /DSO_ALLOWED_WRITES/],
+    ['a PKI root rotation dressed as a read', pki, 'dso://pki/root/rotate/internal?common_name=x#certificate', /add pki\/root\/rotate\/internal\?common_name to DSO_ALLOWED_WRITES/],
+    ['SSH sign with extensions', ssh, 'dso://ssh-client/sign/ops?public_key=k&extensions=permit-pty#signed_key', /extensions/],
+    ['a transit decrypt', transit, 'dso://transit/decrypt/app?ciphertext=vault:v1:abc#plaintext', /DSO_ALLOWED_WRITES/],
+    ['a database root rotation', db, 'dso://database/rotate-root/pg?x=1#username', /DSO_ALLOWED_WRITES/],
+    ['a query string on a KV path', kv2, 'dso://secret/data/app/db?password=new#password', /KV secret, which DSO only reads/],
+  ];
+  for (const [what, mount, ref, message] of refusals) {
+    it(`refuses ${what} before Vault sees the write (ERR_WRITE_REFUSED naming the setting)`, async () => {
+      const { driver, leasedReads, calls } = driverFor({ mount, leased: issued, answers: { 'secret/data/app/db': v2answer } });
+      const err = await rejected(driver.getSecret(req({ 'dso.ref': ref })));
+      expect(err.code).to.equal('ERR_WRITE_REFUSED');
+      expect(err.message).to.match(message);
+      expect(leasedReads).to.have.length(0);
+      expect(calls).to.have.length(0);
+    });
+  }
+
+  it('allows a write DSO_ALLOWED_WRITES names, with only the parameters it lists', async () => {
+    const { driver, leasedReads } = driverFor({ mount: transit, leased: issued, writes: 'transit/encrypt/app?plaintext,context; pki/issue/*?not_after' });
+    await driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/app?plaintext=aGk=#ciphertext' }));
+    expect(leasedReads[0]).to.include({ apiPath: 'transit/encrypt/app', write: true });
+    const err = await rejected(driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/app?plaintext=aGk=&key_version=1#ciphertext' })));
+    expect(err.code).to.equal('ERR_WRITE_REFUSED');
+    expect((await rejected(driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/other?plaintext=aGk=#ciphertext' })))).code).to.equal('ERR_WRITE_REFUSED');
+  });
+
+  it('decides by the mount type Vault reports, not by the path: an "issue" path on a KV-like mount is no PKI issue', async () => {
+    const fake: MountInfo = { path: 'pki/', type: 'transit' };
+    const { driver, leasedReads } = driverFor({ mount: fake, leased: issued });
+    expect((await rejected(driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web?common_name=x#certificate' })))).code).to.equal('ERR_WRITE_REFUSED');
+    expect(leasedReads).to.have.length(0);
+  });
+});
+
+describe("VaultSecretDriver: Vault's own machinery is never reachable", () => {
+  const any = (apiPath: string): SecretRead => ({ apiPath, data: { secret_id: 'x' }, leased: true });
+  const cases: Array<[string, MountInfo]> = [
+    ['team-a/auth/approle/role/x/secret-id?metadata=x#secret_id', { path: 'team-a/auth/approle/', type: 'approle' }],
+    // Auth methods whose type is also a secrets engine's: told apart by Vault's auth_ accessor / auth/ path.
+    ['team-a/auth/kubernetes/role/x#token', { path: 'team-a/auth/kubernetes/', type: 'kubernetes', authMethod: true }],
+    ['team-a/auth/aws/role/x#token', { path: 'team-a/auth/aws/', type: 'aws', authMethod: true }],
+    ['team-a/auth/token/lookup-self#id', { path: 'team-a/auth/token/', type: 'ns_token' }],
+    ['team-a/sys/mounts#x', { path: 'team-a/sys/', type: 'ns_system' }],
+    ['team-a/cubbyhole/x#x', { path: 'team-a/cubbyhole/', type: 'ns_cubbyhole' }],
+    ['team-a/identity/entity/id#x', { path: 'team-a/identity/', type: 'ns_identity' }],
+    ['cubbyhole/x#x', { path: 'cubbyhole/', type: 'cubbyhole' }],
+    ['identity/entity/id#x', { path: 'identity/', type: 'identity' }],
+    ['custom/creds/x#x', { path: 'custom/', type: 'vault-plugin-secrets-unknown' }],
+    // A mount that does not contain the requested path (OpenBao answers "token/" for auth/token/...).
+    ['team-a/x/creds/y#x', { path: 'token/', type: 'database' }],
+    ['team-a/x/creds/y#x', { path: 'team-a/x/creds/y/z/', type: 'database' }],
+  ];
+  for (const [ref, mount] of cases) {
+    it(`refuses dso://${ref} (mount ${mount.path}, type ${mount.type}) before any read or write`, async () => {
+      const { driver, leasedReads, calls } = driverFor({ mount, leased: any, writes: 'team-a/*?metadata' });
+      const err = await rejected(driver.getSecret(req({ 'dso.ref': `dso://${ref}` })));
+      expect(err.code).to.equal('ERR_PATH_REFUSED');
+      expect(leasedReads).to.have.length(0);
+      expect(calls).to.have.length(0);
+    });
+  }
+
+  it('serves a secrets engine inside a namespace', async () => {
+    const { driver, leasedReads } = driverFor({ mount: { path: 'team-a/database/', type: 'database' }, leased: any });
+    await driver.getSecret(req({ 'dso.ref': 'dso://team-a/database/creds/app#secret_id' }));
+    expect(leasedReads[0].apiPath).to.equal('team-a/database/creds/app');
   });
 });
 

@@ -273,3 +273,19 @@ describe('Resolver.plan (request -> what to read)', () => {
     expect(requestContext({ ServiceName: '', TaskName: 'web.1.x' })).to.deep.equal({ service: undefined, stack: undefined, secret: undefined, task: 'web.1.x', node: undefined });
   });
 });
+
+describe('Resolver: whether the answer depends on who asks', () => {
+  const base = { SecretName: 'cfg', ServiceName: 'web', TaskName: 'web.1.x', NodeID: 'n1', ServiceLabels: { 'com.docker.stack.namespace': 'shop' } };
+  const reasonFor = (labels: Record<string, string>, patterns: string[] = [], template?: string) =>
+    new Resolver(new PathPolicy(patterns), template).plan({ ...base, SecretLabels: labels }).requesterDependence;
+
+  it('names each requester template and where it is; {secret} and plain paths depend on no one', () => {
+    expect(reasonFor({ 'dso.ref': 'dso://secret/data/app/db#k' })).to.equal(undefined);
+    expect(reasonFor({ 'dso.ref': 'dso://secret/data/{secret}/db#k' }, ['secret/data/{secret}/*'])).to.equal(undefined);
+    expect(reasonFor({ 'dso.ref': 'dso://secret/data/{stack}/{service}#k' })).to.equal("{stack}, {service} in the secret's reference");
+    expect(reasonFor({ 'dso.path': 'secret/data/{node}/db', 'dso.field': 'k' })).to.equal("{node} in the secret's reference");
+    expect(reasonFor({ 'dso.ref': 'dso://pki/issue/web?common_name={task}.example.com' })).to.equal("{task} in the secret's reference");
+    expect(reasonFor({}, [], 'secret/data/{stack}/{secret}#k')).to.equal('{stack} in DSO_PATH_TEMPLATE');
+    expect(reasonFor({ 'dso.ref': 'dso://secret/data/shop/db#k' }, ['secret/data/{stack}/*', 'x/{service}'])).to.equal('{stack}, {service} in DSO_ALLOWED_PATHS');
+  });
+});

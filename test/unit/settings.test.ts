@@ -256,6 +256,34 @@ describe('loadSettings', () => {
       expect(settings.allowedPaths).to.deep.equal(['secret/data/{stack}/*', 'database/creds/+']);
     });
 
+    it('reads DSO_ALLOWED_WRITES: PATTERN?param,param entries separated by ";" (also as a list in dso.json)', () => {
+      const { settings, problems } = loadSettings({ ...base, DSO_ALLOWED_WRITES: ' transit/encrypt/app?plaintext,context ; /pki/issue/*?not_after; ' }, missing());
+      expect(problems).to.deep.equal([]);
+      expect(settings.allowedWrites).to.deep.equal([
+        { pattern: 'transit/encrypt/app', params: ['plaintext', 'context'] },
+        { pattern: 'pki/issue/*', params: ['not_after'] },
+      ]);
+      expect(describeSettings(settings).allowedWrites).to.deep.equal(['transit/encrypt/app?plaintext,context', 'pki/issue/*?not_after']);
+      const fromFile = loadSettings(base, file(JSON.stringify({ DSO_ALLOWED_WRITES: ['transit/encrypt/app?plaintext,context', 'x/y?a'] }), 'writes.json'));
+      expect(fromFile.problems).to.deep.equal([]);
+      expect(fromFile.settings.allowedWrites).to.have.length(2);
+      expect(loadSettings(base, missing()).settings.allowedWrites).to.deep.equal([]);
+    });
+
+    for (const bad of ['transit/encrypt/app', 'transit/encrypt/app?', 'a?b c', 'a?b;c', '?plaintext', 'a?b,', 'a?b?c', `a?${CANARY}&x`]) {
+      it(`refuses DSO_ALLOWED_WRITES=${JSON.stringify(bad)}, naming the setting and its syntax, never the value`, () => {
+        const { settings, problems } = loadSettings({ ...base, DSO_ALLOWED_WRITES: bad }, missing());
+        expect(problems).to.have.length(1);
+        expect(problems[0]).to.match(/^DSO_ALLOWED_WRITES is invalid: it must be PATTERN\?param/);
+        expect(problems[0]).not.to.contain(CANARY);
+        expect(settings.allowedWrites).to.deep.equal([]);
+      });
+    }
+
+    it('names an unknown template in DSO_ALLOWED_WRITES', () => {
+      expect(problemsFor({ ...base, DSO_ALLOWED_WRITES: 'transit/encrypt/{stak}?plaintext' }).join('\n')).to.contain('DSO_ALLOWED_WRITES uses an unknown template');
+    });
+
     it('skips TLS verification only for the exact value true', () => {
       expect(loadSettings({ ...base, VAULT_SKIP_VERIFY: 'true' }, missing()).settings.tls.skipVerify).to.equal(true);
       for (const other of ['1', 'yes', 'TRUE', 'True', 'false', ' true']) {

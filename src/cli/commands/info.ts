@@ -37,6 +37,7 @@ export interface InfoReport {
   authMount?: string;
   token?: { loggedIn: boolean; ttlSeconds?: number; expiresAt?: string; renewable?: boolean; policies?: string[]; lastError?: string };
   allowedPaths?: string[];
+  allowedWrites?: string[];
   timeoutMs?: number;
   rotation?: {
     default: boolean;
@@ -100,6 +101,7 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
     report.authMethod = s.authMethod ?? report.authMethod;
     report.authMount = s.authMount;
     report.allowedPaths = s.allowedPaths;
+    report.allowedWrites = s.allowedWrites;
     report.timeoutMs = s.timeoutMs;
     if (status.rotation || s.rotate !== undefined) {
       const ms = status.rotation?.intervalMs ?? s.rotateIntervalMs;
@@ -186,6 +188,7 @@ export function formatInfo(r: InfoReport, now: number): string {
     rows.push(['Vault health', r.health.length ? r.health.map((h) => healthLine(h, r.activeAddress)).join('\n') : '-']);
     if (r.vaultNodes?.length) rows.push(['Plugin sees', r.vaultNodes.map((n) => nodeLine(n, r.activeAddress)).join('\n')]);
     if (r.allowedPaths?.length) rows.push(['Allowed paths', r.allowedPaths.join(', ')]);
+    if (r.allowedWrites?.length) rows.push(['Allowed writes', r.allowedWrites.join('; ')]);
     if (r.rotation) {
       const every = r.rotation.intervalSeconds ? `, checked every ${formatDuration(r.rotation.intervalSeconds)}` : '';
       const lines = [r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`];

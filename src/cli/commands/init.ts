@@ -48,7 +48,8 @@ export const spec: CommandSpec = {
     { name: 'provider', type: 'string', valueName: 'NAME', description: 'vault or openbao (same API; recorded for system info)' },
     { name: 'config-dir', type: 'string', valueName: 'DIR', description: `host directory mounted at /etc/dso in the plugin (default: the plugin's current one, else ${DEFAULT_CONFIG_DIR})` },
     PLUGIN_OPTION,
-    { name: 'plugin-image', type: 'string', valueName: 'REF', description: 'when the plugin is absent: install it from this plugin image (docker plugin install --alias <plugin> REF) instead of building it from this repository' },
+    { name: 'plugin-image', type: 'string', valueName: 'REF', description: 'when the plugin is absent: install it from this plugin image (docker plugin install --alias <plugin> REF) instead of building it from this repository; the privileges it asks for are shown and must be granted with --grant-all-permissions' },
+    { name: 'grant-all-permissions', type: 'boolean', description: 'grant the privileges the --plugin-image asks for (network, mounts...), as docker plugin install --grant-all-permissions does' },
     { name: 'no-test', type: 'boolean', description: 'do not try a Vault login through the plugin afterwards' },
   ],
   args: [],
@@ -196,10 +197,41 @@ function checkFinal(current: Record<string, string>, plan: Plan, configDir: stri
   return problems;
 }
 
-async function createPlugin(ctx: Context, name: string, image: string | undefined): Promise<void> {
+/** One privilege a plugin image asks for, as docker prints it: ` - mount: [/var/run/docker.sock]`. */
+const PRIVILEGE_LINE = /^\s*-\s+([^:\n]+):\s+(.*?)\s*$/;
+
+/**
+ * Installs the plugin from an image the way `docker plugin install` does: the privileges
+ * the image asks for are shown, and installed only when the user granted them
+ * (--grant-all-permissions). They are learned from docker itself, by an install whose
+ * question "Do you grant the above permissions?" is answered "n": nothing is installed.
+ */
+async function installFromImage(ctx: Context, name: string, image: string, grant: boolean): Promise<void> {
+  const probe = await ctx.docker.run(['plugin', 'install', '--disable', '--alias', name, image], { input: 'n\n', timeoutMs: 600_000 });
+  if (probe.code === 0) {
+    // Docker asks nothing when the image needs no privileges: that was the install.
+    ctx.io.out(`Installed plugin ${name} from ${image} (it asks for no privileges; disabled until configured)\n`);
+    return;
+  }
+  const privileges = probe.stdout.split('\n').map((line) => PRIVILEGE_LINE.exec(line)).filter((m): m is RegExpExecArray => m !== null).map((m) => `${m[1]}: ${m[2]}`);
+  if (privileges.length === 0) {
+    throw new CliError(EXIT.FAILURE, `docker plugin install ${image} failed: ${oneLine(probe.stderr || probe.stdout)}`, 'check the image reference and that this Docker engine can pull from its registry');
+  }
+  const listed = privileges.map((p) => `  - ${p}`).join('\n');
+  if (!grant) {
+    throw new CliError(
+      EXIT.USAGE,
+      `the plugin image ${image} asks for these privileges:\n${listed}\nnothing was installed`,
+      'review them; to grant them, run the same command again with --grant-all-permissions',
+    );
+  }
+  ctx.io.out(`Installing plugin ${name} from ${image} (disabled until configured), granting the privileges it asks for (--grant-all-permissions):\n${listed}\n`);
+  await ctx.docker.ok(['plugin', 'install', '--grant-all-permissions', '--disable', '--alias', name, image], { timeoutMs: 600_000 });
+}
+
+async function createPlugin(ctx: Context, name: string, image: string | undefined, grant: boolean): Promise<void> {
   if (image) {
-    ctx.io.out(`Installing plugin ${name} from ${image} (disabled until configured)...\n`);
-    await ctx.docker.ok(['plugin', 'install', '--grant-all-permissions', '--disable', '--alias', name, image], { timeoutMs: 600_000 });
+    await installFromImage(ctx, name, image, grant);
     return;
   }
   if (!ctx.buildScript) {
@@ -209,7 +241,7 @@ async function createPlugin(ctx: Context, name: string, image: string | undefine
       [
         `install it first, then run init again:`,
         `  docker plugin install --grant-all-permissions --disable --alias ${name} <registry>/dso/vault`,
-        `or give the image: docker dso init --plugin ${name} --plugin-image <registry>/dso/vault ...`,
+        `or give the image: docker dso init --plugin ${name} --plugin-image <registry>/dso/vault --grant-all-permissions ...`,
         `or, in a DSO checkout: bash plugin/build.sh --name ${name} --no-enable`,
       ].join('\n'),
     );
@@ -271,7 +303,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
 
   if (!plugin) {
-    await createPlugin(ctx, name, parsed.options['plugin-image'] as string | undefined);
+    await createPlugin(ctx, name, parsed.options['plugin-image'] as string | undefined, parsed.options['grant-all-permissions'] === true);
     plugin = await ctx.docker.plugin(name);
     if (!plugin) throw new CliError(EXIT.PLUGIN, `the plugin ${name} was created but Docker does not show it`);
   }
