@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, only when missing:
-# docker.io (engine), postgresql (database secrets), busybox-static (tiny image rootfs), openssl.
+# docker.io (engine), postgresql (database secrets), busybox-static (tiny image rootfs), openssl,
+# docker-registry (the registry the three-manager bed of `make test-cluster` pulls the plugin from;
+# the bed runs its own instance with its own config, never the packaged service).
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
@@ -8,6 +10,7 @@ command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /usr/lib/postgresql ] || need+=
 # Only a static busybox works alone in an image (ldd exits 1 on it: read its words instead).
 [ -x /bin/busybox ] && [[ "$(LC_ALL=C ldd /bin/busybox 2>&1 || true)" == *"not a dynamic"* ]] || need+=(busybox-static)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
