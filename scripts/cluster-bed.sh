@@ -112,7 +112,7 @@ stop_node() {
 }
 
 down() {
-  local n pid mp
+  local n pid mp id
   for n in "${NODES[@]}"; do stop_node "$n"; done
   pid=$(pid_from "$RUN/registry.pid" docker-registry)
   [ -n "$pid" ] && stop_pid "$pid" 10
@@ -120,6 +120,10 @@ down() {
   # Mounts dockerd left behind (overlays, plugin rootfs, netns files): deepest first.
   awk -v a="$DATA" -v b="$RUN" 'index($5, a "/") == 1 || index($5, b "/") == 1 { print $5 }' /proc/self/mountinfo \
     | sort -r | while read -r mp; do umount -l "$mp" 2>/dev/null || true; done
+  # dockerd keeps every engine's plugin sockets in /run/docker/plugins/<id>: only ours go.
+  for id in $(ls -d "$DATA"/n*/plugins/[0-9a-f]*/ 2>/dev/null | xargs -r -n1 basename); do
+    [[ "$id" =~ ^[0-9a-f]{64}$ ]] && rm -rf "/run/docker/plugins/$id"
+  done
   for n in "${NODES[@]}"; do
     ip netns del "$PREFIX-n$n" 2>/dev/null || true
     ip link del "$PREFIX-n${n}h" 2>/dev/null || true
@@ -146,7 +150,9 @@ network_up() {
     ip -n "$ns" link set "$PREFIX-n${n}c" name eth0
     ip -n "$ns" addr add "$(node_ip "$n")/24" dev eth0
     ip -n "$ns" link set eth0 up
-    ip -n "$ns" route add default via "$HOST_IP"
+    # No default route: the bed needs only its bridge, and a node that tries Docker Hub
+    # (the swarm agent tries to pull a task's image first) fails at once, not after DNS
+    # times out.
   done
 }
 
