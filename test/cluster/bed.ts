@@ -115,6 +115,10 @@ export async function forceUpdate(n: NodeNo, service: string): Promise<number> {
   return Number(await dk(n, ['service', 'inspect', service, '--format', '{{.Spec.TaskTemplate.ForceUpdate}}']));
 }
 
+/** Node 2 is driven with Debian's docker 20.10 CLI where both CLIs must work (install, set, upgrade). */
+export const DEBIAN_CLI = '/usr/bin/docker';
+export const cliFor = (n: NodeNo) => (n === 2 ? DEBIAN_CLI : 'docker');
+
 /**
  * Installs the plugin from the registry on node `n` as `alias`, token login with `token`
  * (written to a 0600 file in a 0700 directory in memory), talking to `vaultAddr` and to
@@ -133,7 +137,7 @@ export async function installPlugin(n: NodeNo, alias: string, ref: string, vault
       `VAULT_ADDR=${vaultAddr}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
       `etc-dso.source=${etc}`, `docker-sock.source=${sock(n)}`, ...settings,
     ],
-    { timeoutMs: 180_000 },
+    { timeoutMs: 180_000, cli: cliFor(n) },
   );
 }
 
@@ -171,9 +175,12 @@ export function serviceArgs(name: string, secrets: string[], replicas = 1, extra
   ];
 }
 
-/** `make plugin-push`'s script against node 1's engine; `version` overrides package.json's. */
-export async function pushPlugin(version?: string, latest = true): Promise<void> {
-  const env = { ...process.env, DOCKER_HOST: `unix://${sock(1)}`, REGISTRY, PUSH_LATEST: latest ? '1' : '0', ...(version ? { VERSION: version } : {}) };
-  const res = await run('bash', [path.join(repoRoot, 'scripts', 'plugin-push.sh')], { env, timeoutMs: 600_000 });
-  if (res.code !== 0) throw new Error(`plugin-push.sh failed (${res.code}):\n${res.stderr.trim()}`);
+/**
+ * `make plugin-push REGISTRY=<the bed's>` with DOCKER_HOST naming node 1's engine, as a
+ * release would; `version` overrides package.json's (and then pushes that tag only).
+ */
+export async function pushPlugin(version?: string): Promise<void> {
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${sock(1)}`, ...(version ? { VERSION: version, PUSH_LATEST: '0' } : {}) };
+  const res = await run('make', ['--no-print-directory', 'plugin-push', `REGISTRY=${REGISTRY}`], { env, timeoutMs: 600_000 });
+  if (res.code !== 0) throw new Error(`make plugin-push failed (${res.code}):\n${res.stderr.trim()}`);
 }

@@ -147,10 +147,11 @@ describe('cluster: the plugin from a registry on three managers, leader failover
     const newTasks = await Promise.all(scaled.map(taskOf));
     expect(newTasks.filter((t) => servedTasks.some((s) => s.endsWith(`.${t}`))).length, "the new leader's plugin served the new tasks").to.be.at.least(2);
 
-    // Right after the leader change, a Vault change. The new leader's first pass takes the
-    // values it finds as its baseline (followers keep none): a change within that first
-    // DSO_ROTATE_INTERVAL would be missed (README, Rotation), so it comes just after.
-    await sleep(Math.max(0, electedAt + INTERVAL_MS + 1_000 - Date.now()));
+    // Right after the leader change, a Vault change. The new leader's first check takes the
+    // values it finds as its baseline (followers keep none): a change before that check
+    // would be missed (README, "Several managers"), so it comes just after it (two
+    // intervals: the first check may be slowed by the election itself).
+    await sleep(Math.max(0, electedAt + 2 * INTERVAL_MS + 1_000 - Date.now()));
     await writeRot(3);
     const rotWrittenAt = Date.now();
 

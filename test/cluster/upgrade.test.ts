@@ -13,11 +13,10 @@ import * as fs from 'node:fs';
 import { secret } from '../support/capture';
 import { OpenBao, startOpenBao } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
-import { allRead, dk, HOST_IP, installPlugin, NodeNo, NODES, pushPlugin, removeByPrefix, REPOSITORY, serviceArgs, sock, VERSION } from './bed';
+import { allRead, cliFor, DEBIAN_CLI, dk, HOST_IP, installPlugin, NodeNo, NODES, pushPlugin, removeByPrefix, REPOSITORY, serviceArgs, sock, VERSION } from './bed';
 
 const PREFIX = 'dsocu';
 const PLUGIN = 'dso';
-const DEBIAN_CLI = '/usr/bin/docker';
 const NEXT = VERSION.replace(/(\d+)$/, (p) => String(Number(p) + 1));
 
 describe('cluster: docker plugin upgrade and rollback on three managers', function () {
@@ -25,7 +24,7 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
   let bao: OpenBao;
   const nonce = crypto.randomBytes(6).toString('hex');
   const value = Buffer.from(secret(`upgrade-value-${nonce}`));
-  const cli = (n: NodeNo) => (n === 2 ? DEBIAN_CLI : 'docker');
+  const cli = cliFor;
   const settings = (n: NodeNo) => dk(n, ['plugin', 'inspect', '--format', '{{json .Settings}}', PLUGIN]);
 
   /** The version in the rootfs node `n` runs (the version plugin-push wrote into it). */
@@ -68,7 +67,7 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
     for (const n of NODES) await installPlugin(n, PLUGIN, `${REPOSITORY}:${VERSION}`, bao.addr, token, ['DSO_LOG_LEVEL=debug']);
     await serves('v1');
     const t = Date.now();
-    await pushPlugin(NEXT, false);
+    await pushPlugin(NEXT);
     console.log(`      (version ${NEXT} built and pushed in ${Date.now() - t} ms)`);
   });
 
