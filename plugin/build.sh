@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
     --no-enable) ENABLE=0; shift ;;
     --version) VERSION=$2; shift 2 ;;
     --version=*) VERSION=${1#--version=}; shift ;;
-    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *=*) SETTINGS+=("$1"); shift ;;
     *) echo "build.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac

@@ -243,5 +243,5 @@ case "${1:-}" in
     for n in "${NODES[@]}"; do
       echo "node $n: pid $(pid_from "$(node_pidfile "$n")" dockerd) $(DK_TIMEOUT=5 dk "$n" info --format '{{.Swarm.LocalNodeState}} manager={{.Swarm.ControlAvailable}}' 2>/dev/null || echo down)"
     done ;;
-  *) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 2 ;;
+  *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 2 ;;
 esac
