@@ -29,9 +29,17 @@ export const stopped = new Set<NodeNo>();
 export const liveNodes = (): NodeNo[] => NODES.filter((n) => !stopped.has(n));
 
 /** `docker -H <node> ...`, trimmed stdout; throws with stderr on failure. */
-export async function dk(n: NodeNo, args: string[], opts: { timeoutMs?: number; cli?: string; input?: string } = {}): Promise<string> {
-  const res = await run(opts.cli ?? 'docker', ['-H', `unix://${sock(n)}`, ...args], { timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input });
-  if (res.code !== 0) throw new Error(`docker -H node${n} ${args.join(' ')} failed (${res.code}): ${res.stderr.trim()}`);
+export async function dk(
+  n: NodeNo,
+  args: string[],
+  opts: { timeoutMs?: number; cli?: string; input?: string } = {},
+): Promise<string> {
+  const res = await run(opts.cli ?? 'docker', ['-H', `unix://${sock(n)}`, ...args], {
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    input: opts.input,
+  });
+  if (res.code !== 0)
+    throw new Error(`docker -H node${n} ${args.join(' ')} failed (${res.code}): ${res.stderr.trim()}`);
   return res.stdout.toString('utf8').trim();
 }
 
@@ -58,13 +66,19 @@ export async function startNode(n: NodeNo): Promise<void> {
 /** The node that leads the swarm now, as live nodes see it (undefined mid-election). */
 export async function leader(): Promise<NodeNo | undefined> {
   for (const n of liveNodes()) {
-    const out = await dk(n, ['node', 'inspect', 'self', '--format', '{{.ManagerStatus.Leader}}'], { timeoutMs: 15_000 }).catch(() => '');
+    const out = await dk(n, ['node', 'inspect', 'self', '--format', '{{.ManagerStatus.Leader}}'], {
+      timeoutMs: 15_000,
+    }).catch(() => '');
     if (out === 'true') return n;
   }
   return undefined;
 }
 
-export const lines = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean);
+export const lines = (s: string) =>
+  s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 
 export interface Placed {
   node: NodeNo;
@@ -75,7 +89,11 @@ export interface Placed {
 export async function containersOf(service: string): Promise<Placed[]> {
   const out: Placed[] = [];
   for (const n of liveNodes()) {
-    const ids = lines(await dk(n, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${service}`], { timeoutMs: 15_000 }));
+    const ids = lines(
+      await dk(n, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${service}`], {
+        timeoutMs: 15_000,
+      }),
+    );
     out.push(...ids.map((id) => ({ node: n, id })));
   }
   return out;
@@ -95,20 +113,34 @@ export async function taskOf(c: Placed): Promise<string> {
 
 /** Asserts equality of bytes without ever printing them. */
 export function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
-  expect(actual.equals(expected), `${what}: read ${actual.length} bytes, expected ${expected.length} (contents differ)`).to.equal(true);
+  expect(
+    actual.equals(expected),
+    `${what}: read ${actual.length} bytes, expected ${expected.length} (contents differ)`,
+  ).to.equal(true);
 }
 
 /** Waits until exactly `replicas` containers of `service` run and every one reads `value` at `file`. */
-export async function allRead(service: string, file: string, value: Buffer, replicas: number, timeoutMs: number): Promise<Placed[]> {
-  return waitFor(`${replicas} tasks of ${service} reading the expected value`, timeoutMs, async () => {
-    const cs = await containersOf(service);
-    if (cs.length !== replicas) return undefined;
-    for (const c of cs) {
-      const read = await readIn(c, file).catch(() => undefined);
-      if (!read || !read.equals(value)) return undefined;
-    }
-    return cs;
-  }, 300);
+export async function allRead(
+  service: string,
+  file: string,
+  value: Buffer,
+  replicas: number,
+  timeoutMs: number,
+): Promise<Placed[]> {
+  return waitFor(
+    `${replicas} tasks of ${service} reading the expected value`,
+    timeoutMs,
+    async () => {
+      const cs = await containersOf(service);
+      if (cs.length !== replicas) return undefined;
+      for (const c of cs) {
+        const read = await readIn(c, file).catch(() => undefined);
+        if (!read || !read.equals(value)) return undefined;
+      }
+      return cs;
+    },
+    300,
+  );
 }
 
 export async function forceUpdate(n: NodeNo, service: string): Promise<number> {
@@ -124,7 +156,14 @@ export const cliFor = (n: NodeNo) => (n === 2 ? DEBIAN_CLI : 'docker');
  * (written to a 0600 file in a 0700 directory in memory), talking to `vaultAddr` and to
  * its own node's engine. Replaces an earlier one of the same alias.
  */
-export async function installPlugin(n: NodeNo, alias: string, ref: string, vaultAddr: string, token: string, settings: string[] = []): Promise<void> {
+export async function installPlugin(
+  n: NodeNo,
+  alias: string,
+  ref: string,
+  vaultAddr: string,
+  token: string,
+  settings: string[] = [],
+): Promise<void> {
   const etc = path.join(SHM, `n${n}`, alias);
   fs.rmSync(etc, { recursive: true, force: true });
   fs.mkdirSync(etc, { recursive: true, mode: 0o700 });
@@ -133,9 +172,18 @@ export async function installPlugin(n: NodeNo, alias: string, ref: string, vault
   await dk(
     n,
     [
-      'plugin', 'install', '--alias', alias, '--grant-all-permissions', ref,
-      `VAULT_ADDR=${vaultAddr}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
-      `etc-dso.source=${etc}`, `docker-sock.source=${sock(n)}`, ...settings,
+      'plugin',
+      'install',
+      '--alias',
+      alias,
+      '--grant-all-permissions',
+      ref,
+      `VAULT_ADDR=${vaultAddr}`,
+      'VAULT_AUTH_METHOD=token',
+      'VAULT_TOKEN_FILE=/etc/dso/token',
+      `etc-dso.source=${etc}`,
+      `docker-sock.source=${sock(n)}`,
+      ...settings,
     ],
     { timeoutMs: 180_000, cli: cliFor(n) },
   );
@@ -150,10 +198,14 @@ export async function pluginSocket(n: NodeNo, alias: string): Promise<string> {
 /** Removes the stacks, services and secrets whose names start with `prefix` (on a live manager). */
 export async function removeByPrefix(prefix: string): Promise<void> {
   const n = liveNodes()[0];
-  for (const s of lines(await dk(n, ['stack', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) => x.startsWith(prefix))) {
+  for (const s of lines(await dk(n, ['stack', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
+    x.startsWith(prefix),
+  )) {
     await dkQuiet(n, ['stack', 'rm', s]);
   }
-  const services = lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) => x.startsWith(prefix));
+  const services = lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
+    x.startsWith(prefix),
+  );
   if (services.length) await dkQuiet(n, ['service', 'rm', ...services]);
   await waitFor(`services ${prefix}* removed`, 60_000, async () =>
     lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}'])).some((x) => x.startsWith(prefix)) ? undefined : true,
@@ -169,9 +221,24 @@ export async function removeByPrefix(prefix: string): Promise<void> {
 /** `service create` with the options every cluster test uses: fast stop, start-first updates. */
 export function serviceArgs(name: string, secrets: string[], replicas = 1, extra: string[] = []): string[] {
   return [
-    'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--update-order', 'start-first',
-    '--name', name, '--replicas', String(replicas), ...secrets.flatMap((s) => ['--secret', s]), ...extra,
-    IMAGE, 'sh', '-c', 'exec sleep 3600',
+    'service',
+    'create',
+    '--detach',
+    '--no-resolve-image',
+    '--stop-grace-period',
+    '1s',
+    '--update-order',
+    'start-first',
+    '--name',
+    name,
+    '--replicas',
+    String(replicas),
+    ...secrets.flatMap((s) => ['--secret', s]),
+    ...extra,
+    IMAGE,
+    'sh',
+    '-c',
+    'exec sleep 3600',
   ];
 }
 
@@ -180,7 +247,14 @@ export function serviceArgs(name: string, secrets: string[], replicas = 1, extra
  * release would; `version` overrides package.json's (and then pushes that tag only).
  */
 export async function pushPlugin(version?: string): Promise<void> {
-  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${sock(1)}`, ...(version ? { VERSION: version, PUSH_LATEST: '0' } : {}) };
-  const res = await run('make', ['--no-print-directory', 'plugin-push', `REGISTRY=${REGISTRY}`], { env, timeoutMs: 600_000 });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DOCKER_HOST: `unix://${sock(1)}`,
+    ...(version ? { VERSION: version, PUSH_LATEST: '0' } : {}),
+  };
+  const res = await run('make', ['--no-print-directory', 'plugin-push', `REGISTRY=${REGISTRY}`], {
+    env,
+    timeoutMs: 600_000,
+  });
   if (res.code !== 0) throw new Error(`make plugin-push failed (${res.code}):\n${res.stderr.trim()}`);
 }

@@ -13,7 +13,22 @@ import * as fs from 'node:fs';
 import { secret } from '../support/capture';
 import { OpenBao, startOpenBao } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
-import { allRead, cliFor, DEBIAN_CLI, dk, HOST_IP, installPlugin, NodeNo, NODES, pushPlugin, removeByPrefix, REPOSITORY, serviceArgs, sock, VERSION } from './bed';
+import {
+  allRead,
+  cliFor,
+  DEBIAN_CLI,
+  dk,
+  HOST_IP,
+  installPlugin,
+  NodeNo,
+  NODES,
+  pushPlugin,
+  removeByPrefix,
+  REPOSITORY,
+  serviceArgs,
+  sock,
+  VERSION,
+} from './bed';
 
 const PREFIX = 'dsocu';
 const PLUGIN = 'dso';
@@ -39,12 +54,23 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
     for (const n of NODES) {
       const before = await settings(n);
       await dk(n, ['plugin', 'disable', '-f', PLUGIN], { cli: cli(n) });
-      await dk(n, ['plugin', 'upgrade', '--skip-remote-check', '--grant-all-permissions', PLUGIN, ref], { cli: cli(n), timeoutMs: 180_000 });
+      await dk(n, ['plugin', 'upgrade', '--skip-remote-check', '--grant-all-permissions', PLUGIN, ref], {
+        cli: cli(n),
+        timeoutMs: 180_000,
+      });
       expect(await settings(n), `node ${n} keeps every setting`).to.equal(before);
-      const mounts = await dk(n, ['plugin', 'inspect', '--format', '{{range .Settings.Mounts}}{{.Name}}.source={{.Source}} {{end}}', PLUGIN]);
+      const mounts = await dk(n, [
+        'plugin',
+        'inspect',
+        '--format',
+        '{{range .Settings.Mounts}}{{.Name}}.source={{.Source}} {{end}}',
+        PLUGIN,
+      ]);
       await dk(n, ['plugin', 'set', PLUGIN, ...mounts.split(' ').filter(Boolean)], { cli: cli(n) });
       await dk(n, ['plugin', 'enable', PLUGIN], { cli: cli(n) });
-      expect(await dk(n, ['plugin', 'inspect', '--format', '{{.PluginReference}} {{.Enabled}}', PLUGIN])).to.equal(`${ref} true`);
+      expect(await dk(n, ['plugin', 'inspect', '--format', '{{.PluginReference}} {{.Enabled}}', PLUGIN])).to.equal(
+        `${ref} true`,
+      );
       expect(await versionOnDisk(n), `node ${n} runs ${tag}`).to.equal(tag);
       expect(await settings(n), `node ${n} keeps every setting`).to.equal(before);
     }
@@ -52,7 +78,15 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
 
   /** A new secret and service: its task reads the value through the (upgraded) plugin. */
   async function serves(tag: string): Promise<void> {
-    await dk(1, ['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/data/app/up#v', `${PREFIX}-${tag}`]);
+    await dk(1, [
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://secret/data/app/up#v',
+      `${PREFIX}-${tag}`,
+    ]);
     await dk(1, serviceArgs(`${PREFIX}-${tag}`, [`${PREFIX}-${tag}`], 1));
     await allRead(`${PREFIX}-${tag}`, `/run/secrets/${PREFIX}-${tag}`, value, 1, 120_000);
   }
@@ -63,8 +97,12 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
     bao = await startOpenBao({ host: HOST_IP, audit: false });
     await bao.api('POST', 'secret/data/app/up', { data: { v: value.toString() } });
     await bao.api('PUT', 'sys/policies/acl/dso', { policy: staticReadPolicy('secret/data/app/*') });
-    const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso'], ttl: '2h' })).auth.client_token);
-    for (const n of NODES) await installPlugin(n, PLUGIN, `${REPOSITORY}:${VERSION}`, bao.addr, token, ['DSO_LOG_LEVEL=debug']);
+    const token = secret(
+      (await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso'], ttl: '2h' }))
+        .auth.client_token,
+    );
+    for (const n of NODES)
+      await installPlugin(n, PLUGIN, `${REPOSITORY}:${VERSION}`, bao.addr, token, ['DSO_LOG_LEVEL=debug']);
     await serves('v1');
     const t = Date.now();
     await pushPlugin(NEXT);
@@ -81,7 +119,14 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
   it('sets the docker.sock source with both docker CLIs', async () => {
     const n: NodeNo = 3;
     await dk(n, ['plugin', 'disable', '-f', PLUGIN]);
-    const source = () => dk(n, ['plugin', 'inspect', '--format', '{{range .Settings.Mounts}}{{if eq .Name "docker-sock"}}{{.Source}}{{end}}{{end}}', PLUGIN]);
+    const source = () =>
+      dk(n, [
+        'plugin',
+        'inspect',
+        '--format',
+        '{{range .Settings.Mounts}}{{if eq .Name "docker-sock"}}{{.Source}}{{end}}{{end}}',
+        PLUGIN,
+      ]);
     expect(await source()).to.equal(sock(n));
     await dk(n, ['plugin', 'set', PLUGIN, 'docker-sock.source=/run/user/1000/docker.sock'], { cli: 'docker' });
     expect(await source()).to.equal('/run/user/1000/docker.sock');

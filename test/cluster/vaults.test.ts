@@ -10,7 +10,19 @@ import { secret } from '../support/capture';
 import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import { sleep, waitFor } from '../e2e/docker';
-import { allRead, containersOf, dk, expectSameBytes, forceUpdate, HOST_IP, installPlugin, NODES, readIn, removeByPrefix, REPOSITORY } from './bed';
+import {
+  allRead,
+  containersOf,
+  dk,
+  expectSameBytes,
+  forceUpdate,
+  HOST_IP,
+  installPlugin,
+  NODES,
+  readIn,
+  removeByPrefix,
+  REPOSITORY,
+} from './bed';
 
 const STACK = 'dsocv';
 const INTERVAL_MS = 3_000;
@@ -21,7 +33,8 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
   const baos: Record<'a' | 'b', OpenBao | undefined> = { a: undefined, b: undefined };
   const nonce = crypto.randomBytes(6).toString('hex');
   const val = (which: 'a' | 'b', n: number) => Buffer.from(secret(`vault-${which}-v${n}-${nonce}`));
-  const write = (which: 'a' | 'b', n: number) => baos[which]!.api('POST', 'secret/data/app/shared', { data: { v: val(which, n).toString() } });
+  const write = (which: 'a' | 'b', n: number) =>
+    baos[which]!.api('POST', 'secret/data/app/shared', { data: { v: val(which, n).toString() } });
   const svc = (s: string) => `${STACK}_${s}`;
 
   before(async function () {
@@ -31,10 +44,20 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
       const bao = await startOpenBao({ host: HOST_IP, audit: false });
       baos[which] = bao;
       await bao.api('PUT', 'sys/policies/acl/dso', { policy: staticReadPolicy('secret/data/app/*') });
-      const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso'], ttl: '2h' })).auth.client_token);
+      const token = secret(
+        (
+          await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+            policies: ['dso'],
+            ttl: '2h',
+          })
+        ).auth.client_token,
+      );
       await write(which, 1);
       // `:latest` here: what `docker plugin install dso/vault` without a tag gets.
-      for (const n of NODES) await installPlugin(n, `dso-${which}`, `${REPOSITORY}:latest`, bao.addr, token, [`DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`]);
+      for (const n of NODES)
+        await installPlugin(n, `dso-${which}`, `${REPOSITORY}:latest`, bao.addr, token, [
+          `DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`,
+        ]);
     }
     fs.mkdirSync(DIR, { recursive: true });
     fs.writeFileSync(
@@ -61,7 +84,8 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
   after(async function () {
     this.timeout(180_000);
     await removeByPrefix(STACK).catch(() => undefined);
-    for (const n of NODES) for (const p of ['dso-a', 'dso-b']) await dk(n, ['plugin', 'rm', '-f', p]).catch(() => undefined);
+    for (const n of NODES)
+      for (const p of ['dso-a', 'dso-b']) await dk(n, ['plugin', 'rm', '-f', p]).catch(() => undefined);
     for (const bao of Object.values(baos)) if (bao) await bao.stop();
     fs.rmSync(DIR, { recursive: true, force: true });
   });
@@ -76,7 +100,11 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
 
   it("rolls only the services that use the changed Vault's secret, once", async () => {
     await sleep(INTERVAL_MS + 1_000); // every plugin's leader pass has a baseline
-    const before = { a: await forceUpdate(1, svc('a')), b: await forceUpdate(1, svc('b')), ab: await forceUpdate(1, svc('ab')) };
+    const before = {
+      a: await forceUpdate(1, svc('a')),
+      b: await forceUpdate(1, svc('b')),
+      ab: await forceUpdate(1, svc('ab')),
+    };
     const bTask = (await containersOf(svc('b')))[0];
 
     await write('a', 2);
@@ -94,7 +122,9 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
 
     await write('b', 2);
     await waitFor('b and ab rolled', 2 * INTERVAL_MS + 5_000, async () =>
-      (await forceUpdate(1, svc('b'))) > before.b && (await forceUpdate(1, svc('ab'))) > before.ab + 1 ? true : undefined,
+      (await forceUpdate(1, svc('b'))) > before.b && (await forceUpdate(1, svc('ab'))) > before.ab + 1
+        ? true
+        : undefined,
     );
     await allRead(svc('b'), '/run/secrets/from_b', val('b', 2), 1, 60_000);
     await sleep(2 * INTERVAL_MS);

@@ -13,7 +13,10 @@ describe('cluster: leak scan over the nodes', () => {
     const secrets = registeredSecrets();
     if (logs.length === 0 || secrets.length === 0) this.skip();
     const texts = logs.map((f) => fs.readFileSync(f, 'utf8'));
-    expect(texts.some((t) => t.includes('"message\\":\\"GetSecret')), 'the logs hold the plugins\' lines').to.equal(true);
+    expect(
+      texts.some((t) => t.includes('"message\\":\\"GetSecret')),
+      "the logs hold the plugins' lines",
+    ).to.equal(true);
     const leaks = secrets.filter((s) => texts.some((t) => leakForms(s).some((f) => t.includes(f)))).length;
     // Only the count is printed: a failure message must not leak the value either.
     expect(leaks, `${leaks} of ${secrets.length} secrets appeared in ${logs.length} node logs`).to.equal(0);
