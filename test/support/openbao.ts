@@ -76,10 +76,14 @@ async function waitHealthy(addr: string, deadlineMs: number): Promise<void> {
  * Starts a dev-mode OpenBao. `stop()` kills it (its in-memory data is gone);
  * `start()` starts a fresh one on the same port with the same root token.
  */
-export async function startOpenBao(options: { port?: number; rootToken?: string; audit?: boolean } = {}): Promise<OpenBao> {
+export async function startOpenBao(
+  options: { port?: number; rootToken?: string; audit?: boolean; host?: string } = {},
+): Promise<OpenBao> {
   const port = options.port ?? (await freePort());
   const rootToken = options.rootToken ?? `root-${port}`;
-  const addr = `http://127.0.0.1:${port}`;
+  // `host`: another local address to listen on (the cluster bed's bridge), else loopback.
+  const host = options.host ?? '127.0.0.1';
+  const addr = `http://${host}:${port}`;
   fs.mkdirSync(workDir, { recursive: true });
 
   const auditLog = path.join(workDir, `openbao-${port}-audit.log`);
@@ -117,13 +121,23 @@ export async function startOpenBao(options: { port?: number; rootToken?: string;
       // OpenBao creates audit devices only from its configuration file.
       const config = path.join(workDir, `openbao-${port}.hcl`);
       fs.rmSync(auditLog, { force: true });
-      fs.writeFileSync(config, options.audit === false ? '' : `audit "file" "file" {\n  options {\n    file_path = "${auditLog}"\n  }\n}\n`);
+      fs.writeFileSync(
+        config,
+        options.audit === false ? '' : `audit "file" "file" {\n  options {\n    file_path = "${auditLog}"\n  }\n}\n`,
+      );
       const log = fs.openSync(removeAtExit(path.join(workDir, `openbao-${port}.log`)), 'a');
       removeAtExit(config);
       removeAtExit(auditLog);
       const child = spawn(
         baoBinary(),
-        ['server', '-dev', `-config=${config}`, `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, '-dev-no-store-token'],
+        [
+          'server',
+          '-dev',
+          `-config=${config}`,
+          `-dev-listen-address=${host}:${port}`,
+          `-dev-root-token-id=${rootToken}`,
+          '-dev-no-store-token',
+        ],
         { stdio: ['ignore', log, log], env: { ...process.env, HOME: workDir } },
       );
       fs.closeSync(log);

@@ -1,0 +1,260 @@
+// Helpers for the cluster suites: the three node engines scripts/cluster-bed.sh builds
+// (each its own dockerd in a network namespace), the registry the plugin is installed
+// from, and the few questions every suite asks (who leads, where a service's containers
+// run, what they read). Command errors carry the command line and stderr, never a value:
+// callers never put values on a command line.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { repoRoot } from '../support/openbao';
+import { run, waitFor } from '../e2e/docker';
+
+export const NODES = [1, 2, 3] as const;
+export type NodeNo = (typeof NODES)[number];
+/** The host's address on the bed's bridge: OpenBao and the registry listen there. */
+export const HOST_IP = '10.213.7.1';
+export const REGISTRY = `${HOST_IP}:5213`;
+export const REPOSITORY = `${REGISTRY}/dso/vault`;
+export const VERSION: string = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version;
+export const IMAGE = 'dso-busybox:latest';
+/** Where each node's plugins get their /etc/dso: memory, so no token reaches the disk. */
+export const SHM = '/dev/shm/dsoc';
+export const LOG_DIR = '/var/lib/dsoc/logs';
+
+export const sock = (n: NodeNo) => `/run/dsoc/n${n}.sock`;
+const BED = path.join(repoRoot, 'scripts', 'cluster-bed.sh');
+
+/** Nodes whose dockerd the suites stopped (and have not started again). */
+export const stopped = new Set<NodeNo>();
+export const liveNodes = (): NodeNo[] => NODES.filter((n) => !stopped.has(n));
+
+/** `docker -H <node> ...`, trimmed stdout; throws with stderr on failure. */
+export async function dk(
+  n: NodeNo,
+  args: string[],
+  opts: { timeoutMs?: number; cli?: string; input?: string } = {},
+): Promise<string> {
+  const res = await run(opts.cli ?? 'docker', ['-H', `unix://${sock(n)}`, ...args], {
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    input: opts.input,
+  });
+  if (res.code !== 0)
+    throw new Error(`docker -H node${n} ${args.join(' ')} failed (${res.code}): ${res.stderr.trim()}`);
+  return res.stdout.toString('utf8').trim();
+}
+
+export async function dkQuiet(n: NodeNo, args: string[], timeoutMs = 60_000): Promise<boolean> {
+  return (await run('docker', ['-H', `unix://${sock(n)}`, ...args], { timeoutMs })).code === 0;
+}
+
+/** scripts/cluster-bed.sh with its output shown only when it fails. */
+export async function bed(...args: string[]): Promise<void> {
+  const res = await run('bash', [BED, ...args], { timeoutMs: 300_000 });
+  if (res.code !== 0) throw new Error(`cluster-bed.sh ${args.join(' ')} failed (${res.code}):\n${res.stderr.trim()}`);
+}
+
+export async function stopNode(n: NodeNo): Promise<void> {
+  stopped.add(n);
+  await bed('stop-node', String(n));
+}
+
+export async function startNode(n: NodeNo): Promise<void> {
+  await bed('start-node', String(n));
+  stopped.delete(n);
+}
+
+/** The node that leads the swarm now, as live nodes see it (undefined mid-election). */
+export async function leader(): Promise<NodeNo | undefined> {
+  for (const n of liveNodes()) {
+    const out = await dk(n, ['node', 'inspect', 'self', '--format', '{{.ManagerStatus.Leader}}'], {
+      timeoutMs: 15_000,
+    }).catch(() => '');
+    if (out === 'true') return n;
+  }
+  return undefined;
+}
+
+export const lines = (s: string) =>
+  s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+
+export interface Placed {
+  node: NodeNo;
+  id: string;
+}
+
+/** The running containers of `service` on every live node. */
+export async function containersOf(service: string): Promise<Placed[]> {
+  const out: Placed[] = [];
+  for (const n of liveNodes()) {
+    const ids = lines(
+      await dk(n, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${service}`], {
+        timeoutMs: 15_000,
+      }),
+    );
+    out.push(...ids.map((id) => ({ node: n, id })));
+  }
+  return out;
+}
+
+/** A file in a container as raw bytes. */
+export async function readIn(c: Placed, file: string): Promise<Buffer> {
+  const res = await run('docker', ['-H', `unix://${sock(c.node)}`, 'exec', c.id, 'cat', file], { timeoutMs: 15_000 });
+  if (res.code !== 0) throw new Error(`reading ${file} in a container on node${c.node} failed: ${res.stderr.trim()}`);
+  return res.stdout;
+}
+
+/** The task ID of a container (its label). */
+export async function taskOf(c: Placed): Promise<string> {
+  return dk(c.node, ['inspect', '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}', c.id]);
+}
+
+/** Asserts equality of bytes without ever printing them. */
+export function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
+  expect(
+    actual.equals(expected),
+    `${what}: read ${actual.length} bytes, expected ${expected.length} (contents differ)`,
+  ).to.equal(true);
+}
+
+/** Waits until exactly `replicas` containers of `service` run and every one reads `value` at `file`. */
+export async function allRead(
+  service: string,
+  file: string,
+  value: Buffer,
+  replicas: number,
+  timeoutMs: number,
+): Promise<Placed[]> {
+  return waitFor(
+    `${replicas} tasks of ${service} reading the expected value`,
+    timeoutMs,
+    async () => {
+      const cs = await containersOf(service);
+      if (cs.length !== replicas) return undefined;
+      for (const c of cs) {
+        const read = await readIn(c, file).catch(() => undefined);
+        if (!read || !read.equals(value)) return undefined;
+      }
+      return cs;
+    },
+    300,
+  );
+}
+
+export async function forceUpdate(n: NodeNo, service: string): Promise<number> {
+  return Number(await dk(n, ['service', 'inspect', service, '--format', '{{.Spec.TaskTemplate.ForceUpdate}}']));
+}
+
+/** Node 2 is driven with Debian's docker 20.10 CLI where both CLIs must work (install, set, upgrade). */
+export const DEBIAN_CLI = '/usr/bin/docker';
+export const cliFor = (n: NodeNo) => (n === 2 ? DEBIAN_CLI : 'docker');
+
+/**
+ * Installs the plugin from the registry on node `n` as `alias`, token login with `token`
+ * (written to a 0600 file in a 0700 directory in memory), talking to `vaultAddr` and to
+ * its own node's engine. Replaces an earlier one of the same alias.
+ */
+export async function installPlugin(
+  n: NodeNo,
+  alias: string,
+  ref: string,
+  vaultAddr: string,
+  token: string,
+  settings: string[] = [],
+): Promise<void> {
+  const etc = path.join(SHM, `n${n}`, alias);
+  fs.rmSync(etc, { recursive: true, force: true });
+  fs.mkdirSync(etc, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(etc, 'token'), token, { mode: 0o600 });
+  await dkQuiet(n, ['plugin', 'rm', '-f', alias], 60_000);
+  await dk(
+    n,
+    [
+      'plugin',
+      'install',
+      '--alias',
+      alias,
+      '--grant-all-permissions',
+      ref,
+      `VAULT_ADDR=${vaultAddr}`,
+      'VAULT_AUTH_METHOD=token',
+      'VAULT_TOKEN_FILE=/etc/dso/token',
+      `etc-dso.source=${etc}`,
+      `docker-sock.source=${sock(n)}`,
+      ...settings,
+    ],
+    { timeoutMs: 180_000, cli: cliFor(n) },
+  );
+}
+
+/** Host path of a plugin's socket on node `n`: dockerd puts every engine's under /run/docker/plugins. */
+export async function pluginSocket(n: NodeNo, alias: string): Promise<string> {
+  const id = await dk(n, ['plugin', 'inspect', '--format', '{{.Id}}', alias]);
+  return `/run/docker/plugins/${id}/dso.sock`;
+}
+
+/** Removes the stacks, services and secrets whose names start with `prefix` (on a live manager). */
+export async function removeByPrefix(prefix: string): Promise<void> {
+  const n = liveNodes()[0];
+  for (const s of lines(await dk(n, ['stack', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
+    x.startsWith(prefix),
+  )) {
+    await dkQuiet(n, ['stack', 'rm', s]);
+  }
+  const services = lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
+    x.startsWith(prefix),
+  );
+  if (services.length) await dkQuiet(n, ['service', 'rm', ...services]);
+  await waitFor(`services ${prefix}* removed`, 60_000, async () =>
+    lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}'])).some((x) => x.startsWith(prefix)) ? undefined : true,
+  );
+  await waitFor(`secrets ${prefix}* removed`, 60_000, async () => {
+    const left = lines(await dk(n, ['secret', 'ls', '--format', '{{.Name}}'])).filter((x) => x.startsWith(prefix));
+    if (left.length === 0) return true;
+    await dkQuiet(n, ['secret', 'rm', ...left]);
+    return undefined;
+  });
+}
+
+/** `service create` with the options every cluster test uses: fast stop, start-first updates. */
+export function serviceArgs(name: string, secrets: string[], replicas = 1, extra: string[] = []): string[] {
+  return [
+    'service',
+    'create',
+    '--detach',
+    '--no-resolve-image',
+    '--stop-grace-period',
+    '1s',
+    '--update-order',
+    'start-first',
+    '--name',
+    name,
+    '--replicas',
+    String(replicas),
+    ...secrets.flatMap((s) => ['--secret', s]),
+    ...extra,
+    IMAGE,
+    'sh',
+    '-c',
+    'exec sleep 3600',
+  ];
+}
+
+/**
+ * `make plugin-push REGISTRY=<the bed's>` with DOCKER_HOST naming node 1's engine, as a
+ * release would; `version` overrides package.json's (and then pushes that tag only).
+ */
+export async function pushPlugin(version?: string): Promise<void> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DOCKER_HOST: `unix://${sock(1)}`,
+    ...(version ? { VERSION: version, PUSH_LATEST: '0' } : {}),
+  };
+  const res = await run('make', ['--no-print-directory', 'plugin-push', `REGISTRY=${REGISTRY}`], {
+    env,
+    timeoutMs: 600_000,
+  });
+  if (res.code !== 0) throw new Error(`make plugin-push failed (${res.code}):\n${res.stderr.trim()}`);
+}
