@@ -53,7 +53,7 @@ export function fixFor(code: string | undefined, error: string, ctx: FixContext)
     case 'ERR_PATH_REFUSED':
       return `fix the secret's dso.ref label, or widen DSO_ALLOWED_PATHS: docker dso init --plugin ${p} --set DSO_ALLOWED_PATHS=<patterns>`;
     case 'ERR_WRITE_REFUSED':
-      return `remove the query string from the secret's dso.ref, or allow that write: add the entry the error names (<path>?<param>,<param>) to DSO_ALLOWED_WRITES in dso.json in the plugin's config directory (mounted at /etc/dso), then restart the plugin (docker plugin disable ${p} && docker plugin enable ${p})`;
+      return `remove the query string from the secret's dso.ref, or allow that write: add the entry the error names to DSO_ALLOWED_WRITES: docker dso init --plugin ${p} --set 'DSO_ALLOWED_WRITES=<path>?<param>,<param>'`;
     case 'ERR_FIELD_MISSING':
       return 'use one of the fields listed in the error after "#" in the reference';
     case 'ERR_NOT_FOUND':

@@ -291,7 +291,7 @@ describe('cli: shared helpers', () => {
     expect(fixFor('ERR_LOGIN', 'approle login at auth/approle failed: invalid role or secret ID', { ...ctx, method: 'approle', mount: 'auth/approle' }))
       .to.contain('vault write -f auth/approle/role/<role>/secret-id').and.to.contain('docker dso init --plugin dso --vault-secret-id -');
     expect(fixFor('ERR_LOGIN', 'token login at auth/token failed: permission denied', { ...ctx, method: 'token' })).to.contain('--vault-token -');
-    expect(fixFor('ERR_WRITE_REFUSED', 'the reference writes to x', ctx)).to.contain('DSO_ALLOWED_WRITES').and.contain('dso.json');
+    expect(fixFor('ERR_WRITE_REFUSED', 'the reference writes to x', ctx)).to.contain('DSO_ALLOWED_WRITES').and.contain('--set');
     expect(fixFor('ERR_VAULT_DENIED', 'permission denied reading secret/data/app/x: the plugin\'s Vault policy must allow "read" on it (permission denied)', ctx))
       .to.contain('path "secret/data/app/x" { capabilities = ["read"] }');
     expect(fixFor('ERR_PATH_REFUSED', 'path x is not allowed by DSO_ALLOWED_PATHS', ctx)).to.contain('DSO_ALLOWED_PATHS');
