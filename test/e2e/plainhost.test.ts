@@ -11,12 +11,12 @@
 import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { capture, secret } from '../support/capture';
 import { OpenBao, repoRoot, startOpenBao } from '../support/openbao';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
+import { startTcpProxy } from '../support/proxy';
 import { run, waitFor } from './docker';
 
 const BASE = '/tmp/dsop';
@@ -40,32 +40,6 @@ interface CliResult {
   code: number;
   out: string;
   err: string;
-}
-
-/** A TCP forwarder on the bridge, so the plugin in the namespace reaches OpenBao on loopback. */
-async function forward(targetPort: number): Promise<{ port: number; close(): Promise<void> }> {
-  const open = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    open.add(client).add(upstream);
-    const done = () => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(client);
-      open.delete(upstream);
-    };
-    client.on('error', done).on('close', done);
-    upstream.on('error', done).on('close', done);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, HOST_IP, () => resolve()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => {
-      for (const s of open) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 /** Every regular file under `dir` that holds one of `values` (paths only, never contents). */
@@ -173,7 +147,8 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
 
     pg = sharedPostgres();
     bao = await startOpenBao({ audit: false });
-    fwd = await forward(Number(new URL(bao.addr).port));
+    // A forwarder on the bridge, so the plugin in the namespace reaches OpenBao on loopback.
+    fwd = await startTcpProxy(Number(new URL(bao.addr).port), HOST_IP);
     await configureDatabaseEngine(bao.api, pg, { role: 'app', defaultTtl: '1h', maxTtl: '2h' });
     await bao.api('POST', 'secret/data/app/config', { data: { api_key: apiKey } });
     await bao.api('POST', 'secret/data/app/report', { data: { key: reportKey } });

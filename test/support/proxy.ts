@@ -1,5 +1,6 @@
-// A TCP proxy on loopback in front of a server: counts connections (keep-alive checks),
-// and can refuse new connections or cut the open ones (faults mid-run).
+// A TCP proxy in front of a server on loopback, listening on loopback or another local
+// address (a test bridge): counts connections (keep-alive checks), can slow answers or cut
+// the open connections (faults mid-run).
 import * as net from 'node:net';
 
 export interface TcpProxy {
@@ -12,7 +13,7 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+export async function startTcpProxy(targetPort: number, listenHost = '127.0.0.1'): Promise<TcpProxy> {
   const open = new Set<net.Socket>();
   const proxy: TcpProxy = {
     port: 0,
@@ -48,7 +49,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       else send();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, listenHost, () => resolve()));
   proxy.port = (server.address() as net.AddressInfo).port;
   return proxy;
 }
