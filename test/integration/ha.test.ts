@@ -5,6 +5,8 @@
 // A standby alone still serves; a sealed node is skipped at once; the status route (what
 // `docker dso system info` shows) names the address that answered and each node's role.
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
@@ -54,22 +56,42 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
   let roleId: string;
   const plugins: PluginProcess[] = [];
 
+  let engine: http.Server | undefined;
+  const engineSocket = path.join(os.tmpdir(), `dso-ha-engine-${process.pid}.sock`);
+
+  /**
+   * The plugin renews a lease only while the Engine API confirms its task runs. These tests
+   * are about Vault, not Docker: a stand-in Engine API on a socket says every task and
+   * service asked about runs (anything else: 404, which rotation logs and moves on from).
+   */
+  const startEngine = async () => {
+    fs.rmSync(engineSocket, { force: true });
+    engine = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://engine');
+      const ids = (JSON.parse(url.searchParams.get('filters') ?? '{}') as { id?: string[] }).id ?? [];
+      const route = url.pathname.replace(/^\/v[0-9.]+/, '');
+      const body =
+        route === '/tasks' ? ids.map((id) => ({ ID: id, Status: { State: 'running' } })) : route === '/services' ? ids.map((id) => ({ ID: id })) : undefined;
+      res.writeHead(body ? 200 : 404, { 'Content-Type': 'application/json' }).end(JSON.stringify(body ?? { message: 'not in this stand-in' }));
+    });
+    await new Promise<void>((resolve) => engine!.listen(engineSocket, () => resolve()));
+  };
+
   const start = async (addresses: string[]) => {
-    const dir = os.tmpdir();
     const p = await startPluginProcess({
       VAULT_ADDR: addresses.join(','),
       VAULT_AUTH_METHOD: 'approle',
       VAULT_ROLE_ID: roleId,
       VAULT_SECRET_ID_FILE: credentialFile('ha-secret-id', SECRET_ID),
       DSO_TIMEOUT: `${TIMEOUT_MS}ms`,
-      // No Docker here: which tasks run cannot be told, so leases are kept and renewed.
-      DSO_DOCKER_SOCKET: path.join(dir, 'dso-ha-no-docker.sock'),
+      DSO_DOCKER_SOCKET: engineSocket,
     });
     plugins.push(p);
     return p;
   };
 
   before(async () => {
+    await startEngine();
     cluster = await startOpenBaoCluster();
     pg = sharedPostgres();
     // Root sets the cluster up (mounts, policies, the AppRole): the plugin gets only the README's policies.
@@ -89,6 +111,8 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
   after(async () => {
     for (const p of plugins) await p.stop();
     await cluster?.stop();
+    engine?.close();
+    fs.rmSync(engineSocket, { force: true });
   });
 
   it('loses no request while the active node is killed and restarted under load', async () => {
