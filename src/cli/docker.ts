@@ -133,6 +133,14 @@ export class DockerClient {
     return res.stdout;
   }
 
+  /** Whether this docker CLI's `stack deploy` can wait (--detach=false); 20.10's cannot. */
+  async stackDeployCanWait(): Promise<boolean> {
+    this.deployWaits ??= this.run(['stack', 'deploy', '--help']).then((r) => r.stdout.includes('--detach'));
+    return this.deployWaits;
+  }
+
+  private deployWaits?: Promise<boolean>;
+
   /** The plugin, or undefined when Docker has none of that name. */
   async plugin(name: string): Promise<PluginInfo | undefined> {
     const res = await this.run(['plugin', 'inspect', '--format', '{{json .}}', name]);

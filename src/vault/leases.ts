@@ -11,7 +11,7 @@ import { FaultLog } from '../log';
 import { MAX_TIMER_MS } from '../timers';
 import type { Logger } from '../log';
 import type { VaultSession } from './session';
-import { SingleFlight } from './singleflight';
+import { SingleFlight } from '../singleflight';
 import type { TokenManager } from './token';
 
 export interface LeaseOwner {

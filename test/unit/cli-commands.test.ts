@@ -44,6 +44,10 @@ class FakeDocker {
   calls: string[][] = [];
   inputs: (string | undefined)[] = [];
   deployResult: RunResult = { code: 0, stdout: 'Creating service x_web\n', stderr: '' };
+  /** Whether `stack deploy` knows --detach (a current CLI) or not (Debian's 20.10). */
+  deployHasDetach = true;
+  /** What `stack services --format '{{.Name}} {{.Replicas}}'` prints, one answer per call. */
+  stackReplicas: string[] = [];
   /** What `docker plugin install` finds in the image: its privileges; undefined: no such image. */
   image: { privileges: string[] } | undefined = { privileges: ['network: [host]', 'mount: [/var/run/docker.sock]', 'mount: [/etc/dso]'] };
 
@@ -100,6 +104,14 @@ class FakeDocker {
       const s = this.secrets.find((x) => x.ID === last || (x.Spec as { Name: string }).Name === last);
       return s ? ok(JSON.stringify(s)) : fail(`Error response from daemon: secret ${last} not found`);
     }
+    if (a === 'stack' && b === 'deploy' && args.includes('--help')) {
+      const detach = this.deployHasDetach ? '  -d, --detach   Exit immediately\n' : '';
+      return ok(`Options:\n  -c, --compose-file strings\n${detach}`);
+    }
+    if (a === 'stack' && b === 'deploy' && args.includes('--detach=false') && !this.deployHasDetach) {
+      return fail('unknown flag: --detach');
+    }
+    if (a === 'stack' && b === 'services') return ok(this.stackReplicas.shift() ?? 'x_web 1/1\n');
     if (a === 'stack' && b === 'deploy') {
       options.onStdout?.(this.deployResult.stdout);
       options.onStderr?.(this.deployResult.stderr);
@@ -595,6 +607,30 @@ services:
     expect(sent.secrets.db_password).to.deep.equal({ driver: 'dso-x', labels: { 'dso.ref': 'dso://secret/data/app/db#password' } });
     expect(r.out).to.contain('web: DB_PASSWORD -> DB_PASSWORD_FILE=/run/secrets/db_password (secret my-shop_db_password, dso://secret/data/app/db#password)');
     expect(r.out).to.contain('Creating service x_web');
+  });
+
+  it('--wait: a current CLI waits (--detach=false); with 20.10 (no such flag) docker dso watches the replicas', async () => {
+    const dir = path.join(tmpDir(), 'shop');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'compose.yaml'), COMPOSE);
+    for (const current of [true, false]) {
+      const { docker, cli } = setup({ cwd: dir });
+      docker.deployHasDetach = current;
+      docker.stackReplicas = ['shop_web 0/2\n', 'shop_web 1/2\n', 'shop_web 2/2\n'];
+      docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+      const r = await cli('up', '--wait');
+      expect(r.code, r.err).to.equal(0);
+      const deploy = docker.calls.find((c) => c[1] === 'stack' && c[2] === 'deploy' && !c.includes('--help'))!;
+      const polls = docker.calls.filter((c) => c[1] === 'stack' && c[2] === 'services');
+      if (current) {
+        expect(deploy).to.include('--detach=false');
+        expect(polls).to.have.length(0);
+      } else {
+        expect(deploy.some((a) => a.startsWith('--detach'))).to.equal(false);
+        expect(polls).to.have.length(3);
+        expect(r.out).to.contain('Waiting for shop_web 0/2').and.contain('Stack shop: every service has converged');
+      }
+    }
   });
 
   it('--dry-run prints the file and touches no engine', async () => {
