@@ -222,7 +222,23 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
 }
 
 /** What may be shown about the settings (status route, `docker dso system info`): no credentials. */
-export function describeSettings(s: Settings): Record<string, unknown> {
+/** The settings summary in GET /DSO.Status . */
+export interface SettingsSummary {
+  vaultAddresses: string[];
+  namespace: string | null;
+  authMethod: string;
+  authMount: string;
+  timeoutMs: number;
+  pathTemplate: string | null;
+  allowedPaths: string[];
+  allowedWrites: string[];
+  rotate: boolean;
+  rotateIntervalMs: number;
+  logLevel: string;
+  tlsSkipVerify: boolean;
+}
+
+export function describeSettings(s: Settings): SettingsSummary {
   return {
     vaultAddresses: s.vaultAddresses,
     namespace: s.namespace ?? null,

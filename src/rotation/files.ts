@@ -28,6 +28,7 @@ import type {
 } from '../plugin/compose-protocol';
 import { STACK_LABEL, type RequestFacts } from '../resolve/resolver';
 import type { DriverResult } from '../resolve/driver';
+import type { LeaseSummary } from '../vault/leases';
 import { composeOwnerId, ComposeLiveness, parseComposeOwner, PROJECT_LABEL, SERVICE_LABEL } from './compose-liveness';
 import type { DockerEngine } from './docker';
 import type { RotationReport } from './watcher';
@@ -58,7 +59,7 @@ export function refreshMode(labels: Record<string, string>): RefreshMode {
 export interface ComposeFilesOptions {
   driver: { getSecret(request: RequestFacts): Promise<DriverResult> };
   /** The lease manager's public view, to find leases that end soon. */
-  leases?: { describe(): Array<Record<string, unknown>> };
+  leases?: { describe(): LeaseSummary[] };
   liveness: ComposeLiveness;
   engine: Pick<DockerEngine, 'containers' | 'restartContainer'>;
   logger: Logger;
@@ -199,9 +200,9 @@ export class ComposeFiles implements ComposeService {
           });
           record({ spec, ok: true, doNotReuse: result.doNotReuse, source });
         } catch (err) {
-          const { code, message } = describeError(err);
+          const { code, message, subcode } = describeError(err);
           const failedSource = (err as DsoError).source ?? source;
-          record({ spec, ok: false, code, error: message, source: failedSource });
+          record({ spec, ok: false, code, subcode, error: message, source: failedSource });
           throw Object.assign(new DsoError(code, `secret ${spec.Name} of service ${spec.Service}: ${message}`), {
             source: failedSource,
           });

@@ -81,6 +81,16 @@ export function safeLeaseId(leaseId: string): string {
   return `${leaseId.slice(0, cut + 1)}…${leaseId.slice(-6)}`;
 }
 
+/** A lease as GET /DSO.Status shows it: no full lease id, no data. */
+export interface LeaseSummary {
+  lease: string;
+  path: string;
+  owner: string;
+  expiresAt: string | null;
+  renewable: boolean;
+  nearMaxTtl: boolean;
+}
+
 export class LeaseManager {
   private readonly leases = new Map<string, Lease>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -364,7 +374,7 @@ export class LeaseManager {
   }
 
   /** For the status route: no lease ids in full, no data. */
-  describe(): Array<Record<string, unknown>> {
+  describe(): LeaseSummary[] {
     return [...this.leases.values()].map((l) => ({
       lease: safeLeaseId(l.leaseId),
       path: l.path,

@@ -154,10 +154,14 @@ export class TokenManager {
   private loginError(err: unknown): DsoError {
     const { method } = this.options;
     if (err instanceof VaultApiError && (err.code === 'ERR_VAULT_DENIED' || err.code === 'ERR_VAULT')) {
-      return new DsoError('ERR_LOGIN', `${method.name} login at ${method.mount} failed: ${err.reason}. Hint: ${method.hint(err.reason)}`);
+      const message = `${method.name} login at ${method.mount} failed: ${err.reason}. Hint: ${method.hint(err.reason)}`;
+      return new DsoError('ERR_LOGIN', message, { subcode: method.refusal?.(err.reason) });
     }
     if (err instanceof DsoError && err.code === 'ERR_LOGIN') return err;
-    if (err instanceof DsoError) return new DsoError(err.code, `${method.name} login at ${method.mount} failed: ${err.message}`);
+    if (err instanceof DsoError) {
+      const message = `${method.name} login at ${method.mount} failed: ${err.message}`;
+      return new DsoError(err.code, message, { subcode: err.subcode });
+    }
     return new DsoError('ERR_LOGIN', `${method.name} login at ${method.mount} failed unexpectedly`);
   }
 

@@ -10,7 +10,7 @@ import type { Context } from '../../src/cli/context';
 import { DockerClient, PluginInfo, RunOptions, RunResult } from '../../src/cli/docker';
 import { EXIT } from '../../src/cli/errors';
 import type { VaultHealth } from '../../src/cli/health';
-import type { FetchRecord, PluginApi, PluginStatus, RotationReport, TestVaultResult } from '../../src/cli/plugin-client';
+import { FetchRecord, PluginApi, PluginRouteError, PluginStatus, RotationReport, TestVaultResult } from '../../src/cli/plugin-client';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 
@@ -121,22 +121,26 @@ class FakeDocker {
   };
 }
 
+/** A status with only the fields a test sets (the real one is checked against the contract). */
+type Loose<T> = T extends (infer U)[] ? Loose<U>[] : T extends object ? { [K in keyof T]?: Loose<T[K]> } : T;
+
 class FakePluginApi implements PluginApi {
-  status$: PluginStatus = { version: '0.1.0', problems: [], settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'approle', authMount: 'approle' } };
+  status$: Loose<PluginStatus> = { version: '0.1.0', problems: [], settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'approle', authMount: 'approle' } };
   test: TestVaultResult = { ok: true, login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 3600, policies: ['default', 'app'] } };
   testedWith: (string | undefined)[] = [];
   queried: (string | undefined)[] = [];
   async status(service?: string) {
     this.queried.push(service);
     const secrets = (this.status$.secrets ?? []).filter((r) => !service || r.serviceId === service || r.service === service);
-    return { ...this.status$, secrets };
+    return { ...this.status$, secrets } as PluginStatus;
   }
   async testVault(reference?: string) {
     this.testedWith.push(reference);
     return this.test;
   }
-  rotation: RotationReport | undefined;
+  rotation: RotationReport | Error = new Error('no rotation set');
   async rotate() {
+    if (this.rotation instanceof Error) throw this.rotation;
     return this.rotation;
   }
 }
@@ -695,16 +699,15 @@ describe('cli: docker dso rotate', () => {
     api.rotation = { secret: 'pw', reason: 'on-demand', services: [] };
     expect((await cli('rotate', 'pw')).out).to.contain('No service uses pw');
     const json = JSON.parse((await cli('rotate', 'pw', '--json')).out);
-    expect(json).to.include({ supported: true, ok: true, secret: 'pw' });
+    expect(json).to.include({ ok: true, secret: 'pw' });
   });
 
-  it('with a plugin that cannot rotate: says so, names the services to roll by hand, exits 5', async () => {
-    const { docker, cli } = setup();
+  it('a refusal of the plugin (invalid settings) is shown with its fix, never as an unsupported version (exit 1)', async () => {
+    const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    docker.secrets.push({ ID: 's1', Spec: { Name: 'pw', Labels: {}, Driver: { Name: 'dso' } } });
-    docker.services.push({ ID: 'v1', Spec: { Name: 'app', TaskTemplate: { ContainerSpec: { Secrets: [{ SecretID: 's1', SecretName: 'pw' }] } } } });
+    api.rotation = new PluginRouteError('the plugin dso refused POST /DSO.Rotate: VAULT_ADDR is not set', 'ERR_SETTINGS');
     const r = await cli('rotate', 'pw');
-    expect(r.code).to.equal(EXIT.UNSUPPORTED);
-    expect(r.err).to.contain('not supported by this version of the plugin dso').and.to.contain('docker service update --force app');
+    expect(r.code).to.equal(EXIT.FAILURE);
+    expect(r.err).to.contain('VAULT_ADDR is not set').and.contain('docker dso init --plugin dso').and.not.contain('version');
   });
 });

@@ -11,7 +11,8 @@ import YAML from 'yaml';
 import { runCli } from '../../src/cli/cli';
 import type { Context } from '../../src/cli/context';
 import { DockerClient, RunOptions, RunResult } from '../../src/cli/docker';
-import { PluginApi, PluginRouteError } from '../../src/cli/plugin-client';
+import { PluginApi, PluginRouteError, PluginStatus } from '../../src/cli/plugin-client';
+import type { LeaseSummary } from '../../src/vault/leases';
 import { secret } from '../support/capture';
 import { parseCompose, planFileSecrets, transformCompose } from '../../src/cli/compose';
 import { DsoError } from '../../src/errors';
@@ -201,7 +202,7 @@ function filesSetup(tmpfs = true, now: () => number = Date.now) {
   const engine = new FakeEngine();
   const driver = new FakeDriver();
   const liveness = new ComposeLiveness(undefined, engine as unknown as DockerEngine, now);
-  const leases: Array<Record<string, unknown>> = [];
+  const leases: LeaseSummary[] = [];
   const files = new ComposeFiles({
     driver,
     leases: { describe: () => leases },
@@ -327,6 +328,7 @@ describe('plain host: the plugin writes compose secret files', () => {
       'database/creds/app#username:compose:shop/app#0',
     );
     leases.push({
+      lease: 'database/creds/app/…abcdef',
       owner: 'task:compose:shop/app#0',
       path: 'database/creds/app',
       expiresAt: new Date(Date.now() + 60_000).toISOString(),
@@ -490,9 +492,9 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
     };
     const api: PluginApi = {
       runtimeDir,
-      status: async () => ({}),
+      status: async () => ({}) as PluginStatus,
       testVault: async () => ({ ok: true }),
-      rotate: async () => undefined,
+      rotate: async () => Promise.reject(new Error('unused')),
       composeUp: async (req) => {
         upRequests.push(req);
         if (refuseTmpfs) {

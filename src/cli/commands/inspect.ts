@@ -149,7 +149,7 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       rotate: !dso ? null : labels['dso.rotate'] !== undefined ? labels['dso.rotate'] === 'true' : rotateDefault ?? null,
       lastError: rec?.outcome === 'error' ? rec.error ?? 'failed' : null,
       code: rec?.outcome === 'error' ? rec.code ?? null : null,
-      fix: rec?.outcome === 'error' ? fixFor(rec.code, rec.error ?? '', { plugin: shown, method, path: rec.path }) : null,
+      fix: rec?.outcome === 'error' ? fixFor(rec, { plugin: shown, method, path: rec.path }) : null,
     });
   }
 
@@ -255,7 +255,10 @@ export async function gatherComposeInspect(ctx: Context, plugin: string, name: s
       rotate: f.Refresh !== 'off',
       lastError: error,
       code: rec?.outcome === 'error' ? rec.code ?? null : null,
-      fix: rec?.outcome === 'error' ? fixFor(rec.code, rec.error ?? '', { plugin: shown, method: status.settings?.authMethod, path: rec.path }) : null,
+      fix:
+        rec?.outcome === 'error'
+          ? fixFor(rec, { plugin: shown, method: status.settings?.authMethod, path: rec.path })
+          : null,
     };
   });
   const containers = await composeContainers(ctx, project, service).catch(() => []);
