@@ -1,15 +1,15 @@
 // The plugin's Vault token: one login in flight at a time (callers share it), renewal at
-// about two thirds of the TTL with jitter, a new login when renewal is refused or the
+// about two thirds of the TTL with jitter (./renewal.ts, the timer leases use too), a new login when renewal is refused or the
 // max TTL is near, and on demand when Vault says a token went stale. A token replaced by
 // a new login is revoked once it owns no lease (after one request deadline, so requests
 // that took it just before the login still finish), so old tokens never linger until
 // their TTL; the `token` method's token is the operator's, never revoked here.
 import { DsoError } from '../errors';
-import { MAX_TIMER_MS, timerDelay } from '../timers';
 import type { Logger } from '../log';
 import type { AuthMethod } from './auth/method';
 import type { VaultClient } from './client';
 import { VaultApiError } from './errors';
+import { RenewalTimer } from './renewal';
 
 export interface TokenState {
   token: string;
@@ -52,8 +52,6 @@ export interface TokenManagerOptions {
   random?: () => number;
 }
 
-const REFRESH_FRACTION = 2 / 3;
-const JITTER = 0.1;
 /**
  * A token this close to expiry is not handed out: a request could not finish with it.
  * At most a fifth of its TTL, so the scheduled renewal (at ~2/3) still comes first.
@@ -66,13 +64,13 @@ export class TokenManager {
   /** Leases per token: a token that still owns leases is kept alive after a new login. */
   private readonly holds = new Map<string, number>();
   /** Earlier tokens kept renewed for their leases, with their renewal timers. */
-  private readonly retired = new Map<string, { state: TokenState; timer?: NodeJS.Timeout }>();
+  private readonly retired = new Map<string, { state: TokenState; renewal: RenewalTimer }>();
   /** Earlier tokens waiting one request deadline before they are revoked. */
   private readonly revoking = new Map<string, NodeJS.Timeout>();
   private revokedTokens = 0;
   private inflight?: Promise<TokenState>;
   private lastFailure?: { at: number; error: DsoError };
-  private timer?: NodeJS.Timeout;
+  private readonly renewal: RenewalTimer;
   private stopped = false;
   private lastLoginAt?: number;
   private lastRenewalAt?: number;
@@ -84,6 +82,7 @@ export class TokenManager {
   constructor(private readonly options: TokenManagerOptions) {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.renewal = new RenewalTimer(this.now, this.random);
   }
 
   /** A valid token, logging in first if there is none (shared with concurrent callers). */
@@ -98,7 +97,7 @@ export class TokenManager {
     if (this.state?.token === token) {
       this.options.logger.info('Vault token refused; logging in again', { method: this.options.method.name });
       this.state = undefined;
-      this.clearTimer();
+      this.renewal.clear();
     }
   }
 
@@ -180,7 +179,7 @@ export class TokenManager {
     this.holds.delete(token);
     const retired = this.retired.get(token);
     if (retired) {
-      if (retired.timer) clearTimeout(retired.timer);
+      retired.renewal.clear();
       this.retired.delete(token);
       this.revokeLater(retired.state);
     }
@@ -233,10 +232,9 @@ export class TokenManager {
       return;
     }
     if (old.expiresAt === Infinity) return;
-    const entry: { state: TokenState; timer?: NodeJS.Timeout } = { state: old };
+    const entry = { state: old, renewal: new RenewalTimer(this.now, this.random) };
     this.retired.set(old.token, entry);
     const next = () => {
-      const remaining = old.expiresAt - this.now();
       if (!old.renewable || old.capped) {
         this.options.logger.warn('an earlier Vault token still owns leases and cannot be renewed further: they end with it', {
           method: this.options.method.name,
@@ -245,37 +243,17 @@ export class TokenManager {
         });
         return;
       }
-      entry.timer = setTimeout(() => {
-        this.renew(old)
-          .then(next)
-          .catch(() => undefined);
-      }, timerDelay(Math.max(100, remaining * REFRESH_FRACTION)));
-      entry.timer.unref();
+      const renew = () => void this.renew(old).then(next).catch(() => undefined);
+      entry.renewal.arm(old.expiresAt, renew, { jitter: false });
     };
     next();
   }
 
   /** Next step at about two thirds of the remaining lifetime, with jitter. */
   private schedule(): void {
-    this.clearTimer();
     const state = this.state;
-    if (!state || this.stopped || state.expiresAt === Infinity) return;
-    const remaining = state.expiresAt - this.now();
-    const jitter = 1 + (this.random() * 2 - 1) * JITTER;
-    const delay = Math.max(100, remaining * REFRESH_FRACTION * jitter);
-    if (delay > MAX_TIMER_MS) {
-      // Far off: wake up at the timer's limit and schedule again from there.
-      this.timer = setTimeout(() => this.schedule(), MAX_TIMER_MS);
-      this.timer.unref();
-      return;
-    }
-    this.timer = setTimeout(() => void this.refresh(), delay);
-    this.timer.unref();
-  }
-
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!state || this.stopped) this.renewal.clear();
+    else this.renewal.arm(state.expiresAt, () => void this.refresh());
   }
 
   /** Renew when possible; log in when renewal is refused or max TTL is near. */
@@ -297,11 +275,8 @@ export class TokenManager {
       await this.login();
     } catch {
       // Logged by doLogin. Try again soon unless the old token is gone anyway.
-      if (!this.stopped) {
-        this.clearTimer();
-        this.timer = setTimeout(() => void this.refresh(), Math.max(1_000, (this.options.retryAfterFailureMs ?? 250) * 4));
-        this.timer.unref();
-      }
+      const retryMs = Math.max(1_000, (this.options.retryAfterFailureMs ?? 250) * 4);
+      if (!this.stopped) this.renewal.after(retryMs, () => void this.refresh());
     }
   }
 
@@ -349,8 +324,8 @@ export class TokenManager {
 
   stop(): void {
     this.stopped = true;
-    this.clearTimer();
-    for (const { timer } of this.retired.values()) if (timer) clearTimeout(timer);
+    this.renewal.clear();
+    for (const { renewal } of this.retired.values()) renewal.clear();
     this.retired.clear();
     for (const timer of this.revoking.values()) clearTimeout(timer);
     this.revoking.clear();
