@@ -1,9 +1,10 @@
 // The plugin's Vault token: one login in flight at a time (callers share it), renewal at
 // about two thirds of the TTL with jitter (./renewal.ts, the timer leases use too), a new
-// login when renewal is refused or the max TTL is near, and on demand when Vault says a token went stale. A token replaced by
-// a new login is revoked once it owns no lease (after one request deadline, so requests
-// that took it just before the login still finish), so old tokens never linger until
-// their TTL; the `token` method's token is the operator's, never revoked here.
+// login when renewal is refused or the max TTL is near, and on demand when Vault says a
+// token went stale. A token replaced by a new login is revoked once it owns no lease
+// (after one request deadline, so requests that took it just before the login still
+// finish), so old tokens never linger until their TTL; the `token` method's token is the
+// operator's, never revoked here.
 import { DsoError } from '../errors';
 import type { Logger } from '../log';
 import type { AuthMethod } from './auth/method';
