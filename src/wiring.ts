@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
 import { LeasedEngine } from './engines/leased';
-import { DockerEngine, EngineSwarmApi } from './rotation/docker';
+import { DockerApi, DockerSwarmApi } from './docker/api';
 import { ownDriverNames } from './rotation/identity';
 import { RotationWatcher } from './rotation/watcher';
 import { DockerLiveness } from './rotation/liveness';
@@ -54,7 +54,7 @@ export interface PluginDeps {
   liveness?: OwnerLiveness;
   reapIntervalMs?: number;
   /** The Engine API for rotation; by default the one on DSO_DOCKER_SOCKET. */
-  swarm?: EngineSwarmApi;
+  swarm?: DockerSwarmApi;
 }
 
 export function buildPlugin(settings: Settings, problems: string[], logger: Logger, deps: PluginDeps = {}): Plugin {
@@ -65,9 +65,9 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       const tokens = new TokenManager({ vault, method: authMethodFor(settings), logger, timeoutMs: settings.timeoutMs });
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
-      const swarm = deps.swarm ?? new EngineSwarmApi(new DockerEngine(settings.dockerSocket));
+      const swarm = deps.swarm ?? new DockerSwarmApi(new DockerApi(settings.dockerSocket));
       // One reaper for swarm tasks and compose projects (owners compose:<project>/<service>).
-      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.engine), swarm.engine);
+      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.docker), swarm.docker);
       const leases = new LeaseManager({
         session,
         tokens,
@@ -113,7 +113,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         driver,
         leases,
         liveness: composeLiveness,
-        engine: swarm.engine,
+        docker: swarm.docker,
         logger,
         runtimeDir: path.dirname(settings.socket),
         intervalMs: settings.rotateIntervalMs,

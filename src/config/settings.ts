@@ -1,5 +1,6 @@
 // Loads and checks the settings. A bad setting never stops the plugin: the problems are
 // returned beside the settings, and every GetSecret answers with them until fixed.
+import { DEFAULT_DOCKER_SOCKET } from '../docker/objects';
 import * as fs from 'node:fs';
 import Ajv from 'ajv';
 import { TEMPLATE_NAMES, templateNames } from '../resolve/template';
@@ -164,7 +165,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
     logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
     metricsAddress: raw.DSO_METRICS_ADDR,
     socket: raw.DSO_SOCKET ?? DEFAULT_SOCKET,
-    dockerSocket: raw.DSO_DOCKER_SOCKET ?? '/var/run/docker.sock',
+    dockerSocket: raw.DSO_DOCKER_SOCKET ?? DEFAULT_DOCKER_SOCKET,
     driverName: raw.DSO_DRIVER_NAME,
   };
 

@@ -30,7 +30,7 @@ import { STACK_LABEL, type RequestFacts } from '../resolve/resolver';
 import type { DriverResult } from '../resolve/driver';
 import type { LeaseSummary } from '../vault/leases';
 import { composeOwnerId, ComposeLiveness, parseComposeOwner, PROJECT_LABEL, SERVICE_LABEL } from './compose-liveness';
-import type { DockerEngine } from './docker';
+import type { DockerApi } from '../docker/api';
 import type { RotationReport } from './watcher';
 
 /** statfs f_type of a tmpfs (linux/magic.h). */
@@ -61,7 +61,7 @@ export interface ComposeFilesOptions {
   /** The lease manager's public view, to find leases that end soon. */
   leases?: { describe(): LeaseSummary[] };
   liveness: ComposeLiveness;
-  engine: Pick<DockerEngine, 'containers' | 'restartContainer'>;
+  docker: Pick<DockerApi, 'containers' | 'restartContainer'>;
   logger: Logger;
   /** The plugin's runtime directory (its socket's directory); files go to <runtimeDir>/compose. */
   runtimeDir: string;
@@ -410,12 +410,12 @@ export class ComposeFiles implements ComposeService {
 
   private async restart(project: string, service: string): Promise<string | undefined> {
     try {
-      const containers = await this.options.engine.containers([
+      const containers = await this.options.docker.containers([
         `${PROJECT_LABEL}=${project}`,
         `${SERVICE_LABEL}=${service}`,
       ]);
       const running = containers.filter((c) => c.State === 'running');
-      for (const c of running) await this.options.engine.restartContainer(c.Id);
+      for (const c of running) await this.options.docker.restartContainer(c.Id);
       this.options.logger.info('compose service restarted for a new secret value', {
         project,
         service,

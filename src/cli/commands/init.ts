@@ -1,6 +1,7 @@
 // `docker dso init`: writes the credential files (0600) into the plugin's /etc/dso source
 // directory, disables the plugin, sets its (non-secret) settings, enables it, and checks
 // the Vault login through the plugin. Creates the plugin when it is absent.
+import { shortName } from '../../docker/objects';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadSettings } from '../../config/settings';
@@ -529,7 +530,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     plugin = await ctx.docker.plugin(name);
     if (!plugin) throw new CliError(EXIT.PLUGIN, `the plugin ${name} was created but Docker does not show it`);
   }
-  const shown = plugin.name.replace(/:latest$/, '');
+  const shown = shortName(plugin.name);
 
   if (plugin.enabled) {
     await disable(ctx, plugin.name);

@@ -2,6 +2,7 @@
 // secret (POST /DSO.Rotate): `ForceUpdate` + 1 under each service's own update config, so
 // new tasks fetch the current value from Vault. A refusal (no such secret, invalid
 // settings...) is shown with the plugin's code and its fix.
+import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, requirePlugin } from '../context';
 import { CliError, EXIT } from '../errors';
@@ -42,7 +43,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const secretName = parsed.args.secret!;
   const { info, api } = await requirePlugin(ctx, name);
-  const shown = info.name.replace(/:latest$/, '');
+  const shown = shortName(info.name);
   let report: RotationReport;
   try {
     report = await api.rotate(secretName);

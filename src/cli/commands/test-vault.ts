@@ -1,5 +1,6 @@
 // `docker dso system test-vault`: a fresh login and (with --path) a read, through the
 // plugin's own code path (POST /DSO.TestVault); on failure the exact cause and the fix.
+import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, requirePlugin } from '../context';
 import { EXIT } from '../errors';
@@ -92,7 +93,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const reference = normalizeReference(parsed.options.path as string | undefined);
   const { info, api } = await requirePlugin(ctx, name);
-  const shown = info.name.replace(/:latest$/, '');
+  const shown = shortName(info.name);
   const result = await api.testVault(reference);
   if (parsed.options.json) {
     const fix = result.ok
