@@ -82,7 +82,11 @@ function labelsOf(def: Obj): Record<string, string> {
 }
 
 function checkVersion(doc: Obj, warnings: string[]): void {
-  if (doc.version === undefined) return;
+  if (doc.version === undefined) {
+    // Debian's 20.10 docker stack deploy reads a file without one as format 1.0 and refuses it.
+    doc.version = '3.8';
+    return;
+  }
   const text = String(doc.version);
   const m = /^(\d+)(?:\.(\d+))?/.exec(text);
   if (!m) throw new ComposeError(`version "${text}" is not a compose file format version (e.g. "3.8")`);
