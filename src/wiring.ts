@@ -70,7 +70,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.docker), swarm.docker);
       const leases = new LeaseManager({
         session,
-        tokens,
+        tokens: tokens.leaseTokens,
         logger,
         liveness: composeLiveness,
         reapIntervalMs: deps.reapIntervalMs,

@@ -12,7 +12,7 @@ import type { Logger } from '../log';
 import { RenewalTimer } from './renewal';
 import type { VaultSession } from './session';
 import { SingleFlight } from '../singleflight';
-import type { TokenManager } from './token';
+import type { LeaseTokens } from './lease-tokens';
 
 export interface LeaseOwner {
   kind: 'task' | 'service' | 'none';
@@ -58,7 +58,8 @@ export interface LeaseMeta {
 
 export interface LeaseManagerOptions {
   session: VaultSession;
-  tokens: TokenManager;
+  /** Counts each lease against the token that created it (./lease-tokens.ts). */
+  tokens: Pick<LeaseTokens, 'hold' | 'release'>;
   logger: Logger;
   liveness?: OwnerLiveness;
   timeoutMs: number;
