@@ -23,15 +23,25 @@ export type ErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_INTERNAL';
 
+/**
+ * Where one code covers failures with different fixes, which one it is: a secrets engine
+ * failed to issue (engine-failed) or has no such role or path (engine-path); an AppRole
+ * wrapping token cannot be unwrapped (wrapping-token); no such auth method at the mount
+ * (auth-mount). `docker dso` chooses its fix by code and subcode, never by message text.
+ */
+export type ErrorSubcode = 'engine-failed' | 'engine-path' | 'wrapping-token' | 'auth-mount';
+
 export class DsoError extends Error {
   readonly code: ErrorCode;
+  readonly subcode?: ErrorSubcode;
   /** What was being read when it failed (path, field), for the log line and status. */
   source?: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; subcode?: ErrorSubcode }) {
     super(message, options);
     this.name = 'DsoError';
     this.code = code;
+    if (options?.subcode) this.subcode = options.subcode;
   }
 }
 
@@ -40,7 +50,8 @@ export function isDsoError(err: unknown): err is DsoError {
 }
 
 /** A message safe to show: ours verbatim, anything else reduced to its class and code. */
-export function describeError(err: unknown): { code: ErrorCode; message: string } {
-  if (isDsoError(err)) return { code: err.code, message: err.message };
+export function describeError(err: unknown): { code: ErrorCode; message: string; subcode?: ErrorSubcode } {
+  if (isDsoError(err))
+    return { code: err.code, message: err.message, ...(err.subcode ? { subcode: err.subcode } : {}) };
   return { code: 'ERR_INTERNAL', message: 'internal error (see the plugin log)' };
 }

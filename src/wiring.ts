@@ -5,13 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
 import { LeasedEngine } from './engines/leased';
-import { DockerEngine, EngineSwarmApi } from './rotation/docker';
+import { DockerApi, DockerSwarmApi } from './docker/api';
 import { ownDriverNames } from './rotation/identity';
 import { RotationWatcher } from './rotation/watcher';
 import { DockerLiveness } from './rotation/liveness';
 import { ComposeLiveness } from './rotation/compose-liveness';
 import { ComposeFiles } from './rotation/files';
 import type { ComposeService } from './plugin/compose-protocol';
+import type { RotationReport, StatusFacts, TestVaultResult } from './plugin/contract';
 import * as path from 'node:path';
 import { LeaseManager, OwnerLiveness } from './vault/leases';
 import { MountResolver } from './engines/mounts';
@@ -38,9 +39,9 @@ import { VERSION } from './version';
 export interface Plugin {
   driver: SecretDriver;
   metrics: Metrics;
-  rotate?: (secret: string) => Promise<Record<string, unknown>>;
-  describe: () => Record<string, unknown>;
-  testVault: (reference: string | undefined) => Promise<Record<string, unknown>>;
+  rotate: (secret: string) => Promise<RotationReport>;
+  describe: () => StatusFacts;
+  testVault: (reference: string | undefined) => Promise<TestVaultResult>;
   /** Compose projects on plain hosts: files on a tmpfs, refreshed in place. */
   compose?: ComposeService;
   start(): void;
@@ -53,7 +54,7 @@ export interface PluginDeps {
   liveness?: OwnerLiveness;
   reapIntervalMs?: number;
   /** The Engine API for rotation; by default the one on DSO_DOCKER_SOCKET. */
-  swarm?: EngineSwarmApi;
+  swarm?: DockerSwarmApi;
 }
 
 export function buildPlugin(settings: Settings, problems: string[], logger: Logger, deps: PluginDeps = {}): Plugin {
@@ -64,12 +65,12 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       const tokens = new TokenManager({ vault, method: authMethodFor(settings), logger, timeoutMs: settings.timeoutMs });
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
-      const swarm = deps.swarm ?? new EngineSwarmApi(new DockerEngine(settings.dockerSocket));
+      const swarm = deps.swarm ?? new DockerSwarmApi(new DockerApi(settings.dockerSocket));
       // One reaper for swarm tasks and compose projects (owners compose:<project>/<service>).
-      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.engine), swarm.engine);
+      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.docker), swarm.docker);
       const leases = new LeaseManager({
         session,
-        tokens,
+        tokens: tokens.leaseTokens,
         logger,
         liveness: composeLiveness,
         reapIntervalMs: deps.reapIntervalMs,
@@ -112,7 +113,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         driver,
         leases,
         liveness: composeLiveness,
-        engine: swarm.engine,
+        docker: swarm.docker,
         logger,
         runtimeDir: path.dirname(settings.socket),
         intervalMs: settings.rotateIntervalMs,
@@ -131,7 +132,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         driver,
         metrics,
         // A compose project's secret (plain hosts) is refreshed in place; otherwise services are rolled.
-        rotate: async (secret) => ({ ...((await compose.refreshNow(secret)) ?? (await rotation.rotateNow(secret))) }),
+        rotate: async (secret) => (await compose.refreshNow(secret)) ?? (await rotation.rotateNow(secret)),
         describe: () => ({
           ...base,
           problems: [],
@@ -172,6 +173,8 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
     metrics: new Metrics(),
     describe: () => ({ ...base, problems }),
     testVault: async () => ({ ok: false, stage: 'settings', code: 'ERR_SETTINGS', error: driver.message }),
+    // The route exists whatever the settings: its answer is why nothing can be rotated.
+    rotate: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
     start: () => undefined,
     stop: () => undefined,
   };
@@ -182,7 +185,12 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
  * belongs to a task of its own that never runs, so a lease it makes (database
  * credentials...) is revoked at once rather than left alive for its whole TTL.
  */
-async function testVault(tokens: TokenManager, driver: VaultSecretDriver, leases: LeaseManager, reference: string | undefined): Promise<Record<string, unknown>> {
+async function testVault(
+  tokens: TokenManager,
+  driver: VaultSecretDriver,
+  leases: LeaseManager,
+  reference: string | undefined,
+): Promise<TestVaultResult> {
   try {
     const state = await tokens.login();
     const login = { method: tokens.status().method, mount: tokens.status().mount, ttlSeconds: state.ttlSeconds, policies: state.policies };
@@ -195,12 +203,13 @@ async function testVault(tokens: TokenManager, driver: VaultSecretDriver, leases
       return { ok: true, login, read: result.source.leaseExpiresAt ? { ...read, leaseRevoked: revoked } : read };
     } catch (err) {
       await leases.revokeOwner(owner, 'test read');
-      const { code, message } = describeError(err);
-      return { ok: false, stage: 'read', login, code, error: message };
+      const { code, message, subcode } = describeError(err);
+      return { ok: false, stage: 'read', login, code, subcode, error: message };
     }
   } catch (err) {
-    const { code, message } = describeError(err);
-    return { ok: false, stage: 'login', code, error: message };
+    const { code, message, subcode } = describeError(err);
+    const { method, mount } = tokens.status();
+    return { ok: false, stage: 'login', code, subcode, error: message, login: { method, mount } };
   }
 }
 

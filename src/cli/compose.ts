@@ -2,6 +2,7 @@
 // that is a dso:// reference becomes a driver-backed secret (labels dso.ref) mounted in the
 // service, and the variable becomes <VAR>_FILE=/run/secrets/<name>. Secrets already
 // declared with the dso driver pass through. The result holds references only, no values.
+import { shortName } from '../docker/objects';
 import YAML from 'yaml';
 import { isDsoError } from '../errors';
 import { parseReference, SCHEME } from '../resolve/reference';
@@ -42,7 +43,6 @@ export interface TransformOptions {
 type Obj = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const bare = (driver: string) => driver.replace(/:latest$/, '');
 
 /** Parses compose YAML (merge keys allowed, as Docker's loader does). */
 export function parseCompose(text: string, file: string): Obj {
@@ -82,7 +82,11 @@ function labelsOf(def: Obj): Record<string, string> {
 }
 
 function checkVersion(doc: Obj, warnings: string[]): void {
-  if (doc.version === undefined) return;
+  if (doc.version === undefined) {
+    // Debian's 20.10 docker stack deploy reads a file without one as format 1.0 and refuses it.
+    doc.version = '3.8';
+    return;
+  }
   const text = String(doc.version);
   const m = /^(\d+)(?:\.(\d+))?/.exec(text);
   if (!m) throw new ComposeError(`version "${text}" is not a compose file format version (e.g. "3.8")`);
@@ -100,7 +104,7 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
   const warnings: string[] = [];
   const injected: InjectedSecret[] = [];
   const passedThrough: string[] = [];
-  const driver = bare(options.driver);
+  const driver = shortName(options.driver);
 
   let name: string | undefined;
   if (doc.name !== undefined) {
@@ -114,7 +118,7 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
   // Secrets declared with the dso driver: kept, driver set to this plugin's name.
   for (const [key, def] of Object.entries(secrets)) {
     if (!isObject(def) || typeof def.driver !== 'string') continue;
-    if (bare(def.driver) !== 'dso' && bare(def.driver) !== driver) continue;
+    if (shortName(def.driver) !== 'dso' && shortName(def.driver) !== driver) continue;
     secrets[key] = { ...def, driver };
     passedThrough.push(key);
     const labels = labelsOf(def);
@@ -259,7 +263,8 @@ function numericUser(user: unknown): { uid?: number; gid?: number } {
 export function planFileSecrets(result: TransformResult, driver: string): PlainHostPlan {
   const doc = structuredClone(result.compose);
   const secrets: Obj = isObject(doc.secrets) ? doc.secrets : {};
-  const ours = new Set(Object.entries(secrets).filter(([, d]) => isObject(d) && typeof d.driver === 'string' && bare(d.driver) === bare(driver)).map(([k]) => k));
+  const isOurs = (d: unknown) => isObject(d) && typeof d.driver === 'string' && shortName(d.driver) === shortName(driver);
+  const ours = new Set(Object.entries(secrets).filter(([, d]) => isOurs(d)).map(([k]) => k));
   const services = isObject(doc.services) ? doc.services : {};
   const users = new Map<string, string[]>();
   for (const [name, def] of Object.entries(services)) {

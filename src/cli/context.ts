@@ -1,9 +1,10 @@
 // What every command gets: output streams, the Docker client, a way to reach the plugin's
 // socket, a clock. Tests pass fakes for each.
+import { pluginSocketPath, shortName } from '../docker/objects';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { OptionSpec, Parsed } from './args';
-import { DockerClient, PluginInfo, pluginSocketPath, Runner } from './docker';
+import { DockerClient, PluginInfo, Runner } from './docker';
 import { CliError, EXIT } from './errors';
 import { PluginApi, PluginClient } from './plugin-client';
 import type { HealthChecker } from './health';
@@ -57,9 +58,7 @@ export function pluginName(ctx: Context, parsed: Parsed): string {
 
 /** "dso:latest" and "dso" are the same plugin (Docker adds :latest). */
 export function sameName(a: string | undefined, b: string): boolean {
-  if (!a) return false;
-  const bare = (n: string) => n.replace(/:latest$/, '');
-  return bare(a) === bare(b);
+  return a !== undefined && shortName(a) === shortName(b);
 }
 
 /** The plugin, enabled, and a client for its socket; a CliError (exit 3) otherwise. */
@@ -79,7 +78,7 @@ export async function requirePlugin(ctx: Context, name: string): Promise<{ info:
 }
 
 export function defaultConnect(plugin: PluginInfo, runtimeRoot?: string): PluginApi {
-  return new PluginClient(pluginSocketPath(plugin, runtimeRoot), plugin.name.replace(/:latest$/, ''));
+  return new PluginClient(pluginSocketPath(plugin, runtimeRoot), shortName(plugin.name));
 }
 
 /** Host path of a file the plugin sees at `/etc/dso/...`, given the mount's host source. */

@@ -1,9 +1,15 @@
 // The Docker side of `docker dso`: the `docker` binary run with an argv array (never a
 // shell string), with the global flags the user gave `docker` (--context, -H ...) passed
-// on. Credentials are never on any of these command lines.
+// on, so it reaches the engine the user's docker reaches, with their config. What it reads
+// are the Engine API's own objects (../docker/objects.ts), read as the plugin reads them.
+// Credentials are never on any of these command lines.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import type { SwarmSecret, SwarmServiceFull } from '../docker/api';
+import { DockerPlugin, PluginInfo, pluginInfo } from '../docker/objects';
 import { CliError, EXIT, ExitCode } from './errors';
+
+export type { PluginInfo };
 
 export interface RunOptions {
   input?: string | Buffer;
@@ -53,7 +59,11 @@ export function processRunner(env: NodeJS.ProcessEnv = process.env): Runner {
       });
       child.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        resolve({ code: err.code === 'ENOENT' ? 127 : 1, stdout, stderr: `${stderr}${err.code === 'ENOENT' ? `${command}: command not found` : err.message}` });
+        resolve({
+          code: err.code === 'ENOENT' ? 127 : 1,
+          stdout,
+          stderr: `${stderr}${err.code === 'ENOENT' ? `${command}: command not found` : err.message}`,
+        });
       });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
@@ -62,21 +72,6 @@ export function processRunner(env: NodeJS.ProcessEnv = process.env): Runner {
       child.stdin.on('error', () => undefined);
       child.stdin.end(options.input);
     });
-}
-
-export interface PluginInfo {
-  /** The name as Docker shows it (with its tag, e.g. dso:latest). */
-  name: string;
-  id: string;
-  enabled: boolean;
-  /** Current settings (env) of the plugin: no credentials live here, only file paths. */
-  env: Record<string, string>;
-  /** Env names `docker plugin set` accepts. */
-  settable: string[];
-  /** Host directory mounted at /etc/dso, when the plugin has that mount. */
-  etcDsoSource?: string;
-  /** Socket file name inside the plugin's runtime directory (config.json interface.socket). */
-  socketName: string;
 }
 
 export interface SwarmState {
@@ -128,21 +123,35 @@ export class DockerClient {
   async ok(args: string[], options?: RunOptions, exitCode: ExitCode = EXIT.FAILURE): Promise<string> {
     const res = await this.run(args, options);
     if (res.code !== 0) {
-      throw engineError(res) ?? new CliError(exitCode, `docker ${args.slice(0, 3).join(' ')} failed: ${oneLine(res.stderr) || `exit code ${res.code}`}`);
+      throw (
+        daemonError(res) ??
+        new CliError(
+          exitCode,
+          `docker ${args.slice(0, 3).join(' ')} failed: ${oneLine(res.stderr) || `exit code ${res.code}`}`,
+        )
+      );
     }
     return res.stdout;
   }
+
+  /** Whether this docker CLI's `stack deploy` can wait (--detach=false); 20.10's cannot. */
+  async stackDeployCanWait(): Promise<boolean> {
+    this.deployWaits ??= this.run(['stack', 'deploy', '--help']).then((r) => r.stdout.includes('--detach'));
+    return this.deployWaits;
+  }
+
+  private deployWaits?: Promise<boolean>;
 
   /** The plugin, or undefined when Docker has none of that name. */
   async plugin(name: string): Promise<PluginInfo | undefined> {
     const res = await this.run(['plugin', 'inspect', '--format', '{{json .}}', name]);
     if (res.code !== 0) {
-      const engine = engineError(res);
-      if (engine) throw engine;
+      const daemon = daemonError(res);
+      if (daemon) throw daemon;
       if (/not found|no such plugin|not exist/i.test(res.stderr)) return undefined;
       throw new CliError(EXIT.DOCKER, `docker plugin inspect ${name} failed: ${oneLine(res.stderr)}`);
     }
-    return parsePluginInspect(res.stdout);
+    return pluginInfo(JSON.parse(res.stdout) as DockerPlugin);
   }
 
   async swarm(): Promise<SwarmState> {
@@ -154,30 +163,32 @@ export class DockerClient {
   async service(nameOrId: string): Promise<ServiceInfo | undefined> {
     const res = await this.run(['service', 'inspect', '--format', '{{json .}}', nameOrId]);
     if (res.code !== 0) {
-      const engine = engineError(res);
-      if (engine) throw engine;
+      const daemon = daemonError(res);
+      if (daemon) throw daemon;
       if (/no such service|not found/i.test(res.stderr)) return undefined;
       throw new CliError(EXIT.FAILURE, `docker service inspect ${nameOrId} failed: ${oneLine(res.stderr)}`);
     }
-    const s = JSON.parse(res.stdout) as {
-      ID: string;
-      Spec: { Name: string; TaskTemplate?: { ContainerSpec?: { Secrets?: { SecretID: string; SecretName: string; File?: { Name?: string } }[] } } };
-    };
+    const s = JSON.parse(res.stdout) as SwarmServiceFull;
+    const secrets = s.Spec.TaskTemplate?.ContainerSpec?.Secrets ?? [];
     return {
       id: s.ID,
       name: s.Spec.Name,
-      secrets: (s.Spec.TaskTemplate?.ContainerSpec?.Secrets ?? []).map((x) => ({ secretId: x.SecretID, secretName: x.SecretName, target: x.File?.Name ?? x.SecretName })),
+      secrets: secrets.map((x) => ({
+        secretId: x.SecretID,
+        secretName: x.SecretName,
+        target: x.File?.Name ?? x.SecretName,
+      })),
     };
   }
 
   async secret(nameOrId: string): Promise<SecretInfo | undefined> {
     const res = await this.run(['secret', 'inspect', '--format', '{{json .}}', nameOrId]);
     if (res.code !== 0) {
-      const engine = engineError(res);
-      if (engine) throw engine;
+      const daemon = daemonError(res);
+      if (daemon) throw daemon;
       return undefined;
     }
-    const s = JSON.parse(res.stdout) as { ID: string; Spec: { Name: string; Labels?: Record<string, string>; Driver?: { Name?: string } } };
+    const s = JSON.parse(res.stdout) as SwarmSecret;
     return { id: s.ID, name: s.Spec.Name, driver: s.Spec.Driver?.Name || undefined, labels: s.Spec.Labels ?? {} };
   }
 
@@ -187,61 +198,41 @@ export class DockerClient {
     return out
       .split('\n')
       .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as { ID: string; Name: string; DesiredState: string; CurrentState: string; Error: string })
-      .map((t) => ({ id: t.ID, name: t.Name, desiredState: t.DesiredState, currentState: t.CurrentState, error: t.Error }));
+      .map(
+        (l) => JSON.parse(l) as { ID: string; Name: string; DesiredState: string; CurrentState: string; Error: string },
+      )
+      .map((t) => ({
+        id: t.ID,
+        name: t.Name,
+        desiredState: t.DesiredState,
+        currentState: t.CurrentState,
+        error: t.Error,
+      }));
   }
-
-  /** Names of the services that use a secret (by secret ID). */
-  async servicesUsingSecret(secretId: string): Promise<string[]> {
-    const out = await this.ok(['service', 'ls', '--format', '{{.ID}}']);
-    const names: string[] = [];
-    for (const id of out.split('\n').filter((l) => l.trim())) {
-      const s = await this.service(id.trim());
-      if (s?.secrets.some((x) => x.secretId === secretId)) names.push(s.name);
-    }
-    return names;
-  }
-}
-
-export function parsePluginInspect(json: string): PluginInfo {
-  const p = JSON.parse(json) as {
-    Id: string;
-    Name: string;
-    Enabled: boolean;
-    Settings?: { Env?: string[]; Mounts?: { Name?: string; Source?: string; Destination?: string }[] };
-    Config?: { Interface?: { Socket?: string }; Env?: { Name: string; Settable?: string[] | null }[] };
-  };
-  const env: Record<string, string> = {};
-  for (const e of p.Settings?.Env ?? []) {
-    const i = e.indexOf('=');
-    if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
-  }
-  const etc = (p.Settings?.Mounts ?? []).find((m) => m.Destination === '/etc/dso');
-  return {
-    name: p.Name,
-    id: p.Id,
-    enabled: p.Enabled,
-    env,
-    settable: (p.Config?.Env ?? []).filter((e) => (e.Settable ?? []).includes('value')).map((e) => e.Name),
-    etcDsoSource: etc?.Source,
-    socketName: p.Config?.Interface?.Socket || 'dso.sock',
-  };
-}
-
-/** Where dockerd puts a managed plugin's socket on the host. */
-export function pluginSocketPath(plugin: PluginInfo, runtimeRoot = '/run/docker/plugins'): string {
-  return path.join(runtimeRoot, plugin.id, plugin.socketName);
 }
 
 /** A failure that means the engine itself is unusable (rather than the object being absent). */
-function engineError(res: RunResult): CliError | undefined {
+function daemonError(res: RunResult): CliError | undefined {
   const text = res.stderr;
-  if (res.code === 127) return new CliError(EXIT.DOCKER, 'the docker command was not found', 'install the Docker CLI (Debian: apt-get install docker.io)');
+  if (res.code === 127)
+    return new CliError(
+      EXIT.DOCKER,
+      'the docker command was not found',
+      'install the Docker CLI (Debian: apt-get install docker.io)',
+    );
   if (/Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i.test(text)) {
-    return new CliError(EXIT.DOCKER, `the Docker engine does not answer: ${oneLine(text)}`, 'start dockerd (systemctl start docker), or check DOCKER_HOST / --context');
+    return new CliError(
+      EXIT.DOCKER,
+      `the Docker engine does not answer: ${oneLine(text)}`,
+      'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
+    );
   }
   if (/permission denied while trying to connect to the Docker daemon/i.test(text)) {
-    return new CliError(EXIT.DOCKER, 'permission denied on the Docker socket', 'run as root or as a member of the docker group');
+    return new CliError(
+      EXIT.DOCKER,
+      'permission denied on the Docker socket',
+      'run as root or as a member of the docker group',
+    );
   }
   return undefined;
 }

@@ -12,7 +12,7 @@ export const EXIT = {
   PLUGIN: 3,
   /** The Docker engine does not answer, or is not a swarm manager. */
   DOCKER: 4,
-  /** The plugin cannot do what was asked (e.g. on-demand rotation on a plugin older than rotation). */
+  /** The plugin cannot do what was asked (e.g. compose projects on a plugin that serves none). */
   UNSUPPORTED: 5,
 } as const;
 

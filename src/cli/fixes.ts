@@ -1,5 +1,15 @@
 // What to do about each failure the plugin reports: the README's troubleshooting table,
-// keyed by the plugin's stable error codes (and, within a code, by what Vault said).
+// keyed by the plugin's stable error codes and, where one code has several fixes, by its
+// subcode (errors.ts ErrorSubcode) and the auth method in use; never by message text.
+import type { ErrorSubcode } from '../errors';
+
+/** A failure as the plugin reports it (status record, Vault test, route refusal). */
+export interface Failure {
+  code?: string;
+  subcode?: ErrorSubcode;
+  /** The plugin's message: only a path is taken from it, when the record has none. */
+  error?: string;
+}
 
 export interface FixContext {
   plugin: string;
@@ -15,33 +25,38 @@ function pathFrom(error: string): string | undefined {
   return /\b(?:reading|on|for) ([A-Za-z0-9_.\-@+=:,~{}/]+?)(?::|\s|$)/.exec(error)?.[1];
 }
 
-/** One or more lines telling the user how to fix `error` (code as the plugin gives it). */
-export function fixFor(code: string | undefined, error: string, ctx: FixContext): string {
+/** One or more lines telling the user how to fix a failure. */
+export function fixFor({ code, subcode, error = '' }: Failure, ctx: FixContext): string {
   const p = ctx.plugin;
   const mount = ctx.mount ?? (ctx.method ? `auth/${ctx.method}` : 'auth/approle');
-  if (/engine at \S+ failed to serve/.test(error)) {
+  if (subcode === 'engine-failed') {
     return "Vault could not issue the secret (for a database engine: database down or role misconfigured); Vault's reason ends the message: fix the engine's backend or its role";
   }
-  if (/engine at \S+ cannot serve/.test(error)) return 'the engine has no such role or path: check the role name in the reference (vault list <mount>/roles)';
+  if (subcode === 'engine-path')
+    return 'the engine has no such role or path: check the role name in the reference (vault list <mount>/roles)';
   switch (code) {
     case 'ERR_LOGIN':
-      if (/approle|role or secret id|secret.?id|role.?id/i.test(error) || ctx.method === 'approle') {
-        if (/wrapping token/i.test(error)) return `write a fresh response-wrapped secret id: docker dso init --plugin ${p} --vault-secret-id - --vault-secret-id-wrapped`;
-        if (/permission denied|no handler/i.test(error) && !/role or secret id/i.test(error)) {
-          return `AppRole must be enabled at ${mount} (vault auth enable approle), or set the mount: docker dso init --plugin ${p} --vault-auth-mount <path>`;
-        }
-        return [
-          `the secret id expired, ran out of uses, or belongs to another role: generate a new one`,
-          `  (vault write -f ${mount}/role/<role>/secret-id) and hand it over on standard input:`,
-          `  docker dso init --plugin ${p} --vault-secret-id -`,
-        ].join('\n');
+      if (subcode === 'wrapping-token')
+        return `write a fresh response-wrapped secret id: docker dso init --plugin ${p} --vault-secret-id - --vault-secret-id-wrapped`;
+      if (subcode === 'auth-mount') {
+        return `AppRole must be enabled at ${mount} (vault auth enable approle), or set the mount: docker dso init --plugin ${p} --vault-auth-mount <path>`;
       }
-      if (/token/i.test(error) || ctx.method === 'token') {
-        return `the token is invalid or expired: write a valid one with docker dso init --plugin ${p} --vault-token - (the plugin re-reads its token file)`;
+      switch (ctx.method) {
+        case 'token':
+          return `the token is invalid or expired: write a valid one with docker dso init --plugin ${p} --vault-token - (the plugin re-reads its token file)`;
+        case 'jwt':
+          return `check the JWT file and VAULT_JWT_ROLE (the role's bound claims must match the JWT)`;
+        case 'cert':
+          return `check VAULT_CLIENT_CERT/VAULT_CLIENT_KEY and that the cert auth method trusts that certificate (VAULT_CERT_ROLE)`;
+        case 'approle':
+          return [
+            `the secret id expired, ran out of uses, or belongs to another role: generate a new one`,
+            `  (vault write -f ${mount}/role/<role>/secret-id) and hand it over on standard input:`,
+            `  docker dso init --plugin ${p} --vault-secret-id -`,
+          ].join('\n');
+        default:
+          return `check the auth method's credentials: docker dso init --plugin ${p} ...`;
       }
-      if (/jwt/i.test(error) || ctx.method === 'jwt') return `check the JWT file and VAULT_JWT_ROLE (the role's bound claims must match the JWT)`;
-      if (/cert/i.test(error) || ctx.method === 'cert') return `check VAULT_CLIENT_CERT/VAULT_CLIENT_KEY and that the cert auth method trusts that certificate (VAULT_CERT_ROLE)`;
-      return `check the auth method's credentials: docker dso init --plugin ${p} ...`;
     case 'ERR_VAULT_DENIED': {
       const path = ctx.path ?? pathFrom(error) ?? '<path>';
       return [
@@ -74,7 +89,7 @@ export function fixFor(code: string | undefined, error: string, ctx: FixContext)
     case 'ERR_FORMAT':
       return 'fix the dso.format label (raw, json, env or base64) or the field it is applied to';
     case 'ERR_UNSUPPORTED':
-      return 'this kind of secret is not supported by this version of the plugin';
+      return 'this kind of secret is not supported by DSO (see the README for what a reference can point at)';
     case 'ERR_VAULT':
       return "see the plugin's log (dockerd's log, lines with plugin=<id>) for Vault's full answer";
     default:

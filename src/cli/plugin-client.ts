@@ -1,59 +1,21 @@
 // The plugin's own routes on its socket: what `docker dso` knows about the plugin comes from
-// here, not from guesses. Record types come from the plugin's own modules.
+// here, not from guesses. Every reply is checked against the plugin's contract; one that does
+// not match is reported as such (plugin and CLI ship together: it is a defect, not an age).
 import * as http from 'node:http';
 import * as path from 'node:path';
+import type { ErrorSubcode } from '../errors';
 import type { ComposeDownReply, ComposeListReply, ComposeUpReply, ComposeUpRequest } from '../plugin/compose-protocol';
-import type { RotationHealth, RotationReport } from '../rotation/watcher';
-import type { FetchRecord } from '../status/store';
-import type { VaultAddressStatus } from '../vault/client';
-import type { TokenStatus as PluginTokenStatus } from '../vault/token';
+import { checkReply, PluginStatus, RotationReport, TestVaultResult } from '../plugin/contract';
 import { CliError, EXIT } from './errors';
 
-// The same shapes the plugin writes (a plugin status the CLI reads may come from an older
-// plugin, so the CLI treats every field as possibly absent).
-export type TokenStatus = Partial<PluginTokenStatus> & { loggedIn: boolean };
-export type { FetchRecord };
-
-export interface PluginStatus {
-  version?: string;
-  settings?: {
-    vaultAddresses?: string[];
-    namespace?: string | null;
-    authMethod?: string;
-    authMount?: string;
-    timeoutMs?: number;
-    pathTemplate?: string | null;
-    allowedPaths?: string[];
-    allowedWrites?: string[];
-    rotate?: boolean;
-    rotateIntervalMs?: number;
-    logLevel?: string;
-    tlsSkipVerify?: boolean;
-  };
-  problems?: string[];
-  vault?: { activeAddress?: string; addresses?: Array<Partial<VaultAddressStatus> & { address: string }>; token?: TokenStatus };
-  leases?: { held?: number };
-  rotation?: { intervalMs?: number; default?: boolean; recent?: RotationReport[] } & Partial<RotationHealth>;
-  secrets?: FetchRecord[];
-  recent?: FetchRecord[];
-}
-
-export interface TestVaultResult {
-  ok: boolean;
-  stage?: 'settings' | 'login' | 'read';
-  code?: string;
-  error?: string;
-  login?: { method?: string; mount?: string; ttlSeconds?: number; policies?: string[] };
-  read?: { path?: string; field?: string; version?: number; bytes?: number };
-}
-
-export type { RotationReport };
+// The shapes come from the plugin's contract (../plugin/contract.ts): one declaration for both halves.
+export type { FetchRecord, PluginStatus, RotationReport, TestVaultResult, TokenStatus } from '../plugin/contract';
 
 export interface PluginApi {
   status(service?: string): Promise<PluginStatus>;
   testVault(reference?: string): Promise<TestVaultResult>;
-  /** POST /DSO.Rotate; undefined when this plugin cannot rotate (no such route). */
-  rotate(secret: string): Promise<RotationReport | undefined>;
+  /** POST /DSO.Rotate: roll the services of one secret now (or refresh a compose project's file). */
+  rotate(secret: string): Promise<RotationReport>;
   /** The plugin's runtime directory on this host (its socket's directory), where compose files live. */
   runtimeDir?: string;
   /** POST /DSO.ComposeUp: resolve a compose project's references into files on a tmpfs. */
@@ -64,13 +26,15 @@ export interface PluginApi {
   composeList?(project?: string): Promise<ComposeListReply | undefined>;
 }
 
-/** A refusal of a compose route, with the plugin's stable code (e.g. ERR_NOT_TMPFS). */
+/** A refusal of one of the plugin's routes, with its stable code (e.g. ERR_NOT_TMPFS) and subcode. */
 export class PluginRouteError extends CliError {
   constructor(
     message: string,
     readonly code: string | undefined,
+    readonly subcode?: ErrorSubcode,
+    fix?: string,
   ) {
-    super(EXIT.FAILURE, message);
+    super(EXIT.FAILURE, message, fix);
   }
 }
 
@@ -98,7 +62,10 @@ export class PluginClient implements PluginApi {
           method,
           path: route,
           timeout: timeoutMs,
-          headers: payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+          headers:
+            payload === undefined
+              ? {}
+              : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -118,7 +85,11 @@ export class PluginClient implements PluginApi {
     switch (err.code) {
       case 'EACCES':
       case 'EPERM':
-        return new CliError(EXIT.PLUGIN, `permission denied on the plugin socket ${this.socket}`, 'run docker dso as root (e.g. sudo docker dso ...): plugin sockets belong to root');
+        return new CliError(
+          EXIT.PLUGIN,
+          `permission denied on the plugin socket ${this.socket}`,
+          'run docker dso as root (e.g. sudo docker dso ...): plugin sockets belong to root',
+        );
       case 'ENOENT':
       case 'ECONNREFUSED':
         return new CliError(
@@ -127,9 +98,16 @@ export class PluginClient implements PluginApi {
           `see the plugin's log (dockerd's log, lines with plugin=<id>), then: docker plugin disable ${name} && docker plugin enable ${name}`,
         );
       case 'ETIMEDOUT':
-        return new CliError(EXIT.PLUGIN, `the plugin ${name} did not answer on ${this.socket} in time`, `see the plugin's log; restart it: docker plugin disable -f ${name} && docker plugin enable ${name}`);
+        return new CliError(
+          EXIT.PLUGIN,
+          `the plugin ${name} did not answer on ${this.socket} in time`,
+          `see the plugin's log; restart it: docker plugin disable -f ${name} && docker plugin enable ${name}`,
+        );
       default:
-        return new CliError(EXIT.PLUGIN, `cannot talk to the plugin ${name} on ${this.socket}: ${err.code ?? err.message}`);
+        return new CliError(
+          EXIT.PLUGIN,
+          `cannot talk to the plugin ${name} on ${this.socket}: ${err.code ?? err.message}`,
+        );
     }
   }
 
@@ -137,35 +115,48 @@ export class PluginClient implements PluginApi {
     try {
       return JSON.parse(reply.body) as T;
     } catch {
-      throw new CliError(EXIT.PLUGIN, `the plugin ${this.pluginName} answered ${route} with something that is not JSON (HTTP ${reply.status})`);
+      throw new CliError(
+        EXIT.PLUGIN,
+        `the plugin ${this.pluginName} answered ${route} with something that is not JSON (HTTP ${reply.status})`,
+      );
     }
+  }
+
+  /** The reply of a route in the contract; anything else is the plugin's refusal (RouteError) or a defect. */
+  private checked<R extends 'GET /DSO.Status' | 'POST /DSO.TestVault' | 'POST /DSO.Rotate'>(reply: Reply, route: R) {
+    const body = this.parse<unknown>(reply, route);
+    if (reply.status !== 200) {
+      const refusal = checkReply('error', body).reply;
+      const message = refusal?.Err ?? `HTTP ${reply.status}`;
+      throw new PluginRouteError(
+        `the plugin ${this.pluginName} refused ${route}: ${message}`,
+        refusal?.code,
+        refusal?.subcode,
+      );
+    }
+    const { reply: typed, problem } = checkReply(route, body);
+    if (typed) return typed;
+    throw new CliError(
+      EXIT.PLUGIN,
+      `the plugin ${this.pluginName} answered ${route} with a reply this docker dso does not understand: ${problem}`,
+      'the plugin and docker dso come from one release: install both from the same DSO version',
+    );
   }
 
   async status(service?: string): Promise<PluginStatus> {
     const route = service ? `/DSO.Status?service=${encodeURIComponent(service)}` : '/DSO.Status';
-    const reply = await this.request('GET', route, undefined, 10_000);
-    if (reply.status === 404) {
-      throw new CliError(EXIT.UNSUPPORTED, `the plugin ${this.pluginName} has no status route (GET /DSO.Status): it is not DSO, or older than this CLI`);
-    }
-    if (reply.status !== 200) throw new CliError(EXIT.PLUGIN, `the plugin ${this.pluginName} answered GET /DSO.Status with HTTP ${reply.status}`);
-    return this.parse<PluginStatus>(reply, 'GET /DSO.Status');
+    return this.checked(await this.request('GET', route, undefined, 10_000), 'GET /DSO.Status');
   }
 
   async testVault(reference?: string): Promise<TestVaultResult> {
     // A login plus a read take at most DSO_TIMEOUT each (under 30 s): allow for both.
-    const reply = await this.request('POST', '/DSO.TestVault', reference === undefined ? {} : { Reference: reference }, 75_000);
-    if (reply.status === 404) throw new CliError(EXIT.UNSUPPORTED, `the plugin ${this.pluginName} has no Vault test route (POST /DSO.TestVault)`);
-    const body = this.parse<TestVaultResult & { Err?: string }>(reply, 'POST /DSO.TestVault');
-    if (reply.status !== 200) return { ok: false, stage: 'read', code: 'ERR_BAD_REQUEST', error: body.Err ?? `HTTP ${reply.status}` };
-    return body;
+    const body = reference === undefined ? {} : { Reference: reference };
+    return this.checked(await this.request('POST', '/DSO.TestVault', body, 75_000), 'POST /DSO.TestVault');
   }
 
   private async composeCall<T>(method: string, route: string, body: unknown, timeoutMs: number): Promise<T> {
     const reply = await this.request(method, route, body, timeoutMs);
     const parsed = this.parse<T & { Err?: string; code?: string }>(reply, `${method} ${route}`);
-    if (reply.status === 404 && parsed.code !== 'ERR_NOT_FOUND' && parsed.code !== 'ERR_UNSUPPORTED') {
-      throw new CliError(EXIT.UNSUPPORTED, `the plugin ${this.pluginName} has no compose routes (${method} ${route}): it is older than this CLI`, `upgrade the plugin: docker plugin disable ${this.pluginName} && docker plugin upgrade ${this.pluginName} <ref> && docker plugin enable ${this.pluginName}`);
-    }
     if (reply.status !== 200) throw new PluginRouteError(parsed.Err ?? `HTTP ${reply.status}`, parsed.code);
     return parsed;
   }
@@ -186,15 +177,21 @@ export class PluginClient implements PluginApi {
     return this.parse<ComposeListReply>(reply, `GET ${route}`);
   }
 
-  async rotate(secret: string): Promise<RotationReport | undefined> {
+  async rotate(secret: string): Promise<RotationReport> {
     // Rolling services goes through the Engine API, one service after another: allow time.
     const reply = await this.request('POST', '/DSO.Rotate', { Secret: secret }, 120_000);
-    const body = this.parse<RotationReport & { Err?: string; code?: string }>(reply, 'POST /DSO.Rotate');
-    if (reply.status === 404 && body.code !== 'ERR_NOT_FOUND') return undefined; // an older plugin: no rotation
-    if (reply.status === 404) {
-      throw new CliError(EXIT.FAILURE, body.Err ?? `no secret ${secret} of this plugin`, 'docker secret ls lists the secrets; only those created with this plugin as --driver can be rotated');
+    try {
+      return this.checked(reply, 'POST /DSO.Rotate');
+    } catch (err) {
+      if (err instanceof PluginRouteError && err.code === 'ERR_NOT_FOUND') {
+        throw new PluginRouteError(
+          err.message,
+          err.code,
+          err.subcode,
+          'docker secret ls lists the secrets; only those created with this plugin as --driver can be rotated',
+        );
+      }
+      throw err;
     }
-    if (reply.status !== 200) throw new CliError(EXIT.FAILURE, `rotation of ${secret} failed: ${body.Err ?? `HTTP ${reply.status}`}`);
-    return { ...body, services: Array.isArray(body.services) ? body.services : [] };
   }
 }

@@ -1,5 +1,6 @@
 // Loads and checks the settings. A bad setting never stops the plugin: the problems are
 // returned beside the settings, and every GetSecret answers with them until fixed.
+import { DEFAULT_DOCKER_SOCKET } from '../docker/objects';
 import * as fs from 'node:fs';
 import Ajv from 'ajv';
 import { TEMPLATE_NAMES, templateNames } from '../resolve/template';
@@ -164,7 +165,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
     logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
     metricsAddress: raw.DSO_METRICS_ADDR,
     socket: raw.DSO_SOCKET ?? DEFAULT_SOCKET,
-    dockerSocket: raw.DSO_DOCKER_SOCKET ?? '/var/run/docker.sock',
+    dockerSocket: raw.DSO_DOCKER_SOCKET ?? DEFAULT_DOCKER_SOCKET,
     driverName: raw.DSO_DRIVER_NAME,
   };
 
@@ -222,7 +223,23 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
 }
 
 /** What may be shown about the settings (status route, `docker dso system info`): no credentials. */
-export function describeSettings(s: Settings): Record<string, unknown> {
+/** The settings summary in GET /DSO.Status . */
+export interface SettingsSummary {
+  vaultAddresses: string[];
+  namespace: string | null;
+  authMethod: string;
+  authMount: string;
+  timeoutMs: number;
+  pathTemplate: string | null;
+  allowedPaths: string[];
+  allowedWrites: string[];
+  rotate: boolean;
+  rotateIntervalMs: number;
+  logLevel: string;
+  tlsSkipVerify: boolean;
+}
+
+export function describeSettings(s: Settings): SettingsSummary {
   return {
     vaultAddresses: s.vaultAddresses,
     namespace: s.namespace ?? null,

@@ -3,7 +3,7 @@
 import { DsoError } from '../errors';
 import { VaultApiError } from '../vault/errors';
 import type { VaultSession } from '../vault/session';
-import { SingleFlight } from '../vault/singleflight';
+import { SingleFlight } from '../singleflight';
 import type { ReadOptions, SecretEngine, SecretRead } from './engine';
 import type { MountInfo } from './mounts';
 

@@ -55,6 +55,10 @@ export class LeasedEngine implements SecretEngine {
 function mapError(err: unknown, apiPath: string, mount: MountInfo): unknown {
   if (!(err instanceof VaultApiError)) return err;
   if (err.status === 403) return new DsoError('ERR_VAULT_DENIED', `permission denied on ${apiPath}: the plugin's Vault policy must allow it (${err.reason})`);
-  if (err.status === 404 || err.status === 400) return new DsoError('ERR_NOT_FOUND', `${mount.type} engine at ${mount.path} cannot serve ${apiPath}: ${err.reason}`);
-  return new DsoError(err.code, `${mount.type} engine at ${mount.path} failed to serve ${apiPath}: ${err.reason}`);
+  const engine = `${mount.type} engine at ${mount.path}`;
+  if (err.status === 404 || err.status === 400) {
+    const message = `${engine} cannot serve ${apiPath}: ${err.reason}`;
+    return new DsoError('ERR_NOT_FOUND', message, { subcode: 'engine-path' });
+  }
+  return new DsoError(err.code, `${engine} failed to serve ${apiPath}: ${err.reason}`, { subcode: 'engine-failed' });
 }

@@ -3,7 +3,7 @@
 import { DsoError } from '../errors';
 import { VaultApiError } from '../vault/errors';
 import type { VaultSession, Workload } from '../vault/session';
-import { SingleFlight } from '../vault/singleflight';
+import { SingleFlight } from '../singleflight';
 
 /**
  * Mount types DSO reads from: secrets engines that store or issue credentials. Anything

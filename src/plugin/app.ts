@@ -2,9 +2,10 @@
 // body parsing (Docker sends no Content-Type), validation, the deadline, reply encoding,
 // one log line per GetSecret. What a secret is and where it comes from is the driver's job.
 import express, { NextFunction, Request, Response } from 'express';
-import { DsoError, describeError } from '../errors';
+import { DsoError, describeError, ErrorSubcode } from '../errors';
 import type { Logger } from '../log';
 import type { StatusStore } from '../status/store';
+import type { PluginStatus, RotationReport, RouteError, StatusFacts, TestVaultResult } from './contract';
 import { checkComposeDown, checkComposeUp, ComposeFetch, ComposeService } from './compose-protocol';
 import { checkGetSecretRequest, errorReply, GetSecretRequest, SecretDriver, SecretResult, SecretSource, valueReply } from './protocol';
 
@@ -17,13 +18,13 @@ export interface AppOptions {
   status: StatusStore;
   timeoutMs: number;
   /** Extra facts for GET /DSO.Status (settings summary, token state): never credentials. */
-  describe?: () => Record<string, unknown>;
+  describe?: () => StatusFacts;
   /** Told the outcome and duration (seconds) of every GetSecret, e.g. for metrics. */
   observe?: (outcome: 'ok' | 'error', code: string | undefined, seconds: number) => void;
   /** POST /DSO.Rotate: roll the services of one secret now. */
-  rotate?: (secret: string) => Promise<Record<string, unknown>>;
+  rotate?: (secret: string) => Promise<RotationReport>;
   /** POST /DSO.TestVault: a login and a test read through the plugin's own code path. */
-  testVault?: (reference: string | undefined) => Promise<Record<string, unknown>>;
+  testVault?: (reference: string | undefined) => Promise<TestVaultResult>;
   /** POST /DSO.ComposeUp, /DSO.ComposeDown, GET /DSO.Compose: files for compose projects on plain hosts. */
   compose?: ComposeService;
 }
@@ -101,11 +102,16 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get('/DSO.Status', (req, res) => {
     const service = typeof req.query.service === 'string' ? req.query.service : undefined;
-    send(res, 200, { ...(options.describe?.() ?? {}), secrets: status.latestRecords(service), recent: status.recentRecords() });
+    // describe() is always given by wiring.ts; unit tests of the records may leave it out.
+    const records = { secrets: status.latestRecords(service), recent: status.recentRecords() };
+    const reply: Partial<PluginStatus> = { ...options.describe?.(), ...records };
+    send(res, 200, reply);
   });
 
   app.post('/DSO.Rotate', async (req, res) => {
-    if (!options.rotate) return send(res, 404, { Err: 'rotation is not available in this plugin' });
+    if (!options.rotate) {
+      return send(res, 404, { Err: 'rotation is not available in this plugin', code: 'ERR_UNSUPPORTED' });
+    }
     let secret: unknown;
     try {
       secret = (JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '') as { Secret?: unknown }).Secret;
@@ -116,8 +122,9 @@ export function createApp(options: AppOptions): express.Express {
     try {
       return send(res, 200, await options.rotate(secret));
     } catch (err) {
-      const { code, message } = describeError(err);
-      return send(res, code === 'ERR_NOT_FOUND' ? 404 : 500, { Err: message, code });
+      const { code, message, subcode } = describeError(err);
+      const body: RouteError = { Err: message, code, subcode };
+      return send(res, code === 'ERR_NOT_FOUND' ? 404 : 500, body);
     }
   });
 
@@ -145,10 +152,11 @@ export function createApp(options: AppOptions): express.Express {
     }
   };
   const composeError = (res: Response, err: unknown) => {
-    const { code, message } = describeError(err);
+    const { code, message, subcode } = describeError(err);
     if (code === 'ERR_INTERNAL') logger.error('unexpected error in a compose route', { error: String((err as Error)?.stack ?? err) });
     const status = code === 'ERR_BAD_REQUEST' || code === 'ERR_LABELS' || code === 'ERR_REFERENCE' || code === 'ERR_TEMPLATE' ? 400 : code === 'ERR_NOT_FOUND' ? 404 : 500;
-    send(res, status, { Err: message, code });
+    const body: RouteError = { Err: message, code, subcode };
+    send(res, status, body);
   };
 
   app.post('/DSO.ComposeUp', async (req, res) => {
@@ -162,7 +170,9 @@ export function createApp(options: AppOptions): express.Express {
         { SecretName: f.spec.Name, ServiceName: f.spec.Service, ServiceID: `compose:${project}/${f.spec.Service}`, TaskName: `${project}-${f.spec.Service}` },
         f.source,
         started,
-        f.ok ? { outcome: 'ok', doNotReuse: f.doNotReuse } : { outcome: 'error', code: f.code, error: f.error },
+        f.ok
+          ? { outcome: 'ok', doNotReuse: f.doNotReuse }
+          : { outcome: 'error', code: f.code, subcode: f.subcode, error: f.error },
       );
     try {
       return send(res, 200, await options.compose.up(checked.request, recordFetch));
@@ -209,7 +219,7 @@ export function createApp(options: AppOptions): express.Express {
     request: GetSecretRequest,
     source: SecretSource,
     started: bigint,
-    outcome: { outcome: 'ok' | 'error'; code?: string; error?: string; doNotReuse?: boolean },
+    outcome: { outcome: 'ok' | 'error'; code?: string; subcode?: ErrorSubcode; error?: string; doNotReuse?: boolean },
   ): void {
     const durationMs = Number((process.hrtime.bigint() - started) / 1000n) / 1000;
     const entry = {

@@ -4,6 +4,7 @@
 // down` asks it to remove them. Request and reply shapes and their ajv schemas live here
 // once, imported by the plugin's routes and by the CLI. No reply ever carries a value.
 import Ajv, { JSONSchemaType } from 'ajv';
+import type { ErrorSubcode } from '../errors';
 
 /** Compose's own project name rule (lowercase letters, digits, "_" and "-"). */
 export const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -70,6 +71,7 @@ export interface ComposeFetch {
   spec: ComposeSecretSpec;
   ok: boolean;
   code?: string;
+  subcode?: ErrorSubcode;
   error?: string;
   doNotReuse?: boolean;
   source: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };

@@ -4,7 +4,7 @@ import type { KvEngine } from '../engines/kv';
 import type { LeasedEngine } from '../engines/leased';
 import type { LeaseOwner } from '../vault/leases';
 import type { SecretEngine } from '../engines/engine';
-import { render } from '../engines/formats';
+import { render } from './formats';
 import { MountInfo, MountResolver, SECRET_ENGINE_TYPES } from '../engines/mounts';
 import { DsoError } from '../errors';
 import type { Logger } from '../log';
@@ -109,12 +109,6 @@ export class VaultSecretDriver {
     const { mount, apiPath } = await this.locate(plan, deadline);
     this.options.resolver.policy.check(apiPath, plan.context);
     return { apiPath, mount, version: plan.version, kv: mount.kvVersion !== undefined, rotate: plan.rotate };
-  }
-
-  /** The current data and version at a KV target (one Vault read). */
-  async readKv(target: SecretTarget, deadline: number): Promise<{ data: Record<string, unknown>; version?: number }> {
-    const read = await this.options.kv.read(target.apiPath, target.mount, { version: target.version, params: {}, deadline });
-    return { data: read.data, version: read.version };
   }
 
   /**

@@ -1,5 +1,5 @@
 // A secret's `dso.*` labels, checked and turned into what to read and how to render it.
-import { FORMATS, Format } from '../engines/formats';
+import { FORMATS, Format } from './formats';
 import { DsoError } from '../errors';
 import { checkField, checkPath, parseReference, Reference } from './reference';
 

@@ -8,7 +8,7 @@
 // TTL) is gone at once, so its lease is revoked.
 import type { LeaseOwner, OwnerLiveness } from '../vault/leases';
 import { ownerKey } from '../vault/leases';
-import type { DockerEngine } from './docker';
+import type { DockerApi } from '../docker/api';
 
 export const COMPOSE_OWNER_PREFIX = 'compose:';
 export const PROJECT_LABEL = 'com.docker.compose.project';
@@ -41,7 +41,7 @@ export class ComposeLiveness implements OwnerLiveness {
 
   constructor(
     private readonly swarm: OwnerLiveness | undefined,
-    private readonly engine: DockerEngine,
+    private readonly docker: DockerApi,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -71,7 +71,7 @@ export class ComposeLiveness implements OwnerLiveness {
   async present(project: string): Promise<boolean> {
     const since = this.pending.get(project);
     if (since !== undefined && this.now() - since < PENDING_GRACE_MS) return true;
-    return (await this.engine.containers([`${PROJECT_LABEL}=${project}`])).length > 0;
+    return (await this.docker.containers([`${PROJECT_LABEL}=${project}`])).length > 0;
   }
 
   async alive(owners: LeaseOwner[]): Promise<Map<string, boolean> | undefined> {
@@ -92,7 +92,7 @@ export class ComposeLiveness implements OwnerLiveness {
       const projects = new Set(compose.map((o) => parseComposeOwner(o.id)?.project).filter((p): p is string => !!p));
       const running = new Set<string>();
       for (const project of projects) {
-        const containers = await this.engine.containers([`${PROJECT_LABEL}=${project}`]);
+        const containers = await this.docker.containers([`${PROJECT_LABEL}=${project}`]);
         for (const c of containers) {
           const service = c.Labels?.[SERVICE_LABEL];
           if (service) running.add(`${project}/${service}`);

@@ -28,8 +28,9 @@ import type {
 } from '../plugin/compose-protocol';
 import { STACK_LABEL, type RequestFacts } from '../resolve/resolver';
 import type { DriverResult } from '../resolve/driver';
+import type { LeaseSummary } from '../vault/leases';
 import { composeOwnerId, ComposeLiveness, parseComposeOwner, PROJECT_LABEL, SERVICE_LABEL } from './compose-liveness';
-import type { DockerEngine } from './docker';
+import type { DockerApi } from '../docker/api';
 import type { RotationReport } from './watcher';
 
 /** statfs f_type of a tmpfs (linux/magic.h). */
@@ -58,9 +59,9 @@ export function refreshMode(labels: Record<string, string>): RefreshMode {
 export interface ComposeFilesOptions {
   driver: { getSecret(request: RequestFacts): Promise<DriverResult> };
   /** The lease manager's public view, to find leases that end soon. */
-  leases?: { describe(): Array<Record<string, unknown>> };
+  leases?: { describe(): LeaseSummary[] };
   liveness: ComposeLiveness;
-  engine: Pick<DockerEngine, 'containers' | 'restartContainer'>;
+  docker: Pick<DockerApi, 'containers' | 'restartContainer'>;
   logger: Logger;
   /** The plugin's runtime directory (its socket's directory); files go to <runtimeDir>/compose. */
   runtimeDir: string;
@@ -199,9 +200,9 @@ export class ComposeFiles implements ComposeService {
           });
           record({ spec, ok: true, doNotReuse: result.doNotReuse, source });
         } catch (err) {
-          const { code, message } = describeError(err);
+          const { code, message, subcode } = describeError(err);
           const failedSource = (err as DsoError).source ?? source;
-          record({ spec, ok: false, code, error: message, source: failedSource });
+          record({ spec, ok: false, code, subcode, error: message, source: failedSource });
           throw Object.assign(new DsoError(code, `secret ${spec.Name} of service ${spec.Service}: ${message}`), {
             source: failedSource,
           });
@@ -409,12 +410,12 @@ export class ComposeFiles implements ComposeService {
 
   private async restart(project: string, service: string): Promise<string | undefined> {
     try {
-      const containers = await this.options.engine.containers([
+      const containers = await this.options.docker.containers([
         `${PROJECT_LABEL}=${project}`,
         `${SERVICE_LABEL}=${service}`,
       ]);
       const running = containers.filter((c) => c.State === 'running');
-      for (const c of running) await this.options.engine.restartContainer(c.Id);
+      for (const c of running) await this.options.docker.restartContainer(c.Id);
       this.options.logger.info('compose service restarted for a new secret value', {
         project,
         service,

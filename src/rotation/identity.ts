@@ -2,21 +2,17 @@
 // managed plugin runs in a cgroup named after its plugin ID, and the Engine API maps that
 // ID to the name secrets use as their driver. Outside Docker, DSO_DRIVER_NAME says it.
 import * as fs from 'node:fs';
-import type { EngineSwarmApi } from './docker';
+import type { DockerSwarmApi } from '../docker/api';
+import { shortName } from '../docker/objects';
 
 /** The 64-hex plugin ID in this process's cgroup path, if any. */
 export function pluginIdFromCgroup(text: string): string | undefined {
   return /([0-9a-f]{64})/.exec(text)?.[1];
 }
 
-/** "dso:latest" and "dso" are the same driver: Docker adds :latest to a name without a tag. */
-export function normalizeDriverName(name: string): string {
-  return name.replace(/:latest$/, '');
-}
-
-export async function ownDriverNames(api: EngineSwarmApi, configured: string | undefined): Promise<Set<string>> {
+export async function ownDriverNames(api: DockerSwarmApi, configured: string | undefined): Promise<Set<string>> {
   const names = new Set<string>();
-  if (configured) names.add(normalizeDriverName(configured));
+  if (configured) names.add(shortName(configured));
   let cgroup = '';
   try {
     cgroup = fs.readFileSync('/proc/self/cgroup', 'utf8');
@@ -26,7 +22,7 @@ export async function ownDriverNames(api: EngineSwarmApi, configured: string | u
   const id = pluginIdFromCgroup(cgroup);
   if (id) {
     try {
-      names.add(normalizeDriverName((await api.plugin(id)).Name));
+      names.add(shortName((await api.plugin(id)).Name));
     } catch {
       // not a managed plugin after all
     }

@@ -19,8 +19,8 @@ import type { Logger } from '../log';
 import type { SecretTarget } from '../resolve/driver';
 import type { RequestFacts } from '../resolve/resolver';
 import type { LeaseManager } from '../vault/leases';
-import type { SwarmApi, SwarmSecret, SwarmServiceFull, SwarmTask } from './docker';
-import { normalizeDriverName } from './identity';
+import type { SwarmApi, SwarmSecret, SwarmServiceFull, SwarmTask } from '../docker/api';
+import { servicesUsing, shortName } from '../docker/objects';
 
 export type RotationReason = 'new-version' | 'changed-value' | 'lease-end' | 'lease-not-renewed' | 'on-demand';
 
@@ -103,9 +103,6 @@ const HOLDS_SECRETS = new Set(['assigned', 'accepted', 'preparing', 'ready', 'st
 const UPDATING = new Set(['updating', 'rollback_started']);
 
 /** The services whose tasks mount `secretId`. */
-export function servicesUsing(secretId: string, services: SwarmServiceFull[]): SwarmServiceFull[] {
-  return services.filter((s) => (s.Spec.TaskTemplate.ContainerSpec?.Secrets ?? []).some((ref) => ref.SecretID === secretId));
-}
 
 /** KV v1: why a secret must roll, comparing the previous pass with this one. */
 export function changeReason(before: Observation | undefined, now: Observation): RotationReason | undefined {
@@ -211,7 +208,7 @@ export class RotationWatcher {
         fix: 'set DSO_DRIVER_NAME to the name secrets use as their driver (needed outside a managed plugin)',
       });
     } else this.faults.recovered('driver-names', 'rotation knows its driver names again', { driverNames: [...names] });
-    return (await this.options.api.secrets()).filter((s) => names.has(normalizeDriverName(s.Spec.Driver?.Name ?? '')));
+    return (await this.options.api.secrets()).filter((s) => names.has(shortName(s.Spec.Driver?.Name ?? '')));
   }
 
   private rotates(secret: SwarmSecret): boolean {

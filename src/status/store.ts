@@ -1,6 +1,7 @@
 // What the plugin knows about each secret it served: the last outcome per service and
 // secret, and a short history. Docker hides a driver's errors from users; this is where
 // `docker dso inspect` and the tests find them. Never holds a value.
+import type { ErrorSubcode } from '../errors';
 
 export interface FetchRecord {
   at: string;
@@ -14,6 +15,8 @@ export interface FetchRecord {
   leaseExpiresAt?: string;
   outcome: 'ok' | 'error';
   code?: string;
+  /** Which fix applies where one code has several (errors.ts ErrorSubcode). */
+  subcode?: ErrorSubcode;
   error?: string;
   doNotReuse?: boolean;
   durationMs: number;

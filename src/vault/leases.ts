@@ -8,11 +8,11 @@
 // credentials alive.
 import { DsoError } from '../errors';
 import { FaultLog } from '../log';
-import { MAX_TIMER_MS } from '../timers';
 import type { Logger } from '../log';
+import { RenewalTimer } from './renewal';
 import type { VaultSession } from './session';
-import { SingleFlight } from './singleflight';
-import type { TokenManager } from './token';
+import { SingleFlight } from '../singleflight';
+import type { LeaseTokens } from './lease-tokens';
 
 export interface LeaseOwner {
   kind: 'task' | 'service' | 'none';
@@ -58,7 +58,8 @@ export interface LeaseMeta {
 
 export interface LeaseManagerOptions {
   session: VaultSession;
-  tokens: TokenManager;
+  /** Counts each lease against the token that created it (./lease-tokens.ts). */
+  tokens: Pick<LeaseTokens, 'hold' | 'release'>;
   logger: Logger;
   liveness?: OwnerLiveness;
   timeoutMs: number;
@@ -67,8 +68,6 @@ export interface LeaseManagerOptions {
   /** Told when a lease with rotation on learns that it will end (max TTL). */
   onEnding?: () => void;
 }
-
-const JITTER = 0.1;
 
 export function ownerKey(owner: LeaseOwner): string {
   return `${owner.kind}:${owner.id}`;
@@ -81,9 +80,19 @@ export function safeLeaseId(leaseId: string): string {
   return `${leaseId.slice(0, cut + 1)}…${leaseId.slice(-6)}`;
 }
 
+/** A lease as GET /DSO.Status shows it: no full lease id, no data. */
+export interface LeaseSummary {
+  lease: string;
+  path: string;
+  owner: string;
+  expiresAt: string | null;
+  renewable: boolean;
+  nearMaxTtl: boolean;
+}
+
 export class LeaseManager {
   private readonly leases = new Map<string, Lease>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, RenewalTimer>();
   private readonly flights = new SingleFlight<Lease>();
   private reaper?: NodeJS.Timeout;
   private readonly faults: FaultLog;
@@ -146,19 +155,23 @@ export class LeaseManager {
 
   private schedule(lease: Lease): void {
     this.clearTimer(lease.key);
-    if (!lease.leaseId || !lease.renewable || lease.expiresAt === Infinity) return;
-    const remaining = lease.expiresAt - Date.now();
-    const delay = Math.max(500, remaining * (2 / 3) * (1 + (this.random() * 2 - 1) * JITTER));
-    if (remaining < 1_000) return;
-    // Beyond the timer's limit: wake up then and schedule again (renewal not due yet).
-    const timer = delay > MAX_TIMER_MS ? setTimeout(() => this.schedule(lease), MAX_TIMER_MS) : setTimeout(() => void this.renew(lease), delay);
-    timer.unref();
-    this.timers.set(lease.key, timer);
+    if (!lease.leaseId || !lease.renewable || lease.expiresAt - Date.now() < 1_000) return;
+    this.timer(lease.key).arm(lease.expiresAt, () => void this.renew(lease), { minDelayMs: 500 });
+  }
+
+  /** Asks again in a second while the lease has more than `leftMs` to live. */
+  private retry(lease: Lease, leftMs: number): void {
+    if (lease.expiresAt - Date.now() > leftMs) this.timer(lease.key).after(1_000, () => void this.renew(lease));
+  }
+
+  private timer(key: string): RenewalTimer {
+    let timer = this.timers.get(key);
+    if (!timer) this.timers.set(key, (timer = new RenewalTimer(Date.now, this.random)));
+    return timer;
   }
 
   private clearTimer(key: string): void {
-    const timer = this.timers.get(key);
-    if (timer) clearTimeout(timer);
+    this.timers.get(key)?.clear();
     this.timers.delete(key);
   }
 
@@ -207,11 +220,7 @@ export class LeaseManager {
     }
     if (alive === undefined) {
       // Renewing now could keep a gone task's credentials for another TTL: ask again soon.
-      if (lease.expiresAt - Date.now() > 1_500) {
-        const timer = setTimeout(() => void this.renew(lease), 1_000);
-        timer.unref();
-        this.timers.set(lease.key, timer);
-      }
+      this.retry(lease, 1_500);
       return;
     }
     try {
@@ -248,11 +257,7 @@ export class LeaseManager {
       });
       // Try again while the lease lives; a lease Vault no longer knows is dropped.
       if (err instanceof DsoError && (err.code === 'ERR_VAULT' || err.code === 'ERR_NOT_FOUND')) this.forget(lease);
-      else if (lease.expiresAt - Date.now() > 2_000) {
-        const timer = setTimeout(() => void this.renew(lease), 1_000);
-        timer.unref();
-        this.timers.set(lease.key, timer);
-      }
+      else this.retry(lease, 2_000);
     }
   }
 
@@ -364,7 +369,7 @@ export class LeaseManager {
   }
 
   /** For the status route: no lease ids in full, no data. */
-  describe(): Array<Record<string, unknown>> {
+  describe(): LeaseSummary[] {
     return [...this.leases.values()].map((l) => ({
       lease: safeLeaseId(l.leaseId),
       path: l.path,

@@ -1,15 +1,15 @@
 // The plugin's Vault token: one login in flight at a time (callers share it), renewal at
-// about two thirds of the TTL with jitter, a new login when renewal is refused or the
-// max TTL is near, and on demand when Vault says a token went stale. A token replaced by
-// a new login is revoked once it owns no lease (after one request deadline, so requests
-// that took it just before the login still finish), so old tokens never linger until
-// their TTL; the `token` method's token is the operator's, never revoked here.
+// about two thirds of the TTL with jitter (./renewal.ts, the timer leases use too), a new
+// login when renewal is refused or the max TTL is near, and on demand when Vault says a
+// token went stale. What becomes of a replaced token (kept renewed while it owns leases,
+// else revoked) is ./lease-tokens.ts's, next to the leases.
 import { DsoError } from '../errors';
-import { MAX_TIMER_MS, timerDelay } from '../timers';
 import type { Logger } from '../log';
 import type { AuthMethod } from './auth/method';
 import type { VaultClient } from './client';
 import { VaultApiError } from './errors';
+import { LeaseTokens } from './lease-tokens';
+import { RenewalTimer } from './renewal';
 
 export interface TokenState {
   token: string;
@@ -52,8 +52,6 @@ export interface TokenManagerOptions {
   random?: () => number;
 }
 
-const REFRESH_FRACTION = 2 / 3;
-const JITTER = 0.1;
 /**
  * A token this close to expiry is not handed out: a request could not finish with it.
  * At most a fifth of its TTL, so the scheduled renewal (at ~2/3) still comes first.
@@ -63,16 +61,11 @@ const EXPIRY_MARGIN_FRACTION = 0.2;
 
 export class TokenManager {
   private state?: TokenState;
-  /** Leases per token: a token that still owns leases is kept alive after a new login. */
-  private readonly holds = new Map<string, number>();
-  /** Earlier tokens kept renewed for their leases, with their renewal timers. */
-  private readonly retired = new Map<string, { state: TokenState; timer?: NodeJS.Timeout }>();
-  /** Earlier tokens waiting one request deadline before they are revoked. */
-  private readonly revoking = new Map<string, NodeJS.Timeout>();
-  private revokedTokens = 0;
+  /** Which tokens own leases: a replaced token is kept renewed for them, else revoked. */
+  readonly leaseTokens: LeaseTokens;
   private inflight?: Promise<TokenState>;
   private lastFailure?: { at: number; error: DsoError };
-  private timer?: NodeJS.Timeout;
+  private readonly renewal: RenewalTimer;
   private stopped = false;
   private lastLoginAt?: number;
   private lastRenewalAt?: number;
@@ -84,6 +77,17 @@ export class TokenManager {
   constructor(private readonly options: TokenManagerOptions) {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.renewal = new RenewalTimer(this.now, this.random);
+    this.leaseTokens = new LeaseTokens({
+      vault: options.vault,
+      logger: options.logger,
+      method: options.method.name,
+      timeoutMs: options.timeoutMs,
+      now: this.now,
+      random: this.random,
+      current: () => this.state?.token,
+      renew: (state) => this.renew(state),
+    });
   }
 
   /** A valid token, logging in first if there is none (shared with concurrent callers). */
@@ -98,7 +102,7 @@ export class TokenManager {
     if (this.state?.token === token) {
       this.options.logger.info('Vault token refused; logging in again', { method: this.options.method.name });
       this.state = undefined;
-      this.clearTimer();
+      this.renewal.clear();
     }
   }
 
@@ -127,7 +131,7 @@ export class TokenManager {
         policies: result.policies,
         obtainedAt: now,
       };
-      if (previous && previous.token !== result.token) this.retire(previous);
+      if (previous && previous.token !== result.token) this.leaseTokens.retire(previous);
       const recovered = this.lastFailure !== undefined;
       this.lastFailure = undefined;
       this.lastLoginAt = now;
@@ -154,124 +158,22 @@ export class TokenManager {
   private loginError(err: unknown): DsoError {
     const { method } = this.options;
     if (err instanceof VaultApiError && (err.code === 'ERR_VAULT_DENIED' || err.code === 'ERR_VAULT')) {
-      return new DsoError('ERR_LOGIN', `${method.name} login at ${method.mount} failed: ${err.reason}. Hint: ${method.hint(err.reason)}`);
+      const message = `${method.name} login at ${method.mount} failed: ${err.reason}. Hint: ${method.hint(err.reason)}`;
+      return new DsoError('ERR_LOGIN', message, { subcode: method.refusal?.(err.reason) });
     }
     if (err instanceof DsoError && err.code === 'ERR_LOGIN') return err;
-    if (err instanceof DsoError) return new DsoError(err.code, `${method.name} login at ${method.mount} failed: ${err.message}`);
+    if (err instanceof DsoError) {
+      const message = `${method.name} login at ${method.mount} failed: ${err.message}`;
+      return new DsoError(err.code, message, { subcode: err.subcode });
+    }
     return new DsoError('ERR_LOGIN', `${method.name} login at ${method.mount} failed unexpectedly`);
-  }
-
-  /** Counts a lease owned by `token`. */
-  hold(token: string): void {
-    this.holds.set(token, (this.holds.get(token) ?? 0) + 1);
-  }
-
-  /** A lease of `token` ended; a retired token with no leases left is let go. */
-  release(token: string): void {
-    const left = (this.holds.get(token) ?? 1) - 1;
-    if (left > 0) {
-      this.holds.set(token, left);
-      return;
-    }
-    this.holds.delete(token);
-    const retired = this.retired.get(token);
-    if (retired) {
-      if (retired.timer) clearTimeout(retired.timer);
-      this.retired.delete(token);
-      this.revokeLater(retired.state);
-    }
-  }
-
-  /**
-   * Revokes a replaced token that owns no lease, one request deadline from now: requests
-   * that took it just before a new login still finish, and a lease one of them creates
-   * meanwhile keeps it alive instead (checked again when the time comes).
-   */
-  private revokeLater(old: TokenState): void {
-    if (this.stopped || this.options.method.name === 'token' || this.revoking.has(old.token) || old.token === this.state?.token) return;
-    const timer = setTimeout(() => {
-      this.revoking.delete(old.token);
-      if (old.token === this.state?.token) return;
-      if (this.holds.has(old.token)) {
-        this.retire(old);
-        return;
-      }
-      void this.revokeToken(old);
-    }, this.options.timeoutMs + 1_000);
-    timer.unref();
-    this.revoking.set(old.token, timer);
-  }
-
-  private async revokeToken(old: TokenState): Promise<void> {
-    try {
-      await this.options.vault.call({ method: 'POST', path: 'auth/token/revoke-self', token: old.token, deadline: this.now() + this.options.timeoutMs });
-      this.revokedTokens++;
-      this.options.logger.info('earlier Vault token revoked: it owns no lease any more', { method: this.options.method.name });
-    } catch (err) {
-      // Already expired or revoked is fine; anything else: it still ends at its TTL.
-      if (err instanceof VaultApiError && err.status === 403) return;
-      this.options.logger.warn('cannot revoke an earlier Vault token: it ends at its TTL', {
-        method: this.options.method.name,
-        endsAt: old.expiresAt === Infinity ? 'never' : new Date(old.expiresAt).toISOString(),
-        error: err instanceof DsoError ? err.message : 'unexpected error',
-      });
-    }
-  }
-
-  /**
-   * Vault revokes a token's leases when the token ends, so a replaced token that still owns
-   * leases is kept renewed (up to its own max TTL) until they are released.
-   */
-  private retire(old: TokenState): void {
-    if (this.stopped) return;
-    if (!this.holds.has(old.token)) {
-      this.revokeLater(old);
-      return;
-    }
-    if (old.expiresAt === Infinity) return;
-    const entry: { state: TokenState; timer?: NodeJS.Timeout } = { state: old };
-    this.retired.set(old.token, entry);
-    const next = () => {
-      const remaining = old.expiresAt - this.now();
-      if (!old.renewable || old.capped) {
-        this.options.logger.warn('an earlier Vault token still owns leases and cannot be renewed further: they end with it', {
-          method: this.options.method.name,
-          leases: this.holds.get(old.token) ?? 0,
-          endsAt: new Date(old.expiresAt).toISOString(),
-        });
-        return;
-      }
-      entry.timer = setTimeout(() => {
-        this.renew(old)
-          .then(next)
-          .catch(() => undefined);
-      }, timerDelay(Math.max(100, remaining * REFRESH_FRACTION)));
-      entry.timer.unref();
-    };
-    next();
   }
 
   /** Next step at about two thirds of the remaining lifetime, with jitter. */
   private schedule(): void {
-    this.clearTimer();
     const state = this.state;
-    if (!state || this.stopped || state.expiresAt === Infinity) return;
-    const remaining = state.expiresAt - this.now();
-    const jitter = 1 + (this.random() * 2 - 1) * JITTER;
-    const delay = Math.max(100, remaining * REFRESH_FRACTION * jitter);
-    if (delay > MAX_TIMER_MS) {
-      // Far off: wake up at the timer's limit and schedule again from there.
-      this.timer = setTimeout(() => this.schedule(), MAX_TIMER_MS);
-      this.timer.unref();
-      return;
-    }
-    this.timer = setTimeout(() => void this.refresh(), delay);
-    this.timer.unref();
-  }
-
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!state || this.stopped) this.renewal.clear();
+    else this.renewal.arm(state.expiresAt, () => void this.refresh());
   }
 
   /** Renew when possible; log in when renewal is refused or max TTL is near. */
@@ -293,14 +195,12 @@ export class TokenManager {
       await this.login();
     } catch {
       // Logged by doLogin. Try again soon unless the old token is gone anyway.
-      if (!this.stopped) {
-        this.clearTimer();
-        this.timer = setTimeout(() => void this.refresh(), Math.max(1_000, (this.options.retryAfterFailureMs ?? 250) * 4));
-        this.timer.unref();
-      }
+      const retryMs = Math.max(1_000, (this.options.retryAfterFailureMs ?? 250) * 4);
+      if (!this.stopped) this.renewal.after(retryMs, () => void this.refresh());
     }
   }
 
+  /** Renews `state` (the current token, or one kept for its leases) for another TTL. */
   private async renew(state: TokenState): Promise<void> {
     const deadline = this.now() + this.options.timeoutMs;
     const body = await this.options.vault.call<{ auth?: { lease_duration?: number; renewable?: boolean } }>({
@@ -338,17 +238,14 @@ export class TokenManager {
       lastError: this.lastFailure?.error.message,
       logins: this.logins,
       renewals: this.renewals,
-      retiredTokensKeptForLeases: this.retired.size,
-      retiredTokensRevoked: this.revokedTokens,
+      retiredTokensKeptForLeases: this.leaseTokens.kept,
+      retiredTokensRevoked: this.leaseTokens.revoked,
     };
   }
 
   stop(): void {
     this.stopped = true;
-    this.clearTimer();
-    for (const { timer } of this.retired.values()) if (timer) clearTimeout(timer);
-    this.retired.clear();
-    for (const timer of this.revoking.values()) clearTimeout(timer);
-    this.revoking.clear();
+    this.renewal.clear();
+    this.leaseTokens.stop();
   }
 }

@@ -210,8 +210,11 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
         '',
       ].join('\n'),
     );
-    const r = await dso(['up', '-d', '-f', file, '--resolve-image', 'never', '--plugin', PLUGIN, stack]);
+    // --wait: a current docker CLI waits itself (--detach=false); 20.10's cannot, docker dso watches.
+    const r = await dso(['up', '--wait', '-f', file, '--resolve-image', 'never', '--plugin', PLUGIN, stack]);
     expect(r.code, describeRun(r)).to.equal(0);
+    const replicas = await docker(['service', 'ls', '--filter', `name=${stack}_app`, '--format', '{{.Replicas}}']);
+    expect(replicas.trim(), 'up --wait returned once the service had converged').to.match(/^1\/1/);
     expect(r.out).to.contain(`app: DB_PASSWORD -> DB_PASSWORD_FILE=/run/secrets/db_password (secret ${stack}_db_password`);
     expect(fs.readdirSync(dir), 'no transformed file left on disk').to.deep.equal(['compose.yaml']);
 

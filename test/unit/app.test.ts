@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import request from 'supertest';
 import { DsoError } from '../../src/errors';
-import { createApp, MAX_BODY_BYTES, PLUGIN_CONTENT_TYPE } from '../../src/plugin/app';
+import { AppOptions, createApp, MAX_BODY_BYTES, PLUGIN_CONTENT_TYPE } from '../../src/plugin/app';
+import type { StatusFacts } from '../../src/plugin/contract';
 import { checkGetSecretRequest, errorReply, GetSecretRequest, SecretDriver, SecretResult, valueReply } from '../../src/plugin/protocol';
 import { StatusStore } from '../../src/status/store';
 import { capturingLogger, deferred, sleep } from './helpers';
@@ -28,7 +29,7 @@ class FakeDriver implements SecretDriver {
 const ok = (value: Buffer | string = VALUE, doNotReuse = false) =>
   new FakeDriver(async () => ({ value: Buffer.isBuffer(value) ? value : Buffer.from(value), doNotReuse, source: { path: 'secret/data/app/db', field: 'password', version: 3 } }));
 
-function setup(driver: SecretDriver = ok(), timeoutMs = 5000, extra: { describe?: () => Record<string, unknown>; testVault?: (r: string | undefined) => Promise<Record<string, unknown>> } = {}) {
+function setup(driver: SecretDriver = ok(), timeoutMs = 5000, extra: Pick<AppOptions, 'describe' | 'testVault'> = {}) {
   const { logger, lines, records } = capturingLogger('debug');
   const status = new StatusStore();
   const app = createApp({ driver, logger, status, timeoutMs, ...extra });
@@ -303,7 +304,7 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
 
   describe('status and logs', () => {
     it('lists recent records on GET /DSO.Status, never the value', async () => {
-      const { app } = setup(ok(VALUE, false), 5000, { describe: () => ({ version: '9.9.9' }) });
+      const { app } = setup(ok(VALUE, false), 5000, { describe: () => ({ version: '9.9.9' }) as StatusFacts });
       await getSecret(app);
       await getSecret(app, { ...dockerRequest, ServiceName: 'api', ServiceID: 'svc-id-2', SecretName: 'api_key' });
       const res = await request(app).get('/DSO.Status');

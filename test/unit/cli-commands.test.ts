@@ -10,7 +10,7 @@ import type { Context } from '../../src/cli/context';
 import { DockerClient, PluginInfo, RunOptions, RunResult } from '../../src/cli/docker';
 import { EXIT } from '../../src/cli/errors';
 import type { VaultHealth } from '../../src/cli/health';
-import type { FetchRecord, PluginApi, PluginStatus, RotationReport, TestVaultResult } from '../../src/cli/plugin-client';
+import { FetchRecord, PluginApi, PluginRouteError, PluginStatus, RotationReport, TestVaultResult } from '../../src/cli/plugin-client';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 
@@ -44,6 +44,10 @@ class FakeDocker {
   calls: string[][] = [];
   inputs: (string | undefined)[] = [];
   deployResult: RunResult = { code: 0, stdout: 'Creating service x_web\n', stderr: '' };
+  /** Whether `stack deploy` knows --detach (a current CLI) or not (Debian's 20.10). */
+  deployHasDetach = true;
+  /** What `stack services --format '{{.Name}} {{.Replicas}}'` prints, one answer per call. */
+  stackReplicas: string[] = [];
   /** What `docker plugin install` finds in the image: its privileges; undefined: no such image. */
   image: { privileges: string[] } | undefined = { privileges: ['network: [host]', 'mount: [/var/run/docker.sock]', 'mount: [/etc/dso]'] };
 
@@ -100,6 +104,14 @@ class FakeDocker {
       const s = this.secrets.find((x) => x.ID === last || (x.Spec as { Name: string }).Name === last);
       return s ? ok(JSON.stringify(s)) : fail(`Error response from daemon: secret ${last} not found`);
     }
+    if (a === 'stack' && b === 'deploy' && args.includes('--help')) {
+      const detach = this.deployHasDetach ? '  -d, --detach   Exit immediately\n' : '';
+      return ok(`Options:\n  -c, --compose-file strings\n${detach}`);
+    }
+    if (a === 'stack' && b === 'deploy' && args.includes('--detach=false') && !this.deployHasDetach) {
+      return fail('unknown flag: --detach');
+    }
+    if (a === 'stack' && b === 'services') return ok(this.stackReplicas.shift() ?? 'x_web 1/1\n');
     if (a === 'stack' && b === 'deploy') {
       options.onStdout?.(this.deployResult.stdout);
       options.onStderr?.(this.deployResult.stderr);
@@ -109,22 +121,26 @@ class FakeDocker {
   };
 }
 
+/** A status with only the fields a test sets (the real one is checked against the contract). */
+type Loose<T> = T extends (infer U)[] ? Loose<U>[] : T extends object ? { [K in keyof T]?: Loose<T[K]> } : T;
+
 class FakePluginApi implements PluginApi {
-  status$: PluginStatus = { version: '0.1.0', problems: [], settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'approle', authMount: 'approle' } };
+  status$: Loose<PluginStatus> = { version: '0.1.0', problems: [], settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'approle', authMount: 'approle' } };
   test: TestVaultResult = { ok: true, login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 3600, policies: ['default', 'app'] } };
   testedWith: (string | undefined)[] = [];
   queried: (string | undefined)[] = [];
   async status(service?: string) {
     this.queried.push(service);
     const secrets = (this.status$.secrets ?? []).filter((r) => !service || r.serviceId === service || r.service === service);
-    return { ...this.status$, secrets };
+    return { ...this.status$, secrets } as PluginStatus;
   }
   async testVault(reference?: string) {
     this.testedWith.push(reference);
     return this.test;
   }
-  rotation: RotationReport | undefined;
+  rotation: RotationReport | Error = new Error('no rotation set');
   async rotate() {
+    if (this.rotation instanceof Error) throw this.rotation;
     return this.rotation;
   }
 }
@@ -597,6 +613,30 @@ services:
     expect(r.out).to.contain('Creating service x_web');
   });
 
+  it('--wait: a current CLI waits (--detach=false); with 20.10 (no such flag) docker dso watches the replicas', async () => {
+    const dir = path.join(tmpDir(), 'shop');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'compose.yaml'), COMPOSE);
+    for (const current of [true, false]) {
+      const { docker, cli } = setup({ cwd: dir });
+      docker.deployHasDetach = current;
+      docker.stackReplicas = ['shop_web 0/2\n', 'shop_web 1/2\n', 'shop_web 2/2\n'];
+      docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+      const r = await cli('up', '--wait');
+      expect(r.code, r.err).to.equal(0);
+      const deploy = docker.calls.find((c) => c[1] === 'stack' && c[2] === 'deploy' && !c.includes('--help'))!;
+      const polls = docker.calls.filter((c) => c[1] === 'stack' && c[2] === 'services');
+      if (current) {
+        expect(deploy).to.include('--detach=false');
+        expect(polls).to.have.length(0);
+      } else {
+        expect(deploy.some((a) => a.startsWith('--detach'))).to.equal(false);
+        expect(polls).to.have.length(3);
+        expect(r.out).to.contain('Waiting for shop_web 0/2').and.contain('Stack shop: every service has converged');
+      }
+    }
+  });
+
   it('--dry-run prints the file and touches no engine', async () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'app.yml'), COMPOSE);
@@ -659,16 +699,15 @@ describe('cli: docker dso rotate', () => {
     api.rotation = { secret: 'pw', reason: 'on-demand', services: [] };
     expect((await cli('rotate', 'pw')).out).to.contain('No service uses pw');
     const json = JSON.parse((await cli('rotate', 'pw', '--json')).out);
-    expect(json).to.include({ supported: true, ok: true, secret: 'pw' });
+    expect(json).to.include({ ok: true, secret: 'pw' });
   });
 
-  it('with a plugin that cannot rotate: says so, names the services to roll by hand, exits 5', async () => {
-    const { docker, cli } = setup();
+  it('a refusal of the plugin (invalid settings) is shown with its fix, never as an unsupported version (exit 1)', async () => {
+    const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    docker.secrets.push({ ID: 's1', Spec: { Name: 'pw', Labels: {}, Driver: { Name: 'dso' } } });
-    docker.services.push({ ID: 'v1', Spec: { Name: 'app', TaskTemplate: { ContainerSpec: { Secrets: [{ SecretID: 's1', SecretName: 'pw' }] } } } });
+    api.rotation = new PluginRouteError('the plugin dso refused POST /DSO.Rotate: VAULT_ADDR is not set', 'ERR_SETTINGS');
     const r = await cli('rotate', 'pw');
-    expect(r.code).to.equal(EXIT.UNSUPPORTED);
-    expect(r.err).to.contain('not supported by this version of the plugin dso').and.to.contain('docker service update --force app');
+    expect(r.code).to.equal(EXIT.FAILURE);
+    expect(r.err).to.contain('VAULT_ADDR is not set').and.contain('docker dso init --plugin dso').and.not.contain('version');
   });
 });

@@ -195,7 +195,7 @@ services:
     expect(e.message).to.contain('services.a.environment.X').and.to.contain('empty segment');
   });
 
-  it('raises an old 3.x format to 3.8 (drivers need it), refuses 2.x, keeps a missing version missing', () => {
+  it('raises an old 3.x format to 3.8 (drivers need it), refuses 2.x, sets a missing one (20.10 reads none as 1.0)', () => {
     const old = transform(`
 version: "3.4"
 services: { a: { image: app, environment: { X: "dso://s/a#x" } } }
@@ -203,7 +203,9 @@ services: { a: { image: app, environment: { X: "dso://s/a#x" } } }
     expect(old.compose.version).to.equal('3.8');
     expect(old.warnings[0]).to.contain('3.8');
     expect(transform(`version: "3.10"\nservices: { a: { image: app, environment: { X: "dso://s/a#x" } } }`).compose.version).to.equal('3.10');
-    expect(transform('services: { a: { image: app, environment: { X: "dso://s/a#x" } } }').compose).not.to.have.property('version');
+    const none = transform('services: { a: { image: app, environment: { X: "dso://s/a#x" } } }');
+    expect(none.compose.version).to.equal('3.8');
+    expect(none.warnings).to.deep.equal([]);
     expect(composeError(() => transform('version: "2.4"\nservices: { a: { image: app, environment: { X: "dso://s/a#x" } } }')).message).to.contain('3.x');
   });
 

@@ -14,7 +14,12 @@ import { DockerClient } from '../../src/cli/docker';
 import { CliError, EXIT, UsageError } from '../../src/cli/errors';
 import { fixFor } from '../../src/cli/fixes';
 import { describeHealthStatus } from '../../src/cli/health';
-import { PluginClient } from '../../src/cli/plugin-client';
+import { PluginClient, PluginRouteError } from '../../src/cli/plugin-client';
+import { loadSettings } from '../../src/config/settings';
+import { createApp } from '../../src/plugin/app';
+import { StatusStore } from '../../src/status/store';
+import { buildPlugin } from '../../src/wiring';
+import { silentLogger } from '../../src/log';
 import { errorAndFix, formatDuration, formatTime, keyValues } from '../../src/cli/format';
 
 const SPEC: CommandSpec = {
@@ -288,20 +293,26 @@ describe('cli: shared helpers', () => {
 
   it('gives the README troubleshooting fix for each failure', () => {
     const ctx = { plugin: 'dso' };
-    expect(fixFor('ERR_LOGIN', 'approle login at auth/approle failed: invalid role or secret ID', { ...ctx, method: 'approle', mount: 'auth/approle' }))
+    expect(fixFor({ code: 'ERR_LOGIN', error: 'approle login at auth/approle failed: invalid role or secret ID' }, { ...ctx, method: 'approle', mount: 'auth/approle' }))
       .to.contain('vault write -f auth/approle/role/<role>/secret-id').and.to.contain('docker dso init --plugin dso --vault-secret-id -');
-    expect(fixFor('ERR_LOGIN', 'token login at auth/token failed: permission denied', { ...ctx, method: 'token' })).to.contain('--vault-token -');
-    expect(fixFor('ERR_WRITE_REFUSED', 'the reference writes to x', ctx)).to.contain('DSO_ALLOWED_WRITES').and.contain('--set');
-    expect(fixFor('ERR_VAULT_DENIED', 'permission denied reading secret/data/app/x: the plugin\'s Vault policy must allow "read" on it (permission denied)', ctx))
+    expect(fixFor({ code: 'ERR_LOGIN', error: 'token login at auth/token failed: permission denied' }, { ...ctx, method: 'token' })).to.contain('--vault-token -');
+    expect(fixFor({ code: 'ERR_WRITE_REFUSED', error: 'the reference writes to x' }, ctx)).to.contain('DSO_ALLOWED_WRITES').and.contain('--set');
+    expect(fixFor({ code: 'ERR_VAULT_DENIED', error: 'permission denied reading secret/data/app/x: the plugin\'s Vault policy must allow "read" on it (permission denied)' }, ctx))
       .to.contain('path "secret/data/app/x" { capabilities = ["read"] }');
-    expect(fixFor('ERR_PATH_REFUSED', 'path x is not allowed by DSO_ALLOWED_PATHS', ctx)).to.contain('DSO_ALLOWED_PATHS');
-    expect(fixFor('ERR_VAULT_UNAVAILABLE', 'Vault at http://x is unreachable', ctx)).to.contain('--vault-address');
-    expect(fixFor('ERR_TIMEOUT', 'no answer', ctx)).to.contain('DSO_TIMEOUT');
-    expect(fixFor('ERR_SETTINGS', 'VAULT_ADDR is not set', ctx)).to.contain('docker dso init');
-    expect(fixFor('ERR_VALUE_TOO_LARGE', 'x', ctx)).to.contain('511,999');
-    expect(fixFor(undefined, 'x', ctx)).to.contain("plugin's log");
-    expect(fixFor('ERR_VAULT_UNAVAILABLE', 'database engine at database/ failed to serve database/creds/app: connection refused', ctx)).to.contain('database down or role misconfigured');
-    expect(fixFor('ERR_NOT_FOUND', 'database engine at database/ cannot serve database/creds/nope: unknown role', ctx)).to.contain('no such role');
+    expect(fixFor({ code: 'ERR_PATH_REFUSED', error: 'path x is not allowed by DSO_ALLOWED_PATHS' }, ctx)).to.contain('DSO_ALLOWED_PATHS');
+    expect(fixFor({ code: 'ERR_VAULT_UNAVAILABLE', error: 'Vault at http://x is unreachable' }, ctx)).to.contain('--vault-address');
+    expect(fixFor({ code: 'ERR_TIMEOUT', error: 'no answer' }, ctx)).to.contain('DSO_TIMEOUT');
+    expect(fixFor({ code: 'ERR_SETTINGS', error: 'VAULT_ADDR is not set' }, ctx)).to.contain('docker dso init');
+    expect(fixFor({ code: 'ERR_VALUE_TOO_LARGE', error: 'x' }, ctx)).to.contain('511,999');
+    expect(fixFor({ code: undefined, error: 'x' }, ctx)).to.contain("plugin's log");
+    expect(fixFor({ code: 'ERR_VAULT_UNAVAILABLE', subcode: 'engine-failed', error: 'database engine at database/ failed to serve database/creds/app: connection refused' }, ctx)).to.contain('database down or role misconfigured');
+    expect(fixFor({ code: 'ERR_NOT_FOUND', subcode: 'engine-path', error: 'database engine at database/ cannot serve database/creds/nope: unknown role' }, ctx)).to.contain('no such role');
+    // The fix follows the code and subcode, not the words of the message.
+    expect(fixFor({ code: 'ERR_NOT_FOUND', error: 'x engine at y cannot serve z' }, ctx)).to.contain('nothing is stored at that path');
+    const approle = { ...ctx, method: 'approle', mount: 'auth/approle' };
+    expect(fixFor({ code: 'ERR_LOGIN', subcode: 'wrapping-token' }, approle)).to.contain('--vault-secret-id-wrapped');
+    expect(fixFor({ code: 'ERR_LOGIN', subcode: 'auth-mount' }, approle)).to.contain('vault auth enable approle');
+    expect(fixFor({ code: 'ERR_LOGIN', error: 'approle: permission denied, wrapping token' }, approle)).to.contain('vault write -f auth/approle/role/<role>/secret-id');
   });
 
   it('carries an exit code and a fix on every CLI error', () => {
@@ -342,10 +353,34 @@ describe('cli: the plugin socket client', () => {
 
   const client = () => new PluginClient(path.join(dir, 'dso.sock'), 'dso');
 
+  const SETTINGS = { vaultAddresses: ['http://v:8200'], authMethod: 'approle', authMount: 'approle' };
+  const STATUS = { version: '0.1.0', problems: [], settings: SETTINGS, secrets: [], recent: [] };
+
+  const refused = async (call: () => Promise<unknown>): Promise<CliError> => {
+    try {
+      await call();
+    } catch (err) {
+      expect(err).to.be.instanceOf(CliError);
+      return err as CliError;
+    }
+    return expect.fail('expected a CliError');
+  };
+
   it('asks GET /DSO.Status, with ?service= when given', async () => {
-    routes.set('GET /DSO.Status', () => [200, { version: '0.1.0', problems: [] }]);
+    routes.set('GET /DSO.Status', () => [200, STATUS]);
     expect((await client().status('my svc')).version).to.equal('0.1.0');
     expect(seen[0].url).to.equal('/DSO.Status?service=my%20svc');
+  });
+
+  it('a reply that does not match the contract is said to be one (exit 3), naming what is wrong', async () => {
+    routes.set('GET /DSO.Status', () => [200, { version: '0.1.0', problems: 'none', secrets: [], recent: [] }]);
+    const err = await refused(() => client().status());
+    expect(err.exitCode).to.equal(EXIT.PLUGIN);
+    expect(err.message).to.contain('GET /DSO.Status with a reply this docker dso does not understand');
+    expect(err.message).to.contain("must have required property 'settings'").and.contain('/problems must be array');
+    expect(err.fix).to.contain('same DSO version');
+    routes.set('POST /DSO.TestVault', () => [200, { ok: 'yes' }]);
+    expect((await refused(() => client().testVault())).message).to.contain('/ok must be boolean');
   });
 
   it('posts the reference to /DSO.TestVault as {"Reference": ...}', async () => {
@@ -354,22 +389,38 @@ describe('cli: the plugin socket client', () => {
     expect(JSON.parse(seen[0].body)).to.deep.equal({ Reference: 'dso://a/b#c' });
   });
 
-  it('rotate: a report; undefined for a plugin without the route; exit 1 for a secret not of this plugin', async () => {
+  it('rotate: a report; a refusal carries the plugin code and subcode (exit 1), a secret not of this plugin its fix', async () => {
     routes.set('POST /DSO.Rotate', (body) => {
       const name = JSON.parse(body).Secret;
-      return name === 'mine' ? [200, { secret: 'mine', reason: 'on-demand', services: [] }] : [404, { Err: `no secret named ${name} uses this plugin as its driver`, code: 'ERR_NOT_FOUND' }];
+      if (name === 'mine') return [200, { secret: 'mine', reason: 'on-demand', services: [] }];
+      if (name === 'broken') return [500, { Err: 'VAULT_ADDR is not set', code: 'ERR_SETTINGS' }];
+      return [404, { Err: `no secret named ${name} uses this plugin as its driver`, code: 'ERR_NOT_FOUND' }];
     });
     expect(await client().rotate('mine')).to.deep.equal({ secret: 'mine', reason: 'on-demand', services: [] });
-    try {
-      await client().rotate('other');
-      expect.fail('expected a CliError');
-    } catch (err) {
-      expect(err).to.be.instanceOf(CliError);
-      expect((err as CliError).exitCode).to.equal(EXIT.FAILURE);
-      expect((err as CliError).message).to.contain('no secret named other');
-    }
-    routes.delete('POST /DSO.Rotate');
-    expect(await client().rotate('mine')).to.equal(undefined);
+    const other = await refused(() => client().rotate('other'));
+    expect(other.exitCode).to.equal(EXIT.FAILURE);
+    expect(other.message).to.contain('no secret named other');
+    expect(other.fix).to.contain('docker secret ls');
+    const broken = await refused(() => client().rotate('broken'));
+    expect(broken).to.be.instanceOf(PluginRouteError);
+    expect(broken).to.include({ exitCode: EXIT.FAILURE, code: 'ERR_SETTINGS' });
+    expect(broken.message).to.contain('VAULT_ADDR is not set').and.not.contain('version');
+  });
+
+  it("the plugin's own routes satisfy the contract, also with invalid settings (rotate says why, never 'unsupported')", async () => {
+    const { settings, problems } = loadSettings({});
+    expect(problems).to.not.deep.equal([]);
+    const plugin = buildPlugin(settings, problems, silentLogger());
+    const app = createApp({ ...plugin, logger: silentLogger(), status: new StatusStore(), timeoutMs: 5_000 });
+    await new Promise((resolve) => server?.close(resolve));
+    server = http.createServer(app);
+    await new Promise<void>((resolve) => server!.listen(path.join(dir, 'dso.sock'), resolve));
+    const status = await client().status();
+    expect(status.problems).to.deep.equal(problems);
+    expect(await client().testVault()).to.include({ ok: false, stage: 'settings', code: 'ERR_SETTINGS' });
+    const rotate = await refused(() => client().rotate('pw'));
+    expect(rotate).to.include({ exitCode: EXIT.FAILURE, code: 'ERR_SETTINGS' });
+    expect(rotate.message).to.contain(problems[0]);
   });
 
   it('a socket that does not answer is exit 3, with where to look', async () => {

@@ -1,6 +1,6 @@
 // Vault's data -> the bytes of the secret file, within Docker's 1..511,999 byte bounds.
 import { expect } from 'chai';
-import { MAX_VALUE_BYTES, render } from '../../src/engines/formats';
+import { MAX_VALUE_BYTES, render } from '../../src/resolve/formats';
 import { thrown } from './helpers';
 
 const WHERE = 'secret/data/app/db';

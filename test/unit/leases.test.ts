@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { DsoError } from '../../src/errors';
 import type { VaultSession, SessionCall } from '../../src/vault/session';
-import type { TokenManager } from '../../src/vault/token';
+import type { LeaseTokens } from '../../src/vault/lease-tokens';
 import { LeaseManager, LeaseOwner, OwnerLiveness } from '../../src/vault/leases';
 import { capturingLogger, sleep } from './helpers';
 
@@ -31,7 +31,7 @@ function setup(ttlSeconds: number) {
   } as unknown as VaultSession;
   const holds: string[] = [];
   const releases: string[] = [];
-  const tokens = { hold: (t: string) => holds.push(t), release: (t: string) => releases.push(t) } as unknown as TokenManager;
+  const tokens: Pick<LeaseTokens, 'hold' | 'release'> = { hold: (t) => void holds.push(t), release: (t) => void releases.push(t) };
   const liveness = new FakeLiveness();
   const log = capturingLogger('debug');
   const leases = new LeaseManager({ session, tokens, logger: log.logger, liveness, timeoutMs: 1000, reapIntervalMs: 200, random: () => 0.5 });

@@ -11,7 +11,8 @@ import YAML from 'yaml';
 import { runCli } from '../../src/cli/cli';
 import type { Context } from '../../src/cli/context';
 import { DockerClient, RunOptions, RunResult } from '../../src/cli/docker';
-import { PluginApi, PluginRouteError } from '../../src/cli/plugin-client';
+import { PluginApi, PluginRouteError, PluginStatus } from '../../src/cli/plugin-client';
+import type { LeaseSummary } from '../../src/vault/leases';
 import { secret } from '../support/capture';
 import { parseCompose, planFileSecrets, transformCompose } from '../../src/cli/compose';
 import { DsoError } from '../../src/errors';
@@ -21,7 +22,7 @@ import type { ComposeFetch, ComposeUpRequest } from '../../src/plugin/compose-pr
 import type { DriverResult } from '../../src/resolve/driver';
 import type { RequestFacts } from '../../src/resolve/resolver';
 import { ComposeLiveness, composeOwnerId, PENDING_GRACE_MS } from '../../src/rotation/compose-liveness';
-import type { DockerEngine, EngineContainer } from '../../src/rotation/docker';
+import type { DockerApi, DockerContainer } from '../../src/docker/api';
 import { ComposeFiles, refreshMode } from '../../src/rotation/files';
 import { StatusStore } from '../../src/status/store';
 
@@ -103,11 +104,11 @@ describe('plain host: compose file rewritten to file-based secrets', () => {
   });
 });
 
-class FakeEngine {
-  containers$: EngineContainer[] = [];
+class FakeDockerApi {
+  containers$: DockerContainer[] = [];
   restarted: string[] = [];
   failContainers = false;
-  async containers(labels: string[]): Promise<EngineContainer[]> {
+  async containers(labels: string[]): Promise<DockerContainer[]> {
     if (this.failContainers) throw new DsoError('ERR_INTERNAL', 'engine down');
     return this.containers$.filter((c) => labels.every((l) => c.Labels?.[l.split('=')[0]] === l.split('=')[1]));
   }
@@ -116,7 +117,7 @@ class FakeEngine {
   }
 }
 
-const container = (id: string, project: string, service: string, state = 'running'): EngineContainer => ({
+const container = (id: string, project: string, service: string, state = 'running'): DockerContainer => ({
   Id: id,
   State: state,
   Labels: { 'com.docker.compose.project': project, 'com.docker.compose.service': service },
@@ -124,9 +125,9 @@ const container = (id: string, project: string, service: string, state = 'runnin
 
 describe('plain host: liveness of compose owners', () => {
   it('alive while a container of the project and service exists, or while up is pending; old generations are gone', async () => {
-    const engine = new FakeEngine();
+    const engine = new FakeDockerApi();
     let now = 1_000_000;
-    const liveness = new ComposeLiveness(undefined, engine as unknown as DockerEngine, () => now);
+    const liveness = new ComposeLiveness(undefined, engine as unknown as DockerApi, () => now);
     const app0 = { kind: 'task' as const, id: composeOwnerId('shop', 'app', 0) };
     const worker = { kind: 'service' as const, id: composeOwnerId('shop', 'worker') };
     expect((await liveness.alive([app0]))?.get(`task:${app0.id}`), 'unknown project, no containers').to.equal(false);
@@ -148,14 +149,14 @@ describe('plain host: liveness of compose owners', () => {
   });
 
   it('passes swarm owners to the swarm liveness, and a swarm failure does not hide compose answers', async () => {
-    const engine = new FakeEngine();
+    const engine = new FakeDockerApi();
     engine.containers$ = [container('c1', 'shop', 'app')];
     const swarm = {
       alive: async () => {
         throw new DsoError('ERR_INTERNAL', 'not a swarm manager');
       },
     };
-    const liveness = new ComposeLiveness(swarm, engine as unknown as DockerEngine);
+    const liveness = new ComposeLiveness(swarm, engine as unknown as DockerApi);
     const answer = await liveness.alive([
       { kind: 'task', id: 'swarmtask1' },
       { kind: 'task', id: composeOwnerId('shop', 'app', 0) },
@@ -198,15 +199,15 @@ class FakeDriver {
 function filesSetup(tmpfs = true, now: () => number = Date.now) {
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-plainhost-unit-'));
   tempDirs.push(runtimeDir);
-  const engine = new FakeEngine();
+  const engine = new FakeDockerApi();
   const driver = new FakeDriver();
-  const liveness = new ComposeLiveness(undefined, engine as unknown as DockerEngine, now);
-  const leases: Array<Record<string, unknown>> = [];
+  const liveness = new ComposeLiveness(undefined, engine as unknown as DockerApi, now);
+  const leases: LeaseSummary[] = [];
   const files = new ComposeFiles({
     driver,
     leases: { describe: () => leases },
     liveness,
-    engine,
+    docker: engine,
     logger: silentLogger(),
     runtimeDir,
     intervalMs: 1_000,
@@ -327,6 +328,7 @@ describe('plain host: the plugin writes compose secret files', () => {
       'database/creds/app#username:compose:shop/app#0',
     );
     leases.push({
+      lease: 'database/creds/app/…abcdef',
       owner: 'task:compose:shop/app#0',
       path: 'database/creds/app',
       expiresAt: new Date(Date.now() + 60_000).toISOString(),
@@ -490,9 +492,9 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
     };
     const api: PluginApi = {
       runtimeDir,
-      status: async () => ({}),
+      status: async () => ({}) as PluginStatus,
       testVault: async () => ({ ok: true }),
-      rotate: async () => undefined,
+      rotate: async () => Promise.reject(new Error('unused')),
       composeUp: async (req) => {
         upRequests.push(req);
         if (refuseTmpfs) {

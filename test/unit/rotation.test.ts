@@ -5,8 +5,9 @@
 import { expect } from 'chai';
 import { silentLogger } from '../../src/log';
 import type { Logger } from '../../src/log';
-import type { SwarmApi, SwarmSecret, SwarmServiceFull, SwarmTask } from '../../src/rotation/docker';
-import { changeReason, forcedSpec, RotationReader, RotationWatcher, servicesUsing, staleTasks, WatcherOptions } from '../../src/rotation/watcher';
+import type { SwarmApi, SwarmSecret, SwarmServiceFull, SwarmTask } from '../../src/docker/api';
+import { servicesUsing } from '../../src/docker/objects';
+import { changeReason, forcedSpec, RotationReader, RotationWatcher, staleTasks, WatcherOptions } from '../../src/rotation/watcher';
 import type { SecretTarget } from '../../src/resolve/driver';
 import type { LeaseManager } from '../../src/vault/leases';
 import { DsoError } from '../../src/errors';
@@ -439,7 +440,7 @@ describe('Engine API deadlines', () => {
     const os = await import('node:os');
     const path = await import('node:path');
     const fs = await import('node:fs');
-    const { DockerEngine } = await import('../../src/rotation/docker');
+    const { DockerApi } = await import('../../src/docker/api');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-engine-'));
     const socket = path.join(dir, 'docker.sock');
     const drips: NodeJS.Timeout[] = [];
@@ -454,7 +455,7 @@ describe('Engine API deadlines', () => {
     await new Promise<void>((r) => server.listen(socket, r));
     try {
       const started = Date.now();
-      const err = await new DockerEngine(socket, 600).request('GET', '/tasks').then(
+      const err = await new DockerApi(socket, 600).request('GET', '/tasks').then(
         () => undefined,
         (e: unknown) => e,
       );

@@ -1,6 +1,6 @@
 // Identical concurrent calls share one execution.
 import { expect } from 'chai';
-import { SingleFlight } from '../../src/vault/singleflight';
+import { SingleFlight } from '../../src/singleflight';
 import { deferred } from './helpers';
 
 describe('SingleFlight', () => {

@@ -290,14 +290,14 @@ describe('TokenManager', () => {
       const method = new FakeAuthMethod((n) => loginOf(`hvs.fake-token-${n}`, 3600, true));
       const { tokens, vault } = track(manager(method, { timeoutMs: 100 }));
       await tokens.login();
-      tokens.hold('hvs.fake-token-1');
-      tokens.hold('hvs.fake-token-1');
+      tokens.leaseTokens.hold('hvs.fake-token-1');
+      tokens.leaseTokens.hold('hvs.fake-token-1');
       await tokens.login();
       await sleep(1300);
       expect(revokedTokens(vault)).to.deep.equal([]);
       expect(tokens.status().retiredTokensKeptForLeases).to.equal(1);
-      tokens.release('hvs.fake-token-1');
-      tokens.release('hvs.fake-token-1');
+      tokens.leaseTokens.release('hvs.fake-token-1');
+      tokens.leaseTokens.release('hvs.fake-token-1');
       await sleep(1300);
       expect(revokedTokens(vault)).to.deep.equal(['hvs.fake-token-1']);
       expect(tokens.status().retiredTokensKeptForLeases).to.equal(0);
@@ -309,7 +309,7 @@ describe('TokenManager', () => {
       const { tokens, vault } = track(manager(method, { timeoutMs: 100 }));
       await tokens.login();
       await tokens.login();
-      tokens.hold('hvs.fake-token-1'); // a request that took it just before the login made a lease
+      tokens.leaseTokens.hold('hvs.fake-token-1'); // a request that took it just before the login made a lease
       await sleep(1300);
       expect(revokedTokens(vault)).to.deep.equal([]);
       expect(tokens.status().retiredTokensKeptForLeases).to.equal(1);

@@ -1,6 +1,7 @@
 // `docker dso system info`: the plugin's state as Docker and the plugin itself report it,
 // plus Vault's health asked from here. Exit 0 when all is well, 1 when something is wrong
 // (invalid settings, no Vault login, Vault unhealthy), 3 when the plugin is absent or down.
+import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, hostPathOf, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, readCliMeta } from '../context';
 import type { PluginInfo } from '../docker';
@@ -60,7 +61,7 @@ function addressesOf(env: Record<string, string>): string[] {
 
 export async function gatherInfo(ctx: Context, name: string): Promise<{ report: InfoReport; exit: number }> {
   const plugin: PluginInfo | undefined = await ctx.docker.plugin(name);
-  const shown = plugin?.name.replace(/:latest$/, '') ?? name;
+  const shown = (plugin ? shortName(plugin.name) : name);
   const meta = readCliMeta(plugin?.etcDsoSource);
   const report: InfoReport = {
     plugin: { name: shown, state: plugin ? (plugin.enabled ? 'enabled' : 'disabled') : 'absent', id: plugin?.id, configDir: plugin?.etcDsoSource },

@@ -1,11 +1,12 @@
 // `docker dso init`: writes the credential files (0600) into the plugin's /etc/dso source
 // directory, disables the plugin, sets its (non-secret) settings, enables it, and checks
 // the Vault login through the plugin. Creates the plugin when it is absent.
+import { shortName } from '../../docker/objects';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadSettings } from '../../config/settings';
 import { SETTING_NAMES, SETTINGS, SettingName } from '../../config/schema';
-import type { CommandSpec, Parsed } from '../args';
+import type { CommandSpec, OptionSpec, Parsed } from '../args';
 import { CLI_META_FILE, Context, DEFAULT_CONFIG_DIR, PLUGIN_OPTION, pluginName } from '../context';
 import { CredentialSource, ensureDir, readCredentials, writePrivateFile } from '../credentials';
 import { oneLine, PluginInfo } from '../docker';
@@ -16,6 +17,175 @@ import { printTestResult } from './test-vault';
 export const MODES = ['cloud'] as const;
 export const PROVIDERS = ['vault', 'openbao'] as const;
 export const AUTH_METHODS = ['token', 'approle', 'jwt', 'cert'] as const;
+
+/**
+ * Every flag that becomes a plugin setting, in the order --help lists them: `value` sets the
+ * setting to the flag's value; `credential` writes the value ("-", @FILE or literal) to a
+ * file of the config dir; `pem` copies a PEM file there; the setting then names the file
+ * as the plugin sees it. `secret` credentials warn when given on the command line.
+ */
+interface SettingFlag extends OptionSpec {
+  setting?: SettingName;
+  kind?: 'value' | 'credential' | 'pem';
+  file?: string;
+  mode?: number;
+  secret?: boolean;
+  what?: string;
+}
+
+const SETTING_FLAGS: SettingFlag[] = [
+  {
+    name: 'vault-address',
+    type: 'string',
+    multiple: true,
+    valueName: 'URL',
+    description: 'Vault/OpenBao address; repeat it or give a comma-separated list for failover (VAULT_ADDR)',
+  },
+  {
+    name: 'vault-auth-method',
+    setting: 'VAULT_AUTH_METHOD',
+    kind: 'value',
+    type: 'string',
+    valueName: 'METHOD',
+    choices: AUTH_METHODS,
+    description: 'how the plugin logs in (VAULT_AUTH_METHOD)',
+  },
+  {
+    name: 'vault-auth-mount',
+    setting: 'VAULT_AUTH_MOUNT',
+    kind: 'value',
+    type: 'string',
+    valueName: 'PATH',
+    description: "mount path of the auth method, default the method's name (VAULT_AUTH_MOUNT)",
+  },
+  {
+    name: 'vault-role-id',
+    setting: 'VAULT_ROLE_ID_FILE',
+    kind: 'credential',
+    file: 'role-id',
+    what: 'AppRole role id',
+    type: 'string',
+    valueName: 'ID',
+    description: 'AppRole role id, or "-" / @FILE; written to <config-dir>/role-id (VAULT_ROLE_ID_FILE)',
+  },
+  {
+    name: 'vault-secret-id',
+    setting: 'VAULT_SECRET_ID_FILE',
+    kind: 'credential',
+    file: 'secret-id',
+    secret: true,
+    what: 'AppRole secret id',
+    type: 'string',
+    valueName: 'ID|-|@FILE',
+    description:
+      'AppRole secret id; "-" reads standard input; written to <config-dir>/secret-id, mode 0600 (VAULT_SECRET_ID_FILE)',
+  },
+  {
+    name: 'vault-secret-id-wrapped',
+    type: 'boolean',
+    description: 'the secret id is a response-wrapping token to unwrap (VAULT_SECRET_ID_WRAPPED=true)',
+  },
+  {
+    name: 'vault-token',
+    setting: 'VAULT_TOKEN_FILE',
+    kind: 'credential',
+    file: 'token',
+    secret: true,
+    what: 'Vault token',
+    type: 'string',
+    valueName: 'TOKEN|-|@FILE',
+    description: 'token for the token method; written to <config-dir>/token, mode 0600 (VAULT_TOKEN_FILE)',
+  },
+  {
+    name: 'vault-jwt',
+    setting: 'VAULT_JWT_FILE',
+    kind: 'credential',
+    file: 'jwt',
+    secret: true,
+    what: 'JWT',
+    type: 'string',
+    valueName: 'JWT|-|@FILE',
+    description: 'JWT for the jwt method; written to <config-dir>/jwt, mode 0600 (VAULT_JWT_FILE)',
+  },
+  {
+    name: 'vault-jwt-role',
+    setting: 'VAULT_JWT_ROLE',
+    kind: 'value',
+    type: 'string',
+    valueName: 'ROLE',
+    description: 'role for the jwt method (VAULT_JWT_ROLE)',
+  },
+  {
+    name: 'vault-cert-role',
+    setting: 'VAULT_CERT_ROLE',
+    kind: 'value',
+    type: 'string',
+    valueName: 'ROLE',
+    description: 'role for the cert method (VAULT_CERT_ROLE)',
+  },
+  {
+    name: 'vault-client-cert',
+    setting: 'VAULT_CLIENT_CERT',
+    kind: 'pem',
+    file: 'client.pem',
+    mode: 0o644,
+    what: 'client certificate',
+    type: 'string',
+    valueName: 'FILE',
+    description: 'client certificate (PEM), copied to <config-dir>/client.pem (VAULT_CLIENT_CERT)',
+  },
+  {
+    name: 'vault-client-key',
+    setting: 'VAULT_CLIENT_KEY',
+    kind: 'pem',
+    file: 'client-key.pem',
+    mode: 0o600,
+    what: 'client key',
+    type: 'string',
+    valueName: 'FILE',
+    description: 'client key (PEM), copied to <config-dir>/client-key.pem, mode 0600 (VAULT_CLIENT_KEY)',
+  },
+  {
+    name: 'vault-cacert',
+    setting: 'VAULT_CACERT',
+    kind: 'pem',
+    file: 'ca.pem',
+    mode: 0o644,
+    what: 'CA certificate',
+    type: 'string',
+    valueName: 'FILE',
+    description: "CA certificate (PEM) of Vault's TLS certificate, copied to <config-dir>/ca.pem (VAULT_CACERT)",
+  },
+  {
+    name: 'vault-tls-server-name',
+    setting: 'VAULT_TLS_SERVER_NAME',
+    kind: 'value',
+    type: 'string',
+    valueName: 'NAME',
+    description: 'TLS server name to verify (VAULT_TLS_SERVER_NAME)',
+  },
+  {
+    name: 'vault-namespace',
+    setting: 'VAULT_NAMESPACE',
+    kind: 'value',
+    type: 'string',
+    valueName: 'NS',
+    description: 'Vault Enterprise / OpenBao namespace (VAULT_NAMESPACE)',
+  },
+];
+
+/** The flags that write a file of the config dir, by the setting that names it. */
+const FILE_FLAGS = SETTING_FLAGS.filter((f) => f.kind === 'credential' || f.kind === 'pem');
+
+const optionOf = ({
+  setting: _s,
+  kind: _k,
+  file: _f,
+  mode: _m,
+  secret: _c,
+  what: _w,
+  ...option
+}: SettingFlag): OptionSpec => option;
 
 export const spec: CommandSpec = {
   path: ['init'],
@@ -28,28 +198,46 @@ export const spec: CommandSpec = {
     'enabled again, and a Vault login is tried through it. Settings not named keep their current value.',
   ].join('\n'),
   options: [
-    { name: 'vault-address', type: 'string', multiple: true, valueName: 'URL', description: 'Vault/OpenBao address; repeat it or give a comma-separated list for failover (VAULT_ADDR)' },
-    { name: 'vault-auth-method', type: 'string', valueName: 'METHOD', choices: AUTH_METHODS, description: 'how the plugin logs in (VAULT_AUTH_METHOD)' },
-    { name: 'vault-auth-mount', type: 'string', valueName: 'PATH', description: "mount path of the auth method, default the method's name (VAULT_AUTH_MOUNT)" },
-    { name: 'vault-role-id', type: 'string', valueName: 'ID', description: 'AppRole role id, or "-" / @FILE; written to <config-dir>/role-id (VAULT_ROLE_ID_FILE)' },
-    { name: 'vault-secret-id', type: 'string', valueName: 'ID|-|@FILE', description: 'AppRole secret id; "-" reads standard input; written to <config-dir>/secret-id, mode 0600 (VAULT_SECRET_ID_FILE)' },
-    { name: 'vault-secret-id-wrapped', type: 'boolean', description: 'the secret id is a response-wrapping token to unwrap (VAULT_SECRET_ID_WRAPPED=true)' },
-    { name: 'vault-token', type: 'string', valueName: 'TOKEN|-|@FILE', description: 'token for the token method; written to <config-dir>/token, mode 0600 (VAULT_TOKEN_FILE)' },
-    { name: 'vault-jwt', type: 'string', valueName: 'JWT|-|@FILE', description: 'JWT for the jwt method; written to <config-dir>/jwt, mode 0600 (VAULT_JWT_FILE)' },
-    { name: 'vault-jwt-role', type: 'string', valueName: 'ROLE', description: 'role for the jwt method (VAULT_JWT_ROLE)' },
-    { name: 'vault-cert-role', type: 'string', valueName: 'ROLE', description: 'role for the cert method (VAULT_CERT_ROLE)' },
-    { name: 'vault-client-cert', type: 'string', valueName: 'FILE', description: 'client certificate (PEM), copied to <config-dir>/client.pem (VAULT_CLIENT_CERT)' },
-    { name: 'vault-client-key', type: 'string', valueName: 'FILE', description: 'client key (PEM), copied to <config-dir>/client-key.pem, mode 0600 (VAULT_CLIENT_KEY)' },
-    { name: 'vault-cacert', type: 'string', valueName: 'FILE', description: "CA certificate (PEM) of Vault's TLS certificate, copied to <config-dir>/ca.pem (VAULT_CACERT)" },
-    { name: 'vault-tls-server-name', type: 'string', valueName: 'NAME', description: 'TLS server name to verify (VAULT_TLS_SERVER_NAME)' },
-    { name: 'vault-namespace', type: 'string', valueName: 'NS', description: 'Vault Enterprise / OpenBao namespace (VAULT_NAMESPACE)' },
-    { name: 'set', type: 'string', multiple: true, valueName: 'NAME=VALUE', description: 'any other plugin setting, e.g. DSO_ALLOWED_PATHS=secret/data/app/* or DSO_LOG_LEVEL=debug' },
-    { name: 'mode', type: 'string', valueName: 'MODE', description: 'cloud: secrets come from an external Vault/OpenBao (the only mode)' },
-    { name: 'provider', type: 'string', valueName: 'NAME', description: 'vault or openbao (same API; recorded for system info)' },
-    { name: 'config-dir', type: 'string', valueName: 'DIR', description: `host directory mounted at /etc/dso in the plugin (default: the plugin's current one, else ${DEFAULT_CONFIG_DIR})` },
+    ...SETTING_FLAGS.map(optionOf),
+    {
+      name: 'set',
+      type: 'string',
+      multiple: true,
+      valueName: 'NAME=VALUE',
+      description: 'any other plugin setting, e.g. DSO_ALLOWED_PATHS=secret/data/app/* or DSO_LOG_LEVEL=debug',
+    },
+    {
+      name: 'mode',
+      type: 'string',
+      valueName: 'MODE',
+      description: 'cloud: secrets come from an external Vault/OpenBao (the only mode)',
+    },
+    {
+      name: 'provider',
+      type: 'string',
+      valueName: 'NAME',
+      description: 'vault or openbao (same API; recorded for system info)',
+    },
+    {
+      name: 'config-dir',
+      type: 'string',
+      valueName: 'DIR',
+      description: `host directory mounted at /etc/dso in the plugin (default: the plugin's current one, else ${DEFAULT_CONFIG_DIR})`,
+    },
     PLUGIN_OPTION,
-    { name: 'plugin-image', type: 'string', valueName: 'REF', description: 'when the plugin is absent: install it from this plugin image (docker plugin install --alias <plugin> REF) instead of building it from this repository; the privileges it asks for are shown and must be granted with --grant-all-permissions' },
-    { name: 'grant-all-permissions', type: 'boolean', description: 'grant the privileges the --plugin-image asks for (network, mounts...), as docker plugin install --grant-all-permissions does' },
+    {
+      name: 'plugin-image',
+      type: 'string',
+      valueName: 'REF',
+      description:
+        'when the plugin is absent: install it from this plugin image (docker plugin install --alias <plugin> REF) instead of building it from this repository; the privileges it asks for are shown and must be granted with --grant-all-permissions',
+    },
+    {
+      name: 'grant-all-permissions',
+      type: 'boolean',
+      description:
+        'grant the privileges the --plugin-image asks for (network, mounts...), as docker plugin install --grant-all-permissions does',
+    },
     { name: 'no-test', type: 'boolean', description: 'do not try a Vault login through the plugin afterwards' },
   ],
   args: [],
@@ -83,82 +271,79 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
 
   const mode = str('mode');
   if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
-    throw new UsageError(`--mode ${mode} is not supported: DSO serves secrets from an external Vault or OpenBao, which is mode "cloud"`, 'use --mode cloud (or leave it out)');
+    throw new UsageError(
+      `--mode ${mode} is not supported: DSO serves secrets from an external Vault or OpenBao, which is mode "cloud"`,
+      'use --mode cloud (or leave it out)',
+    );
   }
   const provider = str('provider');
   if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider)) {
-    throw new UsageError(`--provider ${provider} is not supported: DSO speaks the Vault API, served by HashiCorp Vault and OpenBao`, 'use --provider vault or --provider openbao');
+    throw new UsageError(
+      `--provider ${provider} is not supported: DSO speaks the Vault API, served by HashiCorp Vault and OpenBao`,
+      'use --provider vault or --provider openbao',
+    );
   }
 
-  const addresses = ((o['vault-address'] as string[] | undefined) ?? []).flatMap((a) => a.split(',')).map((a) => a.trim()).filter(Boolean);
+  const addresses = ((o['vault-address'] as string[] | undefined) ?? [])
+    .flatMap((a) => a.split(','))
+    .map((a) => a.trim())
+    .filter(Boolean);
   if (o['vault-address'] !== undefined) {
     if (addresses.length === 0) throw new UsageError('--vault-address is empty');
     for (const a of addresses) {
-      if (!/^https?:\/\/[^\s,/]+(\/\S*)?$/.test(a)) throw new UsageError(`--vault-address ${a} is not an http(s):// address, e.g. https://vault.example:8200`);
+      if (!/^https?:\/\/[^\s,/]+(\/\S*)?$/.test(a))
+        throw new UsageError(`--vault-address ${a} is not an http(s):// address, e.g. https://vault.example:8200`);
     }
     settings.VAULT_ADDR = addresses.map((a) => a.replace(/\/+$/, '')).join(',');
   }
 
-  const direct: [string, SettingName][] = [
-    ['vault-auth-method', 'VAULT_AUTH_METHOD'],
-    ['vault-auth-mount', 'VAULT_AUTH_MOUNT'],
-    ['vault-namespace', 'VAULT_NAMESPACE'],
-    ['vault-jwt-role', 'VAULT_JWT_ROLE'],
-    ['vault-cert-role', 'VAULT_CERT_ROLE'],
-    ['vault-tls-server-name', 'VAULT_TLS_SERVER_NAME'],
-  ];
-  for (const [flag, setting] of direct) if (str(flag) !== undefined) settings[setting] = str(flag)!;
-  if (o['vault-secret-id-wrapped'] !== undefined) settings.VAULT_SECRET_ID_WRAPPED = o['vault-secret-id-wrapped'] ? 'true' : 'false';
+  for (const f of SETTING_FLAGS)
+    if (f.kind === 'value' && str(f.name) !== undefined) settings[f.setting!] = str(f.name)!;
+  if (o['vault-secret-id-wrapped'] !== undefined)
+    settings.VAULT_SECRET_ID_WRAPPED = o['vault-secret-id-wrapped'] ? 'true' : 'false';
 
   for (const pair of (o.set as string[] | undefined) ?? []) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`--set ${pair}: expected NAME=VALUE`);
     const name = pair.slice(0, eq);
-    if (!(SETTING_NAMES as string[]).includes(name)) throw new UsageError(`--set ${name}: unknown setting; known: ${SETTING_NAMES.join(', ')}`);
-    if (name === 'DSO_SOCKET' || name === 'DSO_DOCKER_SOCKET') throw new UsageError(`--set ${name}: fixed inside the managed plugin`);
+    if (!(SETTING_NAMES as string[]).includes(name))
+      throw new UsageError(`--set ${name}: unknown setting; known: ${SETTING_NAMES.join(', ')}`);
+    if (name === 'DSO_SOCKET' || name === 'DSO_DOCKER_SOCKET')
+      throw new UsageError(`--set ${name}: fixed inside the managed plugin`);
     settings[name] = pair.slice(eq + 1);
   }
 
   // Credentials: to files only.
-  const sources: CredentialSource[] = [];
-  for (const flag of ['vault-role-id', 'vault-secret-id', 'vault-token', 'vault-jwt']) {
-    if (str(flag) !== undefined) sources.push({ flag: `--${flag}`, spec: str(flag)! });
-  }
+  const given = FILE_FLAGS.filter((f) => str(f.name) !== undefined);
+  const sources: CredentialSource[] = given
+    .filter((f) => f.kind === 'credential')
+    .map((f) => ({ flag: `--${f.name}`, spec: str(f.name)! }));
   const credentials = await readCredentials(sources, ctx.io);
-  const credentialFile = (flag: string, name: string, setting: SettingName, what: string, secret: boolean) => {
-    const c = credentials.get(flag);
-    if (!c) return;
-    if (secret && c.from === 'argument') {
-      warnings.push(`${flag} was given on the command line, where ps and the shell history show it; next time use "${flag} -" (standard input) or ${flag} @FILE`);
+  for (const f of given) {
+    const flag = `--${f.name}`;
+    let content: string | Buffer;
+    if (f.kind === 'credential') {
+      const c = credentials.get(flag)!;
+      if (f.secret && c.from === 'argument') {
+        warnings.push(
+          `${flag} was given on the command line, where ps and the shell history show it; next time use "${flag} -" (standard input) or ${flag} @FILE`,
+        );
+      }
+      content = `${c.value}\n`;
+    } else {
+      const file = path.resolve(ctx.io.cwd, str(f.name)!.replace(/^@/, ''));
+      try {
+        content = fs.readFileSync(file);
+      } catch (err) {
+        throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+      if (!content.toString('latin1').includes('-----BEGIN '))
+        throw new UsageError(`${flag}: ${file} is not a PEM file`);
     }
-    files.push({ name, content: `${c.value}\n`, mode: 0o600, what });
-    settings[setting] = IN_PLUGIN(name);
-  };
-  credentialFile('--vault-role-id', 'role-id', 'VAULT_ROLE_ID_FILE', 'AppRole role id', false);
-  if (credentials.has('--vault-role-id')) settings.VAULT_ROLE_ID = ''; // the file replaces any inline role id
-  credentialFile('--vault-secret-id', 'secret-id', 'VAULT_SECRET_ID_FILE', 'AppRole secret id', true);
-  credentialFile('--vault-token', 'token', 'VAULT_TOKEN_FILE', 'Vault token', true);
-  credentialFile('--vault-jwt', 'jwt', 'VAULT_JWT_FILE', 'JWT', true);
-
-  const copies: [string, string, SettingName, number, string][] = [
-    ['vault-cacert', 'ca.pem', 'VAULT_CACERT', 0o644, 'CA certificate'],
-    ['vault-client-cert', 'client.pem', 'VAULT_CLIENT_CERT', 0o644, 'client certificate'],
-    ['vault-client-key', 'client-key.pem', 'VAULT_CLIENT_KEY', 0o600, 'client key'],
-  ];
-  for (const [flag, name, setting, fileMode, what] of copies) {
-    const from = str(flag);
-    if (from === undefined) continue;
-    const file = path.resolve(ctx.io.cwd, from.replace(/^@/, ''));
-    let content: Buffer;
-    try {
-      content = fs.readFileSync(file);
-    } catch (err) {
-      throw new UsageError(`--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-    if (!content.toString('latin1').includes('-----BEGIN ')) throw new UsageError(`--${flag}: ${file} is not a PEM file`);
-    files.push({ name, content, mode: fileMode, what });
-    settings[setting] = IN_PLUGIN(name);
+    files.push({ name: f.file!, content, mode: f.mode ?? 0o600, what: f.what! });
+    settings[f.setting!] = IN_PLUGIN(f.file!);
   }
+  if (credentials.has('--vault-role-id')) settings.VAULT_ROLE_ID = ''; // the file replaces any inline role id
 
   // Each value must pass the plugin's own check of that setting.
   for (const [name, value] of Object.entries(settings)) {
@@ -180,18 +365,18 @@ function checkFinal(current: Record<string, string>, plan: Plan, configDir: stri
   const problems = loadSettings(env, path.join(configDir, 'dso.json')).problems;
   // Files the settings name must exist in the directory (or be about to be written).
   const writing = new Set(plan.files.map((f) => f.name));
-  for (const name of ['VAULT_TOKEN_FILE', 'VAULT_ROLE_ID_FILE', 'VAULT_SECRET_ID_FILE', 'VAULT_JWT_FILE', 'VAULT_CACERT', 'VAULT_CLIENT_CERT', 'VAULT_CLIENT_KEY'] as const) {
-    const v = env[name];
+  for (const f of FILE_FLAGS) {
+    const v = env[f.setting!];
     if (!v || !v.startsWith(`${DEFAULT_CONFIG_DIR}/`)) continue;
     const rel = v.slice(DEFAULT_CONFIG_DIR.length + 1);
     if (!writing.has(rel) && !fs.existsSync(path.join(configDir, rel))) {
-      const flag = { VAULT_TOKEN_FILE: '--vault-token', VAULT_ROLE_ID_FILE: '--vault-role-id', VAULT_SECRET_ID_FILE: '--vault-secret-id', VAULT_JWT_FILE: '--vault-jwt', VAULT_CACERT: '--vault-cacert', VAULT_CLIENT_CERT: '--vault-client-cert', VAULT_CLIENT_KEY: '--vault-client-key' }[name];
-      problems.push(`${name}=${v} but ${path.join(configDir, rel)} does not exist: give ${flag}`);
+      problems.push(`${f.setting}=${v} but ${path.join(configDir, rel)} does not exist: give --${f.name}`);
     }
   }
   if (settable.length) {
     for (const name of Object.keys(plan.settings)) {
-      if (!settable.includes(name)) problems.push(`the plugin does not let ${name} be set (not settable in its config.json)`);
+      if (!settable.includes(name))
+        problems.push(`the plugin does not let ${name} be set (not settable in its config.json)`);
     }
   }
   return problems;
@@ -207,15 +392,26 @@ const PRIVILEGE_LINE = /^\s*-\s+([^:\n]+):\s+(.*?)\s*$/;
  * question "Do you grant the above permissions?" is answered "n": nothing is installed.
  */
 async function installFromImage(ctx: Context, name: string, image: string, grant: boolean): Promise<void> {
-  const probe = await ctx.docker.run(['plugin', 'install', '--disable', '--alias', name, image], { input: 'n\n', timeoutMs: 600_000 });
+  const probe = await ctx.docker.run(['plugin', 'install', '--disable', '--alias', name, image], {
+    input: 'n\n',
+    timeoutMs: 600_000,
+  });
   if (probe.code === 0) {
     // Docker asks nothing when the image needs no privileges: that was the install.
     ctx.io.out(`Installed plugin ${name} from ${image} (it asks for no privileges; disabled until configured)\n`);
     return;
   }
-  const privileges = probe.stdout.split('\n').map((line) => PRIVILEGE_LINE.exec(line)).filter((m): m is RegExpExecArray => m !== null).map((m) => `${m[1]}: ${m[2]}`);
+  const privileges = probe.stdout
+    .split('\n')
+    .map((line) => PRIVILEGE_LINE.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${m[1]}: ${m[2]}`);
   if (privileges.length === 0) {
-    throw new CliError(EXIT.FAILURE, `docker plugin install ${image} failed: ${oneLine(probe.stderr || probe.stdout)}`, 'check the image reference and that this Docker engine can pull from its registry');
+    throw new CliError(
+      EXIT.FAILURE,
+      `docker plugin install ${image} failed: ${oneLine(probe.stderr || probe.stdout)}`,
+      'check the image reference and that this Docker engine can pull from its registry',
+    );
   }
   const listed = privileges.map((p) => `  - ${p}`).join('\n');
   if (!grant) {
@@ -225,8 +421,12 @@ async function installFromImage(ctx: Context, name: string, image: string, grant
       'review them; to grant them, run the same command again with --grant-all-permissions',
     );
   }
-  ctx.io.out(`Installing plugin ${name} from ${image} (disabled until configured), granting the privileges it asks for (--grant-all-permissions):\n${listed}\n`);
-  await ctx.docker.ok(['plugin', 'install', '--grant-all-permissions', '--disable', '--alias', name, image], { timeoutMs: 600_000 });
+  ctx.io.out(
+    `Installing plugin ${name} from ${image} (disabled until configured), granting the privileges it asks for (--grant-all-permissions):\n${listed}\n`,
+  );
+  await ctx.docker.ok(['plugin', 'install', '--grant-all-permissions', '--disable', '--alias', name, image], {
+    timeoutMs: 600_000,
+  });
 }
 
 async function createPlugin(ctx: Context, name: string, image: string | undefined, grant: boolean): Promise<void> {
@@ -251,7 +451,11 @@ async function createPlugin(ctx: Context, name: string, image: string | undefine
     timeoutMs: 900_000,
     onStderr: (c) => ctx.io.err(c),
   });
-  if (res.code !== 0) throw new CliError(EXIT.FAILURE, `creating the plugin ${name} failed (plugin/build.sh exit ${res.code}); see its output above`);
+  if (res.code !== 0)
+    throw new CliError(
+      EXIT.FAILURE,
+      `creating the plugin ${name} failed (plugin/build.sh exit ${res.code}); see its output above`,
+    );
 }
 
 async function disable(ctx: Context, name: string): Promise<void> {
@@ -259,7 +463,9 @@ async function disable(ctx: Context, name: string): Promise<void> {
   if (res.code === 0) return;
   if (/in use/i.test(res.stderr)) {
     // Secrets that name the driver keep it "in use"; running tasks already hold their values.
-    ctx.io.out(`Plugin ${name} is in use by secrets; disabling it anyway (running tasks keep their secrets; new tasks wait for it)\n`);
+    ctx.io.out(
+      `Plugin ${name} is in use by secrets; disabling it anyway (running tasks keep their secrets; new tasks wait for it)\n`,
+    );
     await ctx.docker.ok(['plugin', 'disable', '-f', name]);
     return;
   }
@@ -285,13 +491,21 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   for (const w of plan.warnings) ctx.io.err(`WARNING: ${w}\n`);
 
   let plugin = await ctx.docker.plugin(name);
-  const configDir = path.resolve(ctx.io.cwd, (parsed.options['config-dir'] as string | undefined) ?? plugin?.etcDsoSource ?? DEFAULT_CONFIG_DIR);
+  const configDir = path.resolve(
+    ctx.io.cwd,
+    (parsed.options['config-dir'] as string | undefined) ?? plugin?.etcDsoSource ?? DEFAULT_CONFIG_DIR,
+  );
   if (!plugin && !('VAULT_ADDR' in plan.settings)) {
-    throw new UsageError(`the plugin ${name} does not exist yet: give at least --vault-address and the auth method's credentials`);
+    throw new UsageError(
+      `the plugin ${name} does not exist yet: give at least --vault-address and the auth method's credentials`,
+    );
   }
   const problems = checkFinal(plugin?.env ?? {}, plan, configDir, plugin?.settable ?? []);
   if (problems.length) {
-    throw new UsageError(`the plugin ${name} would be misconfigured; nothing was changed:\n  - ${problems.join('\n  - ')}`, `docker dso init --help`);
+    throw new UsageError(
+      `the plugin ${name} would be misconfigured; nothing was changed:\n  - ${problems.join('\n  - ')}`,
+      `docker dso init --help`,
+    );
   }
 
   // The directory must be writable before the plugin is touched (e.g. /etc/dso needs root).
@@ -299,15 +513,24 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     ensureDir(configDir);
     fs.accessSync(configDir, fs.constants.W_OK);
   } catch (err) {
-    throw new CliError(EXIT.FAILURE, `cannot write to ${configDir} (${(err as NodeJS.ErrnoException).code ?? 'error'}); nothing was changed`, 'run as root (sudo docker dso init ...), or choose another directory with --config-dir');
+    throw new CliError(
+      EXIT.FAILURE,
+      `cannot write to ${configDir} (${(err as NodeJS.ErrnoException).code ?? 'error'}); nothing was changed`,
+      'run as root (sudo docker dso init ...), or choose another directory with --config-dir',
+    );
   }
 
   if (!plugin) {
-    await createPlugin(ctx, name, parsed.options['plugin-image'] as string | undefined, parsed.options['grant-all-permissions'] === true);
+    await createPlugin(
+      ctx,
+      name,
+      parsed.options['plugin-image'] as string | undefined,
+      parsed.options['grant-all-permissions'] === true,
+    );
     plugin = await ctx.docker.plugin(name);
     if (!plugin) throw new CliError(EXIT.PLUGIN, `the plugin ${name} was created but Docker does not show it`);
   }
-  const shown = plugin.name.replace(/:latest$/, '');
+  const shown = shortName(plugin.name);
 
   if (plugin.enabled) {
     await disable(ctx, plugin.name);
@@ -328,22 +551,35 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
         return {};
       }
     })();
-    writePrivateFile(configDir, CLI_META_FILE, `${JSON.stringify({ ...previous, ...Object.fromEntries(Object.entries(meta).filter(([, v]) => v !== undefined)) }, null, 2)}\n`, 0o644);
+    writePrivateFile(
+      configDir,
+      CLI_META_FILE,
+      `${JSON.stringify({ ...previous, ...Object.fromEntries(Object.entries(meta).filter(([, v]) => v !== undefined)) }, null, 2)}\n`,
+      0o644,
+    );
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw new CliError(EXIT.FAILURE, `cannot write to ${configDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, leftDisabled);
+    throw new CliError(
+      EXIT.FAILURE,
+      `cannot write to ${configDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      leftDisabled,
+    );
   }
 
   const pairs = Object.entries(plan.settings).map(([k, v]) => `${k}=${v}`);
   if (plugin.etcDsoSource !== configDir) pairs.push(`etc-dso.source=${configDir}`);
   if (pairs.length) {
     const res = await ctx.docker.run(['plugin', 'set', plugin.name, ...pairs]);
-    if (res.code !== 0) throw new CliError(EXIT.FAILURE, `docker plugin set failed: ${oneLine(res.stderr)}`, leftDisabled);
-    ctx.io.out(`Set ${pairs.map((p) => p.slice(0, p.indexOf('='))).join(', ')} (credentials stay in files, never in plugin settings)\n`);
+    if (res.code !== 0)
+      throw new CliError(EXIT.FAILURE, `docker plugin set failed: ${oneLine(res.stderr)}`, leftDisabled);
+    ctx.io.out(
+      `Set ${pairs.map((p) => p.slice(0, p.indexOf('='))).join(', ')} (credentials stay in files, never in plugin settings)\n`,
+    );
   }
 
   const enabled = await ctx.docker.run(['plugin', 'enable', '--timeout', '60', plugin.name]);
-  if (enabled.code !== 0) throw new CliError(EXIT.PLUGIN, `docker plugin enable ${shown} failed: ${oneLine(enabled.stderr)}`, leftDisabled);
+  if (enabled.code !== 0)
+    throw new CliError(EXIT.PLUGIN, `docker plugin enable ${shown} failed: ${oneLine(enabled.stderr)}`, leftDisabled);
   plugin = (await ctx.docker.plugin(plugin.name)) ?? plugin;
   ctx.io.out(`Plugin ${shown}: enabled (secrets driver "${shown}", config dir ${configDir})\n`);
 

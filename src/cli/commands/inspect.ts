@@ -1,6 +1,7 @@
 // `docker dso inspect <service>`: each secret the service mounts (from Docker), joined with
 // what the plugin recorded when it served it (from the plugin's status route), so a
 // failure Docker hides ("secret ... not found") shows its real reason.
+import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, sameName } from '../context';
 import { oneLine, TaskInfo } from '../docker';
@@ -101,7 +102,7 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   }
 
   const info = await ctx.docker.plugin(plugin);
-  const shown = info?.name.replace(/:latest$/, '') ?? plugin;
+  const shown = (info ? shortName(info.name) : plugin);
   let pluginState: InspectReport['pluginState'] = info ? (info.enabled ? 'enabled' : 'disabled') : 'absent';
   let records: FetchRecord[] = [];
   let method: string | undefined;
@@ -149,7 +150,7 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       rotate: !dso ? null : labels['dso.rotate'] !== undefined ? labels['dso.rotate'] === 'true' : rotateDefault ?? null,
       lastError: rec?.outcome === 'error' ? rec.error ?? 'failed' : null,
       code: rec?.outcome === 'error' ? rec.code ?? null : null,
-      fix: rec?.outcome === 'error' ? fixFor(rec.code, rec.error ?? '', { plugin: shown, method, path: rec.path }) : null,
+      fix: rec?.outcome === 'error' ? fixFor(rec, { plugin: shown, method, path: rec.path }) : null,
     });
   }
 
@@ -233,7 +234,7 @@ export async function gatherComposeInspect(ctx: Context, plugin: string, name: s
   if (projects.length > 1) throw new CliError(EXIT.USAGE, `several compose projects have a service ${name}: ${projects.join(', ')}`, `name one: docker dso inspect ${projects[0]}_${name}`);
   const project = projects[0];
   const service = matches[0].file.Service;
-  const shown = info.name.replace(/:latest$/, '');
+  const shown = shortName(info.name);
   const owner = `compose:${project}/${service}`;
   const status = await ctx.connect(info).status();
   const records = (status.secrets ?? []).filter((r) => r.serviceId === owner);
@@ -255,7 +256,10 @@ export async function gatherComposeInspect(ctx: Context, plugin: string, name: s
       rotate: f.Refresh !== 'off',
       lastError: error,
       code: rec?.outcome === 'error' ? rec.code ?? null : null,
-      fix: rec?.outcome === 'error' ? fixFor(rec.code, rec.error ?? '', { plugin: shown, method: status.settings?.authMethod, path: rec.path }) : null,
+      fix:
+        rec?.outcome === 'error'
+          ? fixFor(rec, { plugin: shown, method: status.settings?.authMethod, path: rec.path })
+          : null,
     };
   });
   const containers = await composeContainers(ctx, project, service).catch(() => []);

@@ -1,20 +1,22 @@
 // `docker dso rotate <secret>`: asks the plugin to roll, now, every service that uses the
 // secret (POST /DSO.Rotate): `ForceUpdate` + 1 under each service's own update config, so
-// new tasks fetch the current value from Vault. A plugin without rotation: exit 5 and the
-// `docker service update --force` commands that do the same by hand.
+// new tasks fetch the current value from Vault. A refusal (no such secret, invalid
+// settings...) is shown with the plugin's code and its fix.
+import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, requirePlugin } from '../context';
-import { EXIT } from '../errors';
-import type { RotationReport } from '../plugin-client';
+import { CliError, EXIT } from '../errors';
+import { fixFor } from '../fixes';
+import { PluginRouteError, RotationReport } from '../plugin-client';
 
 export const spec: CommandSpec = {
   path: ['rotate'],
   summary: 'Roll every service that uses a DSO secret now, so new tasks fetch its current value',
   description: [
     'Docker secrets are immutable: a new value reaches containers only through new tasks. The plugin',
-    "forces an update of each service that uses the secret (each under its own update config; use",
+    'forces an update of each service that uses the secret (each under its own update config; use',
     '--update-order start-first on a service for zero downtime). Exits 0 when every service was rolled,',
-    '1 when one failed or was mid-update (try again when it has finished), 5 when the plugin cannot rotate.',
+    '1 when one failed or was mid-update (try again when it has finished), or when the plugin refused.',
   ].join('\n'),
   options: [JSON_OPTION, PLUGIN_OPTION],
   args: [{ name: 'secret', required: true, description: 'name or ID of a secret created with the DSO driver' }],
@@ -29,8 +31,11 @@ const OUTCOME_TEXT: Record<string, string> = {
 
 export function formatRotation(report: RotationReport): string {
   if (report.services.length === 0) return `No service uses ${report.secret}: nothing to roll.\n`;
-  const lines = [`Rotation of ${report.secret}: ${report.services.length} service${report.services.length === 1 ? '' : 's'}`];
-  for (const s of report.services) lines.push(`  ${s.service}: ${OUTCOME_TEXT[s.outcome] ?? s.outcome}${s.error ? ` (${s.error})` : ''}`);
+  const lines = [
+    `Rotation of ${report.secret}: ${report.services.length} service${report.services.length === 1 ? '' : 's'}`,
+  ];
+  for (const s of report.services)
+    lines.push(`  ${s.service}: ${OUTCOME_TEXT[s.outcome] ?? s.outcome}${s.error ? ` (${s.error})` : ''}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -38,26 +43,16 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const secretName = parsed.args.secret!;
   const { info, api } = await requirePlugin(ctx, name);
-  const shown = info.name.replace(/:latest$/, '');
-  const report = await api.rotate(secretName);
-  if (report) {
-    const ok = report.services.every((s) => s.outcome === 'rolled');
-    if (parsed.options.json) printJson(ctx, { plugin: shown, supported: true, ok, ...report });
-    else ctx.io.out(formatRotation(report));
-    return ok ? EXIT.OK : EXIT.FAILURE;
+  const shown = shortName(info.name);
+  let report: RotationReport;
+  try {
+    report = await api.rotate(secretName);
+  } catch (err) {
+    if (!(err instanceof PluginRouteError) || err.fix) throw err;
+    throw new CliError(EXIT.FAILURE, err.message, fixFor({ code: err.code, subcode: err.subcode }, { plugin: shown }));
   }
-
-  // A plugin without rotation: say so, and how to do it by hand.
-  const secret = await ctx.docker.secret(secretName);
-  const services = secret ? await ctx.docker.servicesUsingSecret(secret.id) : [];
-  const commands = services.map((s) => `docker service update --force ${s}`);
-  if (parsed.options.json) {
-    printJson(ctx, { plugin: shown, secret: secretName, supported: false, services, commands });
-  } else {
-    ctx.io.err(`On-demand rotation is not supported by this version of the plugin ${shown} (it has no rotation route).\n`);
-    if (!secret) ctx.io.err(`There is no secret ${secretName} in this swarm either.\n`);
-    else if (commands.length) ctx.io.err(`New tasks fetch the current value from Vault; to roll the services that use ${secretName}:\n${commands.map((c) => `  ${c}`).join('\n')}\n`);
-    else ctx.io.err(`No service uses ${secretName}.\n`);
-  }
-  return EXIT.UNSUPPORTED;
+  const ok = report.services.every((s) => s.outcome === 'rolled');
+  if (parsed.options.json) printJson(ctx, { plugin: shown, ok, ...report });
+  else ctx.io.out(formatRotation(report));
+  return ok ? EXIT.OK : EXIT.FAILURE;
 }

@@ -1,5 +1,6 @@
 // `docker dso system test-vault`: a fresh login and (with --path) a read, through the
 // plugin's own code path (POST /DSO.TestVault); on failure the exact cause and the fix.
+import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, requirePlugin } from '../context';
 import { EXIT } from '../errors';
@@ -9,14 +10,19 @@ import type { TestVaultResult } from '../plugin-client';
 
 export const spec: CommandSpec = {
   path: ['system', 'test-vault'],
-  summary: "Log in to Vault through the plugin and read a test path; say exactly what failed and how to fix it",
+  summary: 'Log in to Vault through the plugin and read a test path; say exactly what failed and how to fix it',
   description: [
     'The plugin logs in afresh with its own settings and credentials and, with --path, reads the',
     'reference exactly as it would for a secret (same policy checks, same errors). No value is shown:',
     'only its path, version and size. Exits 0 when everything worked, 1 when the login or the read failed.',
   ].join('\n'),
   options: [
-    { name: 'path', type: 'string', valueName: 'REF', description: 'a reference to read: dso://<path>[#<field>] (the dso:// may be left out)' },
+    {
+      name: 'path',
+      type: 'string',
+      valueName: 'REF',
+      description: 'a reference to read: dso://<path>[#<field>] (the dso:// may be left out)',
+    },
     JSON_OPTION,
     PLUGIN_OPTION,
   ],
@@ -30,7 +36,12 @@ export function normalizeReference(text: string | undefined): string | undefined
   return t.startsWith('dso://') ? t : `dso://${t.replace(/^\/+/, '')}`;
 }
 
-export function describeTestResult(result: TestVaultResult, plugin: string, reference?: string, method?: string): string {
+export function describeTestResult(
+  result: TestVaultResult,
+  plugin: string,
+  reference?: string,
+  method?: string,
+): string {
   const lines: string[] = [];
   const login = result.login;
   const loginLine = login
@@ -38,17 +49,28 @@ export function describeTestResult(result: TestVaultResult, plugin: string, refe
     : '';
   const ctx = { plugin, method: login?.method ?? method, mount: login?.mount };
   if (result.stage === 'settings') {
-    lines.push('Plugin settings: INVALID', errorAndFix(result.error ?? 'invalid settings', fixFor('ERR_SETTINGS', result.error ?? '', ctx)));
+    lines.push(
+      'Plugin settings: INVALID',
+      errorAndFix(result.error ?? 'invalid settings', fixFor({ code: 'ERR_SETTINGS' }, ctx)),
+    );
   } else if (result.stage === 'login') {
-    lines.push('Vault login:     FAILED', errorAndFix(result.error ?? 'login failed', fixFor(result.code ?? 'ERR_LOGIN', result.error ?? '', ctx)));
+    lines.push(
+      'Vault login:     FAILED',
+      errorAndFix(result.error ?? 'login failed', fixFor({ ...result, code: result.code ?? 'ERR_LOGIN' }, ctx)),
+    );
   } else {
     lines.push(`Vault login:     ${loginLine}`);
     if (result.stage === 'read') {
-      lines.push(`Test read:       FAILED (${reference ?? 'reference'})`, errorAndFix(result.error ?? 'read failed', fixFor(result.code, result.error ?? '', ctx)));
+      lines.push(
+        `Test read:       FAILED (${reference ?? 'reference'})`,
+        errorAndFix(result.error ?? 'read failed', fixFor(result, ctx)),
+      );
     } else if (result.read) {
       const r = result.read;
       const what = `${r.path ?? '?'}${r.field ? `#${r.field}` : ''}`;
-      lines.push(`Test read:       OK: ${what}${r.version !== undefined ? `, version ${r.version}` : ''}, ${r.bytes ?? '?'} bytes (value not shown)`);
+      lines.push(
+        `Test read:       OK: ${what}${r.version !== undefined ? `, version ${r.version}` : ''}, ${r.bytes ?? '?'} bytes (value not shown)`,
+      );
     } else {
       lines.push('Test read:       skipped (give --path dso://<path>#<field> to test a read as well)');
     }
@@ -57,7 +79,13 @@ export function describeTestResult(result: TestVaultResult, plugin: string, refe
   return `${lines.join('\n')}\n`;
 }
 
-export function printTestResult(ctx: Context, result: TestVaultResult, plugin: string, reference?: string, method?: string): void {
+export function printTestResult(
+  ctx: Context,
+  result: TestVaultResult,
+  plugin: string,
+  reference?: string,
+  method?: string,
+): void {
   ctx.io.out(describeTestResult(result, plugin, reference, method));
 }
 
@@ -65,10 +93,16 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const reference = normalizeReference(parsed.options.path as string | undefined);
   const { info, api } = await requirePlugin(ctx, name);
-  const shown = info.name.replace(/:latest$/, '');
+  const shown = shortName(info.name);
   const result = await api.testVault(reference);
   if (parsed.options.json) {
-    const fix = result.ok ? undefined : fixFor(result.stage === 'settings' ? 'ERR_SETTINGS' : result.code, result.error ?? '', { plugin: shown, method: result.login?.method, mount: result.login?.mount });
+    const fix = result.ok
+      ? undefined
+      : fixFor(result.stage === 'settings' ? { code: 'ERR_SETTINGS' } : result, {
+          plugin: shown,
+          method: result.login?.method,
+          mount: result.login?.mount,
+        });
     printJson(ctx, { plugin: shown, reference: reference ?? null, ...result, ...(fix ? { fix } : {}) });
   } else {
     printTestResult(ctx, result, shown, reference);

@@ -32,7 +32,13 @@ export const spec: CommandSpec = {
   options: [
     { name: 'file', short: 'f', type: 'string', valueName: 'FILE', description: `compose file, "-" for standard input (default: ${DEFAULT_FILES.join(', ')} in the current directory)` },
     { name: 'detach', short: 'd', type: 'boolean', description: 'return once the stack is created, without waiting for services to converge (the default)' },
-    { name: 'wait', type: 'boolean', description: 'wait until the services have converged (docker stack deploy --detach=false)' },
+    {
+      name: 'wait',
+      type: 'boolean',
+      description:
+        'wait until the services have converged (docker stack deploy --detach=false; with a docker CLI ' +
+        'that lacks that flag, e.g. 20.10, docker dso watches the replicas itself)',
+    },
     { name: 'resolve-image', type: 'string', valueName: 'WHEN', choices: ['always', 'changed', 'never'], description: 'passed to docker stack deploy --resolve-image' },
     { name: 'prune', type: 'boolean', description: 'remove services that are no longer in the file (docker stack deploy --prune)' },
     { name: 'with-registry-auth', type: 'boolean', description: 'send registry credentials to the swarm agents' },
@@ -137,7 +143,9 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   if (o['resolve-image']) args.push('--resolve-image', o['resolve-image'] as string);
   if (o.prune) args.push('--prune');
   if (o['with-registry-auth']) args.push('--with-registry-auth');
-  if (o.wait) args.push('--detach=false');
+  // A current CLI waits when told --detach=false; 20.10's has no --detach and never waits.
+  const cliWaits = o.wait === true && (await ctx.docker.stackDeployCanWait());
+  if (cliWaits) args.push('--detach=false');
   args.push(stack);
   const res = await ctx.docker.run(args, {
     input: yaml,
@@ -149,8 +157,39 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     ctx.io.err(`docker stack deploy failed (exit ${res.code})\n`);
     return EXIT.FAILURE;
   }
+  if (o.wait && !cliWaits) await waitForStack(ctx, stack);
   if (result.injected.length || result.passedThrough.length) ctx.io.out(`Check the secrets of a service with: docker dso inspect ${stack}_<service>\n`);
   return EXIT.OK;
+}
+
+/** Every replica of every service of the stack running; the deadline is --wait's own. */
+async function waitForStack(ctx: Context, stack: string, timeoutMs = 600_000): Promise<void> {
+  const end = ctx.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const out = await ctx.docker.ok(['stack', 'services', '--format', '{{.Name}} {{.Replicas}}', stack]);
+    const lines = out.split('\n').filter((l) => l.trim());
+    // "name 2/3", or "name 1/1 (max 1 per node)": converged when the two counts are equal.
+    const pending = lines.filter((l) => {
+      const m = /\s(\d+)\/(\d+)/.exec(l);
+      return !m || m[1] !== m[2];
+    });
+    if (lines.length > 0 && pending.length === 0) {
+      ctx.io.out(`Stack ${stack}: every service has converged\n`);
+      return;
+    }
+    const now = pending.join(', ');
+    if (now !== last) ctx.io.out(`Waiting for ${now || 'the services to appear'}\n`);
+    last = now;
+    if (ctx.now() > end) {
+      throw new CliError(
+        EXIT.FAILURE,
+        `the stack ${stack} did not converge within ${timeoutMs / 1000}s: ${now}`,
+        `docker stack ps --no-trunc ${stack} shows why its tasks do not run`,
+      );
+    }
+    await ctx.sleep(1_000);
+  }
 }
 
 /** No swarm: compose file-based secrets on a tmpfs, written by the plugin, then `docker compose up -d`. */

@@ -2,10 +2,13 @@
 // With VAULT_SECRET_ID_WRAPPED=true the file holds a response-wrapping token: it is
 // unwrapped once (wrapping tokens are single-use) and the secret id is kept in memory only.
 import { createHash } from 'node:crypto';
-import { DsoError } from '../../errors';
+import { DsoError, ErrorSubcode } from '../../errors';
 import type { AuthMethod, LoginContext, LoginResult } from './method';
 import { loginResult } from './method';
 import { readCredentialFile } from './files';
+
+/** Vault's words for a role id or secret id it does not accept. */
+const INVALID_CREDENTIALS = /invalid role.?id|invalid secret.?id|invalid role or secret id/i;
 
 export interface AppRoleOptions {
   mount: string;
@@ -48,22 +51,33 @@ export class AppRoleAuth implements AuthMethod {
       if (err instanceof DsoError && (err.code === 'ERR_VAULT_DENIED' || err.code === 'ERR_VAULT')) {
         throw new DsoError(
           'ERR_LOGIN',
-          `approle: the wrapping token in ${this.options.secretIdFile} cannot be unwrapped (${err.message}); it is single-use and may have expired or been used already: write a fresh wrapped secret id to that file`,
+          `approle: the wrapping token in ${this.options.secretIdFile} cannot be unwrapped (${err.message}); ` +
+            'it is single-use and may have expired or been used already: write a fresh wrapped secret id to that file',
+          { subcode: 'wrapping-token' },
         );
       }
       throw err;
     }
     const secretId = body.data?.secret_id;
-    if (!secretId) throw new DsoError('ERR_LOGIN', `approle: the wrapping token in ${this.options.secretIdFile} does not wrap a secret_id`);
+    if (!secretId) {
+      const message = `approle: the wrapping token in ${this.options.secretIdFile} does not wrap a secret_id`;
+      throw new DsoError('ERR_LOGIN', message, { subcode: 'wrapping-token' });
+    }
     this.unwrapped = { wrapperDigest: digest, secretId };
     return secretId;
   }
 
+  refusal(reason: string): ErrorSubcode | undefined {
+    return !INVALID_CREDENTIALS.test(reason) && /permission denied|no handler/i.test(reason) ? 'auth-mount' : undefined;
+  }
+
   hint(reason: string): string {
-    if (/invalid role.?id|invalid secret.?id|invalid role or secret id/i.test(reason)) {
+    if (INVALID_CREDENTIALS.test(reason)) {
       return `check VAULT_ROLE_ID and the secret id in ${this.options.secretIdFile}; secret ids expire or run out of uses: generate a new one with "vault write -f ${this.mount}/role/<role>/secret-id"`;
     }
-    if (/permission denied|no handler/i.test(reason)) return `is AppRole enabled at ${this.mount}? set VAULT_AUTH_MOUNT if it is mounted elsewhere`;
+    if (this.refusal(reason)) {
+      return `is AppRole enabled at ${this.mount}? set VAULT_AUTH_MOUNT if it is mounted elsewhere`;
+    }
     return 'check the AppRole role and secret id';
   }
 }

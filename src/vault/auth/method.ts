@@ -1,6 +1,6 @@
 // The one interface every login method implements: build the login, report the token.
 // Renewal, re-login, backoff and single-flight live once, in ../token.ts.
-import { DsoError } from '../../errors';
+import { DsoError, ErrorSubcode } from '../../errors';
 import type { VaultClient } from '../client';
 
 export interface LoginResult {
@@ -23,6 +23,8 @@ export interface AuthMethod {
   login(context: LoginContext): Promise<LoginResult>;
   /** A hint for the operator when login fails with Vault's `reason`. */
   hint(reason: string): string;
+  /** Which of the fixes `docker dso` knows applies, when not the credentials themselves. */
+  refusal?(reason: string): ErrorSubcode | undefined;
 }
 
 interface VaultAuthBlock {

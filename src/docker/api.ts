@@ -5,8 +5,7 @@
 // lease renewal behind it.
 import * as http from 'node:http';
 import { DsoError } from '../errors';
-
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+import { DEFAULT_DOCKER_SOCKET, DockerPlugin } from './objects';
 
 export interface SwarmTask {
   ID: string;
@@ -22,7 +21,7 @@ export interface SwarmService {
   Spec?: { Name?: string };
 }
 
-export class DockerEngine {
+export class DockerApi {
   constructor(
     private readonly socketPath = DEFAULT_DOCKER_SOCKET,
     private readonly timeoutMs = 5_000,
@@ -61,7 +60,15 @@ export class DockerEngine {
               } catch {
                 // not JSON: keep the text
               }
-              reject(Object.assign(new DsoError('ERR_INTERNAL', `Docker Engine ${method} ${path.split('?')[0]}: ${res.statusCode} ${message}`), { status: res.statusCode }));
+              reject(
+                Object.assign(
+                  new DsoError(
+                    'ERR_INTERNAL',
+                    `Docker Engine ${method} ${path.split('?')[0]}: ${res.statusCode} ${message}`,
+                  ),
+                  { status: res.statusCode },
+                ),
+              );
               return;
             }
             try {
@@ -74,7 +81,10 @@ export class DockerEngine {
       );
       req.on('timeout', () => req.destroy(new Error('timed out')));
       req.on('error', (err: NodeJS.ErrnoException) => {
-        const why = err.name === 'AbortError' || err.message === 'timed out' ? `no answer within ${timeoutMs} ms` : err.code ?? err.message;
+        const why =
+          err.name === 'AbortError' || err.message === 'timed out'
+            ? `no answer within ${timeoutMs} ms`
+            : (err.code ?? err.message);
         reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath} unreachable: ${why}`));
       });
       req.end(payload);
@@ -92,9 +102,9 @@ export class DockerEngine {
   }
 
   /** Containers in any state that carry every `label=value` given (compose projects on plain hosts). */
-  containers(labels: string[]): Promise<EngineContainer[]> {
+  containers(labels: string[]): Promise<DockerContainer[]> {
     const filters = encodeURIComponent(JSON.stringify({ label: labels }));
-    return this.request<EngineContainer[]>('GET', `/containers/json?all=1&filters=${filters}`);
+    return this.request<DockerContainer[]>('GET', `/containers/json?all=1&filters=${filters}`);
   }
 
   /** Restarts a container with its own stop timeout (compose's stop_grace_period). */
@@ -104,7 +114,7 @@ export class DockerEngine {
   }
 }
 
-export interface EngineContainer {
+export interface DockerContainer {
   Id: string;
   State?: string;
   Labels?: Record<string, string> | null;
@@ -121,19 +131,17 @@ export interface SwarmServiceFull {
   Spec: {
     Name: string;
     Labels?: Record<string, string> | null;
-    TaskTemplate: { ForceUpdate?: number; ContainerSpec?: { Secrets?: Array<{ SecretID: string; SecretName: string }> | null } };
+    TaskTemplate: {
+      ForceUpdate?: number;
+      ContainerSpec?: { Secrets?: Array<{ SecretID: string; SecretName: string; File?: { Name?: string } }> | null };
+    };
     [key: string]: unknown;
   };
   UpdateStatus?: { State?: string };
 }
 
-export interface EngineInfo {
+export interface DockerInfo {
   Swarm?: { NodeID?: string; ControlAvailable?: boolean; LocalNodeState?: string };
-}
-
-export interface PluginInfo {
-  Id: string;
-  Name: string;
 }
 
 /** The calls rotation makes; an interface so the decision logic can be tested with a fake. */
@@ -148,36 +156,39 @@ export interface SwarmApi {
   runningTasks(): Promise<SwarmTask[]>;
 }
 
-export class EngineSwarmApi implements SwarmApi {
-  constructor(readonly engine: DockerEngine) {}
+export class DockerSwarmApi implements SwarmApi {
+  constructor(readonly docker: DockerApi) {}
 
   async isLeader(): Promise<boolean> {
-    const info = await this.engine.request<EngineInfo>('GET', '/info');
+    const info = await this.docker.request<DockerInfo>('GET', '/info');
     const nodeId = info.Swarm?.NodeID;
     if (!nodeId || !info.Swarm?.ControlAvailable) return false;
-    const node = await this.engine.request<{ ManagerStatus?: { Leader?: boolean } }>('GET', `/nodes/${encodeURIComponent(nodeId)}`);
+    const node = await this.docker.request<{ ManagerStatus?: { Leader?: boolean } }>(
+      'GET',
+      `/nodes/${encodeURIComponent(nodeId)}`,
+    );
     return node.ManagerStatus?.Leader === true;
   }
 
   secrets(): Promise<SwarmSecret[]> {
-    return this.engine.request<SwarmSecret[]>('GET', '/secrets');
+    return this.docker.request<SwarmSecret[]>('GET', '/secrets');
   }
 
   services(): Promise<SwarmServiceFull[]> {
-    return this.engine.request<SwarmServiceFull[]>('GET', '/services');
+    return this.docker.request<SwarmServiceFull[]>('GET', '/services');
   }
 
   service(id: string): Promise<SwarmServiceFull> {
-    return this.engine.request<SwarmServiceFull>('GET', `/services/${encodeURIComponent(id)}`);
+    return this.docker.request<SwarmServiceFull>('GET', `/services/${encodeURIComponent(id)}`);
   }
 
   async updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void> {
-    await this.engine.request('POST', `/services/${encodeURIComponent(id)}/update?version=${version}`, spec);
+    await this.docker.request('POST', `/services/${encodeURIComponent(id)}/update?version=${version}`, spec);
   }
 
   async taskService(taskId: string): Promise<string | undefined> {
     try {
-      return (await this.engine.request<SwarmTask>('GET', `/tasks/${encodeURIComponent(taskId)}`)).ServiceID;
+      return (await this.docker.request<SwarmTask>('GET', `/tasks/${encodeURIComponent(taskId)}`)).ServiceID;
     } catch {
       return undefined;
     }
@@ -185,10 +196,10 @@ export class EngineSwarmApi implements SwarmApi {
 
   runningTasks(): Promise<SwarmTask[]> {
     const filters = encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }));
-    return this.engine.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
+    return this.docker.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
   }
 
-  plugin(id: string): Promise<PluginInfo> {
-    return this.engine.request<PluginInfo>('GET', `/plugins/${encodeURIComponent(id)}/json`);
+  plugin(id: string): Promise<DockerPlugin> {
+    return this.docker.request<DockerPlugin>('GET', `/plugins/${encodeURIComponent(id)}/json`);
   }
 }
