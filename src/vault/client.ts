@@ -415,8 +415,16 @@ export class VaultClient {
     const headers: Record<string, string> = { ...call.headers };
     if (call.token) headers['X-Vault-Token'] = call.token;
     // One signal per attempt: its budget, or the caller's own abort, ends it and its socket.
-    const budgetSignal = AbortSignal.timeout(Math.max(1, Math.floor(budget)));
-    const signal = call.signal ? AbortSignal.any([call.signal, budgetSignal]) : budgetSignal;
+    // (A controller and a timer: AbortSignal.timeout + AbortSignal.any cost several times more per call.)
+    const attempt = new AbortController();
+    const abort = (): void => attempt.abort();
+    const timer = setTimeout(abort, Math.max(1, Math.floor(budget)));
+    timer.unref();
+    const { signal } = attempt;
+    if (call.signal) {
+      if (call.signal.aborted) attempt.abort();
+      else call.signal.addEventListener('abort', abort, { once: true });
+    }
     const connectTimeout = Math.min(CONNECT_TIMEOUT_MS, budget);
     try {
       let body: T;
@@ -452,6 +460,9 @@ export class VaultClient {
       if (response?.statusCode) throw apiError(response.statusCode, response.body, call.path);
       // Anything else (never expected) is reduced to its name: raw errors may hold headers.
       throw new DsoError('ERR_INTERNAL', `unexpected error calling Vault: ${(err as Error)?.name ?? 'unknown'}`);
+    } finally {
+      clearTimeout(timer);
+      call.signal?.removeEventListener('abort', abort);
     }
   }
 
