@@ -25,6 +25,7 @@ import {
   closedLoop,
   cpuMsOf,
   directClient,
+  ENTRYPOINT_NODE_ARGS,
   forEachLimited,
   getSecretBody,
   LoadResult,
@@ -552,6 +553,9 @@ function report(r: Results): string {
   out.push(`DSO benchmark  ${r.startedAt}${r.quick ? '  (--quick: reduced counts, not for BENCHMARKS.md)' : ''}`);
   out.push(
     `machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, node ${m.node}, ${m.openbao}; load avg at start ${m.loadavgAtStart.join(' ')}, at end ${(r.loadavgAtEnd ?? []).join(' ')}`,
+  );
+  out.push(
+    `plugin process: node ${(process.env.DSO_BENCH_NODE_ARGS ?? ENTRYPOINT_NODE_ARGS.join(' ')) || '(no flags)'} ${process.env.DSO_BENCH_DIST ?? 'dist'}/main.js (flags: config.json's entrypoint unless DSO_BENCH_NODE_ARGS)`,
   );
   if (r.latency) {
     out.push('');
