@@ -75,6 +75,8 @@ interface Endpoint {
   skipped: boolean;
   /** When it was last marked down: only an answer to something sent after that is a recovery. */
   skippedAt: number;
+  /** When it last recovered: only a failure of something sent after that is a new fault. */
+  recoveredAt: number;
   /** Consecutive failures while skipped; the probe interval doubles with each. */
   failures: number;
   nextProbeAt: number;
@@ -224,6 +226,7 @@ export class VaultClient {
         state: 'unknown',
         skipped: false,
         skippedAt: 0,
+        recoveredAt: 0,
         failures: 0,
         nextProbeAt: 0,
         probing: false,
@@ -281,15 +284,15 @@ export class VaultClient {
               endpoint.address,
               `no complete answer within ${Math.round(budget)} ms (hung or too slow)`,
             );
-            this.markDown(endpoint, 'hung', (err as DsoError).message);
+            this.markDown(endpoint, 'hung', (err as DsoError).message, sentAt);
             if (Date.now() >= call.deadline - 1) throw this.deadlineError(lastError);
           }
           const failure = classify(err);
           if (failure === 'fatal') throw err;
           lastError = err;
           if (failure === 'down' && endpoint.state !== 'hung')
-            this.markDown(endpoint, 'unreachable', (err as DsoError).message);
-          if (failure === 'sealed') this.markDown(endpoint, 'sealed', (err as DsoError).message);
+            this.markDown(endpoint, 'unreachable', (err as DsoError).message, sentAt);
+          if (failure === 'sealed') this.markDown(endpoint, 'sealed', (err as DsoError).message, sentAt);
           if (failure === 'election') election = true;
         }
       }
@@ -301,7 +304,18 @@ export class VaultClient {
     }
   }
 
-  private markDown(endpoint: Endpoint, state: 'unreachable' | 'hung' | 'sealed', reason: string): void {
+  /**
+   * `sentAt`: when the failed attempt was sent. A late failure of a request sent before the
+   * address last recovered (one that hung through the fault's end) says nothing of now: it
+   * neither marks the address down again nor logs the same fault a second time.
+   */
+  private markDown(
+    endpoint: Endpoint,
+    state: 'unreachable' | 'hung' | 'sealed',
+    reason: string,
+    sentAt?: number,
+  ): void {
+    if (sentAt !== undefined && sentAt < endpoint.recoveredAt) return;
     endpoint.state = state;
     endpoint.lastError = reason;
     if (!endpoint.skipped) {
@@ -341,6 +355,7 @@ export class VaultClient {
 
   private recovered(endpoint: Endpoint): void {
     endpoint.skipped = false;
+    endpoint.recoveredAt = Date.now();
     endpoint.failures = 0;
     endpoint.lastError = undefined;
     this.faults.recovered(endpoint.address, 'Vault answering again', {
