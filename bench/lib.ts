@@ -29,7 +29,10 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 }
 
 export interface LoadResult {
@@ -145,11 +148,18 @@ export function pluginClient(socketPath: string, agent: http.Agent | false) {
   return async (body: Buffer): Promise<Buffer> => {
     const reply = await httpRequest(
       // Headers as Go's net/http sends them for Docker: no Content-Type.
-      { socketPath, agent, method: 'POST', path: '/SecretProvider.GetSecret', headers: { 'Content-Length': String(body.length) } },
+      {
+        socketPath,
+        agent,
+        method: 'POST',
+        path: '/SecretProvider.GetSecret',
+        headers: { 'Content-Length': String(body.length) },
+      },
       body,
     );
     const parsed = JSON.parse(reply.body.toString('utf8')) as { Value?: string; Err?: string };
-    if (reply.status !== 200 || !parsed.Value) throw new Error(`GetSecret HTTP ${reply.status}: ${parsed.Err ?? 'no value'}`);
+    if (reply.status !== 200 || !parsed.Value)
+      throw new Error(`GetSecret HTTP ${reply.status}: ${parsed.Err ?? 'no value'}`);
     return Buffer.from(parsed.Value, 'base64');
   };
 }
@@ -196,26 +206,65 @@ function tryConnect(socketPath: string): Promise<boolean> {
 }
 
 /**
+ * The node flags of the managed plugin's entrypoint (config.json: node, flags, main.js), so the
+ * plugin is measured as the rootfs runs it; DSO_BENCH_NODE_ARGS (even empty) replaces them.
+ */
+export const ENTRYPOINT_NODE_ARGS: string[] = (() => {
+  const entrypoint = (
+    JSON.parse(fs.readFileSync(path.join(repoRoot, 'config.json'), 'utf8')) as { entrypoint: string[] }
+  ).entrypoint;
+  return entrypoint.slice(1, -1);
+})();
+
+/**
  * Starts `node dist/main.js` with `env` on a fresh socket; its stdout/stderr (one JSON log
  * line per GetSecret) go to a file, not a pipe this process must drain.
  */
-export function startPlugin(env: Record<string, string>, label: string, limitMs = 10_000, variant: 'main' | 'compare' = 'main'): Promise<PluginProc> {
+export function startPlugin(
+  env: Record<string, string>,
+  label: string,
+  limitMs = 10_000,
+  variant: 'main' | 'compare' = 'main',
+): Promise<PluginProc> {
   // DSO_BENCH_NODE_ARGS: extra node flags for experiments (e.g. --cpu-prof, --max-semi-space-size=2).
   // DSO_BENCH_DIST: the compiled tree to measure, default ./dist. With DSO_BENCH_COMPARE_DIST
   // (and DSO_BENCH_COMPARE_NODE_ARGS) a second one is measured beside it in the same run.
   const compare = variant === 'compare';
-  const nodeArgs = ((compare ? process.env.DSO_BENCH_COMPARE_NODE_ARGS : process.env.DSO_BENCH_NODE_ARGS) ?? '').split(' ').filter(Boolean);
-  const dist = (compare ? process.env.DSO_BENCH_COMPARE_DIST : process.env.DSO_BENCH_DIST) ?? path.join(repoRoot, 'dist');
-  const probe: Record<string, string> = process.env.DSO_BENCH_PROBE_FILE ? { DSO_BENCH_PROBE_FILE: process.env.DSO_BENCH_PROBE_FILE } : {};
-  return startSocketProcess(() => [...nodeArgs, path.join(dist, 'main.js')], { ...env, ...probe }, `plugin-${label}`, limitMs);
+  const nodeArgs = (
+    (compare ? process.env.DSO_BENCH_COMPARE_NODE_ARGS : process.env.DSO_BENCH_NODE_ARGS) ??
+    ENTRYPOINT_NODE_ARGS.join(' ')
+  )
+    .split(' ')
+    .filter(Boolean);
+  const dist =
+    (compare ? process.env.DSO_BENCH_COMPARE_DIST : process.env.DSO_BENCH_DIST) ?? path.join(repoRoot, 'dist');
+  const probe: Record<string, string> = process.env.DSO_BENCH_PROBE_FILE
+    ? { DSO_BENCH_PROBE_FILE: process.env.DSO_BENCH_PROBE_FILE }
+    : {};
+  return startSocketProcess(
+    () => [...nodeArgs, path.join(dist, 'main.js')],
+    { ...env, ...probe },
+    `plugin-${label}`,
+    limitMs,
+  );
 }
 
 /** The minimal proxy of floor-proxy.ts: the floor for a Node.js plugin. */
 export function startFloorProxy(vaultPort: number, tokenFile: string): Promise<PluginProc> {
-  return startSocketProcess((socket) => [path.join(__dirname, 'floor-proxy.js'), socket, String(vaultPort), tokenFile], {}, 'floor-proxy', 10_000);
+  return startSocketProcess(
+    (socket) => [path.join(__dirname, 'floor-proxy.js'), socket, String(vaultPort), tokenFile],
+    {},
+    'floor-proxy',
+    10_000,
+  );
 }
 
-async function startSocketProcess(args: (socket: string) => string[], env: Record<string, string>, label: string, limitMs: number): Promise<PluginProc> {
+async function startSocketProcess(
+  args: (socket: string) => string[],
+  env: Record<string, string>,
+  label: string,
+  limitMs: number,
+): Promise<PluginProc> {
   fs.mkdirSync(benchDir, { recursive: true });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-bench-'));
   const socket = path.join(dir, 'dso.sock');
@@ -276,7 +325,11 @@ export function cpuMsOf(pid: number): number {
 }
 
 /** Runs `work` for every item with at most `concurrency` at a time. */
-export async function forEachLimited<T>(items: T[], concurrency: number, work: (item: T, i: number) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: T[],
+  concurrency: number,
+  work: (item: T, i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) {

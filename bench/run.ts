@@ -8,7 +8,7 @@
 //
 // Usage: node build/bench/run.js [--quick] [--no-swarm] [--only=1,2,3,4,5] [--idle=SECONDS]
 //                                [--json=FILE] [--wait-quiet=SECONDS] [--quiet-load=LOAD]
-//                                [--levels=1,16,128] [--variants=same,distinct] [--rounds=2]
+//                                [--levels=1,16,64] [--variants=same,distinct] [--rounds=2]
 // Environment for experiments: DSO_BENCH_DIST, DSO_BENCH_NODE_ARGS, DSO_BENCH_COMPARE_DIST,
 // DSO_BENCH_COMPARE_NODE_ARGS (A/B of two builds in one run), DSO_BENCH_PROBE_FILE
 // (heap figures, see mem-probe.ts), DSO_BENCH_SWARM=0 (same as --no-swarm).
@@ -25,6 +25,7 @@ import {
   closedLoop,
   cpuMsOf,
   directClient,
+  ENTRYPOINT_NODE_ARGS,
   forEachLimited,
   getSecretBody,
   LoadResult,
@@ -80,12 +81,18 @@ const WAIT_QUIET_S = Number(option('wait-quiet') ?? 0);
 const QUIET_LOAD = Number(option('quiet-load') ?? 1.0);
 
 /** A/B mode: a second compiled tree measured beside ./dist (see lib.ts startPlugin). */
-const COMPARE = process.env.DSO_BENCH_COMPARE_DIST !== undefined || process.env.DSO_BENCH_COMPARE_NODE_ARGS !== undefined;
-const LEVELS = (option('levels') ?? '1,16,128').split(',').map(Number);
+const COMPARE =
+  process.env.DSO_BENCH_COMPARE_DIST !== undefined || process.env.DSO_BENCH_COMPARE_NODE_ARGS !== undefined;
+/** Issue 14's rows: c=1 and 16 for both variants, c=64 for distinct (and same, for the record). */
+const LEVELS = (option('levels') ?? '1,16,64').split(',').map(Number);
 const VARIANTS = (option('variants') ?? 'same,distinct').split(',') as Array<'same' | 'distinct'>;
 /** Requests per measured round, per target, per level; two rounds (ABBA) are pooled. */
-const COUNT: Record<number, number> = QUICK ? { 1: 200, 16: 600, 128: 1000 } : { 1: 1500, 16: 4000, 128: 5000 };
-const WARMUP: Record<number, number> = QUICK ? { 1: 50, 16: 200, 128: 400 } : { 1: 1000, 16: 2000, 128: 2000 };
+const COUNT: Record<number, number> = QUICK
+  ? { 1: 200, 16: 600, 64: 800, 128: 1000 }
+  : { 1: 1500, 16: 4000, 64: 5000, 128: 5000 };
+const WARMUP: Record<number, number> = QUICK
+  ? { 1: 50, 16: 200, 64: 400, 128: 400 }
+  : { 1: 1000, 16: 2000, 64: 2000, 128: 2000 };
 const ROUNDS = Number(option('rounds') ?? 2);
 const ROUND_LIMIT_MS = 20_000;
 const DISTINCT_PATHS_L1 = 1000; // scenario 1 "distinct" variant cycles over these
@@ -106,9 +113,15 @@ const POLICY = 'dso-bench';
 /** A read-only policy on secret/data/bench/* and a non-root, renewable token for it. */
 async function benchToken(bao: OpenBao): Promise<string> {
   await bao.api('PUT', `sys/policies/acl/${POLICY}`, {
-    policy: 'path "secret/data/bench/*" { capabilities = ["read"] }\npath "sys/internal/ui/mounts/*" { capabilities = ["read"] }',
+    policy:
+      'path "secret/data/bench/*" { capabilities = ["read"] }\npath "sys/internal/ui/mounts/*" { capabilities = ["read"] }',
   });
-  const created = await bao.api('POST', 'auth/token/create', { policies: [POLICY], ttl: '24h', renewable: true, no_default_policy: false });
+  const created = await bao.api('POST', 'auth/token/create', {
+    policies: [POLICY],
+    ttl: '24h',
+    renewable: true,
+    no_default_policy: false,
+  });
   return created.auth.client_token as string;
 }
 
@@ -143,7 +156,13 @@ interface LatencyRow {
   cpuUsPerRequest: { plugin: number; floor: number; openbaoDirect: number; openbaoViaPlugin: number; compare?: number };
 }
 
-async function latencyScenario(bao: OpenBao, token: string, plugin: PluginProc, floor: PluginProc, other?: PluginProc): Promise<LatencyRow[]> {
+async function latencyScenario(
+  bao: OpenBao,
+  token: string,
+  plugin: PluginProc,
+  floor: PluginProc,
+  other?: PluginProc,
+): Promise<LatencyRow[]> {
   const rows: LatencyRow[] = [];
   const distinct = Array.from({ length: DISTINCT_PATHS_L1 }, (_, i) => `bench/l1/${i}`);
   const bodies = {
@@ -163,10 +182,14 @@ async function latencyScenario(bao: OpenBao, token: string, plugin: PluginProc, 
       const bs = bodies[variant];
       // Offsets differ per round so the "distinct" variant does not replay one sequence.
       const targets = {
-        direct: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await direct(ps[(i + offset) % ps.length]))),
-        floor: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaFloor(bs[(i + offset) % bs.length]))),
-        plugin: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaPlugin(bs[(i + offset) % bs.length]))),
-        compare: (n: number, offset: number) => closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaOther!(bs[(i + offset) % bs.length]))),
+        direct: (n: number, offset: number) =>
+          closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await direct(ps[(i + offset) % ps.length]))),
+        floor: (n: number, offset: number) =>
+          closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaFloor(bs[(i + offset) % bs.length]))),
+        plugin: (n: number, offset: number) =>
+          closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaPlugin(bs[(i + offset) % bs.length]))),
+        compare: (n: number, offset: number) =>
+          closedLoop(c, n, ROUND_LIMIT_MS, async (i) => void (await viaOther!(bs[(i + offset) % bs.length]))),
       };
       type Name = keyof typeof targets;
       const names: Name[] = other ? ['direct', 'floor', 'plugin', 'compare'] : ['direct', 'floor', 'plugin'];
@@ -209,8 +232,12 @@ async function latencyScenario(bao: OpenBao, token: string, plugin: PluginProc, 
           `p99 ${row.direct.p99.toFixed(3)} / ${row.floor.p99.toFixed(3)} / ${row.plugin.p99.toFixed(3)} ms; ` +
           `${row.direct.rps.toFixed(0)} / ${row.floor.rps.toFixed(0)} / ${row.plugin.rps.toFixed(0)} req/s; ` +
           `CPU µs/req plugin ${row.cpuUsPerRequest.plugin.toFixed(0)} floor ${row.cpuUsPerRequest.floor.toFixed(0)} OpenBao ${row.cpuUsPerRequest.openbaoDirect.toFixed(0)}` +
-          (row.compare ? ` | compare p50 ${row.compare.p50.toFixed(3)} p99 ${row.compare.p99.toFixed(3)} ${row.compare.rps.toFixed(0)}/s CPU ${row.cpuUsPerRequest.compare!.toFixed(0)} µs` : '') +
-          (errs ? ` | errors ${row.direct.errors}/${row.floor.errors}/${row.plugin.errors}: ${row.direct.firstError ?? row.floor.firstError ?? row.plugin.firstError}` : ''),
+          (row.compare
+            ? ` | compare p50 ${row.compare.p50.toFixed(3)} p99 ${row.compare.p99.toFixed(3)} ${row.compare.rps.toFixed(0)}/s CPU ${row.cpuUsPerRequest.compare!.toFixed(0)} µs`
+            : '') +
+          (errs
+            ? ` | errors ${row.direct.errors}/${row.floor.errors}/${row.plugin.errors}: ${row.direct.firstError ?? row.floor.firstError ?? row.plugin.firstError}`
+            : ''),
       );
     }
   }
@@ -273,7 +300,9 @@ async function herdScenario(tokenFile: (bao: OpenBao) => Promise<string>): Promi
       for (let i = 0; i < HERD_RUNS; i++) {
         const run = await herdOnce(bao, plugin, 'warm', `herd-${i}`);
         runs.push(run);
-        log(`  herd ${i + 1}: ${run.ok}/${run.requests} ok in ${run.wallMs.toFixed(0)} ms, ${run.pathReads} read(s) of the path reached OpenBao (${run.allRequests} requests in all)`);
+        log(
+          `  herd ${i + 1}: ${run.ok}/${run.requests} ok in ${run.wallMs.toFixed(0)} ms, ${run.pathReads} read(s) of the path reached OpenBao (${run.allRequests} requests in all)`,
+        );
       }
     } finally {
       await plugin.stop();
@@ -283,7 +312,9 @@ async function herdScenario(tokenFile: (bao: OpenBao) => Promise<string>): Promi
     try {
       const run = await herdOnce(bao, cold, 'cold', 'herd-cold');
       runs.push(run);
-      log(`  cold herd: ${run.ok}/${run.requests} ok in ${run.wallMs.toFixed(0)} ms, ${run.pathReads} read(s) of the path (${run.allRequests} requests in all)`);
+      log(
+        `  cold herd: ${run.ok}/${run.requests} ok in ${run.wallMs.toFixed(0)} ms, ${run.pathReads} read(s) of the path (${run.allRequests} requests in all)`,
+      );
     } finally {
       await cold.stop();
     }
@@ -392,7 +423,9 @@ async function bareNodeListening(): Promise<number> {
   const { spawn } = await import('node:child_process');
   const net = await import('node:net');
   const t0 = nowMs();
-  const child = spawn(process.execPath, ['-e', 'require("net").createServer().listen(process.argv[1])', socket], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['-e', 'require("net").createServer().listen(process.argv[1])', socket], {
+    stdio: 'ignore',
+  });
   try {
     for (;;) {
       const ok = await new Promise<boolean>((resolve) => {
@@ -440,7 +473,14 @@ async function coldStartScenario(bao: OpenBao, file: string): Promise<ColdResult
     medianListeningMs: median(listeningMs),
     medianFirstSecretMs: median(firstSecretMs),
     medianBareNodeMs: median(bare),
-    compare: COMPARE ? { listeningMs: cmpListening, firstSecretMs: cmpFirst, medianListeningMs: median(cmpListening), medianFirstSecretMs: median(cmpFirst) } : undefined,
+    compare: COMPARE
+      ? {
+          listeningMs: cmpListening,
+          firstSecretMs: cmpFirst,
+          medianListeningMs: median(cmpListening),
+          medianFirstSecretMs: median(cmpFirst),
+        }
+      : undefined,
   };
 }
 
@@ -482,18 +522,52 @@ interface Results {
   totalSeconds?: number;
 }
 
+/** The five loads of issue 14, as measured in scenario 1, with DSO/floor ratios. */
+function issue14Rows(r: Results): Array<{ label: string; row: LatencyRow; p50: number; rps: number; cpu: number }> {
+  const wanted: Array<['same' | 'distinct', number]> = [
+    ['same', 1],
+    ['distinct', 1],
+    ['distinct', 16],
+    ['distinct', 64],
+    ['same', 16],
+  ];
+  return wanted.flatMap(([variant, c]) => {
+    const row = r.latency?.find((l) => l.variant === variant && l.concurrency === c);
+    if (!row) return [];
+    const label = `${variant === 'same' ? 'one secret' : 'distinct'}, c=${c}`;
+    return [
+      {
+        label,
+        row,
+        p50: row.plugin.p50 / row.floor.p50,
+        rps: row.plugin.rps / row.floor.rps,
+        cpu: row.cpuUsPerRequest.plugin / row.cpuUsPerRequest.floor,
+      },
+    ];
+  });
+}
+
 function report(r: Results): string {
   const out: string[] = [];
   const m = r.machine;
   out.push(`DSO benchmark  ${r.startedAt}${r.quick ? '  (--quick: reduced counts, not for BENCHMARKS.md)' : ''}`);
-  out.push(`machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, node ${m.node}, ${m.openbao}; load avg at start ${m.loadavgAtStart.join(' ')}, at end ${(r.loadavgAtEnd ?? []).join(' ')}`);
+  out.push(
+    `machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, node ${m.node}, ${m.openbao}; load avg at start ${m.loadavgAtStart.join(' ')}, at end ${(r.loadavgAtEnd ?? []).join(' ')}`,
+  );
+  out.push(
+    `plugin process: node ${(process.env.DSO_BENCH_NODE_ARGS ?? ENTRYPOINT_NODE_ARGS.join(' ')) || '(no flags)'} ${process.env.DSO_BENCH_DIST ?? 'dist'}/main.js (flags: config.json's entrypoint unless DSO_BENCH_NODE_ARGS)`,
+  );
   if (r.latency) {
     out.push('');
-    out.push('1. GetSecret over the plugin socket vs direct KV v2 read (GET /v1/secret/data/...) over HTTP keep-alive; latencies in ms');
+    out.push(
+      '1. GetSecret over the plugin socket vs direct KV v2 read (GET /v1/secret/data/...) over HTTP keep-alive; latencies in ms',
+    );
     out.push('   same = every request asks for one secret (the plugin merges identical concurrent reads);');
     out.push('   distinct = each request a different secret (no merging possible).');
     out.push('   floor = a minimal Node.js proxy (bench/floor-proxy.ts): the least any plugin hop costs here.');
-    out.push('   p/d = plugin / direct (the target), f/d = floor / direct. cpu = CPU µs per request of OpenBao (direct runs),');
+    out.push(
+      '   p/d = plugin / direct (the target), f/d = floor / direct. cpu = CPU µs per request of OpenBao (direct runs),',
+    );
     out.push('   of the floor proxy and of the plugin process, from /proc/<pid>/stat (10 ms ticks).');
     const rows = r.latency.map((x) => [
       x.variant,
@@ -520,17 +594,57 @@ function report(r: Results): string {
     ]);
     out.push(
       table(
-        ['variant', 'conc', 'p50 dir', 'p50 floor', 'p50 plug', 'p/d', 'f/d', 'p99 dir', 'p99 floor', 'p99 plug', 'p/d', 'f/d', 'rps dir', 'rps floor', 'rps plug', 'p/d', 'cpu bao', 'cpu floor', 'cpu plug', 'n each', 'err d/f/p'],
+        [
+          'variant',
+          'conc',
+          'p50 dir',
+          'p50 floor',
+          'p50 plug',
+          'p/d',
+          'f/d',
+          'p99 dir',
+          'p99 floor',
+          'p99 plug',
+          'p/d',
+          'f/d',
+          'rps dir',
+          'rps floor',
+          'rps plug',
+          'p/d',
+          'cpu bao',
+          'cpu floor',
+          'cpu plug',
+          'n each',
+          'err d/f/p',
+        ],
         rows,
       ),
     );
   }
   if (r.latency?.some((x) => x.compare)) {
     out.push('');
-    out.push(`1b. A/B: plugin from ${process.env.DSO_BENCH_DIST ?? 'dist'} ${process.env.DSO_BENCH_NODE_ARGS ?? ''} (A) vs ${process.env.DSO_BENCH_COMPARE_DIST ?? 'dist'} ${process.env.DSO_BENCH_COMPARE_NODE_ARGS ?? ''} (B), same run, interleaved`);
+    out.push(
+      `1b. A/B: plugin from ${process.env.DSO_BENCH_DIST ?? 'dist'} ${process.env.DSO_BENCH_NODE_ARGS ?? ''} (A) vs ${process.env.DSO_BENCH_COMPARE_DIST ?? 'dist'} ${process.env.DSO_BENCH_COMPARE_NODE_ARGS ?? ''} (B), same run, interleaved`,
+    );
     out.push(
       table(
-        ['variant', 'conc', 'p50 A', 'p50 B', 'B/A', 'p99 A', 'p99 B', 'B/A', 'rps A', 'rps B', 'B/A', 'cpu µs A', 'cpu µs B', 'B/A', 'p50 B/direct'],
+        [
+          'variant',
+          'conc',
+          'p50 A',
+          'p50 B',
+          'B/A',
+          'p99 A',
+          'p99 B',
+          'B/A',
+          'rps A',
+          'rps B',
+          'B/A',
+          'cpu µs A',
+          'cpu µs B',
+          'B/A',
+          'p50 B/direct',
+        ],
         r.latency.map((x) => [
           x.variant,
           String(x.concurrency),
@@ -551,13 +665,58 @@ function report(r: Results): string {
       ),
     );
   }
+  const issueRows = issue14Rows(r);
+  if (issueRows.length) {
+    out.push('');
+    out.push('1c. Issue 14 rows: direct read, floor (floor-proxy.ts) and DSO; targets per row: DSO p50 <= 1.1x floor,');
+    out.push('    CPU per request <= 1.5x floor, throughput >= 0.9x floor (met/MISS each; ratios DSO/floor)');
+    out.push(
+      table(
+        [
+          'load',
+          'direct p50/p99',
+          'floor p50/p99',
+          'DSO p50/p99',
+          'p50 D/f',
+          'rps floor/DSO',
+          'rps D/f',
+          'CPU µs floor/DSO',
+          'CPU D/f',
+          'targets',
+        ],
+        issueRows.map((x) => [
+          x.label,
+          `${f(x.row.direct.p50, 2)} / ${f(x.row.direct.p99, 2)}`,
+          `${f(x.row.floor.p50, 2)} / ${f(x.row.floor.p99, 2)}`,
+          `${f(x.row.plugin.p50, 2)} / ${f(x.row.plugin.p99, 2)}`,
+          `${f(x.p50)} ${x.p50 <= 1.1 ? 'met' : 'MISS'}`,
+          `${f(x.row.floor.rps, 0)} / ${f(x.row.plugin.rps, 0)}`,
+          `${f(x.rps)} ${x.rps >= 0.9 ? 'met' : 'MISS'}`,
+          `${f(x.row.cpuUsPerRequest.floor, 0)} / ${f(x.row.cpuUsPerRequest.plugin, 0)}`,
+          `${f(x.cpu)} ${x.cpu <= 1.5 ? 'met' : 'MISS'}`,
+          `${[x.p50 <= 1.1, x.rps >= 0.9, x.cpu <= 1.5].filter(Boolean).length}/3`,
+        ]),
+      ),
+    );
+  }
   if (r.herd) {
     out.push('');
-    out.push(`2. Herd: ${HERD} concurrent GetSecret for one secret (one connection each); OpenBao requests counted from its audit log`);
+    out.push(
+      `2. Herd: ${HERD} concurrent GetSecret for one secret (one connection each); OpenBao requests counted from its audit log`,
+    );
     out.push(
       table(
         ['run', 'ok', 'errors', 'wall ms', 'p50 ms', 'p99 ms', 'reads of the path', 'all OpenBao requests'],
-        r.herd.map((h, i) => [h.kind === 'cold' ? 'cold plugin' : `warm #${i + 1}`, String(h.ok), String(h.errors), f(h.wallMs, 0), f(h.p50, 1), f(h.p99, 1), String(h.pathReads), String(h.allRequests)]),
+        r.herd.map((h, i) => [
+          h.kind === 'cold' ? 'cold plugin' : `warm #${i + 1}`,
+          String(h.ok),
+          String(h.errors),
+          f(h.wallMs, 0),
+          f(h.p50, 1),
+          f(h.p99, 1),
+          String(h.pathReads),
+          String(h.allRequests),
+        ]),
       ),
     );
     const errs = r.herd.filter((h) => h.firstError);
@@ -566,10 +725,24 @@ function report(r: Results): string {
   if (r.memory) {
     const x = r.memory;
     out.push('');
-    out.push(`3. Distinct secrets: ${x.paths} paths read through the plugin (concurrency ${x.concurrency}), twice; plugin RSS (VmRSS), MiB`);
+    out.push(
+      `3. Distinct secrets: ${x.paths} paths read through the plugin (concurrency ${x.concurrency}), twice; plugin RSS (VmRSS), MiB`,
+    );
     out.push(
       table(
-        ['baseline (idle)', 'after pass 1', 'after pass 2', `idle ${x.idleSeconds}s`, `idle ${3 * x.idleSeconds}s`, `idle ${6 * x.idleSeconds}s`, 'peak (VmHWM)', 'vs baseline', 'pass 1 req/s', 'pass 2 req/s', 'errors'],
+        [
+          'baseline (idle)',
+          'after pass 1',
+          'after pass 2',
+          `idle ${x.idleSeconds}s`,
+          `idle ${3 * x.idleSeconds}s`,
+          `idle ${6 * x.idleSeconds}s`,
+          'peak (VmHWM)',
+          'vs baseline',
+          'pass 1 req/s',
+          'pass 2 req/s',
+          'errors',
+        ],
         [
           [
             f(x.baselineMiB, 1),
@@ -591,43 +764,114 @@ function report(r: Results): string {
   if (r.cold) {
     const x = r.cold;
     out.push('');
-    out.push(`4. Cold start (median of ${x.runs}): spawn of \`node dist/main.js\` to socket accepting, and to the first served secret; ms`);
+    out.push(
+      `4. Cold start (median of ${x.runs}): spawn of \`node dist/main.js\` to socket accepting, and to the first served secret; ms`,
+    );
     out.push(
       table(
         ['to listening', 'to first secret', 'bare node listening (floor)', 'listening runs'],
-        [[f(x.medianListeningMs, 0), f(x.medianFirstSecretMs, 0), f(x.medianBareNodeMs, 0), x.listeningMs.map((v) => v.toFixed(0)).join(' ')]],
+        [
+          [
+            f(x.medianListeningMs, 0),
+            f(x.medianFirstSecretMs, 0),
+            f(x.medianBareNodeMs, 0),
+            x.listeningMs.map((v) => v.toFixed(0)).join(' '),
+          ],
+        ],
       ),
     );
-    if (x.compare) out.push(`   A/B: B (${process.env.DSO_BENCH_COMPARE_DIST ?? 'dist'}) to listening ${f(x.compare.medianListeningMs, 0)} ms, to first secret ${f(x.compare.medianFirstSecretMs, 0)} ms; runs ${x.compare.listeningMs.map((v) => v.toFixed(0)).join(' ')}`);
+    if (x.compare)
+      out.push(
+        `   A/B: B (${process.env.DSO_BENCH_COMPARE_DIST ?? 'dist'}) to listening ${f(x.compare.medianListeningMs, 0)} ms, to first secret ${f(x.compare.medianFirstSecretMs, 0)} ms; runs ${x.compare.listeningMs.map((v) => v.toFixed(0)).join(' ')}`,
+      );
   }
   if (r.swarm || r.swarmError) {
     out.push('');
-    out.push(`5. Swarm (Docker ${r.swarm?.dockerVersion ?? '?'}): create of a ${SWARM_REPLICAS}-replica service to ${SWARM_REPLICAS} running tasks; ms`);
+    out.push(
+      `5. Swarm (Docker ${r.swarm?.dockerVersion ?? '?'}): create of a ${SWARM_REPLICAS}-replica service to ${SWARM_REPLICAS} running tasks; ms`,
+    );
     if (r.swarm) {
       const x = r.swarm;
       out.push(
         table(
           ['native secret', 'DSO secret', 'ratio dso/native', 'runs (ABBA order)', 'KV reads in OpenBao'],
-          [[f(x.nativeMedianMs, 0), f(x.dsoMedianMs, 0), f(x.ratio), x.runs.map((q) => `${q.kind} ${q.ms.toFixed(0)}`).join(', '), `${x.vaultReads} for ${x.dsoTasks} tasks`]],
+          [
+            [
+              f(x.nativeMedianMs, 0),
+              f(x.dsoMedianMs, 0),
+              f(x.ratio),
+              x.runs.map((q) => `${q.kind} ${q.ms.toFixed(0)}`).join(', '),
+              `${x.vaultReads} for ${x.dsoTasks} tasks`,
+            ],
+          ],
         ),
       );
     } else out.push(`   not measured: ${r.swarmError}`);
   }
+  const target = (ok: boolean | undefined, text: string) =>
+    out.push(`  [${ok === undefined ? 'n/a ' : ok ? 'met ' : 'MISS'}] ${text}`);
   out.push('');
-  out.push('Targets (issue 7):');
-  const target = (ok: boolean | undefined, text: string) => out.push(`  [${ok === undefined ? 'n/a ' : ok ? 'met ' : 'MISS'}] ${text}`);
+  out.push('Targets (issue 14):');
+  for (const x of issueRows) {
+    target(
+      x.p50 <= 1.1,
+      `${x.label}: DSO p50 at most 1.1x the floor's: ${f(x.row.plugin.p50, 3)} vs ${f(x.row.floor.p50, 3)} ms (${f(x.p50)}x)`,
+    );
+    target(
+      x.cpu <= 1.5,
+      `${x.label}: DSO CPU per request at most 1.5x the floor's: ${f(x.row.cpuUsPerRequest.plugin, 0)} vs ${f(x.row.cpuUsPerRequest.floor, 0)} µs (${f(x.cpu)}x)`,
+    );
+    target(
+      x.rps >= 0.9,
+      `${x.label}: DSO throughput at least 0.9x the floor's: ${f(x.row.plugin.rps, 0)} vs ${f(x.row.floor.rps, 0)} req/s (${f(x.rps)}x)`,
+    );
+  }
+  if (!issueRows.length) target(undefined, 'latency rows (scenario 1 not run)');
+  target(
+    r.memory && r.memory.peakMiB <= 110,
+    `peak RSS in the ${MANY}-path run at most 110 MiB: ${r.memory ? f(r.memory.peakMiB, 1) + ' MiB' : '-'}`,
+  );
+  target(
+    r.memory && r.memory.idle6xMiB <= r.memory.baselineMiB * 1.1,
+    `RSS back within 10% of idle after it (after ${r.memory ? 6 * r.memory.idleSeconds : '-'} s idle): ${r.memory ? `${f(r.memory.idle6xMiB, 1)} vs ${f(r.memory.baselineMiB, 1)} MiB (${f((r.memory.idle6xMiB / r.memory.baselineMiB - 1) * 100, 0)}%)` : '-'}`,
+  );
+  if (r.herd) {
+    const worst = Math.max(...r.herd.map((h) => h.pathReads));
+    target(
+      worst <= 2 && r.herd.every((h) => h.errors === 0),
+      `herd of ${HERD} still reaches OpenBao at most twice: worst ${worst} read(s) of the path`,
+    );
+  } else target(undefined, 'herd');
+  target(
+    r.cold && r.cold.medianListeningMs <= 50,
+    `cold start to listening at most 50 ms: ${r.cold ? f(r.cold.medianListeningMs, 0) + ' ms' : '-'}`,
+  );
+  out.push('');
+  out.push('Earlier targets (issue 7):');
   for (const c of [1, 16]) {
     for (const variant of ['same', 'distinct']) {
       const x = r.latency?.find((l) => l.concurrency === c && l.variant === variant);
-      target(x && x.plugin.p50 / x.direct.p50 <= 1.15, `p50 within 1.15x of direct at c=${c} (${variant}): ${x ? f(x.plugin.p50 / x.direct.p50) + 'x' : '-'}`);
-      target(x && x.plugin.p99 / x.direct.p99 <= 1.5, `p99 within 1.5x of direct at c=${c} (${variant}): ${x ? f(x.plugin.p99 / x.direct.p99) + 'x' : '-'}`);
+      target(
+        x && x.plugin.p50 / x.direct.p50 <= 1.15,
+        `p50 within 1.15x of direct at c=${c} (${variant}): ${x ? f(x.plugin.p50 / x.direct.p50) + 'x' : '-'}`,
+      );
+      target(
+        x && x.plugin.p99 / x.direct.p99 <= 1.5,
+        `p99 within 1.5x of direct at c=${c} (${variant}): ${x ? f(x.plugin.p99 / x.direct.p99) + 'x' : '-'}`,
+      );
     }
   }
   if (r.herd) {
     const worst = Math.max(...r.herd.map((h) => h.pathReads));
-    target(worst <= 2 && r.herd.every((h) => h.errors === 0), `herd of ${HERD} reaches OpenBao at most twice: worst ${worst} read(s) of the path, ${r.herd.reduce((s, h) => s + h.errors, 0)} errors`);
+    target(
+      worst <= 2 && r.herd.every((h) => h.errors === 0),
+      `herd of ${HERD} reaches OpenBao at most twice: worst ${worst} read(s) of the path, ${r.herd.reduce((s, h) => s + h.errors, 0)} errors`,
+    );
   } else target(undefined, 'herd');
-  target(r.cold && r.cold.medianListeningMs < 300, `cold start to listening under 300 ms: ${r.cold ? f(r.cold.medianListeningMs, 0) + ' ms' : '-'}`);
+  target(
+    r.cold && r.cold.medianListeningMs < 300,
+    `cold start to listening under 300 ms: ${r.cold ? f(r.cold.medianListeningMs, 0) + ' ms' : '-'}`,
+  );
   target(
     r.memory && r.memory.idle6xMiB <= r.memory.baselineMiB * 1.2,
     `RSS back within 20% of idle baseline after the ${MANY}-path run (after ${r.memory ? 6 * r.memory.idleSeconds : '-'} s idle): ${r.memory ? `${f(r.memory.idle6xMiB, 1)} vs ${f(r.memory.baselineMiB, 1)} MiB (${f((r.memory.idle6xMiB / r.memory.baselineMiB - 1) * 100, 0)}%)` : '-'}`,
@@ -641,7 +885,9 @@ async function waitQuiet(): Promise<void> {
   if (WAIT_QUIET_S <= 0) return;
   const end = Date.now() + WAIT_QUIET_S * 1000;
   while (os.loadavg()[0] >= QUIET_LOAD && Date.now() < end) {
-    log(`load average ${os.loadavg()[0].toFixed(2)} >= ${QUIET_LOAD}: waiting for a quieter machine (up to ${WAIT_QUIET_S}s in all)`);
+    log(
+      `load average ${os.loadavg()[0].toFixed(2)} >= ${QUIET_LOAD}: waiting for a quieter machine (up to ${WAIT_QUIET_S}s in all)`,
+    );
     await sleep(15_000);
   }
 }
@@ -650,7 +896,8 @@ async function main(): Promise<void> {
   await waitQuiet();
   const started = Date.now();
   fs.mkdirSync(benchDir, { recursive: true });
-  if (!fs.existsSync(path.join(repoRoot, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run npm run build');
+  if (!fs.existsSync(path.join(repoRoot, 'dist', 'main.js')))
+    throw new Error('dist/main.js is missing: run npm run build');
   const baoVersion = execFileSync(baoBinary(), ['version'], { encoding: 'utf8' }).trim().split(' (')[0];
   const results: Results = { startedAt: new Date().toISOString(), quick: QUICK, machine: machine(baoVersion) };
 
@@ -691,7 +938,9 @@ async function main(): Promise<void> {
       log('1. plugin vs direct read');
       const plugin = await startPlugin(pluginEnv(bao, tokenFile), 'latency');
       const floor = await startFloorProxy(bao.port, tokenFile);
-      const other = COMPARE ? await startPlugin(pluginEnv(bao, tokenFile), 'latency-compare', 10_000, 'compare') : undefined;
+      const other = COMPARE
+        ? await startPlugin(pluginEnv(bao, tokenFile), 'latency-compare', 10_000, 'compare')
+        : undefined;
       try {
         results.latency = await latencyScenario(bao, fs.readFileSync(tokenFile, 'utf8'), plugin, floor, other);
       } finally {
@@ -736,7 +985,8 @@ async function main(): Promise<void> {
   } finally {
     await bao?.stop();
     // The tokens of dev servers that are gone now: nothing to keep.
-    for (const f of fs.readdirSync(benchDir).filter((n) => n.startsWith('token-'))) fs.rmSync(path.join(benchDir, f), { force: true });
+    for (const f of fs.readdirSync(benchDir).filter((n) => n.startsWith('token-')))
+      fs.rmSync(path.join(benchDir, f), { force: true });
   }
   results.loadavgAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
@@ -745,12 +995,20 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${text}\n`);
   const json = {
     ...results,
-    latency: results.latency?.map((l) => ({ ...l, direct: strip(l.direct), floor: strip(l.floor), plugin: strip(l.plugin), compare: l.compare && strip(l.compare) })),
+    latency: results.latency?.map((l) => ({
+      ...l,
+      direct: strip(l.direct),
+      floor: strip(l.floor),
+      plugin: strip(l.plugin),
+      compare: l.compare && strip(l.compare),
+    })),
   };
   fs.mkdirSync(path.dirname(JSON_FILE), { recursive: true });
   fs.writeFileSync(JSON_FILE, JSON.stringify(json, null, 2));
   fs.writeFileSync(path.join(benchDir, 'results.txt'), `${text}\n`);
-  log(`done in ${results.totalSeconds}s; JSON in ${path.relative(process.cwd(), JSON_FILE)}, table in ${path.relative(process.cwd(), path.join(benchDir, 'results.txt'))}`);
+  log(
+    `done in ${results.totalSeconds}s; JSON in ${path.relative(process.cwd(), JSON_FILE)}, table in ${path.relative(process.cwd(), path.join(benchDir, 'results.txt'))}`,
+  );
 }
 
 main().then(

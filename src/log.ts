@@ -1,37 +1,127 @@
-// Structured JSON logs on stdout (dockerd collects a managed plugin's stdout).
-// Callers never pass secret material; as a second guard, fields whose names mean a
-// credential or a value are dropped before a line is written.
+// Structured JSON logs on stdout (dockerd collects a managed plugin's stdout). Winston is the
+// logger everyone holds; under it, one format (credential-named fields dropped at any depth,
+// timestamp, JSON in a single pass) and a line sink that batches stdout: lines written in one
+// turn of the event loop leave in one write, not one synchronous write each. The GetSecret
+// line (one per request) skips winston's stream pipeline through `logLine`, with the same
+// redaction and the same line shape. Callers never pass secret material; the redaction is
+// a second guard.
 import winston from 'winston';
+import Transport from 'winston-transport';
 import type { LogLevel } from './config/settings';
 
 export type Logger = winston.Logger;
 
-const FORBIDDEN_KEYS = new Set(['value', 'token', 'client_token', 'secret_id', 'jwt', 'password', 'x-vault-token', 'data', 'auth']);
+const FORBIDDEN_KEYS = new Set([
+  'value',
+  'token',
+  'client_token',
+  'secret_id',
+  'jwt',
+  'password',
+  'x-vault-token',
+  'data',
+  'auth',
+]);
+const MESSAGE = Symbol.for('message');
 
-/** Removes credential-named fields, nested ones too (a few levels deep). */
-function scrub(record: Record<string, unknown>, depth: number): void {
-  for (const key of Object.keys(record)) {
-    const value = record[key];
-    if (FORBIDDEN_KEYS.has(key.toLowerCase())) delete record[key];
-    else if (depth > 0 && value && typeof value === 'object' && !Array.isArray(value)) {
-      const copy = { ...(value as Record<string, unknown>) };
-      scrub(copy, depth - 1);
-      record[key] = copy;
-    }
+/** JSON.stringify replacer: drops credential-named fields whatever their depth or case. */
+function redact(key: string, value: unknown): unknown {
+  return key !== '' && FORBIDDEN_KEYS.has(key.toLowerCase()) ? undefined : value;
+}
+
+/** One JSON object; fields that cannot be serialized (a cycle, a BigInt) cost the fields, never the line. */
+function serialize(record: object, level: string, message: unknown): string {
+  try {
+    return JSON.stringify(record, redact);
+  } catch {
+    return JSON.stringify({
+      level,
+      message: String(message),
+      logError: 'log fields not serializable',
+      timestamp: new Date().toISOString(),
+    });
   }
 }
 
-const dropSecretFields = winston.format((info) => {
-  scrub(info as Record<string, unknown>, 4);
+/** Where lines go: batched per event-loop turn on stdout; at once elsewhere (tests read them synchronously). */
+class LineSink {
+  private pending = '';
+  private scheduled = false;
+  private readonly batch: boolean;
+
+  constructor(private readonly stream: NodeJS.WritableStream) {
+    this.batch = stream === process.stdout;
+    // What is still pending when the process exits is written then (stdout to a file or a pipe is synchronous).
+    if (this.batch) process.once('exit', () => this.flush());
+  }
+
+  write(line: string): void {
+    if (!this.batch) {
+      this.stream.write(`${line}\n`);
+      return;
+    }
+    this.pending += `${line}\n`;
+    if (this.pending.length >= 64 * 1024) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.pending === '') return;
+    const text = this.pending;
+    this.pending = '';
+    this.stream.write(text);
+  };
+}
+
+class SinkTransport extends Transport {
+  constructor(private readonly sink: LineSink) {
+    super();
+  }
+
+  override log(info: Record<string | symbol, unknown>, callback: () => void): void {
+    this.sink.write(info[MESSAGE] as string);
+    callback();
+  }
+}
+
+const oneLine = winston.format((info) => {
+  info.timestamp = new Date().toISOString();
+  (info as Record<symbol, unknown>)[MESSAGE] = serialize(info, String(info.level), info.message);
   return info;
 });
 
+const sinks = new WeakMap<Logger, LineSink>();
+
 export function createLogger(level: LogLevel = 'info', stream: NodeJS.WritableStream = process.stdout): Logger {
-  return winston.createLogger({
-    level,
-    format: winston.format.combine(dropSecretFields(), winston.format.timestamp(), winston.format.json()),
-    transports: [new winston.transports.Stream({ stream })],
-  });
+  const sink = new LineSink(stream);
+  const logger = winston.createLogger({ level, format: oneLine(), transports: [new SinkTransport(sink)] });
+  sinks.set(logger, sink);
+  return logger;
+}
+
+/**
+ * One line for a request, the same as `logger[level](message, fields)` writes (fields, level,
+ * message, timestamp; redacted), without winston's per-call stream and format pipeline.
+ */
+export function logLine(
+  logger: Logger,
+  level: 'info' | 'warn',
+  message: string,
+  fields: Record<string, unknown>,
+): void {
+  const sink = sinks.get(logger);
+  if (!sink) {
+    logger.log(level, message, fields);
+    return;
+  }
+  if (logger.silent || !logger.isLevelEnabled(level)) return;
+  const text = serialize(fields, level, message);
+  const tail = `"level":"${level}","message":${JSON.stringify(message)},"timestamp":"${new Date().toISOString()}"}`;
+  sink.write(text.length > 2 ? `${text.slice(0, -1)},${tail}` : `{${tail}`);
 }
 
 /** A logger that writes nowhere, for unit tests that do not look at logs. */

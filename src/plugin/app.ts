@@ -1,13 +1,26 @@
 // The Express app Docker talks to over the plugin socket. It owns the wire format:
 // body parsing (Docker sends no Content-Type), validation, the deadline, reply encoding,
 // one log line per GetSecret. What a secret is and where it comes from is the driver's job.
+// GetSecret, the one route on every task start, is served before Express's router (no
+// router, no body parser, one JSON parse); a GetSecret the fast path does not take (a
+// query string, another spelling of the path, a Content-Encoding) falls through to the
+// same handler behind Express's own body parser, so every behaviour stays the same.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { NextFunction, Request, Response } from 'express';
 import { DsoError, describeError, ErrorSubcode } from '../errors';
-import type { Logger } from '../log';
+import { logLine, Logger } from '../log';
 import type { StatusStore } from '../status/store';
 import type { PluginStatus, RotationReport, RouteError, StatusFacts, TestVaultResult } from './contract';
 import { checkComposeDown, checkComposeUp, ComposeFetch, ComposeService } from './compose-protocol';
-import { checkGetSecretRequest, errorReply, GetSecretRequest, SecretDriver, SecretResult, SecretSource, valueReply } from './protocol';
+import {
+  checkGetSecretRequest,
+  errorReply,
+  GetSecretRequest,
+  SecretDriver,
+  SecretResult,
+  SecretSource,
+  valueReply,
+} from './protocol';
 
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -34,39 +47,78 @@ function replyDeadline(timeoutMs: number): number {
   return Math.max(50, timeoutMs - Math.min(200, Math.floor(timeoutMs * 0.05)));
 }
 
+/** What Express's res.type() + res.send() set for a JSON string. */
+const REPLY_CONTENT_TYPE = `${PLUGIN_CONTENT_TYPE}; charset=utf-8`;
+const GET_SECRET_PATH = '/SecretProvider.GetSecret';
+
 function send(res: Response, status: number, body: unknown): void {
   res.status(status).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
 }
 
+/** The same reply as send(), straight on node's response. */
+function sendRaw(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': REPLY_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 function parseBody(raw: unknown): unknown {
   const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : '';
-  if (text.trim() === '') throw new DsoError('ERR_BAD_REQUEST', 'empty GetSecret request: expected a JSON object');
   try {
     return JSON.parse(text);
   } catch {
+    if (text.trim() === '') throw new DsoError('ERR_BAD_REQUEST', 'empty GetSecret request: expected a JSON object');
     throw new DsoError('ERR_BAD_REQUEST', 'malformed GetSecret request: the body is not valid JSON');
   }
 }
 
 /** Runs the driver against a deadline; a late driver result is dropped, never crashes. */
-async function withDeadline(driver: SecretDriver, request: GetSecretRequest, ms: number, timeoutMs: number): Promise<SecretResult> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new DsoError('ERR_TIMEOUT', `no answer from Vault within DSO_TIMEOUT (${timeoutMs} ms); check that Vault is reachable and unsealed`);
+function withDeadline(
+  driver: SecretDriver,
+  request: GetSecretRequest,
+  ms: number,
+  timeoutMs: number,
+): Promise<SecretResult> {
+  return new Promise<SecretResult>((resolve, reject) => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      const err = new DsoError(
+        'ERR_TIMEOUT',
+        `no answer from Vault within DSO_TIMEOUT (${timeoutMs} ms); check that Vault is reachable and unsealed`,
+      );
       controller.abort(err);
       reject(err);
     }, ms);
+    // Even a driver that throws synchronously settles here, inside the deadline.
+    let work: Promise<SecretResult>;
+    try {
+      work = Promise.resolve(driver.getSecret(request, controller.signal));
+    } catch (err) {
+      clearTimeout(timer);
+      reject(err);
+      return;
+    }
+    work.then(
+      (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
-  // Even a driver that throws synchronously must settle here, inside the deadline's try.
-  const work = Promise.resolve().then(() => driver.getSecret(request, controller.signal));
-  work.catch(() => undefined);
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+}
+
+/**
+ * The fast path takes the request when it is exactly what Docker sends: POST to the exact
+ * path, no query string, a body in identity encoding. Anything else goes through Express.
+ */
+function takesFastPath(req: IncomingMessage): boolean {
+  if (req.method !== 'POST' || req.url !== GET_SECRET_PATH) return false;
+  const encoding = req.headers['content-encoding'];
+  return encoding === undefined || encoding.toLowerCase() === 'identity';
 }
 
 export function createApp(options: AppOptions): express.Express {
@@ -79,26 +131,70 @@ export function createApp(options: AppOptions): express.Express {
 
   app.post('/Plugin.Activate', (_req, res) => send(res, 200, { Implements: ['secretprovider'] }));
 
-  app.post('/SecretProvider.GetSecret', async (req: Request, res: Response) => {
-    const started = process.hrtime.bigint();
+  /** GetSecret on a whole body (a Buffer, or what Express's parser left): reply, status record, metrics, log line. */
+  async function getSecret(body: unknown, res: ServerResponse, started: bigint): Promise<void> {
     let request: GetSecretRequest = {};
     let source: SecretSource = {};
     try {
-      const checked = checkGetSecretRequest(parseBody(req.body));
+      const checked = checkGetSecretRequest(parseBody(body));
       if (!checked.request) throw new DsoError('ERR_BAD_REQUEST', checked.problem!);
       request = checked.request;
       const result = await withDeadline(driver, request, deadlineMs, options.timeoutMs);
       source = result.source;
-      send(res, 200, valueReply(result));
+      sendRaw(res, 200, valueReply(result));
       record(request, source, started, { outcome: 'ok', doNotReuse: result.doNotReuse });
     } catch (err) {
-      const { code, message } = describeError(err);
+      const { code, message, subcode } = describeError(err);
       if ((err as { source?: SecretSource }).source) source = (err as { source: SecretSource }).source;
-      send(res, code === 'ERR_BAD_REQUEST' ? 400 : 500, errorReply(message));
-      record(request, source, started, { outcome: 'error', code, error: message });
-      if (code === 'ERR_INTERNAL') logger.error('unexpected error while serving GetSecret', { error: String((err as Error)?.stack ?? err) });
+      if (!res.headersSent) sendRaw(res, code === 'ERR_BAD_REQUEST' ? 400 : 500, errorReply(message));
+      record(request, source, started, { outcome: 'error', code, subcode, error: message });
+      if (code === 'ERR_INTERNAL')
+        logger.error('unexpected error while serving GetSecret', { error: String((err as Error)?.stack ?? err) });
     }
-  });
+  }
+
+  /** Reads the body itself (the 1 MiB limit as express.raw applies it) and serves GetSecret. */
+  function fastGetSecret(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    const declared = Number(req.headers['content-length']);
+    const refuse = () => {
+      logger.warn('request refused', {
+        route: GET_SECRET_PATH,
+        code: 'ERR_BAD_REQUEST',
+        error: `body larger than ${MAX_BODY_BYTES} bytes`,
+      });
+      sendRaw(res, 413, errorReply(`request body larger than ${MAX_BODY_BYTES} bytes`));
+      req.resume();
+    };
+    if (declared > MAX_BODY_BYTES) return refuse();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        refused = true;
+        chunks.length = 0;
+        return refuse();
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (refused) return;
+      void getSecret(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), res, started);
+    });
+    // An aborted request has no one left to answer; its socket is already gone.
+    req.on('error', () => undefined);
+  }
+
+  type Handle = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
+  // express() is `(req, res, next) => app.handle(req, res, next)`: this is the one place every request passes.
+  const mounted = app as unknown as { handle: Handle };
+  const routed = mounted.handle.bind(app);
+  mounted.handle = (req, res, next) => (takesFastPath(req) ? fastGetSecret(req, res) : routed(req, res, next));
+
+  app.post(GET_SECRET_PATH, (req: Request, res: Response) => getSecret(req.body, res, process.hrtime.bigint()));
 
   app.get('/DSO.Status', (req, res) => {
     const service = typeof req.query.service === 'string' ? req.query.service : undefined;
@@ -118,7 +214,8 @@ export function createApp(options: AppOptions): express.Express {
     } catch {
       secret = undefined;
     }
-    if (typeof secret !== 'string' || secret === '') return send(res, 400, { Err: 'expected {"Secret": "<secret name or ID>"}' });
+    if (typeof secret !== 'string' || secret === '')
+      return send(res, 400, { Err: 'expected {"Secret": "<secret name or ID>"}' });
     try {
       return send(res, 200, await options.rotate(secret));
     } catch (err) {
@@ -132,8 +229,12 @@ export function createApp(options: AppOptions): express.Express {
     if (!options.testVault) return send(res, 404, { Err: 'this plugin has no Vault test' });
     let reference: string | undefined;
     try {
-      const body = Buffer.isBuffer(req.body) && req.body.length ? (JSON.parse(req.body.toString('utf8')) as { Reference?: unknown }) : {};
-      if (body.Reference !== undefined && typeof body.Reference !== 'string') throw new Error('Reference must be a string');
+      const body =
+        Buffer.isBuffer(req.body) && req.body.length
+          ? (JSON.parse(req.body.toString('utf8')) as { Reference?: unknown })
+          : {};
+      if (body.Reference !== undefined && typeof body.Reference !== 'string')
+        throw new Error('Reference must be a string');
       reference = body.Reference as string | undefined;
     } catch (err) {
       return send(res, 400, { Err: `malformed test request: ${(err as Error).message}` });
@@ -160,14 +261,20 @@ export function createApp(options: AppOptions): express.Express {
   };
 
   app.post('/DSO.ComposeUp', async (req, res) => {
-    if (!options.compose) return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
+    if (!options.compose)
+      return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
     const checked = checkComposeUp(jsonBody(req));
     if (!checked.request) return send(res, 400, { Err: checked.problem, code: 'ERR_BAD_REQUEST' });
     const project = checked.request.Project;
     const started = process.hrtime.bigint();
     const recordFetch = (f: ComposeFetch) =>
       record(
-        { SecretName: f.spec.Name, ServiceName: f.spec.Service, ServiceID: `compose:${project}/${f.spec.Service}`, TaskName: `${project}-${f.spec.Service}` },
+        {
+          SecretName: f.spec.Name,
+          ServiceName: f.spec.Service,
+          ServiceID: `compose:${project}/${f.spec.Service}`,
+          TaskName: `${project}-${f.spec.Service}`,
+        },
         f.source,
         started,
         f.ok
@@ -182,7 +289,8 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   app.post('/DSO.ComposeDown', async (req, res) => {
-    if (!options.compose) return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
+    if (!options.compose)
+      return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
     const checked = checkComposeDown(jsonBody(req));
     if (!checked.request) return send(res, 400, { Err: checked.problem, code: 'ERR_BAD_REQUEST' });
     try {
@@ -193,7 +301,8 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   app.get('/DSO.Compose', (req, res) => {
-    if (!options.compose) return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
+    if (!options.compose)
+      return send(res, 404, { Err: 'this plugin serves no compose projects', code: 'ERR_UNSUPPORTED' });
     const project = typeof req.query.project === 'string' ? req.query.project : undefined;
     return send(res, 200, options.compose.list(project));
   });
@@ -204,11 +313,19 @@ export function createApp(options: AppOptions): express.Express {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number };
     if (e.type === 'entity.too.large') {
-      logger.warn('request refused', { route: req.path, code: 'ERR_BAD_REQUEST', error: `body larger than ${MAX_BODY_BYTES} bytes` });
+      logger.warn('request refused', {
+        route: req.path,
+        code: 'ERR_BAD_REQUEST',
+        error: `body larger than ${MAX_BODY_BYTES} bytes`,
+      });
       return send(res, 413, errorReply(`request body larger than ${MAX_BODY_BYTES} bytes`));
     }
     if (e.status && e.status >= 400 && e.status < 500) {
-      logger.warn('request refused', { route: req.path, code: 'ERR_BAD_REQUEST', error: e.type ?? 'malformed request' });
+      logger.warn('request refused', {
+        route: req.path,
+        code: 'ERR_BAD_REQUEST',
+        error: e.type ?? 'malformed request',
+      });
       return send(res, e.status, errorReply('malformed request'));
     }
     logger.error('unexpected error in the plugin server', { error: String((err as Error)?.stack ?? err) });
@@ -238,8 +355,7 @@ export function createApp(options: AppOptions): express.Express {
     status.record(entry);
     options.observe?.(outcome.outcome, outcome.code, durationMs / 1000);
     const { at: _at, ...line } = entry;
-    if (outcome.outcome === 'ok') logger.info('GetSecret', line);
-    else logger.warn('GetSecret', line);
+    logLine(logger, outcome.outcome === 'ok' ? 'info' : 'warn', 'GetSecret', line);
   }
 
   return app;

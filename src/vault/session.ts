@@ -11,9 +11,13 @@ export interface Workload {
   secret?: string;
 }
 
+/** What encodeURIComponent leaves as it is: such a name is its own header value. */
+const UNRESERVED = /^[A-Za-z0-9\-_.!~*'()]{0,256}$/;
+
 function headerValue(text: string): string {
   // Header values must be visible ASCII; anything else is percent-encoded. At most 256
   // characters, cut between characters so an escape is never split.
+  if (UNRESERVED.test(text)) return text;
   let out = '';
   for (const char of text) {
     let encoded: string;

@@ -52,9 +52,12 @@ function networkReason(err: NodeJS.ErrnoException): string {
   return known[err.code ?? ''] ?? `${err.code ?? 'network error'}`;
 }
 
-function once(options: TransportOptions, agents: Agents): Promise<{ status: number; location?: string; text: string }> {
+function once(
+  options: TransportOptions,
+  url: URL,
+  agents: Agents,
+): Promise<{ status: number; location?: string; text: string }> {
   return new Promise((resolve, reject) => {
-    const url = new URL(options.uri);
     const isHttps = url.protocol === 'https:';
     const payload = options.json === undefined ? undefined : Buffer.from(JSON.stringify(options.json));
     const headers: Record<string, string | number> = { Accept: 'application/json', ...options.headers };
@@ -80,7 +83,10 @@ function once(options: TransportOptions, agents: Agents): Promise<{ status: numb
     // Only a new connection is timed; a pooled one is already connected.
     req.on('socket', (socket) => {
       if (!socket.connecting || options.connectTimeout === undefined) return;
-      connectTimer = setTimeout(() => req.destroy(Object.assign(new Error('connect timed out'), { code: 'ECONNECTTIMEOUT' })), options.connectTimeout);
+      connectTimer = setTimeout(
+        () => req.destroy(Object.assign(new Error('connect timed out'), { code: 'ECONNECTTIMEOUT' })),
+        options.connectTimeout,
+      );
       socket.once('connect', clearConnectTimer);
     });
     req.on('close', clearConnectTimer);
@@ -101,7 +107,13 @@ function once(options: TransportOptions, agents: Agents): Promise<{ status: numb
         }
         chunks.push(chunk);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          location: res.headers.location,
+          text: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
       res.on('error', fail);
       res.on('aborted', () => fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
     });
@@ -114,27 +126,35 @@ function once(options: TransportOptions, agents: Agents): Promise<{ status: numb
  * are followed only to `namedOrigins` (the VAULT_ADDR entries) or the host first asked, so
  * the token never travels to a host the operator did not name.
  */
-export function createTransport(agents: Agents, namedOrigins: Iterable<string> = []): (options: TransportOptions) => Promise<TransportResponse> {
+export function createTransport(
+  agents: Agents,
+  namedOrigins: Iterable<string> = [],
+): (options: TransportOptions) => Promise<TransportResponse> {
   const named = new Set(namedOrigins);
   return async (options) => {
-    let current = { ...options };
+    let current = options;
     const first = new URL(options.uri);
+    let url = first;
     for (let hop = 0; ; hop++) {
       let answer: { status: number; location?: string; text: string };
       try {
-        answer = await once(current, agents);
+        answer = await once(current, url, agents);
       } catch (err) {
         // A redirect target that cannot be reached (an HA standby pointing at the active
         // node that just died) says nothing about the address the operator named.
-        if (hop > 0 && err instanceof VaultUnavailableError) throw new VaultUnavailableError(err.address, err.cause_, { viaRedirect: true });
+        if (hop > 0 && err instanceof VaultUnavailableError)
+          throw new VaultUnavailableError(err.address, err.cause_, { viaRedirect: true });
         throw err;
       }
       const { status, location, text } = answer;
       if ((status === 307 || status === 308) && location && hop < MAX_REDIRECTS) {
         const target = new URL(location, current.uri);
-        const from = new URL(current.uri);
+        const from = url;
         if (from.protocol === 'https:' && target.protocol !== 'https:') {
-          throw new DsoError('ERR_VAULT', `Vault at ${from.origin} redirected to ${target.origin}, which is not https; refusing to send the token there`);
+          throw new DsoError(
+            'ERR_VAULT',
+            `Vault at ${from.origin} redirected to ${target.origin}, which is not https; refusing to send the token there`,
+          );
         }
         if (!named.has(target.origin) && target.hostname !== first.hostname) {
           throw new DsoError(
@@ -143,6 +163,7 @@ export function createTransport(agents: Agents, namedOrigins: Iterable<string> =
           );
         }
         current = { ...current, uri: target.toString() };
+        url = target;
         continue;
       }
       let body: unknown = text;
@@ -153,7 +174,7 @@ export function createTransport(agents: Agents, namedOrigins: Iterable<string> =
           body = { errors: [`non-JSON answer (HTTP ${status})`] };
         }
       }
-      return { statusCode: status, body, request: { path: new URL(current.uri).pathname } };
+      return { statusCode: status, body, request: { path: url.pathname } };
     }
   };
 }

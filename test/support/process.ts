@@ -25,17 +25,31 @@ export interface RawReply {
 }
 
 /** One HTTP request over the Unix socket, headers exactly as given (none added). */
-export function socketRequest(socket: string, method: string, route: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<RawReply> {
+export function socketRequest(
+  socket: string,
+  method: string,
+  route: string,
+  body?: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<RawReply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method, path: route, headers: { ...headers, ...(body !== undefined ? { 'Content-Length': Buffer.byteLength(body) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        captureReply(text);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
-      });
-    });
+    const req = http.request(
+      {
+        socketPath: socket,
+        method,
+        path: route,
+        headers: { ...headers, ...(body !== undefined ? { 'Content-Length': Buffer.byteLength(body) } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          captureReply(text);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -60,7 +74,11 @@ export async function startPluginProcess(env: Record<string, string>): Promise<P
   const socket = path.join(dir, 'dso.sock');
   let out = '';
   const started = Date.now();
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'main.js')], {
+  // The node flags of the rootfs entrypoint (config.json: node, flags, main.js), as `npm start` has them too.
+  const flags = (
+    JSON.parse(fs.readFileSync(path.join(repoRoot, 'config.json'), 'utf8')) as { entrypoint: string[] }
+  ).entrypoint.slice(1, -1);
+  const child = spawn(process.execPath, [...flags, path.join(repoRoot, 'dist', 'main.js')], {
     env: { PATH: process.env.PATH ?? '', DSO_SOCKET: socket, DSO_CONFIG: path.join(dir, 'none.json'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,7 +1,11 @@
 // The Express app on the plugin socket, driven with supertest and a fake driver: body
 // parsing without Content-Type, validation, reply encoding, deadline, status and logs.
 import { expect } from 'chai';
+import { once } from 'node:events';
+import * as http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { DsoError } from '../../src/errors';
 import { AppOptions, createApp, MAX_BODY_BYTES, PLUGIN_CONTENT_TYPE } from '../../src/plugin/app';
@@ -27,7 +31,11 @@ class FakeDriver implements SecretDriver {
 }
 
 const ok = (value: Buffer | string = VALUE, doNotReuse = false) =>
-  new FakeDriver(async () => ({ value: Buffer.isBuffer(value) ? value : Buffer.from(value), doNotReuse, source: { path: 'secret/data/app/db', field: 'password', version: 3 } }));
+  new FakeDriver(async () => ({
+    value: Buffer.isBuffer(value) ? value : Buffer.from(value),
+    doNotReuse,
+    source: { path: 'secret/data/app/db', field: 'password', version: 3 },
+  }));
 
 function setup(driver: SecretDriver = ok(), timeoutMs = 5000, extra: Pick<AppOptions, 'describe' | 'testVault'> = {}) {
   const { logger, lines, records } = capturingLogger('debug');
@@ -82,7 +90,11 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
     });
 
     it('valueReply and errorReply have the documented shape', () => {
-      expect(valueReply({ value: Buffer.from('ab'), doNotReuse: true, source: {} })).to.deep.equal({ Value: 'YWI=', Err: '', DoNotReuse: true });
+      expect(valueReply({ value: Buffer.from('ab'), doNotReuse: true, source: {} })).to.deep.equal({
+        Value: 'YWI=',
+        Err: '',
+        DoNotReuse: true,
+      });
       expect(errorReply('boom')).to.deep.equal({ Err: 'boom', DoNotReuse: false });
     });
   });
@@ -93,7 +105,10 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
       const { app } = setup(driver);
       const seen: Array<{ has: boolean; value: unknown }> = [];
       const spy = (req: IncomingMessage, res: ServerResponse) => {
-        seen.push({ has: Object.prototype.hasOwnProperty.call(req.headers, 'content-type'), value: req.headers['content-type'] });
+        seen.push({
+          has: Object.prototype.hasOwnProperty.call(req.headers, 'content-type'),
+          value: req.headers['content-type'],
+        });
         app(req, res);
       };
       const res = await getSecret(spy);
@@ -105,16 +120,27 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
     it('parses a body sent with an empty Content-Type header', async () => {
       const driver = ok();
       const { app } = setup(driver);
-      const res = await request(app).post('/SecretProvider.GetSecret').set('Content-Type', '').send(Buffer.from(JSON.stringify(dockerRequest)));
+      const res = await request(app)
+        .post('/SecretProvider.GetSecret')
+        .set('Content-Type', '')
+        .send(Buffer.from(JSON.stringify(dockerRequest)));
       expect(res.status).to.equal(200);
       expect(driver.requests[0]).to.deep.equal(dockerRequest);
     });
 
-    for (const type of ['text/plain', 'application/json', 'application/vnd.docker.plugins.v1.2+json', 'application/octet-stream']) {
+    for (const type of [
+      'text/plain',
+      'application/json',
+      'application/vnd.docker.plugins.v1.2+json',
+      'application/octet-stream',
+    ]) {
       it(`parses a body sent as ${type}`, async () => {
         const driver = ok();
         const { app } = setup(driver);
-        const res = await request(app).post('/SecretProvider.GetSecret').set('Content-Type', type).send(JSON.stringify(dockerRequest));
+        const res = await request(app)
+          .post('/SecretProvider.GetSecret')
+          .set('Content-Type', type)
+          .send(JSON.stringify(dockerRequest));
         expect(res.status).to.equal(200);
         expect(driver.requests[0]).to.deep.equal(dockerRequest);
       });
@@ -146,8 +172,16 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
       ['a body of whitespace', '  \n ', /empty GetSecret request/],
       ['a JSON array', '[]', /body must be object/],
       ['JSON null', 'null', /body must be object/],
-      ['SecretLabels as an array', JSON.stringify({ SecretLabels: ['dso.ref=dso://a/b'] }), /SecretLabels must be object/],
-      ['a label value that is a number', JSON.stringify({ SecretLabels: { 'dso.version': 2 } }), /SecretLabels\/dso\.version must be string/],
+      [
+        'SecretLabels as an array',
+        JSON.stringify({ SecretLabels: ['dso.ref=dso://a/b'] }),
+        /SecretLabels must be object/,
+      ],
+      [
+        'a label value that is a number',
+        JSON.stringify({ SecretLabels: { 'dso.version': 2 } }),
+        /SecretLabels\/dso\.version must be string/,
+      ],
       ['ServiceLabels as a string', JSON.stringify({ ServiceLabels: 'x' }), /ServiceLabels must be object/],
       ['ServiceName as a number', JSON.stringify({ ServiceName: 7 }), /ServiceName must be string/],
     ];
@@ -189,6 +223,71 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
     });
   });
 
+  describe('GetSecret outside the fast path (served behind Express, the same way)', () => {
+    it('serves a GetSecret sent with a query string', async () => {
+      const { app } = setup();
+      const res = await request(app)
+        .post('/SecretProvider.GetSecret?x=1')
+        .send(Buffer.from(JSON.stringify(dockerRequest)));
+      expect(res.status).to.equal(200);
+      expect(reply(res).Value).to.equal(VALUE_B64);
+    });
+
+    it('serves a gzip-encoded GetSecret (Content-Encoding: gzip)', async () => {
+      const { app } = setup();
+      const res = await request(app)
+        .post('/SecretProvider.GetSecret')
+        .set('Content-Encoding', 'gzip')
+        .send(gzipSync(JSON.stringify(dockerRequest)));
+      expect(res.status).to.equal(200);
+      expect(reply(res).Value).to.equal(VALUE_B64);
+    });
+
+    it('answers a malformed body the same on both paths (status, Err, content type)', async () => {
+      const { app } = setup();
+      const fast = await request(app).post('/SecretProvider.GetSecret').send(Buffer.from('{nope'));
+      const routed = await request(app).post('/SecretProvider.GetSecret?via=express').send(Buffer.from('{nope'));
+      expect(fast.status).to.equal(400);
+      expect(routed.status).to.equal(400);
+      expect(fast.text).to.equal(routed.text);
+      expect(fast.headers['content-type']).to.equal(routed.headers['content-type']);
+      expect(fast.headers['content-type']).to.equal(`${PLUGIN_CONTENT_TYPE}; charset=utf-8`);
+    });
+
+    it('answers 413 for a chunked body over 1 MiB (no Content-Length), without calling the driver', async () => {
+      const driver = ok();
+      const { app } = setup(driver);
+      const server = http.createServer(app).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const { port } = server.address() as AddressInfo;
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = http.request(
+            {
+              host: '127.0.0.1',
+              port,
+              method: 'POST',
+              path: '/SecretProvider.GetSecret',
+              headers: { 'Transfer-Encoding': 'chunked' },
+            },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', reject);
+          const chunk = Buffer.alloc(256 * 1024, 0x20);
+          for (let i = 0; i < 5; i++) req.write(chunk);
+          req.end();
+        });
+        expect(status).to.equal(413);
+        expect(driver.requests).to.have.length(0);
+      } finally {
+        server.close();
+      }
+    });
+  });
+
   describe('routes', () => {
     it('answers /Plugin.Activate with Implements ["secretprovider"]', async () => {
       const { app } = setup();
@@ -213,10 +312,17 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
 
   describe('driver failures', () => {
     it('answers 500 with the message of a DsoError', async () => {
-      const { app } = setup(new FakeDriver(async () => Promise.reject(new DsoError('ERR_NOT_FOUND', 'no secret at secret/data/app/db (KV v2 mount secret/)'))));
+      const { app } = setup(
+        new FakeDriver(async () =>
+          Promise.reject(new DsoError('ERR_NOT_FOUND', 'no secret at secret/data/app/db (KV v2 mount secret/)')),
+        ),
+      );
       const res = await getSecret(app);
       expect(res.status).to.equal(500);
-      expect(reply(res)).to.deep.equal({ Err: 'no secret at secret/data/app/db (KV v2 mount secret/)', DoNotReuse: false });
+      expect(reply(res)).to.deep.equal({
+        Err: 'no secret at secret/data/app/db (KV v2 mount secret/)',
+        DoNotReuse: false,
+      });
     });
 
     it('answers 400 for a request the driver finds malformed (ERR_BAD_REQUEST)', async () => {
@@ -290,7 +396,9 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
     it('drops a driver result that arrives after the deadline and keeps serving', async () => {
       const late = deferred<SecretResult>();
       let calls = 0;
-      const driver = new FakeDriver(() => (++calls === 1 ? late.promise : Promise.resolve({ value: Buffer.from('second'), doNotReuse: false, source: {} })));
+      const driver = new FakeDriver(() =>
+        ++calls === 1 ? late.promise : Promise.resolve({ value: Buffer.from('second'), doNotReuse: false, source: {} }),
+      );
       const { app } = setup(driver, 100);
       expect((await getSecret(app)).status).to.equal(500);
       late.reject(new Error('late failure'));
@@ -312,7 +420,17 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
       const body = JSON.parse(res.text);
       expect(body.version).to.equal('9.9.9');
       expect(body.recent).to.have.length(2);
-      expect(body.recent[0]).to.include({ service: 'web', serviceId: 'svc-id-1', task: 'web.1.task-id-1', secret: 'db_password', path: 'secret/data/app/db', field: 'password', version: 3, outcome: 'ok', doNotReuse: false });
+      expect(body.recent[0]).to.include({
+        service: 'web',
+        serviceId: 'svc-id-1',
+        task: 'web.1.task-id-1',
+        secret: 'db_password',
+        path: 'secret/data/app/db',
+        field: 'password',
+        version: 3,
+        outcome: 'ok',
+        doNotReuse: false,
+      });
       expect(body.secrets).to.have.length(2);
       expect(res.text).to.not.include(VALUE);
       expect(res.text).to.not.include(VALUE_B64);
@@ -329,10 +447,18 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
     });
 
     it('records the error and its code on failure', async () => {
-      const failure = Object.assign(new DsoError('ERR_FIELD_MISSING', 'field "pw" not found'), { source: { path: 'secret/data/app/db', field: 'pw' } });
+      const failure = Object.assign(new DsoError('ERR_FIELD_MISSING', 'field "pw" not found'), {
+        source: { path: 'secret/data/app/db', field: 'pw' },
+      });
       const { app, status } = setup(new FakeDriver(async () => Promise.reject(failure)));
       await getSecret(app);
-      expect(status.latestRecords('web')[0]).to.include({ outcome: 'error', code: 'ERR_FIELD_MISSING', error: 'field "pw" not found', path: 'secret/data/app/db', field: 'pw' });
+      expect(status.latestRecords('web')[0]).to.include({
+        outcome: 'error',
+        code: 'ERR_FIELD_MISSING',
+        error: 'field "pw" not found',
+        path: 'secret/data/app/db',
+        field: 'pw',
+      });
     });
 
     it('logs one line per GetSecret with service, task, secret, path, field, outcome and duration, never the value', async () => {
@@ -340,7 +466,15 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
       await getSecret(app);
       const entries = records().filter((r) => r.message === 'GetSecret');
       expect(entries).to.have.length(1);
-      expect(entries[0]).to.include({ level: 'info', service: 'web', task: 'web.1.task-id-1', secret: 'db_password', path: 'secret/data/app/db', field: 'password', outcome: 'ok' });
+      expect(entries[0]).to.include({
+        level: 'info',
+        service: 'web',
+        task: 'web.1.task-id-1',
+        secret: 'db_password',
+        path: 'secret/data/app/db',
+        field: 'password',
+        outcome: 'ok',
+      });
       expect(entries[0].durationMs).to.be.a('number');
       expect(entries[0].durationMs as number).to.be.at.least(0);
       const all = lines.join('\n');
@@ -349,10 +483,20 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
     });
 
     it('logs a failed GetSecret as a warning with its code and message', async () => {
-      const { app, records } = setup(new FakeDriver(async () => Promise.reject(new DsoError('ERR_VAULT_DENIED', 'permission denied reading secret/data/app/db'))));
+      const { app, records } = setup(
+        new FakeDriver(async () =>
+          Promise.reject(new DsoError('ERR_VAULT_DENIED', 'permission denied reading secret/data/app/db')),
+        ),
+      );
       await getSecret(app);
       const entry = records().find((r) => r.message === 'GetSecret')!;
-      expect(entry).to.include({ level: 'warn', outcome: 'error', code: 'ERR_VAULT_DENIED', service: 'web', secret: 'db_password' });
+      expect(entry).to.include({
+        level: 'warn',
+        outcome: 'error',
+        code: 'ERR_VAULT_DENIED',
+        service: 'web',
+        secret: 'db_password',
+      });
     });
 
     it('logs a malformed request too, once', async () => {
@@ -378,7 +522,9 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
           return { ok: true };
         },
       });
-      const res = await request(app).post('/DSO.TestVault').send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/data/x#y' })));
+      const res = await request(app)
+        .post('/DSO.TestVault')
+        .send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/data/x#y' })));
       expect(res.status).to.equal(200);
       expect(JSON.parse(res.text)).to.deep.equal({ ok: true });
       await request(app).post('/DSO.TestVault');
@@ -387,7 +533,9 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
 
     it('answers 400 for a Reference that is not a string', async () => {
       const { app } = setup(ok(), 5000, { testVault: async () => ({ ok: true }) });
-      const res = await request(app).post('/DSO.TestVault').send(Buffer.from(JSON.stringify({ Reference: 5 })));
+      const res = await request(app)
+        .post('/DSO.TestVault')
+        .send(Buffer.from(JSON.stringify({ Reference: 5 })));
       expect(res.status).to.equal(400);
     });
   });
@@ -395,7 +543,11 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
 
 describe('checkGetSecretRequest', () => {
   it('names every field of the wrong type', () => {
-    const { request: checked, problem } = checkGetSecretRequest({ SecretName: 1, TaskID: {}, SecretLabels: { a: 'b' } });
+    const { request: checked, problem } = checkGetSecretRequest({
+      SecretName: 1,
+      TaskID: {},
+      SecretLabels: { a: 'b' },
+    });
     expect(checked).to.equal(undefined);
     expect(problem).to.include('SecretName must be string');
     expect(problem).to.include('TaskID must be string');

@@ -16,7 +16,10 @@ describe('VaultClient: faults and recoveries of an address', () => {
     server = http.createServer((req, res) => {
       const now = mode;
       if (now.kind === 'reset') return req.socket.destroy();
-      setTimeout(() => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"data":{"k":"v"}}'), now.delayMs);
+      setTimeout(
+        () => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"data":{"k":"v"}}'),
+        now.delayMs,
+      );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -26,7 +29,13 @@ describe('VaultClient: faults and recoveries of an address', () => {
   it('does not take a late answer to a request sent before the fault for a recovery', async () => {
     const { logger, lines } = capturingLogger();
     // Probes far apart: only requests move the address's state in this test.
-    const client = new VaultClient({ addresses: [address], tls: { skipVerify: false }, logger, rounds: 1, probeIntervalMs: 60_000 });
+    const client = new VaultClient({
+      addresses: [address],
+      tls: { skipVerify: false },
+      logger,
+      rounds: 1,
+      probeIntervalMs: 60_000,
+    });
     const count = (message: string) => lines.filter((l) => l.includes(`"${message}"`)).length;
     try {
       mode = { kind: 'answer', delayMs: 300 };
@@ -41,6 +50,37 @@ describe('VaultClient: faults and recoveries of an address', () => {
       await client.call({ method: 'GET', path: 'secret/z', deadline: Date.now() + 5_000 });
       expect(count('Vault answering again')).to.equal(1);
       expect(count('Vault not answering')).to.equal(1);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('does not take a late failure of a request sent before the recovery for a new fault', async () => {
+    const { logger, lines } = capturingLogger();
+    const client = new VaultClient({
+      addresses: [address],
+      tls: { skipVerify: false },
+      logger,
+      rounds: 1,
+      probeIntervalMs: 60_000,
+    });
+    const count = (message: string) => lines.filter((l) => l.includes(`"${message}"`)).length;
+    try {
+      mode = { kind: 'reset' };
+      await client.call({ method: 'GET', path: 'secret/a', deadline: Date.now() + 5_000 }).catch(() => undefined);
+      expect(count('Vault not answering')).to.equal(1);
+      mode = { kind: 'answer', delayMs: 1_000 };
+      const slow = client.call({ method: 'GET', path: 'secret/b', deadline: Date.now() + 400 }).then(
+        () => 'answered',
+        () => 'failed',
+      );
+      await sleep(50);
+      mode = { kind: 'answer', delayMs: 0 };
+      await client.call({ method: 'GET', path: 'secret/c', deadline: Date.now() + 5_000 });
+      expect(count('Vault answering again')).to.equal(1);
+      expect(await slow).to.equal('failed'); // hung through the recovery, fails after it
+      expect(count('Vault not answering'), 'a stale failure is no new fault').to.equal(1);
+      expect(client.status()[0].skipped).to.equal(false);
     } finally {
       client.close();
     }
