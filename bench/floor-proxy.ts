@@ -14,7 +14,9 @@ const token = fs.readFileSync(tokenFile, 'utf8').trim();
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 function fail(res: http.ServerResponse, status: number, message: string): void {
-  res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ Err: message, DoNotReuse: false }));
+  res
+    .writeHead(status, { 'Content-Type': 'application/json' })
+    .end(JSON.stringify({ Err: message, DoNotReuse: false }));
 }
 
 const server = http.createServer((req, res) => {
@@ -31,20 +33,33 @@ const server = http.createServer((req, res) => {
     const m = /^dso:\/\/([^#]+)#(.+)$/.exec(ref);
     if (!m) return fail(res, 400, 'bad ref');
     const [, apiPath, field] = m;
-    const vreq = http.request({ host: '127.0.0.1', port: Number(port), path: `/v1/${apiPath}`, agent, headers: { 'X-Vault-Token': token, Accept: 'application/json' } }, (vres) => {
-      const parts: Buffer[] = [];
-      vres.on('data', (c: Buffer) => parts.push(c));
-      vres.on('end', () => {
-        try {
-          const answer = JSON.parse(Buffer.concat(parts).toString('utf8')) as { data?: { data?: Record<string, unknown> } };
-          const v = answer.data?.data?.[field];
-          if (vres.statusCode !== 200 || typeof v !== 'string') return fail(res, 500, `vault ${vres.statusCode}`);
-          res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ Value: Buffer.from(v).toString('base64'), Err: '', DoNotReuse: true }));
-        } catch {
-          fail(res, 500, 'bad vault answer');
-        }
-      });
-    });
+    const vreq = http.request(
+      {
+        host: '127.0.0.1',
+        port: Number(port),
+        path: `/v1/${apiPath}`,
+        agent,
+        headers: { 'X-Vault-Token': token, Accept: 'application/json' },
+      },
+      (vres) => {
+        const parts: Buffer[] = [];
+        vres.on('data', (c: Buffer) => parts.push(c));
+        vres.on('end', () => {
+          try {
+            const answer = JSON.parse(Buffer.concat(parts).toString('utf8')) as {
+              data?: { data?: Record<string, unknown> };
+            };
+            const v = answer.data?.data?.[field];
+            if (vres.statusCode !== 200 || typeof v !== 'string') return fail(res, 500, `vault ${vres.statusCode}`);
+            res
+              .writeHead(200, { 'Content-Type': 'application/json' })
+              .end(JSON.stringify({ Value: Buffer.from(v).toString('base64'), Err: '', DoNotReuse: true }));
+          } catch {
+            fail(res, 500, 'bad vault answer');
+          }
+        });
+      },
+    );
     vreq.on('error', () => fail(res, 500, 'vault unreachable'));
     vreq.end();
   });

@@ -53,12 +53,26 @@ async function api<T = any>(method: string, route: string, body?: unknown, timeo
   return (text ? JSON.parse(text) : {}) as T;
 }
 
-function run(cmd: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env: env ?? process.env, cwd: repoRoot, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, out: `${stdout}${stderr}` });
-    });
+    execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', env: env ?? process.env, cwd: repoRoot, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({ code, out: `${stdout}${stderr}` });
+      },
+    );
   });
 }
 
@@ -66,17 +80,31 @@ const filters = (f: Record<string, string[]>) => encodeURIComponent(JSON.stringi
 
 /** Removes the services and secrets named PREFIX* and waits for their containers to go. */
 export async function cleanupSwarm(): Promise<void> {
-  const services = await api<Array<{ ID: string; Spec: { Name: string } }>>('GET', `/services?filters=${filters({ name: [PREFIX] })}`).catch(() => []);
-  for (const s of services.filter((x) => x.Spec.Name.startsWith(PREFIX))) await api('DELETE', `/services/${s.ID}`).catch(() => undefined);
+  const services = await api<Array<{ ID: string; Spec: { Name: string } }>>(
+    'GET',
+    `/services?filters=${filters({ name: [PREFIX] })}`,
+  ).catch(() => []);
+  for (const s of services.filter((x) => x.Spec.Name.startsWith(PREFIX)))
+    await api('DELETE', `/services/${s.ID}`).catch(() => undefined);
   const end = Date.now() + 90_000;
   while (Date.now() < end) {
-    const left = await api<unknown[]>('GET', `/containers/json?all=1&filters=${filters({ label: ['com.docker.swarm.service.name'] })}`)
-      .then((cs) => (cs as Array<{ Labels: Record<string, string> }>).filter((c) => (c.Labels['com.docker.swarm.service.name'] ?? '').startsWith(PREFIX)))
+    const left = await api<unknown[]>(
+      'GET',
+      `/containers/json?all=1&filters=${filters({ label: ['com.docker.swarm.service.name'] })}`,
+    )
+      .then((cs) =>
+        (cs as Array<{ Labels: Record<string, string> }>).filter((c) =>
+          (c.Labels['com.docker.swarm.service.name'] ?? '').startsWith(PREFIX),
+        ),
+      )
       .catch(() => []);
     if (left.length === 0) break;
     await sleep(500);
   }
-  const secrets = await api<Array<{ ID: string; Spec: { Name: string } }>>('GET', `/secrets?filters=${filters({ name: [PREFIX] })}`).catch(() => []);
+  const secrets = await api<Array<{ ID: string; Spec: { Name: string } }>>(
+    'GET',
+    `/secrets?filters=${filters({ name: [PREFIX] })}`,
+  ).catch(() => []);
   for (const s of secrets.filter((x) => x.Spec.Name.startsWith(PREFIX))) {
     for (let i = 0; i < 20; i++) {
       try {
@@ -96,7 +124,10 @@ export async function removePlugin(): Promise<void> {
 }
 
 async function runningCount(serviceId: string): Promise<{ running: number; failed: number }> {
-  const tasks = await api<Array<{ Status: { State: string }; DesiredState: string }>>('GET', `/tasks?filters=${filters({ service: [serviceId] })}`);
+  const tasks = await api<Array<{ Status: { State: string }; DesiredState: string }>>(
+    'GET',
+    `/tasks?filters=${filters({ service: [serviceId] })}`,
+  );
   let running = 0;
   let failed = 0;
   for (const t of tasks) {
@@ -107,7 +138,12 @@ async function runningCount(serviceId: string): Promise<{ running: number; faile
 }
 
 /** Creates the service and times it from the create call to `replicas` running tasks. */
-async function timeService(name: string, secret: { id: string; name: string }, replicas: number, limitMs: number): Promise<SwarmRun & { error?: string }> {
+async function timeService(
+  name: string,
+  secret: { id: string; name: string },
+  replicas: number,
+  limitMs: number,
+): Promise<SwarmRun & { error?: string }> {
   const t0 = nowMs();
   const created = await api<{ ID: string }>('POST', '/services/create', {
     Name: name,
@@ -117,7 +153,13 @@ async function timeService(name: string, secret: { id: string; name: string }, r
         Image: IMAGE,
         Command: ['sleep', '3600'],
         StopGracePeriod: 1_000_000_000,
-        Secrets: [{ File: { Name: 'bench_secret', UID: '0', GID: '0', Mode: 0o444 }, SecretID: secret.id, SecretName: secret.name }],
+        Secrets: [
+          {
+            File: { Name: 'bench_secret', UID: '0', GID: '0', Mode: 0o444 },
+            SecretID: secret.id,
+            SecretName: secret.name,
+          },
+        ],
       },
       RestartPolicy: { Condition: 'on-failure', Delay: 1_000_000_000, MaxAttempts: 3 },
     },
@@ -128,7 +170,13 @@ async function timeService(name: string, secret: { id: string; name: string }, r
     const state = await runningCount(created.ID);
     failed = state.failed;
     if (state.running >= replicas) break;
-    if (nowMs() - t0 > limitMs) return { kind: 'native', ms: NaN, failedTasks: failed, error: `only ${state.running}/${replicas} running after ${limitMs} ms` };
+    if (nowMs() - t0 > limitMs)
+      return {
+        kind: 'native',
+        ms: NaN,
+        failedTasks: failed,
+        error: `only ${state.running}/${replicas} running after ${limitMs} ms`,
+      };
     await sleep(100);
   }
   const ms = nowMs() - t0;
@@ -136,7 +184,10 @@ async function timeService(name: string, secret: { id: string; name: string }, r
   // Wait until its containers are gone, so the next measurement starts from a quiet engine.
   const end = Date.now() + 90_000;
   while (Date.now() < end) {
-    const cs = await api<Array<{ Labels: Record<string, string> }>>('GET', `/containers/json?all=1&filters=${filters({ label: [`com.docker.swarm.service.name=${name}`] })}`);
+    const cs = await api<Array<{ Labels: Record<string, string> }>>(
+      'GET',
+      `/containers/json?all=1&filters=${filters({ label: [`com.docker.swarm.service.name=${name}`] })}`,
+    );
     if (cs.length === 0) break;
     await sleep(300);
   }
@@ -183,7 +234,8 @@ export async function swarmScenario(o: SwarmOptions): Promise<SwarmResult> {
     // Package the dist/ this run built and measured, never recompile src/ behind its back.
     { ...process.env, DSO_DIST_DIR: path.join(repoRoot, 'dist') },
   );
-  if (build.code !== 0) throw new Error(`plugin/build.sh failed: ${build.out.trim().split('\n').slice(-5).join(' | ')}`);
+  if (build.code !== 0)
+    throw new Error(`plugin/build.sh failed: ${build.out.trim().split('\n').slice(-5).join(' | ')}`);
   const pluginBuildMs = nowMs() - b0;
 
   const dsoSecret = await api<{ ID: string }>('POST', '/secrets/create', {
@@ -205,9 +257,11 @@ export async function swarmScenario(o: SwarmOptions): Promise<SwarmResult> {
   const runs: SwarmRun[] = [];
   // ABBA ordering: native, dso, dso, native, native, dso, ...
   const order: Array<'native' | 'dso'> = [];
-  for (let r = 0; r < o.rounds; r++) order.push(...((r % 2 === 0 ? ['native', 'dso'] : ['dso', 'native']) as Array<'native' | 'dso'>));
+  for (let r = 0; r < o.rounds; r++)
+    order.push(...((r % 2 === 0 ? ['native', 'dso'] : ['dso', 'native']) as Array<'native' | 'dso'>));
   for (const [i, kind] of order.entries()) {
-    const secret = kind === 'dso' ? { id: dsoSecret.ID, name: `${PREFIX}_dso` } : { id: nativeSecret.ID, name: `${PREFIX}_native` };
+    const secret =
+      kind === 'dso' ? { id: dsoSecret.ID, name: `${PREFIX}_dso` } : { id: nativeSecret.ID, name: `${PREFIX}_native` };
     const result = await timeService(`${PREFIX}-${kind}-${i}`, secret, o.replicas, 240_000);
     if (result.error) throw new Error(`${kind} service: ${result.error}`);
     runs.push({ ...result, kind });

@@ -61,8 +61,18 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
   const base = { version: VERSION, settings: describeSettings(settings) };
   if (problems.length === 0) {
     try {
-      const vault = new VaultClient({ addresses: settings.vaultAddresses, namespace: settings.namespace, tls: settings.tls, logger });
-      const tokens = new TokenManager({ vault, method: authMethodFor(settings), logger, timeoutMs: settings.timeoutMs });
+      const vault = new VaultClient({
+        addresses: settings.vaultAddresses,
+        namespace: settings.namespace,
+        tls: settings.tls,
+        logger,
+      });
+      const tokens = new TokenManager({
+        vault,
+        method: authMethodFor(settings),
+        logger,
+        timeoutMs: settings.timeoutMs,
+      });
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
       const swarm = deps.swarm ?? new DockerSwarmApi(new DockerApi(settings.dockerSocket));
@@ -94,7 +104,8 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         // whose answer also carries the version's creation time rotation compares.
         reader: {
           target: (request, deadline) => driver.target(request, deadline),
-          readKv: (target, deadline) => kv.read(target.apiPath, target.mount, { version: target.version, params: {}, deadline }),
+          readKv: (target, deadline) =>
+            kv.read(target.apiPath, target.mount, { version: target.version, params: {}, deadline }),
         },
         leases,
         logger,
@@ -136,9 +147,24 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         describe: () => ({
           ...base,
           problems: [],
-          vault: { activeAddress: vault.activeAddress, addresses: vault.status(), token: tokens.status(), mergedReads: kv.mergedReads },
-          leases: { held: leases.held(), renewals: leases.renewals, revocations: leases.revocations, list: leases.describe() },
-          rotation: { intervalMs: settings.rotateIntervalMs, default: settings.rotate, recent: rotation.history.slice(-20), ...rotation.health() },
+          vault: {
+            activeAddress: vault.activeAddress,
+            addresses: vault.status(),
+            token: tokens.status(),
+            mergedReads: kv.mergedReads,
+          },
+          leases: {
+            held: leases.held(),
+            renewals: leases.renewals,
+            revocations: leases.revocations,
+            list: leases.describe(),
+          },
+          rotation: {
+            intervalMs: settings.rotateIntervalMs,
+            default: settings.rotate,
+            recent: rotation.history.slice(-20),
+            ...rotation.health(),
+          },
         }),
         testVault: (reference) => testVault(tokens, driver, leases, reference),
         compose,
@@ -193,12 +219,26 @@ async function testVault(
 ): Promise<TestVaultResult> {
   try {
     const state = await tokens.login();
-    const login = { method: tokens.status().method, mount: tokens.status().mount, ttlSeconds: state.ttlSeconds, policies: state.policies };
+    const login = {
+      method: tokens.status().method,
+      mount: tokens.status().mount,
+      ttlSeconds: state.ttlSeconds,
+      policies: state.policies,
+    };
     if (!reference) return { ok: true, login };
     const owner = { kind: 'task' as const, id: `dso-test-vault-${randomBytes(6).toString('hex')}` };
     try {
-      const result = await driver.getSecret({ SecretName: 'dso-test-vault', SecretLabels: { 'dso.ref': reference }, TaskID: owner.id });
-      const read = { path: result.source.path, field: result.source.field, version: result.source.version, bytes: result.value.length };
+      const result = await driver.getSecret({
+        SecretName: 'dso-test-vault',
+        SecretLabels: { 'dso.ref': reference },
+        TaskID: owner.id,
+      });
+      const read = {
+        path: result.source.path,
+        field: result.source.field,
+        version: result.source.version,
+        bytes: result.value.length,
+      };
       const revoked = await leases.revokeOwner(owner, 'test read');
       return { ok: true, login, read: result.source.leaseExpiresAt ? { ...read, leaseRevoked: revoked } : read };
     } catch (err) {
@@ -220,7 +260,9 @@ async function testVault(
 export function startPlugin(server: http.Server, socket: string): RequestListener {
   const { settings, problems } = loadSettings(process.env);
   const logger = createLogger(settings.logLevel);
-  process.on('unhandledRejection', (reason) => logger.error('unhandled promise rejection', { error: String((reason as Error)?.stack ?? reason) }));
+  process.on('unhandledRejection', (reason) =>
+    logger.error('unhandled promise rejection', { error: String((reason as Error)?.stack ?? reason) }),
+  );
   process.on('uncaughtException', (err) => logger.error('uncaught exception', { error: String(err?.stack ?? err) }));
 
   const plugin = buildPlugin(settings, problems, logger);

@@ -24,7 +24,9 @@ describe('leak scan over the whole suite', () => {
     expect(findLeaks([Buffer.from('base64-planted-canary').toString('base64')], ['base64-planted-canary'])).to.equal(1);
     // As dockerd logs a plugin's JSON line: quoted again inside msg="...".
     const quoted = 'a "quoted" \\ planted-canary';
-    expect(findLeaks([`level=info msg=${JSON.stringify(JSON.stringify({ msg: quoted }))} plugin=abc`], [quoted])).to.equal(1);
+    expect(
+      findLeaks([`level=info msg=${JSON.stringify(JSON.stringify({ msg: quoted }))} plugin=abc`], [quoted]),
+    ).to.equal(1);
   });
 
   it('finds no registered secret in anything the plugin logged or answered, or the tests printed', function () {

@@ -40,7 +40,12 @@ export interface CommandSpec {
   examples?: string[];
 }
 
-export const HELP_OPTION: OptionSpec = { name: 'help', short: 'h', type: 'boolean', description: 'show this help and exit' };
+export const HELP_OPTION: OptionSpec = {
+  name: 'help',
+  short: 'h',
+  type: 'boolean',
+  description: 'show this help and exit',
+};
 
 /**
  * Parses `argv` against `spec` with node's own parser (`util.parseArgs`): `--name value`,
@@ -65,7 +70,9 @@ export function parseCommandLine(spec: CommandSpec, argv: string[]): Parsed {
 
   const assign = (option: OptionSpec, value: string | boolean, shown: string): void => {
     if (option.type === 'string' && option.choices && !option.choices.includes(value as string)) {
-      throw new UsageError(`${command}: invalid value "${value}" for ${shown}: must be one of ${option.choices.join(', ')}`);
+      throw new UsageError(
+        `${command}: invalid value "${value}" for ${shown}: must be one of ${option.choices.join(', ')}`,
+      );
     }
     if (option.multiple) {
       const list = (options[option.name] as string[] | undefined) ?? [];
@@ -85,7 +92,13 @@ export function parseCommandLine(spec: CommandSpec, argv: string[]): Parsed {
     const option = byLong.get(token.name);
     const shown = token.rawName.startsWith('--') ? `--${token.name}` : token.rawName.slice(0, 2);
     if (!option) {
-      const fix = token.rawName.startsWith('--') ? suggest(token.name, all.map((o) => o.name), `${command} --help`) : `see: ${command} --help`;
+      const fix = token.rawName.startsWith('--')
+        ? suggest(
+            token.name,
+            all.map((o) => o.name),
+            `${command} --help`,
+          )
+        : `see: ${command} --help`;
       throw new UsageError(`${command}: unknown flag ${shown}`, fix);
     }
     if (option.type === 'boolean') {
@@ -94,7 +107,8 @@ export function parseCommandLine(spec: CommandSpec, argv: string[]): Parsed {
       else throw new UsageError(`${command}: ${shown} takes no value (or =true / =false), got "${token.value}"`);
       continue;
     }
-    if (token.value === undefined) throw new UsageError(`${command}: ${shown} needs a value${option.valueName ? ` (${option.valueName})` : ''}`);
+    if (token.value === undefined)
+      throw new UsageError(`${command}: ${shown} needs a value${option.valueName ? ` (${option.valueName})` : ''}`);
     assign(option, token.value, shown);
   }
 
@@ -110,14 +124,17 @@ export function parseCommandLine(spec: CommandSpec, argv: string[]): Parsed {
   }
   spec.args.forEach((arg, i) => {
     args[arg.name] = positional[i];
-    if (arg.required && positional[i] === undefined) throw new UsageError(`${command}: missing argument ${arg.name.toUpperCase()}`, `usage: ${usageLine(spec)}`);
+    if (arg.required && positional[i] === undefined)
+      throw new UsageError(`${command}: missing argument ${arg.name.toUpperCase()}`, `usage: ${usageLine(spec)}`);
   });
   return { options, args };
 }
 
 function suggest(name: string, known: string[], helpCommand: string): string {
   const close = known.filter((k) => k.includes(name) || name.includes(k) || distance(k, name) <= 2);
-  return close.length ? `did you mean ${close.map((k) => `--${k}`).join(' or ')}? (see: ${helpCommand})` : `see: ${helpCommand}`;
+  return close.length
+    ? `did you mean ${close.map((k) => `--${k}`).join(' or ')}? (see: ${helpCommand})`
+    : `see: ${helpCommand}`;
 }
 
 /** Levenshtein distance, for "did you mean". */
@@ -172,7 +189,9 @@ export function commandHelp(spec: CommandSpec, footer?: string): string {
   out.push('', 'Options:');
   for (const o of [...spec.options, HELP_OPTION]) {
     const label = optionLabel(o);
-    const more = [o.choices ? `(one of: ${o.choices.join(', ')})` : '', o.multiple ? '(may be repeated)' : ''].filter(Boolean).join(' ');
+    const more = [o.choices ? `(one of: ${o.choices.join(', ')})` : '', o.multiple ? '(may be repeated)' : '']
+      .filter(Boolean)
+      .join(' ');
     const description = more ? `${o.description} ${more}` : o.description;
     if (label.length > 27) out.push(`  ${label}`, `${' '.repeat(32)}${wrap(description, 58, 32)}`);
     else out.push(`  ${label.padEnd(30)}${wrap(description, 58, 32)}`);

@@ -36,7 +36,10 @@ export function readVersion(): string {
   // dist/cli -> repository root (also build/src/cli in the test build).
   for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
     try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'dso-vault' && pkg.version) return pkg.version;
     } catch {
       // keep looking upwards
@@ -56,7 +59,18 @@ export function metadata(version: string): Record<string, string> {
 }
 
 // Global flags of `docker` itself, which Docker hands to a CLI plugin before the plugin's name.
-const DOCKER_FLAGS_WITH_VALUE = new Set(['--config', '-c', '--context', '-H', '--host', '-l', '--log-level', '--tlscacert', '--tlscert', '--tlskey']);
+const DOCKER_FLAGS_WITH_VALUE = new Set([
+  '--config',
+  '-c',
+  '--context',
+  '-H',
+  '--host',
+  '-l',
+  '--log-level',
+  '--tlscacert',
+  '--tlscert',
+  '--tlskey',
+]);
 const DOCKER_BOOLEAN_FLAGS = new Set(['-D', '--debug', '--tls', '--tlsverify']);
 
 /**
@@ -106,7 +120,7 @@ export function mainHelp(): string {
     '  -h, --help          help of the command',
     '',
     "Run 'docker dso COMMAND --help' for a command's flags.",
-    'Run docker dso on a swarm manager where the plugin is installed, as root (plugin sockets are root\'s).',
+    "Run docker dso on a swarm manager where the plugin is installed, as root (plugin sockets are root's).",
     'On a host without swarm, up and down run compose projects with secret files on a tmpfs.',
     '',
     EXIT_CODES_HELP,
@@ -153,14 +167,22 @@ export function findCommand(args: string[]): { command?: Command; rest: string[]
     const target = args.slice(at + 1).filter((a, i) => !(i === 0 && a === PLUGIN_COMMAND));
     if (target.length === 0) return { rest: [], help: mainHelp() };
     const found = findCommand(target);
-    return { rest: [], help: found.command ? commandHelp(found.command.spec, EXIT_CODES_HELP) : found.help ?? mainHelp() };
+    return {
+      rest: [],
+      help: found.command ? commandHelp(found.command.spec, EXIT_CODES_HELP) : (found.help ?? mainHelp()),
+    };
   }
   if (first === 'system') {
     const at2 = nextWord(args, at + 1);
     if (at2 < 0) return { rest: [], help: systemHelp() };
     const second = args[at2];
     const command = COMMANDS.find((c) => c.spec.path[0] === 'system' && c.spec.path[1] === second);
-    if (!command) throw new CliError(EXIT.USAGE, `unknown command: docker dso system ${second}`, 'see: docker dso system --help (info, test-vault)');
+    if (!command)
+      throw new CliError(
+        EXIT.USAGE,
+        `unknown command: docker dso system ${second}`,
+        'see: docker dso system --help (info, test-vault)',
+      );
     return { command, rest: without(at, at2) };
   }
   const command = COMMANDS.find((c) => c.spec.path.length === 1 && c.spec.path[0] === first);

@@ -75,7 +75,9 @@ function labelsOf(def: Obj): Record<string, string> {
   if (isObject(labels)) return Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)]));
   if (Array.isArray(labels)) {
     return Object.fromEntries(
-      labels.map((l) => String(l)).map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, ''])),
+      labels
+        .map((l) => String(l))
+        .map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, ''])),
     );
   }
   return {};
@@ -92,7 +94,10 @@ function checkVersion(doc: Obj, warnings: string[]): void {
   if (!m) throw new ComposeError(`version "${text}" is not a compose file format version (e.g. "3.8")`);
   const major = Number(m[1]);
   const minor = Number(m[2] ?? 0);
-  if (major < 3) throw new ComposeError(`compose file format ${text} cannot be deployed to a swarm: docker stack deploy needs 3.x (secret drivers need 3.8 or later)`);
+  if (major < 3)
+    throw new ComposeError(
+      `compose file format ${text} cannot be deployed to a swarm: docker stack deploy needs 3.x (secret drivers need 3.8 or later)`,
+    );
   if (major === 3 && minor < 8) {
     doc.version = '3.8';
     warnings.push(`compose file format ${text} raised to 3.8: secret drivers need 3.8 or later`);
@@ -111,8 +116,10 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
     name = String(doc.name);
     delete doc.name;
   }
-  if (!isObject(doc.services) || Object.keys(doc.services).length === 0) throw new ComposeError('the compose file has no services');
-  if (doc.secrets !== undefined && !isObject(doc.secrets)) throw new ComposeError('the top-level "secrets" must be a mapping');
+  if (!isObject(doc.services) || Object.keys(doc.services).length === 0)
+    throw new ComposeError('the compose file has no services');
+  if (doc.secrets !== undefined && !isObject(doc.secrets))
+    throw new ComposeError('the top-level "secrets" must be a mapping');
   const secrets: Obj = isObject(doc.secrets) ? { ...doc.secrets } : {};
 
   // Secrets declared with the dso driver: kept, driver set to this plugin's name.
@@ -123,9 +130,12 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
     passedThrough.push(key);
     const labels = labelsOf(def);
     if (!labels['dso.ref'] && !labels['dso.path']) {
-      warnings.push(`secret ${key} has neither a dso.ref nor a dso.path label: the plugin's DSO_PATH_TEMPLATE must name its path`);
+      warnings.push(
+        `secret ${key} has neither a dso.ref nor a dso.path label: the plugin's DSO_PATH_TEMPLATE must name its path`,
+      );
     }
-    if (def.driver_opts !== undefined) warnings.push(`secret ${key}: driver_opts never reach a secrets driver; use labels (dso.ref, dso.format, ...)`);
+    if (def.driver_opts !== undefined)
+      warnings.push(`secret ${key}: driver_opts never reach a secrets driver; use labels (dso.ref, dso.format, ...)`);
   }
 
   const taken = new Set(Object.keys(secrets));
@@ -148,7 +158,10 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
     if (!isObject(def)) continue;
     const env = def.environment;
     if (env === undefined || env === null) continue;
-    if (def.env_file !== undefined) warnings.push(`service ${serviceName}: env_file is not scanned for dso:// references (write them under environment)`);
+    if (def.env_file !== undefined)
+      warnings.push(
+        `service ${serviceName}: env_file is not scanned for dso:// references (write them under environment)`,
+      );
 
     // Variables as [name, value] pairs, in order; list items without "=" pass through as is.
     let pairs: [string, unknown][];
@@ -168,11 +181,17 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
     if (!pairs.some(([, v]) => isRef(v))) continue;
     const names = new Set(pairs.map(([k]) => k));
 
-    const mounts: unknown[] = Array.isArray(def.secrets) ? [...(def.secrets as unknown[])] : def.secrets === undefined ? [] : (() => {
-      throw new ComposeError(`services.${serviceName}.secrets must be a list`);
-    })();
-    const targetOf = (m: unknown): string | undefined => (typeof m === 'string' ? m : isObject(m) ? String(m.target ?? m.source ?? '') : undefined);
-    const sourceOf = (m: unknown): string | undefined => (typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : undefined);
+    const mounts: unknown[] = Array.isArray(def.secrets)
+      ? [...(def.secrets as unknown[])]
+      : def.secrets === undefined
+        ? []
+        : (() => {
+            throw new ComposeError(`services.${serviceName}.secrets must be a list`);
+          })();
+    const targetOf = (m: unknown): string | undefined =>
+      typeof m === 'string' ? m : isObject(m) ? String(m.target ?? m.source ?? '') : undefined;
+    const sourceOf = (m: unknown): string | undefined =>
+      typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : undefined;
 
     const replaced = new Map<string, [string, string]>();
     for (const [variable, value] of pairs) {
@@ -185,7 +204,9 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
       }
       const fileVar = `${variable}_FILE`;
       if (names.has(fileVar)) {
-        throw new ComposeError(`services.${serviceName}.environment has both ${variable} (a dso:// reference) and ${fileVar}: ${variable} would become ${fileVar}; remove one`);
+        throw new ComposeError(
+          `services.${serviceName}.environment has both ${variable} (a dso:// reference) and ${fileVar}: ${variable} would become ${fileVar}; remove one`,
+        );
       }
       const key = allocate(variable, serviceName, reference);
       const existing = mounts.find((m) => sourceOf(m) === key);
@@ -212,7 +233,9 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
         return r ? `${r[0]}=${r[1]}` : item;
       });
     } else {
-      def.environment = Object.fromEntries(Object.entries(env as Obj).map(([k, v]) => (replaced.has(k) ? replaced.get(k)! : [k, v])));
+      def.environment = Object.fromEntries(
+        Object.entries(env as Obj).map(([k, v]) => (replaced.has(k) ? replaced.get(k)! : [k, v])),
+      );
     }
   }
 
@@ -263,8 +286,13 @@ function numericUser(user: unknown): { uid?: number; gid?: number } {
 export function planFileSecrets(result: TransformResult, driver: string): PlainHostPlan {
   const doc = structuredClone(result.compose);
   const secrets: Obj = isObject(doc.secrets) ? doc.secrets : {};
-  const isOurs = (d: unknown) => isObject(d) && typeof d.driver === 'string' && shortName(d.driver) === shortName(driver);
-  const ours = new Set(Object.entries(secrets).filter(([, d]) => isOurs(d)).map(([k]) => k));
+  const isOurs = (d: unknown) =>
+    isObject(d) && typeof d.driver === 'string' && shortName(d.driver) === shortName(driver);
+  const ours = new Set(
+    Object.entries(secrets)
+      .filter(([, d]) => isOurs(d))
+      .map(([k]) => k),
+  );
   const services = isObject(doc.services) ? doc.services : {};
   const users = new Map<string, string[]>();
   for (const [name, def] of Object.entries(services)) {
@@ -290,11 +318,20 @@ export function planFileSecrets(result: TransformResult, driver: string): PlainH
       keyFor.set(`${secret}\n${service}`, key);
       const def = services[service] as Obj;
       const mount = (def.secrets as unknown[]).find((m) => isObject(m) && m.source === secret) as Obj | undefined;
-      const fromMount = { uid: mount?.uid !== undefined ? Number(mount.uid) : undefined, gid: mount?.gid !== undefined ? Number(mount.gid) : undefined };
+      const fromMount = {
+        uid: mount?.uid !== undefined ? Number(mount.uid) : undefined,
+        gid: mount?.gid !== undefined ? Number(mount.gid) : undefined,
+      };
       const fromUser = numericUser(def.user);
       const uid = Number.isInteger(fromMount.uid) ? fromMount.uid : fromUser.uid;
       const gid = Number.isInteger(fromMount.gid) ? fromMount.gid : fromUser.gid;
-      files.push({ key, service, labels, ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) });
+      files.push({
+        key,
+        service,
+        labels,
+        ...(uid !== undefined ? { uid } : {}),
+        ...(gid !== undefined ? { gid } : {}),
+      });
     }
   }
   return {

@@ -46,12 +46,19 @@ export const PLUGIN_OPTION: OptionSpec = {
   description: 'the DSO plugin to use; its name is also the secrets driver name (default: $DSO_PLUGIN or "dso")',
 };
 
-export const JSON_OPTION: OptionSpec = { name: 'json', type: 'boolean', description: 'print one JSON object for scripts instead of text' };
+export const JSON_OPTION: OptionSpec = {
+  name: 'json',
+  type: 'boolean',
+  description: 'print one JSON object for scripts instead of text',
+};
 
 export function pluginName(ctx: Context, parsed: Parsed): string {
   const name = (parsed.options.plugin as string | undefined) ?? ctx.io.env.DSO_PLUGIN ?? DEFAULT_PLUGIN;
   if (!/^[a-z0-9][a-z0-9._\-/]*(:[A-Za-z0-9._-]+)?$/.test(name)) {
-    throw new CliError(EXIT.USAGE, `invalid plugin name "${name}": lowercase letters, digits, ".", "_", "-", "/" and an optional :tag`);
+    throw new CliError(
+      EXIT.USAGE,
+      `invalid plugin name "${name}": lowercase letters, digits, ".", "_", "-", "/" and an optional :tag`,
+    );
   }
   return name;
 }
@@ -72,7 +79,11 @@ export async function requirePlugin(ctx: Context, name: string): Promise<{ info:
     );
   }
   if (!info.enabled) {
-    throw new CliError(EXIT.PLUGIN, `the DSO plugin ${name} is disabled`, `docker plugin enable ${name} (or docker dso init --plugin ${name} ... to configure and enable it)`);
+    throw new CliError(
+      EXIT.PLUGIN,
+      `the DSO plugin ${name} is disabled`,
+      `docker plugin enable ${name} (or docker dso init --plugin ${name} ... to configure and enable it)`,
+    );
   }
   return { info, api: ctx.connect(info) };
 }

@@ -24,7 +24,10 @@ export interface ReadCredential {
 export async function readCredentials(sources: CredentialSource[], io: Io): Promise<Map<string, ReadCredential>> {
   const fromStdin = sources.filter((s) => s.spec === '-');
   if (fromStdin.length > 1) {
-    throw new UsageError(`only one credential can be read from standard input; got "-" for ${fromStdin.map((s) => s.flag).join(' and ')}`, 'give the others as @FILE');
+    throw new UsageError(
+      `only one credential can be read from standard input; got "-" for ${fromStdin.map((s) => s.flag).join(' and ')}`,
+      'give the others as @FILE',
+    );
   }
   const out = new Map<string, ReadCredential>();
   for (const source of sources) {

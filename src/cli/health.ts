@@ -35,7 +35,8 @@ export function describeHealthStatus(status: number): VaultHealth['state'] {
 
 export const checkVaultHealth: HealthChecker = (address, tls) =>
   new Promise((resolve) => {
-    const fail = (error: string): void => resolve({ address, reachable: false, state: 'unreachable', healthy: false, error });
+    const fail = (error: string): void =>
+      resolve({ address, reachable: false, state: 'unreachable', healthy: false, error });
     let url: URL;
     try {
       url = new URL('/v1/sys/health', address.replace(/\/+$/, '') + '/');
@@ -82,6 +83,8 @@ export const checkVaultHealth: HealthChecker = (address, tls) =>
       });
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('no answer within 5s'), { code: 'ETIMEDOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ETIMEDOUT' ? 'no answer within 5s' : (err.code ?? err.message)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      fail(err.code === 'ETIMEDOUT' ? 'no answer within 5s' : (err.code ?? err.message)),
+    );
     req.end();
   });

@@ -37,7 +37,10 @@ export const SETTINGS = {
   DSO_TIMEOUT: { pattern: DURATION, hint: 'a duration under 30s, e.g. 10s or 2500ms' },
   DSO_PATH_TEMPLATE: { pattern: '^\\S+$', hint: 'a path template, e.g. secret/data/{stack}/{secret}' },
   DSO_ALLOWED_PATHS: { pattern: '^\\s*\\S+(\\s*,\\s*\\S+)*\\s*$', hint: 'comma-separated path patterns' },
-  DSO_ALLOWED_WRITES: { pattern: WRITE_LIST, hint: 'PATTERN?param[,param...] entries separated by ";", e.g. transit/encrypt/app?plaintext,context' },
+  DSO_ALLOWED_WRITES: {
+    pattern: WRITE_LIST,
+    hint: 'PATTERN?param[,param...] entries separated by ";", e.g. transit/encrypt/app?plaintext,context',
+  },
   DSO_ROTATE: { pattern: BOOLEAN, hint: 'true or false' },
   DSO_ROTATE_INTERVAL: { pattern: DURATION, hint: 'a duration, e.g. 30s' },
   DSO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'], hint: 'one of error, warn, info, debug' },

@@ -83,7 +83,12 @@ function readConfigFile(file: string, problems: string[]): Record<string, unknow
 }
 
 /** File values first, then the environment; empty strings count as unset (plugin env defaults). */
-function mergeSources(env: NodeJS.ProcessEnv, file: Record<string, unknown>, problems: string[], fileName: string): Record<string, unknown> {
+function mergeSources(
+  env: NodeJS.ProcessEnv,
+  file: Record<string, unknown>,
+  problems: string[],
+  fileName: string,
+): Record<string, unknown> {
   const merged: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(file)) {
     if (!(SETTING_NAMES as string[]).includes(key)) {
@@ -92,7 +97,13 @@ function mergeSources(env: NodeJS.ProcessEnv, file: Record<string, unknown>, pro
     }
     if (value === null || value === '') continue;
     // DSO_ALLOWED_WRITES separates entries with ";" (its entries hold commas).
-    merged[key] = Array.isArray(value) ? value.join(key === 'DSO_ALLOWED_WRITES' ? ';' : ',') : typeof value === 'string' ? value : typeof value === 'object' ? value : String(value);
+    merged[key] = Array.isArray(value)
+      ? value.join(key === 'DSO_ALLOWED_WRITES' ? ';' : ',')
+      : typeof value === 'string'
+        ? value
+        : typeof value === 'object'
+          ? value
+          : String(value);
   }
   for (const name of SETTING_NAMES) {
     const value = env[name];
@@ -102,10 +113,16 @@ function mergeSources(env: NodeJS.ProcessEnv, file: Record<string, unknown>, pro
 }
 
 function list(text: string | undefined): string[] {
-  return (text ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
-export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = env.DSO_CONFIG ?? DEFAULT_CONFIG_FILE): LoadedSettings {
+export function loadSettings(
+  env: NodeJS.ProcessEnv = process.env,
+  configFile = env.DSO_CONFIG ?? DEFAULT_CONFIG_FILE,
+): LoadedSettings {
   const problems: string[] = [];
   const merged = mergeSources(env, readConfigFile(configFile, problems), problems, configFile);
 
@@ -119,7 +136,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, configFile = 
         problems.push(`${name} is invalid: it must be ${SETTINGS[name].hint}`);
       }
     }
-    for (const name of SETTING_NAMES) if (!bad.has(name) && typeof merged[name] === 'string') raw[name] = merged[name] as string;
+    for (const name of SETTING_NAMES)
+      if (!bad.has(name) && typeof merged[name] === 'string') raw[name] = merged[name] as string;
   } else {
     Object.assign(raw, merged);
   }
@@ -192,22 +210,31 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
   }
   switch (s.authMethod) {
     case 'token':
-      if (!s.tokenFile) problems.push('VAULT_TOKEN_FILE is not set: the token method reads the token from this file, e.g. /etc/dso/token');
+      if (!s.tokenFile)
+        problems.push(
+          'VAULT_TOKEN_FILE is not set: the token method reads the token from this file, e.g. /etc/dso/token',
+        );
       break;
     case 'approle':
-      if (!s.roleId && !s.roleIdFile) problems.push('VAULT_ROLE_ID or VAULT_ROLE_ID_FILE must be set for VAULT_AUTH_METHOD=approle');
+      if (!s.roleId && !s.roleIdFile)
+        problems.push('VAULT_ROLE_ID or VAULT_ROLE_ID_FILE must be set for VAULT_AUTH_METHOD=approle');
       if (s.roleId && s.roleIdFile) problems.push('set only one of VAULT_ROLE_ID and VAULT_ROLE_ID_FILE');
-      if (!s.secretIdFile) problems.push('VAULT_SECRET_ID_FILE is not set: AppRole reads its secret id from this file, e.g. /etc/dso/secret-id');
+      if (!s.secretIdFile)
+        problems.push(
+          'VAULT_SECRET_ID_FILE is not set: AppRole reads its secret id from this file, e.g. /etc/dso/secret-id',
+        );
       break;
     case 'jwt':
       if (!s.jwtFile) problems.push('VAULT_JWT_FILE is not set: the jwt method reads the JWT from this file');
       if (!s.jwtRole) problems.push('VAULT_JWT_ROLE is not set: name the Vault role to log in with');
       break;
     case 'cert':
-      if (!s.tls.clientCertFile || !s.tls.clientKeyFile) problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set for VAULT_AUTH_METHOD=cert');
+      if (!s.tls.clientCertFile || !s.tls.clientKeyFile)
+        problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set for VAULT_AUTH_METHOD=cert');
       break;
   }
-  if (!!s.tls.clientCertFile !== !!s.tls.clientKeyFile) problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together');
+  if (!!s.tls.clientCertFile !== !!s.tls.clientKeyFile)
+    problems.push('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together');
   // A typo such as {stak} would otherwise make a pattern silently allow nothing.
   const templated = [
     ['DSO_ALLOWED_PATHS', s.allowedPaths],
@@ -217,7 +244,8 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
   for (const [name, texts] of templated) {
     const unknown = texts.flatMap(templateNames).filter((t) => !(TEMPLATE_NAMES as readonly string[]).includes(t));
     // The unknown name is part of the value, and problems never repeat values.
-    if (unknown.length) problems.push(`${name} uses an unknown template; known: ${TEMPLATE_NAMES.map((t) => `{${t}}`).join(', ')}`);
+    if (unknown.length)
+      problems.push(`${name} uses an unknown template; known: ${TEMPLATE_NAMES.map((t) => `{${t}}`).join(', ')}`);
   }
   return problems;
 }

@@ -6,7 +6,10 @@ import * as fs from 'node:fs';
 export const DEFAULT_CONFIG_FILE = '/etc/dso/dso.json';
 export const DEFAULT_SOCKET = '/run/docker/plugins/dso.sock';
 
-export function socketSetting(env: NodeJS.ProcessEnv = process.env, configFile = env.DSO_CONFIG ?? DEFAULT_CONFIG_FILE): string {
+export function socketSetting(
+  env: NodeJS.ProcessEnv = process.env,
+  configFile = env.DSO_CONFIG ?? DEFAULT_CONFIG_FILE,
+): string {
   if (env.DSO_SOCKET) return env.DSO_SOCKET;
   try {
     const file = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { DSO_SOCKET?: unknown };

@@ -8,7 +8,10 @@ import type { ReadOptions, SecretEngine, SecretRead } from './engine';
 import type { MountInfo } from './mounts';
 
 interface KvV2Answer {
-  data?: { data?: Record<string, unknown> | null; metadata?: { version?: number; created_time?: string; deletion_time?: string; destroyed?: boolean } | null };
+  data?: {
+    data?: Record<string, unknown> | null;
+    metadata?: { version?: number; created_time?: string; deletion_time?: string; destroyed?: boolean } | null;
+  };
 }
 
 interface KvV1Answer {
@@ -30,7 +33,8 @@ export class KvEngine implements SecretEngine {
 
   apiPath(path: string, mount: MountInfo): string {
     const rest = `${path}/`.startsWith(mount.path) ? path.slice(mount.path.length) : path;
-    if (rest === '' || rest === 'data') throw new DsoError('ERR_REFERENCE', `${path} names the KV mount ${mount.path}, not a secret in it`);
+    if (rest === '' || rest === 'data')
+      throw new DsoError('ERR_REFERENCE', `${path} names the KV mount ${mount.path}, not a secret in it`);
     if (mount.kvVersion !== 2 || rest.startsWith('data/')) return path;
     return `${mount.path}data/${rest}`;
   }
@@ -51,7 +55,13 @@ export class KvEngine implements SecretEngine {
     const query = options.version !== undefined ? { version: options.version } : undefined;
     let answer: KvV2Answer;
     try {
-      answer = await this.session.call<KvV2Answer>({ method: 'GET', path: apiPath, query, deadline: options.deadline, workload: options.workload });
+      answer = await this.session.call<KvV2Answer>({
+        method: 'GET',
+        path: apiPath,
+        query,
+        deadline: options.deadline,
+        workload: options.workload,
+      });
     } catch (err) {
       throw this.mapError(err, apiPath, mount, options.version);
     }
@@ -59,7 +69,10 @@ export class KvEngine implements SecretEngine {
     const data = answer.data?.data;
     if (!data) {
       const state = meta?.destroyed ? 'destroyed' : meta?.deletion_time ? 'deleted' : 'empty';
-      throw new DsoError('ERR_NOT_FOUND', `${apiPath}${options.version ? ` version ${options.version}` : ''} is ${state}`);
+      throw new DsoError(
+        'ERR_NOT_FOUND',
+        `${apiPath}${options.version ? ` version ${options.version}` : ''} is ${state}`,
+      );
     }
     return { apiPath, data, version: meta?.version, versionCreatedAt: meta?.created_time, leased: false };
   }
@@ -67,7 +80,12 @@ export class KvEngine implements SecretEngine {
   private async readV1(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {
     let answer: KvV1Answer;
     try {
-      answer = await this.session.call<KvV1Answer>({ method: 'GET', path: apiPath, deadline: options.deadline, workload: options.workload });
+      answer = await this.session.call<KvV1Answer>({
+        method: 'GET',
+        path: apiPath,
+        deadline: options.deadline,
+        workload: options.workload,
+      });
     } catch (err) {
       throw this.mapError(err, apiPath, mount);
     }
@@ -78,10 +96,16 @@ export class KvEngine implements SecretEngine {
   private mapError(err: unknown, apiPath: string, mount: MountInfo, version?: number): unknown {
     if (!(err instanceof VaultApiError)) return err;
     if (err.status === 404) {
-      return new DsoError('ERR_NOT_FOUND', `no secret at ${apiPath}${version ? ` version ${version}` : ''} (KV v${mount.kvVersion} mount ${mount.path})`);
+      return new DsoError(
+        'ERR_NOT_FOUND',
+        `no secret at ${apiPath}${version ? ` version ${version}` : ''} (KV v${mount.kvVersion} mount ${mount.path})`,
+      );
     }
     if (err.status === 403) {
-      return new DsoError('ERR_VAULT_DENIED', `permission denied reading ${apiPath}: the plugin's Vault policy must allow "read" on it (${err.reason})`);
+      return new DsoError(
+        'ERR_VAULT_DENIED',
+        `permission denied reading ${apiPath}: the plugin's Vault policy must allow "read" on it (${err.reason})`,
+      );
     }
     return err;
   }

@@ -27,34 +27,47 @@ export class LeasedEngine implements SecretEngine {
     const owner: LeaseOwner = options.owner ?? { kind: 'none', id: '' };
     const params = JSON.stringify(Object.entries(options.params).sort(([a], [b]) => a.localeCompare(b)));
     const key = `${ownerKey(owner)}|${apiPath}|${params}`;
-    const lease = await this.leases.acquire(key, owner, apiPath, async (usedToken) => {
-      try {
-        const answer = await this.session.call<LeasedAnswer>({
-          method: write ? 'POST' : 'GET',
-          path: apiPath,
-          body: write ? options.params : undefined,
-          deadline: options.deadline,
-          workload: options.workload,
-          usedToken,
-        });
-        this.faults?.recovered(`engine:${apiPath}`, 'secrets engine serving again', { path: apiPath });
-        return answer;
-      } catch (err) {
-        const mapped = mapError(err, apiPath, mount);
-        // The engine itself failing (its database down...) is a fault worth one line.
-        if (err instanceof VaultApiError && err.status >= 500) {
-          this.faults?.fault(`engine:${apiPath}`, 'secrets engine failing', { path: apiPath, error: (mapped as Error).message });
+    const lease = await this.leases.acquire(
+      key,
+      owner,
+      apiPath,
+      async (usedToken) => {
+        try {
+          const answer = await this.session.call<LeasedAnswer>({
+            method: write ? 'POST' : 'GET',
+            path: apiPath,
+            body: write ? options.params : undefined,
+            deadline: options.deadline,
+            workload: options.workload,
+            usedToken,
+          });
+          this.faults?.recovered(`engine:${apiPath}`, 'secrets engine serving again', { path: apiPath });
+          return answer;
+        } catch (err) {
+          const mapped = mapError(err, apiPath, mount);
+          // The engine itself failing (its database down...) is a fault worth one line.
+          if (err instanceof VaultApiError && err.status >= 500) {
+            this.faults?.fault(`engine:${apiPath}`, 'secrets engine failing', {
+              path: apiPath,
+              error: (mapped as Error).message,
+            });
+          }
+          throw mapped;
         }
-        throw mapped;
-      }
-    }, { serviceId: options.serviceId, rotate: options.rotate });
+      },
+      { serviceId: options.serviceId, rotate: options.rotate },
+    );
     return { apiPath, data: lease.data, leased: true, lease: { id: lease.leaseId, expiresAt: lease.expiresAt } };
   }
 }
 
 function mapError(err: unknown, apiPath: string, mount: MountInfo): unknown {
   if (!(err instanceof VaultApiError)) return err;
-  if (err.status === 403) return new DsoError('ERR_VAULT_DENIED', `permission denied on ${apiPath}: the plugin's Vault policy must allow it (${err.reason})`);
+  if (err.status === 403)
+    return new DsoError(
+      'ERR_VAULT_DENIED',
+      `permission denied on ${apiPath}: the plugin's Vault policy must allow it (${err.reason})`,
+    );
   const engine = `${mount.type} engine at ${mount.path}`;
   if (err.status === 404 || err.status === 400) {
     const message = `${engine} cannot serve ${apiPath}: ${err.reason}`;

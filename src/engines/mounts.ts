@@ -13,8 +13,27 @@ import { SingleFlight } from '../singleflight';
  * those are told apart by `authMethod` below, never by the type.
  */
 export const SECRET_ENGINE_TYPES: ReadonlySet<string> = new Set([
-  'kv', 'generic', 'database', 'pki', 'ssh', 'transit', 'totp', 'aws', 'azure', 'gcp', 'gcpkms', 'alicloud',
-  'consul', 'nomad', 'rabbitmq', 'ldap', 'openldap', 'ad', 'kubernetes', 'terraform', 'mongodbatlas',
+  'kv',
+  'generic',
+  'database',
+  'pki',
+  'ssh',
+  'transit',
+  'totp',
+  'aws',
+  'azure',
+  'gcp',
+  'gcpkms',
+  'alicloud',
+  'consul',
+  'nomad',
+  'rabbitmq',
+  'ldap',
+  'openldap',
+  'ad',
+  'kubernetes',
+  'terraform',
+  'mongodbatlas',
 ]);
 
 export interface MountInfo {
@@ -50,20 +69,32 @@ export class MountResolver {
     return this.flights.run(path, async () => {
       let answer: MountAnswer;
       try {
-        answer = await this.session.call<MountAnswer>({ method: 'GET', path: `sys/internal/ui/mounts/${path}`, deadline, workload });
+        answer = await this.session.call<MountAnswer>({
+          method: 'GET',
+          path: `sys/internal/ui/mounts/${path}`,
+          deadline,
+          workload,
+        });
       } catch (err) {
         if (err instanceof VaultApiError && err.status === 403) {
-          throw new DsoError('ERR_VAULT_DENIED', `permission denied for ${path}: no secrets engine is mounted there, or the plugin's Vault policy does not allow reading it (Vault: ${err.reason})`);
+          throw new DsoError(
+            'ERR_VAULT_DENIED',
+            `permission denied for ${path}: no secrets engine is mounted there, or the plugin's Vault policy does not allow reading it (Vault: ${err.reason})`,
+          );
         }
         if (err instanceof VaultApiError && (err.status === 400 || err.status === 404)) {
-          throw new DsoError('ERR_NOT_FOUND', `no secrets engine is mounted at ${path.split('/')[0]}/ (Vault: ${err.reason})`);
+          throw new DsoError(
+            'ERR_NOT_FOUND',
+            `no secrets engine is mounted at ${path.split('/')[0]}/ (Vault: ${err.reason})`,
+          );
         }
         throw err;
       }
       const data = answer.data;
       if (!data?.path || !data.type) throw new DsoError('ERR_NOT_FOUND', `no secrets engine is mounted for ${path}`);
       const info: MountInfo = { path: data.path, type: data.type };
-      if (String(data.accessor ?? '').startsWith('auth_') || data.path.split('/').includes('auth')) info.authMethod = true;
+      if (String(data.accessor ?? '').startsWith('auth_') || data.path.split('/').includes('auth'))
+        info.authMethod = true;
       if (data.type === 'kv' || data.type === 'generic') info.kvVersion = data.options?.version === '2' ? 2 : 1;
       // An answer for a mount that does not contain the path is refused by the driver; kept
       // out of the cache, it can never stand in for the paths it does not describe.

@@ -254,8 +254,14 @@ export function createApp(options: AppOptions): express.Express {
   };
   const composeError = (res: Response, err: unknown) => {
     const { code, message, subcode } = describeError(err);
-    if (code === 'ERR_INTERNAL') logger.error('unexpected error in a compose route', { error: String((err as Error)?.stack ?? err) });
-    const status = code === 'ERR_BAD_REQUEST' || code === 'ERR_LABELS' || code === 'ERR_REFERENCE' || code === 'ERR_TEMPLATE' ? 400 : code === 'ERR_NOT_FOUND' ? 404 : 500;
+    if (code === 'ERR_INTERNAL')
+      logger.error('unexpected error in a compose route', { error: String((err as Error)?.stack ?? err) });
+    const status =
+      code === 'ERR_BAD_REQUEST' || code === 'ERR_LABELS' || code === 'ERR_REFERENCE' || code === 'ERR_TEMPLATE'
+        ? 400
+        : code === 'ERR_NOT_FOUND'
+          ? 404
+          : 500;
     const body: RouteError = { Err: message, code, subcode };
     send(res, status, body);
   };

@@ -77,7 +77,9 @@ const validate = ajv.compile(getSecretRequestSchema);
 /** The request, or a message naming every field that is of the wrong type. */
 export function checkGetSecretRequest(body: unknown): { request?: GetSecretRequest; problem?: string } {
   if (validate(body)) return { request: body };
-  const problems = (validate.errors ?? []).map((e) => `${e.instancePath.replace(/^\//, '') || 'body'} ${e.message ?? 'is invalid'}`);
+  const problems = (validate.errors ?? []).map(
+    (e) => `${e.instancePath.replace(/^\//, '') || 'body'} ${e.message ?? 'is invalid'}`,
+  );
   return { problem: `malformed GetSecret request: ${problems.slice(0, 5).join('; ')}` };
 }
 

@@ -70,7 +70,11 @@ export class VaultSecretDriver {
     const plan = this.options.resolver.plan(request);
     const source: DriverResult['source'] = { path: plan.path, field: plan.ref.field };
     try {
-      const workload = { service: request.ServiceName, task: request.TaskName ?? request.TaskID, secret: request.SecretName };
+      const workload = {
+        service: request.ServiceName,
+        task: request.TaskName ?? request.TaskID,
+        secret: request.SecretName,
+      };
       const { mount, engine, apiPath } = await this.locate(plan, deadline, workload);
       signal?.throwIfAborted();
       source.path = apiPath;
@@ -91,7 +95,9 @@ export class VaultSecretDriver {
         rotate: plan.rotate ?? this.options.rotateDefault,
       });
       source.version = read.version;
-      if (read.lease) source.leaseExpiresAt = read.lease.expiresAt === Infinity ? undefined : new Date(read.lease.expiresAt).toISOString();
+      if (read.lease)
+        source.leaseExpiresAt =
+          read.lease.expiresAt === Infinity ? undefined : new Date(read.lease.expiresAt).toISOString();
       const value = render(read.data, plan.ref.field, plan.format, apiPath);
       return { value, doNotReuse: perRequester || !(plan.reuse ?? !read.leased), source };
     } catch (err) {
@@ -119,7 +125,9 @@ export class VaultSecretDriver {
    * dso.reuse=true label is overridden, said once per secret in the log.
    */
   private perRequester(plan: ReadPlan, request: RequestFacts): boolean {
-    const reasons = [plan.requesterDependence, this.writes.requesterDependence].filter((r): r is string => r !== undefined);
+    const reasons = [plan.requesterDependence, this.writes.requesterDependence].filter(
+      (r): r is string => r !== undefined,
+    );
     if (reasons.length === 0) return false;
     const secret = request.SecretName ?? '';
     if (plan.reuse === true && !this.warned.has(secret)) {
@@ -134,7 +142,11 @@ export class VaultSecretDriver {
   }
 
   /** The mount (asked of Vault, cached), its engine, and the API path the plan resolves to. */
-  private async locate(plan: ReadPlan, deadline: number, workload?: Workload): Promise<{ mount: MountInfo; engine: SecretEngine; apiPath: string }> {
+  private async locate(
+    plan: ReadPlan,
+    deadline: number,
+    workload?: Workload,
+  ): Promise<{ mount: MountInfo; engine: SecretEngine; apiPath: string }> {
     const mount = await this.options.mounts.lookup(plan.path, deadline, workload);
     const engine = this.engineFor(mount, plan.path);
     return { mount, engine, apiPath: engine.apiPath(plan.path, mount) };
@@ -149,17 +161,29 @@ export class VaultSecretDriver {
    */
   private engineFor(mount: MountInfo, path: string): SecretEngine {
     if (!`${path}/`.startsWith(mount.path)) {
-      throw new DsoError('ERR_PATH_REFUSED', `${path} is not inside the mount Vault reports for it (${mount.path}, type ${mount.type}): DSO serves only paths inside a secrets engine`);
+      throw new DsoError(
+        'ERR_PATH_REFUSED',
+        `${path} is not inside the mount Vault reports for it (${mount.path}, type ${mount.type}): DSO serves only paths inside a secrets engine`,
+      );
     }
     if (mount.authMethod) {
-      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a ${mount.type} auth method, not a secrets engine DSO serves`);
+      throw new DsoError(
+        'ERR_PATH_REFUSED',
+        `${mount.path} is a ${mount.type} auth method, not a secrets engine DSO serves`,
+      );
     }
     if (!SECRET_ENGINE_TYPES.has(mount.type)) {
-      throw new DsoError('ERR_PATH_REFUSED', `${mount.path} is a mount of type ${mount.type}, not a secrets engine DSO serves (it serves ${[...SECRET_ENGINE_TYPES].join(', ')})`);
+      throw new DsoError(
+        'ERR_PATH_REFUSED',
+        `${mount.path} is a mount of type ${mount.type}, not a secrets engine DSO serves (it serves ${[...SECRET_ENGINE_TYPES].join(', ')})`,
+      );
     }
     if (mount.kvVersion) return this.options.kv;
     if (this.options.leased) return this.options.leased;
-    throw new DsoError('ERR_UNSUPPORTED', `the ${mount.type} secrets engine at ${mount.path} is not supported here; DSO reads KV v1 and v2 mounts`);
+    throw new DsoError(
+      'ERR_UNSUPPORTED',
+      `the ${mount.type} secrets engine at ${mount.path} is not supported here; DSO reads KV v1 and v2 mounts`,
+    );
   }
 }
 
@@ -175,4 +199,3 @@ export class MisconfiguredDriver {
     throw new DsoError('ERR_SETTINGS', this.message);
   }
 }
-

@@ -21,7 +21,12 @@ function text(value: unknown): string {
 function pick(data: Record<string, unknown>, field: string, where: string): unknown {
   if (Object.prototype.hasOwnProperty.call(data, field)) return data[field];
   const names = Object.keys(data).sort();
-  const known = names.length ? names.slice(0, 50).map((n) => JSON.stringify(n)).join(', ') : 'none';
+  const known = names.length
+    ? names
+        .slice(0, 50)
+        .map((n) => JSON.stringify(n))
+        .join(', ')
+    : 'none';
   throw new DsoError('ERR_FIELD_MISSING', `field "${field}" not found in ${where}; fields there: ${known}`);
 }
 
@@ -31,9 +36,17 @@ function envLines(data: unknown, where: string): string {
   }
   const lines: string[] = [];
   for (const key of Object.keys(data).sort()) {
-    if (!ENV_KEY.test(key)) throw new DsoError('ERR_FORMAT', `dso.format=env: key "${key.slice(0, 64)}" in ${where} is not a valid variable name`);
+    if (!ENV_KEY.test(key))
+      throw new DsoError(
+        'ERR_FORMAT',
+        `dso.format=env: key "${key.slice(0, 64)}" in ${where} is not a valid variable name`,
+      );
     const value = text((data as Record<string, unknown>)[key]);
-    if (/[\r\n\0]/.test(value)) throw new DsoError('ERR_FORMAT', `dso.format=env: the value of ${key} in ${where} spans several lines; read it with its own secret instead`);
+    if (/[\r\n\0]/.test(value))
+      throw new DsoError(
+        'ERR_FORMAT',
+        `dso.format=env: the value of ${key} in ${where} spans several lines; read it with its own secret instead`,
+      );
     lines.push(`${key}=${value}`);
   }
   return lines.join('\n') + (lines.length ? '\n' : '');
@@ -44,15 +57,32 @@ function pemBundle(data: Record<string, unknown>, where: string): string {
   const key = data.private_key;
   const certificate = data.certificate;
   if (typeof key !== 'string' || typeof certificate !== 'string') {
-    throw new DsoError('ERR_FORMAT', `dso.format=pem needs private_key and certificate in ${where} (a PKI issue endpoint)`);
+    throw new DsoError(
+      'ERR_FORMAT',
+      `dso.format=pem needs private_key and certificate in ${where} (a PKI issue endpoint)`,
+    );
   }
-  const chain = Array.isArray(data.ca_chain) && data.ca_chain.length ? data.ca_chain : typeof data.issuing_ca === 'string' ? [data.issuing_ca] : [];
-  return [key, certificate, ...chain.filter((c): c is string => typeof c === 'string')].map((p) => p.trim()).join('\n') + '\n';
+  const chain =
+    Array.isArray(data.ca_chain) && data.ca_chain.length
+      ? data.ca_chain
+      : typeof data.issuing_ca === 'string'
+        ? [data.issuing_ca]
+        : [];
+  return (
+    [key, certificate, ...chain.filter((c): c is string => typeof c === 'string')].map((p) => p.trim()).join('\n') +
+    '\n'
+  );
 }
 
 /** The secret file's bytes; `where` names the Vault path for error messages. */
-export function render(data: Record<string, unknown>, field: string | undefined, format: Format, where: string): Buffer {
-  if (format === 'pem' && field !== undefined) throw new DsoError('ERR_FORMAT', 'dso.format=pem takes no field: it bundles private_key, certificate and ca_chain');
+export function render(
+  data: Record<string, unknown>,
+  field: string | undefined,
+  format: Format,
+  where: string,
+): Buffer {
+  if (format === 'pem' && field !== undefined)
+    throw new DsoError('ERR_FORMAT', 'dso.format=pem takes no field: it bundles private_key, certificate and ca_chain');
   const selected = field === undefined ? data : pick(data, field, where);
   let bytes: Buffer;
   switch (format) {
@@ -82,8 +112,12 @@ export function render(data: Record<string, unknown>, field: string | undefined,
 }
 
 export function checkSize(bytes: Buffer, where: string): void {
-  if (bytes.length === 0) throw new DsoError('ERR_VALUE_EMPTY', `the value at ${where} is empty; Docker cannot mount an empty secret`);
+  if (bytes.length === 0)
+    throw new DsoError('ERR_VALUE_EMPTY', `the value at ${where} is empty; Docker cannot mount an empty secret`);
   if (bytes.length > MAX_VALUE_BYTES) {
-    throw new DsoError('ERR_VALUE_TOO_LARGE', `the value at ${where} is ${bytes.length} bytes; Docker accepts at most ${MAX_VALUE_BYTES}`);
+    throw new DsoError(
+      'ERR_VALUE_TOO_LARGE',
+      `the value at ${where} is ${bytes.length} bytes; Docker accepts at most ${MAX_VALUE_BYTES}`,
+    );
   }
 }

@@ -72,7 +72,16 @@ export function compileGlob(pattern: string, context: TemplateContext, what: str
   const m = tokens.length;
   const words = (m >>> 5) + 1;
   const bits = () => new Int32Array(words);
-  const glob = { words, accept: { word: m >>> 5, bit: 1 << (m & 31) }, one: bits(), loop: bits(), star: bits(), skip: bits(), literal: new Map<number, Int32Array>(), start: bits() };
+  const glob = {
+    words,
+    accept: { word: m >>> 5, bit: 1 << (m & 31) },
+    one: bits(),
+    loop: bits(),
+    star: bits(),
+    skip: bits(),
+    literal: new Map<number, Int32Array>(),
+    start: bits(),
+  };
   tokens.forEach((token, state) => {
     if (token.kind === 'lit') {
       let mask = glob.literal.get(token.code);

@@ -3,7 +3,6 @@ import { FORMATS, Format } from './formats';
 import { DsoError } from '../errors';
 import { checkField, checkPath, parseReference, Reference } from './reference';
 
-
 export interface SecretSpec {
   ref: Reference;
   version?: number;
@@ -13,7 +12,15 @@ export interface SecretSpec {
   rotate?: boolean;
 }
 
-export const LABELS = ['dso.ref', 'dso.path', 'dso.field', 'dso.version', 'dso.format', 'dso.reuse', 'dso.rotate'] as const;
+export const LABELS = [
+  'dso.ref',
+  'dso.path',
+  'dso.field',
+  'dso.version',
+  'dso.format',
+  'dso.reuse',
+  'dso.rotate',
+] as const;
 
 function bool(labels: Record<string, string>, name: string): boolean | undefined {
   const value = labels[name];
@@ -48,7 +55,9 @@ export function parseLabels(labels: Record<string, string>, pathTemplate?: strin
     if (fieldLabel !== undefined) checkField(fieldLabel, 'label dso.field');
     ref = { path, field: fieldLabel, params: {} };
   } else if (pathTemplate) {
-    ref = pathTemplate.startsWith('dso://') ? parseReference(pathTemplate, 'DSO_PATH_TEMPLATE') : parseReference(`dso://${pathTemplate}`, 'DSO_PATH_TEMPLATE');
+    ref = pathTemplate.startsWith('dso://')
+      ? parseReference(pathTemplate, 'DSO_PATH_TEMPLATE')
+      : parseReference(`dso://${pathTemplate}`, 'DSO_PATH_TEMPLATE');
     if (fieldLabel !== undefined) {
       checkField(fieldLabel, 'label dso.field');
       ref = { ...ref, field: fieldLabel };
@@ -63,7 +72,8 @@ export function parseLabels(labels: Record<string, string>, pathTemplate?: strin
   let version: number | undefined;
   if (labels['dso.version'] !== undefined) {
     const text = labels['dso.version'];
-    if (!/^[1-9]\d{0,9}$/.test(text)) throw new DsoError('ERR_LABELS', 'label dso.version must be a positive whole number (a KV v2 version)');
+    if (!/^[1-9]\d{0,9}$/.test(text))
+      throw new DsoError('ERR_LABELS', 'label dso.version must be a positive whole number (a KV v2 version)');
     version = Number(text);
   }
 

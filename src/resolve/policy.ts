@@ -12,7 +12,9 @@ export const REQUESTER_TEMPLATES = ['service', 'stack', 'task', 'node'] as const
 
 /** The requester templates `text` uses, e.g. ['{stack}']. */
 export function requesterTemplates(text: string): string[] {
-  return templateNames(text).filter((n) => (REQUESTER_TEMPLATES as readonly string[]).includes(n)).map((n) => `{${n}}`);
+  return templateNames(text)
+    .filter((n) => (REQUESTER_TEMPLATES as readonly string[]).includes(n))
+    .map((n) => `{${n}}`);
 }
 
 export class PathPolicy {

@@ -19,12 +19,21 @@ const FIELD = /^[^\u0000-\u001f\u007f]+$/;
 export function checkPath(path: string, what: string): void {
   if (path.length === 0) throw new DsoError('ERR_REFERENCE', `${what}: the path is empty`);
   if (path.length > 1024) throw new DsoError('ERR_REFERENCE', `${what}: the path is longer than 1024 characters`);
-  if (path.startsWith('/')) throw new DsoError('ERR_REFERENCE', `${what}: the path must not start with "/" (write it as Vault's API does, e.g. secret/data/app/db)`);
+  if (path.startsWith('/'))
+    throw new DsoError(
+      'ERR_REFERENCE',
+      `${what}: the path must not start with "/" (write it as Vault's API does, e.g. secret/data/app/db)`,
+    );
   for (const segment of path.split('/')) {
-    if (segment === '') throw new DsoError('ERR_REFERENCE', `${what}: the path has an empty segment ("//" or a trailing "/")`);
-    if (segment === '.' || segment === '..') throw new DsoError('ERR_REFERENCE', `${what}: the path must not contain "." or ".." segments`);
+    if (segment === '')
+      throw new DsoError('ERR_REFERENCE', `${what}: the path has an empty segment ("//" or a trailing "/")`);
+    if (segment === '.' || segment === '..')
+      throw new DsoError('ERR_REFERENCE', `${what}: the path must not contain "." or ".." segments`);
     if (!SEGMENT.test(segment)) {
-      throw new DsoError('ERR_REFERENCE', `${what}: the path segment "${segment.slice(0, 64)}" has a character that is not allowed (allowed: letters, digits and _ . - @ + = : , ~)`);
+      throw new DsoError(
+        'ERR_REFERENCE',
+        `${what}: the path segment "${segment.slice(0, 64)}" has a character that is not allowed (allowed: letters, digits and _ . - @ + = : , ~)`,
+      );
     }
   }
 }
@@ -60,7 +69,10 @@ export function parseReference(text: string, what = 'dso.ref'): Reference {
       try {
         params[decodeURIComponent(key)] = decodeURIComponent(value);
       } catch {
-        throw new DsoError('ERR_REFERENCE', `${what}: the parameter "${key.slice(0, 64)}" is not correctly percent-encoded`);
+        throw new DsoError(
+          'ERR_REFERENCE',
+          `${what}: the parameter "${key.slice(0, 64)}" is not correctly percent-encoded`,
+        );
       }
     }
   }

@@ -58,10 +58,14 @@ export class Resolver {
     // auth/ and sys/ are Vault's own API (logins, tokens, configuration), never a secret.
     const first = path.split('/')[0];
     if (first === 'auth' || first === 'sys') {
-      throw Object.assign(new DsoError('ERR_PATH_REFUSED', `${path} is part of Vault's own API (${first}/), not a secret DSO serves`), { source: { path, field: spec.ref.field } });
+      throw Object.assign(
+        new DsoError('ERR_PATH_REFUSED', `${path} is part of Vault's own API (${first}/), not a secret DSO serves`),
+        { source: { path, field: spec.ref.field } },
+      );
     }
     const params: Record<string, string> = {};
-    for (const [key, value] of Object.entries(spec.ref.params)) params[key] = fillTemplate(value, context, `parameter ${key}`);
+    for (const [key, value] of Object.entries(spec.ref.params))
+      params[key] = fillTemplate(value, context, `parameter ${key}`);
     try {
       this.policy.check(path, context, true);
     } catch (err) {
@@ -73,9 +77,15 @@ export class Resolver {
 
   private dependence(spec: SecretSpec, request: RequestFacts): string | undefined {
     const labels = request.SecretLabels ?? {};
-    const where = labels['dso.ref'] === undefined && labels['dso.path'] === undefined ? 'DSO_PATH_TEMPLATE' : "the secret's reference";
+    const where =
+      labels['dso.ref'] === undefined && labels['dso.path'] === undefined
+        ? 'DSO_PATH_TEMPLATE'
+        : "the secret's reference";
     const inRef = [...new Set([spec.ref.path, ...Object.values(spec.ref.params)].flatMap(requesterTemplates))];
-    const reasons = [inRef.length ? `${inRef.join(', ')} in ${where}` : undefined, this.policy.requesterDependence].filter((r): r is string => r !== undefined);
+    const reasons = [
+      inRef.length ? `${inRef.join(', ')} in ${where}` : undefined,
+      this.policy.requesterDependence,
+    ].filter((r): r is string => r !== undefined);
     return reasons.length ? reasons.join('; ') : undefined;
   }
 }

@@ -25,14 +25,23 @@ export function templateNames(text: string): string[] {
 export function fillTemplate(text: string, context: TemplateContext, what: string): string {
   const filled = text.replace(PLACEHOLDER, (_all, name: string) => {
     if (!(TEMPLATE_NAMES as readonly string[]).includes(name)) {
-      throw new DsoError('ERR_TEMPLATE', `${what}: unknown template {${name.slice(0, 32)}}; known: ${TEMPLATE_NAMES.map((n) => `{${n}}`).join(', ')}`);
+      throw new DsoError(
+        'ERR_TEMPLATE',
+        `${what}: unknown template {${name.slice(0, 32)}}; known: ${TEMPLATE_NAMES.map((n) => `{${n}}`).join(', ')}`,
+      );
     }
     const value = context[name as TemplateName];
     if (value === undefined || value === '') {
-      throw new DsoError('ERR_TEMPLATE', `${what}: {${name}} needs ${SOURCES[name as TemplateName]}, which this request does not carry`);
+      throw new DsoError(
+        'ERR_TEMPLATE',
+        `${what}: {${name}} needs ${SOURCES[name as TemplateName]}, which this request does not carry`,
+      );
     }
     if (!SAFE_VALUE.test(value) || value === '.' || value === '..') {
-      throw new DsoError('ERR_TEMPLATE', `${what}: the value for {${name}} has characters that are not allowed in a path segment`);
+      throw new DsoError(
+        'ERR_TEMPLATE',
+        `${what}: the value for {${name}} has characters that are not allowed in a path segment`,
+      );
     }
     return value;
   });

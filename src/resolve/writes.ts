@@ -18,7 +18,19 @@ export interface WriteRule {
 }
 
 /** PKI certificate parameters (Vault API docs, "Generate certificate and key" / "Sign certificate"). */
-const PKI_ISSUE = ['common_name', 'alt_names', 'ip_sans', 'uri_sans', 'other_sans', 'ttl', 'format', 'private_key_format', 'exclude_cn_from_sans', 'remove_roots_from_chain', 'user_ids'];
+const PKI_ISSUE = [
+  'common_name',
+  'alt_names',
+  'ip_sans',
+  'uri_sans',
+  'other_sans',
+  'ttl',
+  'format',
+  'private_key_format',
+  'exclude_cn_from_sans',
+  'remove_roots_from_chain',
+  'user_ids',
+];
 /** SSH certificate parameters (Vault API docs, "Sign SSH key" / "Generate SSH key pair and sign"). */
 const SSH_COMMON = ['valid_principals', 'cert_type', 'key_id', 'ttl'];
 
@@ -51,9 +63,13 @@ const ENTRY = /^([^\s;?]+)\?([A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*)$/;
 /** Reads DSO_ALLOWED_WRITES: `pattern?name,name; pattern?name`. Throws on a malformed entry. */
 export function parseAllowedWrites(text: string | undefined): WriteRule[] {
   const rules: WriteRule[] = [];
-  for (const entry of (text ?? '').split(';').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of (text ?? '')
+    .split(';')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const match = ENTRY.exec(entry);
-    if (!match) throw new DsoError('ERR_SETTINGS', 'DSO_ALLOWED_WRITES has an entry that is not PATTERN?name[,name...]');
+    if (!match)
+      throw new DsoError('ERR_SETTINGS', 'DSO_ALLOWED_WRITES has an entry that is not PATTERN?name[,name...]');
     rules.push({ pattern: match[1].replace(/^\/+/, ''), params: match[2].split(',') });
   }
   return rules;
@@ -76,13 +92,22 @@ export class WritePolicy {
    * refusal (ERR_WRITE_REFUSED naming DSO_ALLOWED_WRITES) when it would be a write that
    * nothing allows.
    */
-  decide(apiPath: string, mount: MountInfo, params: Record<string, string>, context: TemplateContext): 'read' | 'write' {
+  decide(
+    apiPath: string,
+    mount: MountInfo,
+    params: Record<string, string>,
+    context: TemplateContext,
+  ): 'read' | 'write' {
     const names = Object.keys(params).sort();
     const below = `${apiPath}/`.startsWith(mount.path) ? apiPath.slice(mount.path.length) : undefined;
-    const builtIn = below === undefined ? undefined : BUILT_IN_GLOBS.find((b) => b.type === mount.type && matchGlob(b.glob, below));
+    const builtIn =
+      below === undefined ? undefined : BUILT_IN_GLOBS.find((b) => b.type === mount.type && matchGlob(b.glob, below));
     if (!builtIn && names.length === 0) return 'read';
     if (mount.kvVersion !== undefined) {
-      throw new DsoError('ERR_WRITE_REFUSED', `${apiPath} is a KV secret, which DSO only reads: remove the query string (?${shown(names)}) from the reference`);
+      throw new DsoError(
+        'ERR_WRITE_REFUSED',
+        `${apiPath} is a KV secret, which DSO only reads: remove the query string (?${shown(names)}) from the reference`,
+      );
     }
     if (builtIn && names.every((n) => builtIn.params.includes(n))) return 'write';
     if (this.allowedByRule(apiPath, names, context)) return 'write';

@@ -61,7 +61,10 @@ export interface RotationHealth {
 /** What rotation needs of the secret driver. */
 export interface RotationReader {
   target(request: RequestFacts, deadline: number): Promise<SecretTarget>;
-  readKv(target: SecretTarget, deadline: number): Promise<{ data: Record<string, unknown>; version?: number; versionCreatedAt?: string }>;
+  readKv(
+    target: SecretTarget,
+    deadline: number,
+  ): Promise<{ data: Record<string, unknown>; version?: number; versionCreatedAt?: string }>;
 }
 
 export interface WatcherOptions {
@@ -165,7 +168,13 @@ export class RotationWatcher {
    */
   private leaderSince: number;
   readonly history: RotationReport[] = [];
-  private state: RotationHealth = { leader: null, driverNames: [], lastPass: null, lastError: null, unmanagedLeases: [] };
+  private state: RotationHealth = {
+    leader: null,
+    driverNames: [],
+    lastPass: null,
+    lastError: null,
+    unmanagedLeases: [],
+  };
 
   constructor(private readonly options: WatcherOptions) {
     this.faults = new FaultLog(options.logger);
@@ -193,8 +202,14 @@ export class RotationWatcher {
       this.faults.recovered(`list:${what}`, `rotation can list ${what} again`, { what });
       return result;
     } catch (err) {
-      this.faults.fault(`list:${what}`, `rotation pass cannot list ${what}: no service is rolled until it can`, { what, error: message(err) });
-      this.state.lastError = { at: new Date(this.now()).toISOString(), message: `cannot list ${what}: ${message(err)}` };
+      this.faults.fault(`list:${what}`, `rotation pass cannot list ${what}: no service is rolled until it can`, {
+        what,
+        error: message(err),
+      });
+      this.state.lastError = {
+        at: new Date(this.now()).toISOString(),
+        message: `cannot list ${what}: ${message(err)}`,
+      };
       throw new PassAborted();
     }
   }
@@ -223,14 +238,24 @@ export class RotationWatcher {
       const reports = await this.pass();
       const leader = this.state.leader === true;
       const rolls = reports.reduce((n, r) => n + r.services.filter((s) => s.outcome === 'rolled').length, 0);
-      this.state.lastPass = { at: new Date(started).toISOString(), outcome: leader ? 'ok' : 'not-leader', durationMs: this.now() - started, rolls };
+      this.state.lastPass = {
+        at: new Date(started).toISOString(),
+        outcome: leader ? 'ok' : 'not-leader',
+        durationMs: this.now() - started,
+        rolls,
+      };
       return reports;
     } catch (err) {
       if (!(err instanceof PassAborted)) {
         this.state.lastError = { at: new Date(this.now()).toISOString(), message: message(err) };
         this.options.logger.warn('rotation pass failed', { error: message(err) });
       }
-      this.state.lastPass = { at: new Date(started).toISOString(), outcome: 'failed', durationMs: this.now() - started, rolls: 0 };
+      this.state.lastPass = {
+        at: new Date(started).toISOString(),
+        outcome: 'failed',
+        durationMs: this.now() - started,
+        rolls: 0,
+      };
       return [];
     }
   }
@@ -239,7 +264,13 @@ export class RotationWatcher {
     const { api, reader, logger, timeoutMs } = this.options;
     const leader = await this.listing('nodes', () => api.isLeader());
     if (leader && this.state.leader === false) this.leaderSince = this.now();
-    if (leader !== this.state.leader) logger.info(leader ? 'rotation runs here: this node is the swarm leader' : 'rotation does not run here: this node is not the swarm leader', {});
+    if (leader !== this.state.leader)
+      logger.info(
+        leader
+          ? 'rotation runs here: this node is the swarm leader'
+          : 'rotation does not run here: this node is not the swarm leader',
+        {},
+      );
     this.state.leader = leader;
     if (!leader) {
       this.state.unmanagedLeases = [];
@@ -261,7 +292,13 @@ export class RotationWatcher {
         if (!rotate && !this.oldTasks(service.ID, tasks).length) continue;
         try {
           const target = await reader.target(
-            { SecretName: secret.Spec.Name, SecretLabels: secret.Spec.Labels ?? {}, ServiceName: service.Spec.Name, ServiceID: service.ID, ServiceLabels: service.Spec.Labels ?? {} },
+            {
+              SecretName: secret.Spec.Name,
+              SecretLabels: secret.Spec.Labels ?? {},
+              ServiceName: service.Spec.Name,
+              ServiceID: service.ID,
+              ServiceLabels: service.Spec.Labels ?? {},
+            },
             deadline,
           );
           if (!target.kv) leased.push({ secret, service, path: target.apiPath });
@@ -272,7 +309,11 @@ export class RotationWatcher {
             kvGroups.set(target.apiPath, group);
           }
         } catch (err) {
-          logger.debug('rotation: cannot resolve secret for service', { secret: secret.Spec.Name, service: service.Spec.Name, error: message(err) });
+          logger.debug('rotation: cannot resolve secret for service', {
+            secret: secret.Spec.Name,
+            service: service.Spec.Name,
+            error: message(err),
+          });
         }
       }
     }
@@ -286,13 +327,28 @@ export class RotationWatcher {
         read = await reader.readKv(group.target, deadline);
         this.faults.recovered(`read:${apiPath}`, 'rotation can read the secret again', { path: apiPath });
       } catch (err) {
-        this.faults.fault(`read:${apiPath}`, 'rotation: cannot read secret to check it', { path: apiPath, error: message(err) });
-        this.state.lastError = { at: new Date(this.now()).toISOString(), message: `cannot read ${apiPath}: ${message(err)}` };
+        this.faults.fault(`read:${apiPath}`, 'rotation: cannot read secret to check it', {
+          path: apiPath,
+          error: message(err),
+        });
+        this.state.lastError = {
+          at: new Date(this.now()).toISOString(),
+          message: `cannot read ${apiPath}: ${message(err)}`,
+        };
         continue;
       }
       const writtenAt = Date.parse(read.versionCreatedAt ?? '');
-      if (Number.isFinite(writtenAt)) reports.push(...(await this.rollStale(apiPath, group.users, tasks, writtenAt, read.version, rolled)));
-      else reports.push(...(await this.rollChangedV1(apiPath, group.users, { version: read.version, hash: this.hash(read.data) }, rolled)));
+      if (Number.isFinite(writtenAt))
+        reports.push(...(await this.rollStale(apiPath, group.users, tasks, writtenAt, read.version, rolled)));
+      else
+        reports.push(
+          ...(await this.rollChangedV1(
+            apiPath,
+            group.users,
+            { version: read.version, hash: this.hash(read.data) },
+            rolled,
+          )),
+        );
     }
 
     reports.push(...(await this.rollUnmanagedLeases(leased, tasks, rolled)));
@@ -301,7 +357,14 @@ export class RotationWatcher {
   }
 
   /** KV v2: roll the services with tasks created before the version (plus skew). */
-  private async rollStale(apiPath: string, users: User[], tasks: SwarmTask[], writtenAt: number, version: number | undefined, rolled: Set<string>): Promise<RotationReport[]> {
+  private async rollStale(
+    apiPath: string,
+    users: User[],
+    tasks: SwarmTask[],
+    writtenAt: number,
+    version: number | undefined,
+    rolled: Set<string>,
+  ): Promise<RotationReport[]> {
     const stale = users.filter(({ service }) => staleTasks(service.ID, tasks, writtenAt, this.skewMs).length > 0);
     if (!stale.length) return [];
     const settled = writtenAt + this.skewMs;
@@ -311,12 +374,23 @@ export class RotationWatcher {
       return [];
     }
     const due = stale.filter(({ service }) => this.due(`${service.ID}|${apiPath}`, writtenAt, service, apiPath));
-    if (due.length) this.options.logger.info('rotation: running tasks may hold an older value', { path: apiPath, version, writtenAt: new Date(writtenAt).toISOString(), services: [...new Set(due.map((u) => u.service.Spec.Name))] });
+    if (due.length)
+      this.options.logger.info('rotation: running tasks may hold an older value', {
+        path: apiPath,
+        version,
+        writtenAt: new Date(writtenAt).toISOString(),
+        services: [...new Set(due.map((u) => u.service.Spec.Name))],
+      });
     return this.rollUsers(due, 'new-version', rolled, (id) => this.rolledFor.set(`${id}|${apiPath}`, writtenAt));
   }
 
   /** KV v1: roll when the keyed hash differs from the previous pass. */
-  private async rollChangedV1(apiPath: string, users: User[], now: Observation, rolled: Set<string>): Promise<RotationReport[]> {
+  private async rollChangedV1(
+    apiPath: string,
+    users: User[],
+    now: Observation,
+    rolled: Set<string>,
+  ): Promise<RotationReport[]> {
     const reason = changeReason(this.seen.get(apiPath), now);
     if (!reason) {
       this.seen.set(apiPath, now);
@@ -338,20 +412,27 @@ export class RotationWatcher {
     const done = this.rolledFor.get(key);
     if (done === undefined || done < writtenAt) return true;
     if (/paused/.test(service.UpdateStatus?.State ?? '')) {
-      this.faults.fault(`paused:${key}:${writtenAt}`, 'rotation: the roll of a service is paused, its tasks still hold an older value', {
-        service: service.Spec.Name,
-        path,
-        fix:
-          `docker service ps ${service.Spec.Name} shows why its new tasks fail; ` +
-          `then docker service update --force ${service.Spec.Name}`,
-      });
+      this.faults.fault(
+        `paused:${key}:${writtenAt}`,
+        'rotation: the roll of a service is paused, its tasks still hold an older value',
+        {
+          service: service.Spec.Name,
+          path,
+          fix:
+            `docker service ps ${service.Spec.Name} shows why its new tasks fail; ` +
+            `then docker service update --force ${service.Spec.Name}`,
+        },
+      );
     }
     return false;
   }
 
   /** Running tasks of a service created before this process started serving as leader. */
   private oldTasks(serviceId: string, tasks: SwarmTask[]): SwarmTask[] {
-    return tasks.filter((t) => t.ServiceID === serviceId && t.Status?.State === 'running' && Date.parse(t.CreatedAt ?? '') < this.leaderSince);
+    return tasks.filter(
+      (t) =>
+        t.ServiceID === serviceId && t.Status?.State === 'running' && Date.parse(t.CreatedAt ?? '') < this.leaderSince,
+    );
   }
 
   /**
@@ -360,37 +441,60 @@ export class RotationWatcher {
    * rotation on, their services are rolled now; with it off, the log and `docker dso
    * inspect` say so with the command that fixes it.
    */
-  private async rollUnmanagedLeases(leased: Array<User & { path: string }>, tasks: SwarmTask[], rolled: Set<string>): Promise<RotationReport[]> {
+  private async rollUnmanagedLeases(
+    leased: Array<User & { path: string }>,
+    tasks: SwarmTask[],
+    rolled: Set<string>,
+  ): Promise<RotationReport[]> {
     const leases = this.options.leases;
     const unmanaged: UnmanagedLease[] = [];
     const toRoll: User[] = [];
     for (const { secret, service, path } of leased) {
       const orphans = this.oldTasks(service.ID, tasks).filter(
-        (t) => !leases?.holds([{ kind: 'task', id: t.ID }, { kind: 'service', id: service.ID }], path),
+        (t) =>
+          !leases?.holds(
+            [
+              { kind: 'task', id: t.ID },
+              { kind: 'service', id: service.ID },
+            ],
+            path,
+          ),
       );
       if (!orphans.length) continue;
       const fix = `docker service update --force ${service.Spec.Name}`;
       if (this.rotates(secret)) {
-        if (this.due(`${service.ID}|${path}|unmanaged`, this.leaderSince, service, path)) toRoll.push({ secret, service });
+        if (this.due(`${service.ID}|${path}|unmanaged`, this.leaderSince, service, path))
+          toRoll.push({ secret, service });
       } else {
         unmanaged.push({ service: service.Spec.Name, serviceId: service.ID, secret: secret.Spec.Name, path, fix });
-        this.faults.fault(`unmanaged:${service.ID}|${path}`, 'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL', {
-          service: service.Spec.Name,
-          secret: secret.Spec.Name,
-          path,
-          fix,
-        });
+        this.faults.fault(
+          `unmanaged:${service.ID}|${path}`,
+          'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL',
+          {
+            service: service.Spec.Name,
+            secret: secret.Spec.Name,
+            path,
+            fix,
+          },
+        );
       }
     }
     this.state.unmanagedLeases = unmanaged;
     return this.rollUsers(toRoll, 'lease-not-renewed', rolled, (id) => {
-      for (const u of leased.filter((l) => l.service.ID === id)) this.rolledFor.set(`${id}|${u.path}|unmanaged`, this.leaderSince);
+      for (const u of leased.filter((l) => l.service.ID === id))
+        this.rolledFor.set(`${id}|${u.path}|unmanaged`, this.leaderSince);
     });
   }
 
-  private async rollUsers(users: User[], reason: RotationReason, rolled: Set<string>, onRolled?: (serviceId: string) => void): Promise<RotationReport[]> {
+  private async rollUsers(
+    users: User[],
+    reason: RotationReason,
+    rolled: Set<string>,
+    onRolled?: (serviceId: string) => void,
+  ): Promise<RotationReport[]> {
     const bySecret = new Map<string, SwarmServiceFull[]>();
-    for (const { secret, service } of users) bySecret.set(secret.Spec.Name, [...(bySecret.get(secret.Spec.Name) ?? []), service]);
+    for (const { secret, service } of users)
+      bySecret.set(secret.Spec.Name, [...(bySecret.get(secret.Spec.Name) ?? []), service]);
     const reports: RotationReport[] = [];
     for (const [secret, services] of bySecret) {
       const report = await this.rollAll(secret, reason, services, rolled);
@@ -405,7 +509,9 @@ export class RotationWatcher {
     const reports: RotationReport[] = [];
     const leases = this.options.leases?.takeEnding(this.options.intervalMs * 1.5 + 5_000) ?? [];
     for (const lease of leases) {
-      const serviceId = lease.serviceId ?? (lease.owner.kind === 'task' ? await this.options.api.taskService(lease.owner.id) : lease.owner.id);
+      const serviceId =
+        lease.serviceId ??
+        (lease.owner.kind === 'task' ? await this.options.api.taskService(lease.owner.id) : lease.owner.id);
       const service = services.find((s) => s.ID === serviceId);
       if (service) reports.push(await this.rollAll(lease.path, 'lease-end', [service], rolled));
     }
@@ -425,11 +531,22 @@ export class RotationWatcher {
   /** On demand (an operator's request): roll every service that uses the secret now. */
   async rotateNow(secretNameOrId: string): Promise<RotationReport> {
     const secret = (await this.ourSecrets()).find((s) => s.Spec.Name === secretNameOrId || s.ID === secretNameOrId);
-    if (!secret) throw new DsoError('ERR_NOT_FOUND', `no secret named ${secretNameOrId} uses this plugin as its driver`);
-    return this.rollAll(secret.Spec.Name, 'on-demand', servicesUsing(secret.ID, await this.options.api.services()), new Set());
+    if (!secret)
+      throw new DsoError('ERR_NOT_FOUND', `no secret named ${secretNameOrId} uses this plugin as its driver`);
+    return this.rollAll(
+      secret.Spec.Name,
+      'on-demand',
+      servicesUsing(secret.ID, await this.options.api.services()),
+      new Set(),
+    );
   }
 
-  private async rollAll(secret: string, reason: RotationReason, services: SwarmServiceFull[], rolled: Set<string>): Promise<RotationReport> {
+  private async rollAll(
+    secret: string,
+    reason: RotationReason,
+    services: SwarmServiceFull[],
+    rolled: Set<string>,
+  ): Promise<RotationReport> {
     const results: RollResult[] = [];
     for (const service of services) {
       if (rolled.has(service.ID)) continue; // one roll per service per pass, whatever the number of secrets
@@ -441,12 +558,24 @@ export class RotationWatcher {
     this.history.push(report);
     if (this.history.length > 100) this.history.shift();
     const failed = results.some((r) => r.outcome !== 'rolled');
-    if (failed) this.state.lastError = { at: new Date(this.now()).toISOString(), message: `roll for ${secret} failed: ${results.filter((r) => r.outcome !== 'rolled').map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`).join(', ')}` };
+    if (failed)
+      this.state.lastError = {
+        at: new Date(this.now()).toISOString(),
+        message: `roll for ${secret} failed: ${results
+          .filter((r) => r.outcome !== 'rolled')
+          .map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`)
+          .join(', ')}`,
+      };
     this.options.logger[failed ? 'warn' : 'info']('rotation', {
       secret,
       reason,
       services: results.map((r) => r.service),
-      outcome: results.length === 0 ? 'no services' : failed ? results.map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`).join(', ') : 'rolled',
+      outcome:
+        results.length === 0
+          ? 'no services'
+          : failed
+            ? results.map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`).join(', ')
+            : 'rolled',
     });
     return report;
   }
@@ -457,7 +586,8 @@ export class RotationWatcher {
     for (let i = 0; i < attempts; i++) {
       try {
         const service = await this.options.api.service(serviceId);
-        if (UPDATING.has(service.UpdateStatus?.State ?? '')) return { service: name, serviceId, outcome: 'skipped-updating' };
+        if (UPDATING.has(service.UpdateStatus?.State ?? ''))
+          return { service: name, serviceId, outcome: 'skipped-updating' };
         await this.options.api.updateService(serviceId, service.Version.Index, forcedSpec(service));
         return { service: name, serviceId, outcome: 'rolled' };
       } catch (err) {

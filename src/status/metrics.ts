@@ -61,11 +61,26 @@ export class Metrics {
         this.inc({ result: 'failed' }, counts.failed);
       },
     });
-    readCounter(this.registry, 'dso_vault_merged_reads_total', 'Reads served by joining an identical read already in flight', sources.mergedReads);
+    readCounter(
+      this.registry,
+      'dso_vault_merged_reads_total',
+      'Reads served by joining an identical read already in flight',
+      sources.mergedReads,
+    );
     readCounter(this.registry, 'dso_vault_logins_total', 'Successful Vault logins', sources.logins);
-    readCounter(this.registry, 'dso_vault_token_renewals_total', 'Successful renewals of the Vault token', sources.tokenRenewals);
+    readCounter(
+      this.registry,
+      'dso_vault_token_renewals_total',
+      'Successful renewals of the Vault token',
+      sources.tokenRenewals,
+    );
     readCounter(this.registry, 'dso_lease_renewals_total', 'Successful lease renewals', sources.leaseRenewals);
-    readCounter(this.registry, 'dso_lease_revocations_total', 'Leases revoked because their task or service was gone', sources.leaseRevocations);
+    readCounter(
+      this.registry,
+      'dso_lease_revocations_total',
+      'Leases revoked because their task or service was gone',
+      sources.leaseRevocations,
+    );
     new Gauge({
       name: 'dso_vault_token_ttl_seconds',
       help: 'Seconds left on the Vault token (0: never expires; absent: not logged in)',

@@ -26,7 +26,10 @@ export class StatusStore {
   private readonly recent: FetchRecord[] = [];
   private readonly latest = new Map<string, FetchRecord>();
 
-  constructor(private readonly historySize = 200, private readonly maxTracked = 10_000) {}
+  constructor(
+    private readonly historySize = 200,
+    private readonly maxTracked = 10_000,
+  ) {}
 
   record(entry: FetchRecord): void {
     this.recent.push(entry);

@@ -8,7 +8,10 @@ export class VaultApiError extends DsoError {
     readonly vaultErrors: string[],
     readonly apiPath: string,
   ) {
-    super(codeForStatus(status), `Vault answered ${status} for ${apiPath}${vaultErrors.length ? `: ${vaultErrors.join('; ')}` : ''}`);
+    super(
+      codeForStatus(status),
+      `Vault answered ${status} for ${apiPath}${vaultErrors.length ? `: ${vaultErrors.join('; ')}` : ''}`,
+    );
     this.name = 'VaultApiError';
   }
 
@@ -52,5 +55,8 @@ function codeForStatus(status: number): ErrorCode {
 export function vaultErrorStrings(body: unknown): string[] {
   const errors = (body as { errors?: unknown } | undefined)?.errors;
   if (!Array.isArray(errors)) return [];
-  return errors.filter((e): e is string => typeof e === 'string').map((e) => e.slice(0, 500)).slice(0, 5);
+  return errors
+    .filter((e): e is string => typeof e === 'string')
+    .map((e) => e.slice(0, 500))
+    .slice(0, 5);
 }

@@ -147,7 +147,13 @@ export class LeaseManager {
       if (replaced) this.forget(replaced);
       this.leases.set(key, lease);
       if (lease.leaseId && token) this.options.tokens.hold(token);
-      this.options.logger.info('lease issued', { lease: safeLeaseId(lease.leaseId), path, owner: ownerKey(owner), ttlSeconds: ttl, renewable: lease.renewable });
+      this.options.logger.info('lease issued', {
+        lease: safeLeaseId(lease.leaseId),
+        path,
+        owner: ownerKey(owner),
+        ttlSeconds: ttl,
+        renewable: lease.renewable,
+      });
       this.schedule(lease);
       return lease;
     });
@@ -206,7 +212,11 @@ export class LeaseManager {
   }
 
   private livenessRecovered(): void {
-    this.faults.recovered('liveness', 'the Docker Engine tells again which tasks run: lease renewals and revocations resume', {});
+    this.faults.recovered(
+      'liveness',
+      'the Docker Engine tells again which tasks run: lease renewals and revocations resume',
+      {},
+    );
   }
 
   private async renew(lease: Lease): Promise<void> {
@@ -273,7 +283,12 @@ export class LeaseManager {
         deadline: Date.now() + this.options.timeoutMs,
       });
       this.revocations++;
-      this.options.logger.info('lease revoked', { lease: safeLeaseId(lease.leaseId), path: lease.path, owner: ownerKey(lease.owner), reason });
+      this.options.logger.info('lease revoked', {
+        lease: safeLeaseId(lease.leaseId),
+        path: lease.path,
+        owner: ownerKey(lease.owner),
+        reason,
+      });
       return true;
     } catch (err) {
       this.options.logger.error('lease revocation failed: it ends at its TTL', {
@@ -360,7 +375,8 @@ export class LeaseManager {
   /** Revokes every lease of `owner` now (a one-off read such as the Vault test); false if one failed. */
   async revokeOwner(owner: LeaseOwner, reason: string): Promise<boolean> {
     let ok = true;
-    for (const lease of [...this.leases.values()].filter((l) => ownerKey(l.owner) === ownerKey(owner))) ok = (await this.revoke(lease, reason)) && ok;
+    for (const lease of [...this.leases.values()].filter((l) => ownerKey(l.owner) === ownerKey(owner)))
+      ok = (await this.revoke(lease, reason)) && ok;
     return ok;
   }
 

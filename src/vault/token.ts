@@ -93,7 +93,11 @@ export class TokenManager {
   /** A valid token, logging in first if there is none (shared with concurrent callers). */
   async token(deadline: number): Promise<string> {
     const state = this.state;
-    if (state && state.expiresAt - this.now() > Math.min(EXPIRY_MARGIN_MS, state.ttlSeconds * 1000 * EXPIRY_MARGIN_FRACTION)) return state.token;
+    if (
+      state &&
+      state.expiresAt - this.now() > Math.min(EXPIRY_MARGIN_MS, state.ttlSeconds * 1000 * EXPIRY_MARGIN_FRACTION)
+    )
+      return state.token;
     return (await this.login(deadline)).token;
   }
 
@@ -109,7 +113,8 @@ export class TokenManager {
   login(deadline = this.now() + this.options.timeoutMs): Promise<TokenState> {
     if (this.inflight) return this.inflight;
     const failure = this.lastFailure;
-    if (failure && this.now() - failure.at < (this.options.retryAfterFailureMs ?? 250)) return Promise.reject(failure.error);
+    if (failure && this.now() - failure.at < (this.options.retryAfterFailureMs ?? 250))
+      return Promise.reject(failure.error);
     this.inflight = this.doLogin(deadline).finally(() => {
       this.inflight = undefined;
     });
@@ -150,7 +155,13 @@ export class TokenManager {
       const repeated = this.lastFailure?.error.message === error.message;
       this.lastFailure = { at: this.now(), error };
       // Logged once per distinct failure, not once per waiting request.
-      if (!repeated) logger.error('Vault login failed', { method: method.name, mount: method.mount, code: error.code, error: error.message });
+      if (!repeated)
+        logger.error('Vault login failed', {
+          method: method.name,
+          mount: method.mount,
+          code: error.code,
+          error: error.message,
+        });
       throw error;
     }
   }
@@ -218,7 +229,11 @@ export class TokenManager {
     state.capped = ttl < state.ttlSeconds * 0.9;
     this.lastRenewalAt = now;
     this.renewals++;
-    this.options.logger.debug('Vault token renewed', { method: this.options.method.name, ttlSeconds: ttl, nearMaxTtl: state.capped });
+    this.options.logger.debug('Vault token renewed', {
+      method: this.options.method.name,
+      ttlSeconds: ttl,
+      nearMaxTtl: state.capped,
+    });
     if (this.state === state) this.schedule();
   }
 
@@ -229,7 +244,11 @@ export class TokenManager {
       loggedIn: !!s,
       method: this.options.method.name,
       mount: this.options.method.mount,
-      ttlSeconds: s ? (s.expiresAt === Infinity ? 0 : Math.max(0, Math.round((s.expiresAt - this.now()) / 1000))) : undefined,
+      ttlSeconds: s
+        ? s.expiresAt === Infinity
+          ? 0
+          : Math.max(0, Math.round((s.expiresAt - this.now()) / 1000))
+        : undefined,
       expiresAt: s && s.expiresAt !== Infinity ? iso(s.expiresAt) : undefined,
       renewable: s?.renewable,
       policies: s?.policies,

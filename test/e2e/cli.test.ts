@@ -10,7 +10,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { capture, secret } from '../support/capture';
 import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
-import { docker, dockerQuiet, readInContainer, removeByPrefix, run, runningContainer, serviceTasks, waitFor } from './docker';
+import {
+  docker,
+  dockerQuiet,
+  readInContainer,
+  removeByPrefix,
+  run,
+  runningContainer,
+  serviceTasks,
+  waitFor,
+} from './docker';
 
 const PREFIX = 'dsocli';
 // A plugin of its own: `dso` (users, `make demo`) and the other suites' plugins are left alone.
@@ -65,8 +74,14 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
     await bao.api('POST', 'sys/auth/approle', { type: 'approle' });
     await bao.api('POST', 'secret/data/cli/app', { data: { password, user } });
     await bao.api('POST', 'secret/data/denied/x', { data: { v: secret(`denied-${nonce}`) } });
-    await bao.api('PUT', 'sys/policies/acl/dso-cli', { policy: 'path "secret/data/cli/*" { capabilities = ["read"] }' });
-    await bao.api('POST', 'auth/approle/role/dso-cli', { token_policies: ['dso-cli'], token_ttl: '1h', token_max_ttl: '4h' });
+    await bao.api('PUT', 'sys/policies/acl/dso-cli', {
+      policy: 'path "secret/data/cli/*" { capabilities = ["read"] }',
+    });
+    await bao.api('POST', 'auth/approle/role/dso-cli', {
+      token_policies: ['dso-cli'],
+      token_ttl: '1h',
+      token_max_ttl: '4h',
+    });
     roleId = (await bao.api('GET', 'auth/approle/role/dso-cli/role-id')).data.role_id;
     secretId = secret((await bao.api('POST', 'auth/approle/role/dso-cli/secret-id', {})).data.secret_id as string);
   });
@@ -82,7 +97,9 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
   it('is a Docker CLI plugin: listed by `docker --help`, answers the metadata handshake, installs idempotently', async () => {
     const help = await run('docker', ['--help'], { env });
     expect(help.stdout.toString('utf8')).to.match(/^\s+dso\*?\s+Vault and OpenBao secrets for Docker Swarm/m);
-    const meta = await run(path.join(DOCKER_CONFIG, 'cli-plugins', 'docker-dso'), ['docker-cli-plugin-metadata'], { env });
+    const meta = await run(path.join(DOCKER_CONFIG, 'cli-plugins', 'docker-dso'), ['docker-cli-plugin-metadata'], {
+      env,
+    });
     expect(JSON.parse(meta.stdout.toString('utf8'))).to.include({ SchemaVersion: '0.1.0', Vendor: 'DSO' });
     const again = await run('bash', [path.join(repoRoot, 'scripts', 'install-cli.sh')], { env });
     expect(again.code).to.equal(0);
@@ -102,15 +119,32 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
   it("init with the seed's flags creates the plugin, writes the secret id (0600) and passes no credential to Docker", async () => {
     const r = await dso(
       [
-        'init', '--mode', 'cloud', '--provider', 'openbao',
-        '--vault-address', bao.addr, '--vault-auth-method', 'approle',
-        '--vault-role-id', roleId, '--vault-secret-id', '-',
-        '--config-dir', ETC_DSO, '--plugin', PLUGIN, '--set', 'DSO_LOG_LEVEL=debug',
+        'init',
+        '--mode',
+        'cloud',
+        '--provider',
+        'openbao',
+        '--vault-address',
+        bao.addr,
+        '--vault-auth-method',
+        'approle',
+        '--vault-role-id',
+        roleId,
+        '--vault-secret-id',
+        '-',
+        '--config-dir',
+        ETC_DSO,
+        '--plugin',
+        PLUGIN,
+        '--set',
+        'DSO_LOG_LEVEL=debug',
       ],
       `${secretId}\n`,
     );
     expect(r.code, describeRun(r)).to.equal(0);
-    expect(r.out).to.contain(`Plugin ${PLUGIN}: enabled`).and.to.match(/Vault login:\s+OK: approle at auth\/approle/);
+    expect(r.out)
+      .to.contain(`Plugin ${PLUGIN}: enabled`)
+      .and.to.match(/Vault login:\s+OK: approle at auth\/approle/);
     expect(r.err, 'a secret id from standard input draws no warning').not.to.contain('WARNING');
 
     const file = path.join(ETC_DSO, 'secret-id');
@@ -118,20 +152,31 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
     expect(fs.readFileSync(file, 'utf8').trim() === secretId, 'the secret id file holds the secret id').to.equal(true);
     const info = JSON.parse(await docker(['plugin', 'inspect', PLUGIN]))[0];
     expect(info.Enabled).to.equal(true);
-    expect(info.Settings.Env).to.include.members([`VAULT_ADDR=${bao.addr}`, 'VAULT_AUTH_METHOD=approle', 'VAULT_SECRET_ID_FILE=/etc/dso/secret-id', 'VAULT_ROLE_ID_FILE=/etc/dso/role-id']);
+    expect(info.Settings.Env).to.include.members([
+      `VAULT_ADDR=${bao.addr}`,
+      'VAULT_AUTH_METHOD=approle',
+      'VAULT_SECRET_ID_FILE=/etc/dso/secret-id',
+      'VAULT_ROLE_ID_FILE=/etc/dso/role-id',
+    ]);
     expect(JSON.stringify(info).includes(secretId), 'no secret id in the plugin settings').to.equal(false);
-    expect(info.Settings.Mounts.find((m: { Destination: string }) => m.Destination === '/etc/dso').Source).to.equal(ETC_DSO);
+    expect(info.Settings.Mounts.find((m: { Destination: string }) => m.Destination === '/etc/dso').Source).to.equal(
+      ETC_DSO,
+    );
   });
 
   it('system info shows mode, provider, address, auth method, plugin state, token TTL and Vault health', async () => {
     const r = await dso(['system', 'info', '--plugin', PLUGIN]);
     expect(r.code, describeRun(r)).to.equal(0);
     expect(r.out).to.match(new RegExp(`Plugin:\\s+${PLUGIN}: enabled \\(id [0-9a-f]{12}\\)`));
-    expect(r.out).to.match(/Mode:\s+cloud/).and.to.match(/Provider:\s+openbao/);
+    expect(r.out)
+      .to.match(/Mode:\s+cloud/)
+      .and.to.match(/Provider:\s+openbao/);
     expect(r.out).to.contain(`Vault addresses: ${bao.addr}`);
     expect(r.out).to.match(/Auth method:\s+approle \(mount auth\/approle\)/);
     expect(r.out).to.match(/Token:\s+logged in, TTL (59m|1h)/);
-    expect(r.out).to.match(new RegExp(`Vault health:\\s+${bao.addr.replace(/[.]/g, '\\.')} \\(in use\\): active, unsealed`));
+    expect(r.out).to.match(
+      new RegExp(`Vault health:\\s+${bao.addr.replace(/[.]/g, '\\.')} \\(in use\\): active, unsealed`),
+    );
     expect(r.out).to.match(/Problems:\s+none/);
 
     const json = JSON.parse((await dso(['system', 'info', '--plugin', PLUGIN, '--json'])).out);
@@ -151,20 +196,62 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
     expect(denied.out).to.match(/Test read:\s+FAILED/);
     expect(denied.out).to.match(/Error: permission denied (reading|for) secret\/(data\/)?denied\/x/);
     expect(denied.out).to.contain('capabilities = ["read"]');
-    const json = JSON.parse((await dso(['system', 'test-vault', '--plugin', PLUGIN, '--path', 'secret/denied/x#v', '--json'])).out);
+    const json = JSON.parse(
+      (await dso(['system', 'test-vault', '--plugin', PLUGIN, '--path', 'secret/denied/x#v', '--json'])).out,
+    );
     expect(json).to.include({ ok: false, stage: 'read', code: 'ERR_VAULT_DENIED' });
   });
 
   it('inspect: ACTIVE for a working service, FAILED with the real reason for a denied path', async () => {
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/cli/app#password', `${PREFIX}-pw`]);
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/denied/x#v', `${PREFIX}-denied`]);
     await docker([
-      'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--name', `${PREFIX}-ok`,
-      '--secret', `${PREFIX}-pw`, IMAGE, 'sleep', '3600',
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://secret/cli/app#password',
+      `${PREFIX}-pw`,
     ]);
     await docker([
-      'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--restart-condition', 'none',
-      '--name', `${PREFIX}-bad`, '--secret', `${PREFIX}-denied`, IMAGE, 'sleep', '3600',
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://secret/denied/x#v',
+      `${PREFIX}-denied`,
+    ]);
+    await docker([
+      'service',
+      'create',
+      '--detach',
+      '--no-resolve-image',
+      '--stop-grace-period',
+      '1s',
+      '--name',
+      `${PREFIX}-ok`,
+      '--secret',
+      `${PREFIX}-pw`,
+      IMAGE,
+      'sleep',
+      '3600',
+    ]);
+    await docker([
+      'service',
+      'create',
+      '--detach',
+      '--no-resolve-image',
+      '--stop-grace-period',
+      '1s',
+      '--restart-condition',
+      'none',
+      '--name',
+      `${PREFIX}-bad`,
+      '--secret',
+      `${PREFIX}-denied`,
+      IMAGE,
+      'sleep',
+      '3600',
     ]);
 
     await runningContainer(`${PREFIX}-ok`);
@@ -184,7 +271,9 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
     const bad = await dso(['inspect', `${PREFIX}-bad`, '--plugin', PLUGIN]);
     expect(bad.code, describeRun(bad)).to.equal(1);
     expect(bad.out).to.match(/last error:\s+permission denied/);
-    expect(bad.out.trim().split('\n').pop()).to.match(/^Secret injection status: FAILED: dsocli-denied: permission denied (reading|for) secret\/(data\/)?denied\/x/);
+    expect(bad.out.trim().split('\n').pop()).to.match(
+      /^Secret injection status: FAILED: dsocli-denied: permission denied (reading|for) secret\/(data\/)?denied\/x/,
+    );
     const json = JSON.parse((await dso(['inspect', `${PREFIX}-bad`, '--plugin', PLUGIN, '--json'])).out);
     expect(json.status).to.equal('FAILED');
     expect(json.secrets[0]).to.include({ secret: `${PREFIX}-denied`, code: 'ERR_VAULT_DENIED' });
@@ -215,7 +304,9 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
     expect(r.code, describeRun(r)).to.equal(0);
     const replicas = await docker(['service', 'ls', '--filter', `name=${stack}_app`, '--format', '{{.Replicas}}']);
     expect(replicas.trim(), 'up --wait returned once the service had converged').to.match(/^1\/1/);
-    expect(r.out).to.contain(`app: DB_PASSWORD -> DB_PASSWORD_FILE=/run/secrets/db_password (secret ${stack}_db_password`);
+    expect(r.out).to.contain(
+      `app: DB_PASSWORD -> DB_PASSWORD_FILE=/run/secrets/db_password (secret ${stack}_db_password`,
+    );
     expect(fs.readdirSync(dir), 'no transformed file left on disk').to.deep.equal(['compose.yaml']);
 
     const spec = JSON.parse(await docker(['secret', 'inspect', `${stack}_db_password`]))[0].Spec;
@@ -224,17 +315,31 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
 
     const container = await runningContainer(`${stack}_app`);
     const fromFile = await run('docker', ['exec', container, 'sh', '-c', 'cat "$DB_PASSWORD_FILE"']);
-    expect(fromFile.stdout.toString('utf8') === password, `value read through $DB_PASSWORD_FILE (${fromFile.stdout.length} bytes)`).to.equal(true);
+    expect(
+      fromFile.stdout.toString('utf8') === password,
+      `value read through $DB_PASSWORD_FILE (${fromFile.stdout.length} bytes)`,
+    ).to.equal(true);
     const userFile = await readInContainer(container, '/run/secrets/db_user');
     expect(userFile.toString('utf8') === user, `/run/secrets/db_user (${userFile.length} bytes)`).to.equal(true);
 
     const inspected = await docker(['inspect', container]);
-    expect(inspected.includes(password) || inspected.includes(user), 'docker inspect shows no secret value').to.equal(false);
+    expect(inspected.includes(password) || inspected.includes(user), 'docker inspect shows no secret value').to.equal(
+      false,
+    );
     const envList: string[] = JSON.parse(inspected)[0].Config.Env;
-    expect(envList).to.include.members(['DB_PASSWORD_FILE=/run/secrets/db_password', 'DB_USER_FILE=/run/secrets/db_user', 'PLAIN=hello']);
-    expect(envList.some((e) => e.startsWith('DB_PASSWORD=') || e.startsWith('DB_USER=')), 'the variables themselves are gone').to.equal(false);
+    expect(envList).to.include.members([
+      'DB_PASSWORD_FILE=/run/secrets/db_password',
+      'DB_USER_FILE=/run/secrets/db_user',
+      'PLAIN=hello',
+    ]);
+    expect(
+      envList.some((e) => e.startsWith('DB_PASSWORD=') || e.startsWith('DB_USER=')),
+      'the variables themselves are gone',
+    ).to.equal(false);
     const serviceText = await docker(['service', 'inspect', `${stack}_app`]);
-    expect(serviceText.includes(password) || serviceText.includes(user), 'the service spec holds no value').to.equal(false);
+    expect(serviceText.includes(password) || serviceText.includes(user), 'the service spec holds no value').to.equal(
+      false,
+    );
 
     const status = await dso(['inspect', `${stack}_app`, '--plugin', PLUGIN]);
     expect(status.code, describeRun(status)).to.equal(0);
@@ -247,7 +352,9 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
     const r = await dso(['rotate', `${stack}_db_password`, '--plugin', PLUGIN]);
     expect(r.code, describeRun(r)).to.equal(0);
     expect(r.out).to.contain(`${stack}_app: rolled`);
-    await waitFor('a new task after the roll', 60_000, async () => ((await serviceTasks(`${stack}_app`)).length > before ? true : undefined));
+    await waitFor('a new task after the roll', 60_000, async () =>
+      (await serviceTasks(`${stack}_app`)).length > before ? true : undefined,
+    );
   });
 
   it('a wrong secret id: init and test-vault fail with the cause and the fix; a good one restores the login', async () => {
@@ -256,12 +363,18 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
     const r = await dso(['init', '--plugin', PLUGIN, '--vault-secret-id', wrong]);
     expect(r.code, describeRun(r)).to.equal(1);
     expect(r.err).to.contain('WARNING: --vault-secret-id was given on the command line');
-    expect(r.out).to.match(/Vault login:\s+FAILED/).and.to.contain('invalid role or secret ID');
-    expect(r.out).to.contain('vault write -f auth/approle/role/<role>/secret-id').and.to.contain(`docker dso init --plugin ${PLUGIN} --vault-secret-id -`);
+    expect(r.out)
+      .to.match(/Vault login:\s+FAILED/)
+      .and.to.contain('invalid role or secret ID');
+    expect(r.out)
+      .to.contain('vault write -f auth/approle/role/<role>/secret-id')
+      .and.to.contain(`docker dso init --plugin ${PLUGIN} --vault-secret-id -`);
 
     const test = await dso(['system', 'test-vault', '--plugin', PLUGIN]);
     expect(test.code, describeRun(test)).to.equal(1);
-    expect(test.out).to.match(/Vault login:\s+FAILED/).and.to.contain('invalid role or secret ID');
+    expect(test.out)
+      .to.match(/Vault login:\s+FAILED/)
+      .and.to.contain('invalid role or secret ID');
     const info = await dso(['system', 'info', '--plugin', PLUGIN]);
     expect(info.code).to.equal(1);
     expect(info.out).to.match(/Token:\s+not logged in: .*invalid role or secret ID/);

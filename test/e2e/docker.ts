@@ -64,7 +64,9 @@ let detachFlag: Promise<string[]> | undefined;
  * (and never waits).
  */
 export async function stackDeploy(args: string[]): Promise<string> {
-  detachFlag ??= run('docker', ['stack', 'deploy', '--help']).then((r) => (r.stdout.toString('utf8').includes('--detach') ? ['--detach=true'] : []));
+  detachFlag ??= run('docker', ['stack', 'deploy', '--help']).then((r) =>
+    r.stdout.toString('utf8').includes('--detach') ? ['--detach=true'] : [],
+  );
   return docker(['stack', 'deploy', ...(await detachFlag), ...args]);
 }
 
@@ -99,7 +101,10 @@ export async function waitFor<T>(
 }
 
 function lines(s: string): string[] {
-  return s.split('\n').map((l) => l.trim()).filter(Boolean);
+  return s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 /**
@@ -126,7 +131,13 @@ export async function removeByPrefix(prefix: string): Promise<void> {
   });
   await waitFor('containers to stop', 60_000, async () => {
     const ids = lines(
-      await docker(['ps', '--filter', 'label=com.docker.swarm.service.name', '--format', '{{.ID}} {{.Label "com.docker.swarm.service.name"}}']),
+      await docker([
+        'ps',
+        '--filter',
+        'label=com.docker.swarm.service.name',
+        '--format',
+        '{{.ID}} {{.Label "com.docker.swarm.service.name"}}',
+      ]),
     ).filter((l) => (l.split(' ')[1] ?? '').startsWith(prefix));
     return ids.length === 0 ? true : undefined;
   });
@@ -140,7 +151,14 @@ export interface TaskState {
 
 /** The tasks of a service, newest first. */
 export async function serviceTasks(service: string): Promise<TaskState[]> {
-  const out = await docker(['service', 'ps', service, '--no-trunc', '--format', '{{.ID}}\t{{.CurrentState}}\t{{.Error}}']);
+  const out = await docker([
+    'service',
+    'ps',
+    service,
+    '--no-trunc',
+    '--format',
+    '{{.ID}}\t{{.CurrentState}}\t{{.Error}}',
+  ]);
   return lines(out).map((l) => {
     const [id, state, error] = l.split('\t');
     return { id: id ?? '', state: state ?? '', error: error ?? '' };
@@ -237,7 +255,14 @@ export function fileSize(file: string): number {
  * the extra `settings` (NAME=value); `dsoJson`, when given, becomes /etc/dso/dso.json (for
  * settings the plugin's config.json does not let `docker plugin set` change).
  */
-export async function createTokenPlugin(name: string, etcDir: string, token: string, vaultAddr: string, settings: string[] = [], dsoJson?: Record<string, unknown>): Promise<void> {
+export async function createTokenPlugin(
+  name: string,
+  etcDir: string,
+  token: string,
+  vaultAddr: string,
+  settings: string[] = [],
+  dsoJson?: Record<string, unknown>,
+): Promise<void> {
   fs.rmSync(etcDir, { recursive: true, force: true });
   fs.mkdirSync(etcDir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(etcDir, 'token'), token, { mode: 0o600 });
@@ -246,8 +271,12 @@ export async function createTokenPlugin(name: string, etcDir: string, token: str
     'bash',
     [
       path.join(repoRoot, 'plugin', 'build.sh'),
-      '--name', name, '--fresh',
-      `VAULT_ADDR=${vaultAddr}`, 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token',
+      '--name',
+      name,
+      '--fresh',
+      `VAULT_ADDR=${vaultAddr}`,
+      'VAULT_AUTH_METHOD=token',
+      'VAULT_TOKEN_FILE=/etc/dso/token',
       ...settings,
       `etc-dso.source=${etcDir}`,
     ],

@@ -30,7 +30,14 @@ describe('e2e: database credentials per task in a real swarm', function () {
     await bao.api('PUT', 'sys/policies/acl/dso-e2e-dyn', {
       policy: dynamicPolicy(['database/creds/e2e']),
     });
-    const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-dyn'], ttl: '2h' })).auth.client_token);
+    const token = secret(
+      (
+        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+          policies: ['dso-e2e-dyn'],
+          ttl: '2h',
+        })
+      ).auth.client_token,
+    );
     await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr);
   });
 
@@ -43,15 +50,40 @@ describe('e2e: database credentials per task in a real swarm', function () {
   it('gives each of 2 replicas its own PostgreSQL user, and removes them when the service is removed', async () => {
     const service = `${PREFIX}-api`;
     for (const field of ['username', 'password']) {
-      await docker(['secret', 'create', '--driver', PLUGIN, '--label', `dso.ref=dso://database/creds/e2e#${field}`, `${PREFIX}-db-${field}`]);
+      await docker([
+        'secret',
+        'create',
+        '--driver',
+        PLUGIN,
+        '--label',
+        `dso.ref=dso://database/creds/e2e#${field}`,
+        `${PREFIX}-db-${field}`,
+      ]);
     }
     await docker([
-      'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--name', service, '--replicas', '2',
-      '--secret', `${PREFIX}-db-username`, '--secret', `${PREFIX}-db-password`,
-      IMAGE, 'sh', '-c', 'exec sleep 3600',
+      'service',
+      'create',
+      '--detach',
+      '--no-resolve-image',
+      '--stop-grace-period',
+      '1s',
+      '--name',
+      service,
+      '--replicas',
+      '2',
+      '--secret',
+      `${PREFIX}-db-username`,
+      '--secret',
+      `${PREFIX}-db-password`,
+      IMAGE,
+      'sh',
+      '-c',
+      'exec sleep 3600',
     ]);
     const containers = await waitFor('2 running tasks', 120_000, async () => {
-      const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`])).split('\n').filter(Boolean);
+      const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]))
+        .split('\n')
+        .filter(Boolean);
       return ids.length === 2 ? ids : undefined;
     });
 
@@ -60,7 +92,10 @@ describe('e2e: database credentials per task in a real swarm', function () {
       const user = (await readInContainer(container, `/run/secrets/${PREFIX}-db-username`)).toString();
       const password = secret((await readInContainer(container, `/run/secrets/${PREFIX}-db-password`)).toString());
       expect(user).to.match(/^dso_e2e_/);
-      expect(await pg.canLogin(user, password), 'the user and password of one task belong together and log in').to.equal(true);
+      expect(
+        await pg.canLogin(user, password),
+        'the user and password of one task belong together and log in',
+      ).to.equal(true);
       users.push(user);
     }
     expect(users[0]).not.to.equal(users[1]);

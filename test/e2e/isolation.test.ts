@@ -15,7 +15,19 @@ import * as path from 'node:path';
 import { secret } from '../support/capture';
 import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { leasePolicy, staticReadPolicy } from '../support/policies';
-import { createTokenPlugin, docker, engineReady, pluginGet, pluginSocket, readInContainer, removeTokenPlugin, run, runningContainer, serviceTasks, waitFor } from './docker';
+import {
+  createTokenPlugin,
+  docker,
+  engineReady,
+  pluginGet,
+  pluginSocket,
+  readInContainer,
+  removeTokenPlugin,
+  run,
+  runningContainer,
+  serviceTasks,
+  waitFor,
+} from './docker';
 
 const PREFIX = 'dsoiso';
 const PLUGIN = 'dso-e2e-iso';
@@ -44,9 +56,21 @@ describe('e2e: isolation on a shared node', function () {
 
   const service = (name: string, secrets: string[], labels: string[] = [], extra: string[] = []) =>
     docker([
-      'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--name', name,
-      ...labels.flatMap((l) => ['--label', l]), ...secrets.flatMap((s) => ['--secret', s]), ...extra,
-      IMAGE, 'sh', '-c', 'exec sleep 3600',
+      'service',
+      'create',
+      '--detach',
+      '--no-resolve-image',
+      '--stop-grace-period',
+      '1s',
+      '--name',
+      name,
+      ...labels.flatMap((l) => ['--label', l]),
+      ...secrets.flatMap((s) => ['--secret', s]),
+      ...extra,
+      IMAGE,
+      'sh',
+      '-c',
+      'exec sleep 3600',
     ]);
 
   async function statusOf(secretName: string, serviceName: string): Promise<StatusEntry> {
@@ -62,10 +86,14 @@ describe('e2e: isolation on a shared node', function () {
     await waitFor(`the task of ${name} to fail`, 90_000, async () => {
       const tasks = await serviceTasks(name);
       if (tasks.some((t) => t.state.startsWith('Running'))) {
-        const id = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${name}`])).split('\n')[0];
+        const id = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${name}`])).split(
+          '\n',
+        )[0];
         const seen = id ? await run('docker', ['exec', id, 'cat', file]) : undefined;
         const leaked = seen !== undefined && seen.stdout.toString('utf8').includes(forbidden);
-        throw Object.assign(new Error(`a task of ${name} runs${leaked ? ' and holds a value it was refused' : ''}`), { fatal: true });
+        throw Object.assign(new Error(`a task of ${name} runs${leaked ? ' and holds a value it was refused' : ''}`), {
+          fatal: true,
+        });
       }
       return tasks.find((t) => /^(Failed|Rejected)/.test(t.state)) ? true : undefined;
     });
@@ -77,7 +105,11 @@ describe('e2e: isolation on a shared node', function () {
       .auditEntries()
       .filter((e) => e.type === 'request')
       .map((e) => e as { request?: { path?: string; namespace?: { path?: string } } })
-      .filter((e) => `${e.request?.namespace?.path ?? ''}${e.request?.path ?? ''}`.endsWith(apiPath) && !String(e.request?.path).startsWith('sys/internal/ui/mounts/')).length;
+      .filter(
+        (e) =>
+          `${e.request?.namespace?.path ?? ''}${e.request?.path ?? ''}`.endsWith(apiPath) &&
+          !String(e.request?.path).startsWith('sys/internal/ui/mounts/'),
+      ).length;
   }
 
   before(async function () {
@@ -89,7 +121,9 @@ describe('e2e: isolation on a shared node', function () {
     await bao.api('POST', 'secret/data/svc/dsoiso-b/cfg', { data: { v: valueB } });
     await bao.api('POST', 'sys/mounts/transit', { type: 'transit' });
     await bao.api('POST', 'transit/keys/app', {});
-    ciphertext = (await bao.api('POST', 'transit/encrypt/app', { plaintext: Buffer.from(plaintext).toString('base64') })).data.ciphertext;
+    ciphertext = (
+      await bao.api('POST', 'transit/encrypt/app', { plaintext: Buffer.from(plaintext).toString('base64') })
+    ).data.ciphertext;
     await bao.api('POST', 'sys/namespaces/team-a', {});
     await bao.api('POST', 'team-a/sys/auth/approle', { type: 'approle' });
     await bao.api('POST', 'team-a/auth/approle/role/x', { token_policies: ['default'] });
@@ -108,9 +142,19 @@ describe('e2e: isolation on a shared node', function () {
         leasePolicy(),
       ].join('\n'),
     });
-    const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-iso'], ttl: '2h' })).auth.client_token);
+    const token = secret(
+      (
+        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+          policies: ['dso-e2e-iso'],
+          ttl: '2h',
+        })
+      ).auth.client_token,
+    );
     await createTokenPlugin(
-      PLUGIN, ETC_DSO, token, bao.addr,
+      PLUGIN,
+      ETC_DSO,
+      token,
+      bao.addr,
       ['DSO_ALLOWED_PATHS=secret/data/{stack}/*,secret/data/svc/{service}/*,transit/*,team-a/*'],
       // In the settings file: config.json does not (yet) list DSO_ALLOWED_WRITES as settable.
       { DSO_ALLOWED_WRITES: ['transit/encrypt/app?plaintext'] },
@@ -124,12 +168,15 @@ describe('e2e: isolation on a shared node', function () {
     if (bao) await bao.stop();
   });
 
-  it("never gives a service of stack blog the secret of stack shop, though both run on one node", async () => {
+  it('never gives a service of stack blog the secret of stack shop, though both run on one node', async () => {
     const name = `${PREFIX}-shop_cfg`;
     await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/data/shop/cfg#k', name]);
     await service(`${PREFIX}-shop-web`, [name], [`${STACK_LABEL}=shop`]);
     const shop = await runningContainer(`${PREFIX}-shop-web`);
-    expect((await readInContainer(shop, `/run/secrets/${name}`)).toString('utf8') === shopValue, 'shop reads its own value').to.equal(true);
+    expect(
+      (await readInContainer(shop, `/run/secrets/${name}`)).toString('utf8') === shopValue,
+      'shop reads its own value',
+    ).to.equal(true);
     expect((await statusOf(name, `${PREFIX}-shop-web`)).outcome).to.equal('ok');
 
     // Blog names shop's secret while shop's task runs on the same node.
@@ -141,9 +188,18 @@ describe('e2e: isolation on a shared node', function () {
 
   it('gives each service its own value from a {service} path, also after one of them is rolled', async () => {
     const name = `${PREFIX}-svc_cfg`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/data/svc/{service}/cfg#v', name]);
+    await docker([
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://secret/data/svc/{service}/cfg#v',
+      name,
+    ]);
     await Promise.all([service(`${PREFIX}-a`, [name]), service(`${PREFIX}-b`, [name])]);
-    const read = async (svc: string) => (await readInContainer(await runningContainer(svc), `/run/secrets/${name}`)).toString('utf8');
+    const read = async (svc: string) =>
+      (await readInContainer(await runningContainer(svc), `/run/secrets/${name}`)).toString('utf8');
     const check = async (when: string) => {
       const [a, b] = [await read(`${PREFIX}-a`), await read(`${PREFIX}-b`)];
       expect(a === valueA, `${when}: service a holds its own value (${a.length} bytes)`).to.equal(true);
@@ -164,8 +220,24 @@ describe('e2e: isolation on a shared node', function () {
   it('refuses a query string on a path DSO_ALLOWED_WRITES does not allow, before OpenBao sees the write; serves one it allows', async () => {
     const denied = `${PREFIX}-decrypt`;
     const allowed = `${PREFIX}-encrypt`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', `dso.ref=dso://transit/decrypt/app?ciphertext=${encodeURIComponent(ciphertext)}#plaintext`, denied]);
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', `dso.ref=dso://transit/encrypt/app?plaintext=${Buffer.from('hello').toString('base64')}#ciphertext`, allowed]);
+    await docker([
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      `dso.ref=dso://transit/decrypt/app?ciphertext=${encodeURIComponent(ciphertext)}#plaintext`,
+      denied,
+    ]);
+    await docker([
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      `dso.ref=dso://transit/encrypt/app?plaintext=${Buffer.from('hello').toString('base64')}#ciphertext`,
+      allowed,
+    ]);
     await service(`${PREFIX}-decrypt-svc`, [denied], [], ['--restart-condition', 'none']);
     await service(`${PREFIX}-encrypt-svc`, [allowed]);
     await failsClosed(`${PREFIX}-decrypt-svc`, `/run/secrets/${denied}`, Buffer.from(plaintext).toString('base64'));
@@ -181,7 +253,15 @@ describe('e2e: isolation on a shared node', function () {
 
   it("refuses a namespace's auth method (team-a/auth/approle/.../secret-id) by the mount Vault reports", async () => {
     const name = `${PREFIX}-ns-auth`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://team-a/auth/approle/role/x/secret-id?metadata=x#secret_id', name]);
+    await docker([
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://team-a/auth/approle/role/x/secret-id?metadata=x#secret_id',
+      name,
+    ]);
     await service(`${PREFIX}-ns-auth-svc`, [name], [], ['--restart-condition', 'none']);
     await failsClosed(`${PREFIX}-ns-auth-svc`, `/run/secrets/${name}`, '-');
     const refused = await statusOf(name, `${PREFIX}-ns-auth-svc`);
@@ -194,7 +274,15 @@ describe('e2e: isolation on a shared node', function () {
 
   it('refuses an auth method whose type a secrets engine shares (team-a/auth/kubernetes)', async () => {
     const name = `${PREFIX}-ns-k8s`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://team-a/auth/kubernetes/config', name]);
+    await docker([
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://team-a/auth/kubernetes/config',
+      name,
+    ]);
     await service(`${PREFIX}-ns-k8s-svc`, [name], [], ['--restart-condition', 'none']);
     await failsClosed(`${PREFIX}-ns-k8s-svc`, `/run/secrets/${name}`, 'kubernetes_host');
     const refused = await statusOf(name, `${PREFIX}-ns-k8s-svc`);

@@ -50,7 +50,9 @@ const OK_OUTCOME = /^(ok|success|served|hit)$/i;
 /** Asserts equality of bytes without ever printing them. */
 function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
   const same = actual.equals(expected);
-  expect(same, `${what}: read ${actual.length} bytes, expected ${expected.length} bytes (contents differ)`).to.equal(true);
+  expect(same, `${what}: read ${actual.length} bytes, expected ${expected.length} bytes (contents differ)`).to.equal(
+    true,
+  );
 }
 
 describe('e2e: DSO managed plugin in a real swarm', function () {
@@ -108,7 +110,10 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     const token: string = secret(created.auth.client_token as string);
 
     // Build the rootfs and (re)create the plugin, configured for this OpenBao.
-    await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, ['DSO_ALLOWED_PATHS=secret/data/e2e/*', 'DSO_LOG_LEVEL=debug']);
+    await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, [
+      'DSO_ALLOWED_PATHS=secret/data/e2e/*',
+      'DSO_LOG_LEVEL=debug',
+    ]);
     ({ id: pluginId, socket } = await pluginSocket(PLUGIN));
     logOffset = fileSize(DOCKERD_LOG);
     // The plugin listens on its socket at once (Vault is not needed for that).
@@ -145,8 +150,12 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     const service = `${PREFIX}-svc`;
     // A driver-backed secret takes no data: the CLI reads no file and no stdin.
     await docker([
-      'secret', 'create', '--driver', PLUGIN,
-      '--label', 'dso.ref=dso://secret/data/e2e/app#password',
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://secret/data/e2e/app#password',
       secret,
     ]);
     const spec = JSON.parse(await docker(['secret', 'inspect', secret]))[0].Spec;
@@ -154,8 +163,20 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     expect(spec.Data ?? null, 'no value is stored in the swarm').to.equal(null);
 
     await docker([
-      'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--name', service,
-      '--secret', secret, IMAGE, 'sh', '-c', `cat /run/secrets/${secret} >/dev/null; exec sleep 3600`,
+      'service',
+      'create',
+      '--detach',
+      '--no-resolve-image',
+      '--stop-grace-period',
+      '1s',
+      '--name',
+      service,
+      '--secret',
+      secret,
+      IMAGE,
+      'sh',
+      '-c',
+      `cat /run/secrets/${secret} >/dev/null; exec sleep 3600`,
     ]);
     const container = await runningContainer(service);
     expectSameBytes(await readInContainer(container, `/run/secrets/${secret}`), password, `/run/secrets/${secret}`);
@@ -211,20 +232,31 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
   it('refuses a path outside DSO_ALLOWED_PATHS: the task fails and the plugin says why', async () => {
     const secret = `${PREFIX}-denied`;
     const service = `${PREFIX}-denied-svc`;
+    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/data/other/x#v', secret]);
     await docker([
-      'secret', 'create', '--driver', PLUGIN,
-      '--label', 'dso.ref=dso://secret/data/other/x#v',
+      'service',
+      'create',
+      '--detach',
+      '--no-resolve-image',
+      '--stop-grace-period',
+      '1s',
+      '--restart-condition',
+      'none',
+      '--name',
+      service,
+      '--secret',
       secret,
-    ]);
-    await docker([
-      'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--restart-condition', 'none',
-      '--name', service, '--secret', secret, IMAGE, 'sleep', '3600',
+      IMAGE,
+      'sleep',
+      '3600',
     ]);
     // Docker hides the plugin's Err: the task just fails with "secret <id> not found".
     const failed = await waitFor(`the task of ${service} to fail`, 90_000, async () => {
       const tasks = await serviceTasks(service);
       if (tasks.some((t) => t.state.startsWith('Running'))) {
-        throw Object.assign(new Error('the task runs although its secret is outside DSO_ALLOWED_PATHS'), { fatal: true });
+        throw Object.assign(new Error('the task runs although its secret is outside DSO_ALLOWED_PATHS'), {
+          fatal: true,
+        });
       }
       return tasks.find((t) => /^(Failed|Rejected)/.test(t.state) && t.error);
     });
@@ -233,7 +265,9 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     // The plugin makes the reason visible itself: on its status route...
     const entry = await statusFor(secret, false);
     expect(entry.service).to.equal(service);
-    expect(String(entry.error ?? ''), 'the status entry names the reason').to.match(/DSO_ALLOWED_PATHS|not allowed|allowed/i);
+    expect(String(entry.error ?? ''), 'the status entry names the reason').to.match(
+      /DSO_ALLOWED_PATHS|not allowed|allowed/i,
+    );
     expect(String(entry.path ?? '')).to.contain('secret/data/other/x');
 
     // ...and in its log, which dockerd keeps (checked when dockerd logs to the file we know).
@@ -241,7 +275,10 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     if (lines.length > 0) {
       const mine = lines.filter((l) => l.includes(secret));
       expect(mine.length, `a plugin log line names ${secret}`).to.be.greaterThan(0);
-      expect(mine.some((l) => /DSO_ALLOWED_PATHS|not allowed|allowed/i.test(l)), 'the log line names the reason').to.equal(true);
+      expect(
+        mine.some((l) => /DSO_ALLOWED_PATHS|not allowed|allowed/i.test(l)),
+        'the log line names the reason',
+      ).to.equal(true);
     }
   });
 

@@ -13,7 +13,17 @@ import { PluginClient } from '../../src/cli/plugin-client';
 import { secret } from '../support/capture';
 import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
-import { createTokenPlugin, docker, engineReady, pluginGet, pluginSocket, readInContainer, removeTokenPlugin, sleep, waitFor } from './docker';
+import {
+  createTokenPlugin,
+  docker,
+  engineReady,
+  pluginGet,
+  pluginSocket,
+  readInContainer,
+  removeTokenPlugin,
+  sleep,
+  waitFor,
+} from './docker';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 
 const PREFIX = 'dsorot';
@@ -27,12 +37,27 @@ const APP = `${PREFIX}-app`;
 const APP_FILE = `/run/secrets/${PREFIX}-app-v`;
 
 async function containers(service: string): Promise<string[]> {
-  return (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`])).split('\n').filter(Boolean);
+  return (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]))
+    .split('\n')
+    .filter(Boolean);
 }
 
 async function runningTaskIds(service: string): Promise<string[]> {
-  const out = await docker(['service', 'ps', service, '--filter', 'desired-state=running', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}}']);
-  return out.split('\n').filter((l) => l.includes('Running')).map((l) => l.split(' ')[0]).sort();
+  const out = await docker([
+    'service',
+    'ps',
+    service,
+    '--filter',
+    'desired-state=running',
+    '--no-trunc',
+    '--format',
+    '{{.ID}} {{.CurrentState}}',
+  ]);
+  return out
+    .split('\n')
+    .filter((l) => l.includes('Running'))
+    .map((l) => l.split(' ')[0])
+    .sort();
 }
 
 async function forceUpdate(service: string): Promise<number> {
@@ -41,12 +66,20 @@ async function forceUpdate(service: string): Promise<number> {
 
 /** Waits until `service`'s ForceUpdate passes `before`; returns the ms it took from `since`. */
 async function rolledWithin(service: string, before: number, since: number, timeoutMs: number): Promise<number> {
-  await waitFor(`${service} to be rolled`, timeoutMs, async () => ((await forceUpdate(service)) > before ? true : undefined));
+  await waitFor(`${service} to be rolled`, timeoutMs, async () =>
+    (await forceUpdate(service)) > before ? true : undefined,
+  );
   return Date.now() - since;
 }
 
 /** Waits until exactly `replicas` containers of `service` run and all hold `value`. */
-async function allRead(service: string, file: string, value: string, replicas: number, timeoutMs: number): Promise<void> {
+async function allRead(
+  service: string,
+  file: string,
+  value: string,
+  replicas: number,
+  timeoutMs: number,
+): Promise<void> {
   await waitFor(`${replicas} tasks of ${service} reading the expected value`, timeoutMs, async () => {
     const ids = await containers(service);
     if (ids.length !== replicas) return undefined;
@@ -60,8 +93,24 @@ async function allRead(service: string, file: string, value: string, replicas: n
 
 function createService(name: string, secretName: string, replicas: number): Promise<string> {
   return docker([
-    'service', 'create', '--detach', '--no-resolve-image', '--stop-grace-period', '1s', '--update-order', 'start-first',
-    '--name', name, '--replicas', String(replicas), '--secret', secretName, IMAGE, 'sh', '-c', 'exec sleep 3600',
+    'service',
+    'create',
+    '--detach',
+    '--no-resolve-image',
+    '--stop-grace-period',
+    '1s',
+    '--update-order',
+    'start-first',
+    '--name',
+    name,
+    '--replicas',
+    String(replicas),
+    '--secret',
+    secretName,
+    IMAGE,
+    'sh',
+    '-c',
+    'exec sleep 3600',
   ]);
 }
 
@@ -93,19 +142,32 @@ describe('e2e: rotation in a real swarm', function () {
     await configureDatabaseEngine(bao.api, pg, { role: 'rot', defaultTtl: '9s', maxTtl: '30s' });
     await configureDatabaseEngine(bao.api, pg, { role: 'rotprobe', defaultTtl: '1h', maxTtl: '2h' });
     await bao.api('PUT', 'sys/policies/acl/dso-e2e-rot', {
-      policy: [staticReadPolicy('secret/data/rot/*'), dynamicPolicy(['database/creds/rot', 'database/creds/rotprobe'])].join('\n'),
+      policy: [
+        staticReadPolicy('secret/data/rot/*'),
+        dynamicPolicy(['database/creds/rot', 'database/creds/rotprobe']),
+      ].join('\n'),
     });
-    const token = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-e2e-rot'], ttl: '2h' })).auth.client_token);
+    const token = secret(
+      (
+        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+          policies: ['dso-e2e-rot'],
+          ttl: '2h',
+        })
+      ).auth.client_token,
+    );
     await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, [`DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`]);
 
-    const mk = (name: string, labels: string[]) => docker(['secret', 'create', '--driver', PLUGIN, ...labels.flatMap((l) => ['--label', l]), name]);
+    const mk = (name: string, labels: string[]) =>
+      docker(['secret', 'create', '--driver', PLUGIN, ...labels.flatMap((l) => ['--label', l]), name]);
     await mk(`${PREFIX}-app-v`, ['dso.ref=dso://secret/data/rot/app#v', 'dso.rotate=true']);
     await mk(`${PREFIX}-app-v-off`, ['dso.ref=dso://secret/data/rot/app#v', 'dso.rotate=false']);
     await mk(`${PREFIX}-other`, ['dso.ref=dso://secret/data/rot/other#v', 'dso.rotate=true']);
     await createService(`${PREFIX}-app-2`, `${PREFIX}-other`, 1);
     await createService(`${PREFIX}-off`, `${PREFIX}-app-v-off`, 1);
     await allRead(`${PREFIX}-off`, `/run/secrets/${PREFIX}-app-v-off`, v(1), 1, 120_000);
-    await waitFor('the look-alike service running', 120_000, async () => ((await containers(`${PREFIX}-app-2`)).length === 1 ? true : undefined));
+    await waitFor('the look-alike service running', 120_000, async () =>
+      (await containers(`${PREFIX}-app-2`)).length === 1 ? true : undefined,
+    );
   });
 
   after(async function () {
@@ -145,7 +207,10 @@ describe('e2e: rotation in a real swarm', function () {
     expect(await runningTaskIds(`${PREFIX}-app-2`), 'the look-alike service keeps its tasks').to.deep.equal(lookAlike);
     expect(await runningTaskIds(`${PREFIX}-off`), 'rotation off: tasks untouched').to.deep.equal(off);
     const offContainer = (await containers(`${PREFIX}-off`))[0];
-    expect((await readInContainer(offContainer, `/run/secrets/${PREFIX}-app-v-off`)).toString() === v(1), 'rotation off keeps v1').to.equal(true);
+    expect(
+      (await readInContainer(offContainer, `/run/secrets/${PREFIX}-app-v-off`)).toString() === v(1),
+      'rotation off keeps v1',
+    ).to.equal(true);
   });
 
   it('(2) rolls a change written while the plugin is disabled within two intervals of enabling it', async () => {
@@ -169,7 +234,9 @@ describe('e2e: rotation in a real swarm', function () {
   it('(5) test-vault on a database path revokes its lease at once: no PostgreSQL role is left behind', async () => {
     const before = await pg.roles('dso_rotprobe_%');
     // The exact call `docker dso system test-vault --path ...` makes on the plugin's socket.
-    const result = await new PluginClient((await pluginSocket(PLUGIN)).socket, PLUGIN).testVault('dso://database/creds/rotprobe#username');
+    const result = await new PluginClient((await pluginSocket(PLUGIN)).socket, PLUGIN).testVault(
+      'dso://database/creds/rotprobe#username',
+    );
     expect(result, JSON.stringify(result)).to.include({ ok: true });
     expect(result.read).to.include({ path: 'database/creds/rotprobe', leaseRevoked: true });
     expect(await pg.roles('dso_rotprobe_%'), 'the test read made a role and dropped it').to.deep.equal(before);
@@ -177,7 +244,17 @@ describe('e2e: rotation in a real swarm', function () {
 
   it('rolls a leased secret before its max TTL, and at once after a restart (a lease the new process cannot renew)', async () => {
     const service = `${PREFIX}-db`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://database/creds/rot#username', '--label', 'dso.rotate=true', `${PREFIX}-db-user`]);
+    await docker([
+      'secret',
+      'create',
+      '--driver',
+      PLUGIN,
+      '--label',
+      'dso.ref=dso://database/creds/rot#username',
+      '--label',
+      'dso.rotate=true',
+      `${PREFIX}-db-user`,
+    ]);
     await createService(service, `${PREFIX}-db-user`, 1);
     const first = await waitFor('the database task', 60_000, async () => (await containers(service))[0]);
     const started = Date.now();
@@ -192,7 +269,9 @@ describe('e2e: rotation in a real swarm', function () {
       waitFor('a new task with new credentials', 60_000, async () => {
         const ids = await containers(service);
         if (ids.length !== 1 || not.includes(ids[0])) return undefined;
-        const user = (await readInContainer(ids[0], `/run/secrets/${PREFIX}-db-user`).catch(() => Buffer.from(''))).toString();
+        const user = (
+          await readInContainer(ids[0], `/run/secrets/${PREFIX}-db-user`).catch(() => Buffer.from(''))
+        ).toString();
         return user && user !== user1 ? { id: ids[0], user } : undefined;
       });
     const second = await fresh([first]);
@@ -206,6 +285,8 @@ describe('e2e: rotation in a real swarm', function () {
     console.log(`      (rolled ${took} ms after enabling the plugin)`);
     expect(took).to.be.below(TWO_INTERVALS);
     const third = await fresh([first, second.id]);
-    expect(third.user).to.match(/^dso_rot_/).and.not.equal(second.user);
+    expect(third.user)
+      .to.match(/^dso_rot_/)
+      .and.not.equal(second.user);
   });
 });

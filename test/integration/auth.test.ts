@@ -22,7 +22,11 @@ function tokenStatus(plugin: TestPlugin): TokenStatus {
 describe('Vault login with a real OpenBao', function () {
   this.timeout(60_000);
   let bao: OpenBao;
-  const request = { SecretName: 'app_key', ServiceName: 'api', SecretLabels: { 'dso.ref': 'dso://secret/data/auth-test/app#key' } };
+  const request = {
+    SecretName: 'app_key',
+    ServiceName: 'api',
+    SecretLabels: { 'dso.ref': 'dso://secret/data/auth-test/app#key' },
+  };
   const running: TestPlugin[] = [];
   const start = (env: Record<string, string>) => {
     const plugin = startTestPlugin({ VAULT_ADDR: bao.addr, DSO_TIMEOUT: '5s', ...env });
@@ -35,8 +39,16 @@ describe('Vault login with a real OpenBao', function () {
     await bao.api('POST', 'secret/data/auth-test/app', { data: { key: VALUE } });
     await bao.api('PUT', 'sys/policies/acl/dso-auth-test', { policy: staticReadPolicy('secret/data/auth-test/*') });
     await bao.api('POST', 'sys/auth/approle', { type: 'approle' }).catch(() => undefined);
-    await bao.api('POST', 'auth/approle/role/dso', { token_policies: ['dso-auth-test'], token_ttl: '1h', secret_id_ttl: '1h' });
-    await bao.api('POST', 'auth/approle/role/dso-short', { token_policies: ['dso-auth-test'], token_ttl: '2s', token_max_ttl: '4s' });
+    await bao.api('POST', 'auth/approle/role/dso', {
+      token_policies: ['dso-auth-test'],
+      token_ttl: '1h',
+      secret_id_ttl: '1h',
+    });
+    await bao.api('POST', 'auth/approle/role/dso-short', {
+      token_policies: ['dso-auth-test'],
+      token_ttl: '2s',
+      token_max_ttl: '4s',
+    });
     await bao.api('POST', 'sys/auth/approle-alt', { type: 'approle' }).catch(() => undefined);
     await bao.api('POST', 'auth/approle-alt/role/other', { token_policies: ['dso-auth-test'], token_ttl: '1h' });
   });
@@ -44,23 +56,36 @@ describe('Vault login with a real OpenBao', function () {
   after(() => running.forEach((p) => p.stop()));
 
   async function roleCredentials(mount: string, role: string): Promise<{ roleId: string; secretId: string }> {
-    const roleId = (await bao.api<{ data: { role_id: string } }>('GET', `auth/${mount}/role/${role}/role-id`)).data.role_id;
-    const secretId = (await bao.api<{ data: { secret_id: string } }>('POST', `auth/${mount}/role/${role}/secret-id`)).data.secret_id;
+    const roleId = (await bao.api<{ data: { role_id: string } }>('GET', `auth/${mount}/role/${role}/role-id`)).data
+      .role_id;
+    const secretId = (await bao.api<{ data: { secret_id: string } }>('POST', `auth/${mount}/role/${role}/secret-id`))
+      .data.secret_id;
     return { roleId, secretId: secret(secretId) };
   }
 
   it('logs in with a token read from VAULT_TOKEN_FILE', async () => {
-    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-auth-test'], ttl: '1h' });
-    const plugin = start({ VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('auth-token', secret(token.auth.client_token)) });
+    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: ['dso-auth-test'],
+      ttl: '1h',
+    });
+    const plugin = start({
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('auth-token', secret(token.auth.client_token)),
+    });
     const { value } = await plugin.get(request);
     expect(value!.toString()).to.equal(VALUE);
   });
 
   it('says which file and what to do when the token is invalid', async () => {
-    const plugin = start({ VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('bad-token', secret('s.not-a-valid-token-xyz')) });
+    const plugin = start({
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('bad-token', secret('s.not-a-valid-token-xyz')),
+    });
     const { status, reply } = await plugin.get(request);
     expect(status).to.equal(500);
-    expect(reply.Err).to.match(/token login at auth\/token failed: permission denied/).and.match(/bad-token/);
+    expect(reply.Err)
+      .to.match(/token login at auth\/token failed: permission denied/)
+      .and.match(/bad-token/);
   });
 
   it('says which setting is missing when the token file does not exist', async () => {
@@ -71,7 +96,11 @@ describe('Vault login with a real OpenBao', function () {
 
   it('logs in with AppRole', async () => {
     const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const plugin = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('secret-id', secretId) });
+    const plugin = start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('secret-id', secretId),
+    });
     expect((await plugin.get(request)).value!.toString()).to.equal(VALUE);
   });
 
@@ -86,15 +115,22 @@ describe('Vault login with a real OpenBao', function () {
     expect((await plugin.get(request)).value!.toString()).to.equal(VALUE);
   });
 
-  it('explains a wrong secret id with Vault\'s reason and a hint', async () => {
+  it("explains a wrong secret id with Vault's reason and a hint", async () => {
     const { roleId } = await roleCredentials('approle', 'dso');
-    const plugin = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('wrong-secret-id', secret('00000000-1111-2222-3333-444444444444')) });
+    const plugin = start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('wrong-secret-id', secret('00000000-1111-2222-3333-444444444444')),
+    });
     const { reply } = await plugin.get(request);
-    expect(reply.Err).to.match(/approle login at auth\/approle failed: invalid (role or )?secret id/i).and.match(/Hint: check VAULT_ROLE_ID/);
+    expect(reply.Err)
+      .to.match(/approle login at auth\/approle failed: invalid (role or )?secret id/i)
+      .and.match(/Hint: check VAULT_ROLE_ID/);
   });
 
   it('unwraps a response-wrapped secret id once and keeps serving across re-logins', async () => {
-    const roleId = (await bao.api<{ data: { role_id: string } }>('GET', 'auth/approle/role/dso-short/role-id')).data.role_id;
+    const roleId = (await bao.api<{ data: { role_id: string } }>('GET', 'auth/approle/role/dso-short/role-id')).data
+      .role_id;
     const wrapped = await fetch(`${bao.addr}/v1/auth/approle/role/dso-short/secret-id`, {
       method: 'POST',
       headers: { 'X-Vault-Token': bao.rootToken, 'X-Vault-Wrap-TTL': '60s' },
@@ -122,7 +158,11 @@ describe('Vault login with a real OpenBao', function () {
 
   it('renews a short-lived token and logs in again when max TTL comes', async () => {
     const { roleId, secretId } = await roleCredentials('approle', 'dso-short');
-    const plugin = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('short-secret-id', secretId) });
+    const plugin = start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('short-secret-id', secretId),
+    });
     expect((await plugin.get(request)).reply.Err).to.equal('');
     const end = Date.now() + 9_000;
     while (Date.now() < end) {
@@ -137,13 +177,22 @@ describe('Vault login with a real OpenBao', function () {
 
   it('logs in again when its token is revoked behind its back', async () => {
     const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const plugin = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('revoke-secret-id', secretId) });
+    const plugin = start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('revoke-secret-id', secretId),
+    });
     expect((await plugin.get(request)).reply.Err).to.equal('');
     // Revoke every token the role issued, as an operator would.
     const accessors = await bao.api<{ data: { keys: string[] } }>('LIST', 'auth/token/accessors');
     for (const accessor of accessors.data.keys) {
-      const info = await bao.api<{ data: { meta?: Record<string, string> | null; path: string } }>('POST', 'auth/token/lookup-accessor', { accessor });
-      if (info.data.path.startsWith('auth/approle/login')) await bao.api('POST', 'auth/token/revoke-accessor', { accessor });
+      const info = await bao.api<{ data: { meta?: Record<string, string> | null; path: string } }>(
+        'POST',
+        'auth/token/lookup-accessor',
+        { accessor },
+      );
+      if (info.data.path.startsWith('auth/approle/login'))
+        await bao.api('POST', 'auth/token/revoke-accessor', { accessor });
     }
     const { value, reply } = await plugin.get(request);
     expect(reply.Err).to.equal('');
@@ -153,14 +202,31 @@ describe('Vault login with a real OpenBao', function () {
 
   it('reports login and a test read on POST /DSO.TestVault, and which stage failed', async () => {
     const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const good = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('test-vault-secret-id', secretId) });
-    const ok = await supertest(good.app).post('/DSO.TestVault').send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/auth-test/app#key' })));
+    const good = start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('test-vault-secret-id', secretId),
+    });
+    const ok = await supertest(good.app)
+      .post('/DSO.TestVault')
+      .send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/auth-test/app#key' })));
     expect(ok.body).to.deep.include({ ok: true });
-    expect(ok.body.read).to.deep.equal({ path: 'secret/data/auth-test/app', field: 'key', version: 1, bytes: VALUE.length });
+    expect(ok.body.read).to.deep.equal({
+      path: 'secret/data/auth-test/app',
+      field: 'key',
+      version: 1,
+      bytes: VALUE.length,
+    });
     expect(ok.text).not.to.contain(VALUE);
-    const denied = await supertest(good.app).post('/DSO.TestVault').send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/forbidden/x#k' })));
+    const denied = await supertest(good.app)
+      .post('/DSO.TestVault')
+      .send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/forbidden/x#k' })));
     expect(denied.body).to.include({ ok: false, stage: 'read', code: 'ERR_VAULT_DENIED' });
-    const bad = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('test-vault-bad-id', secret('99999999-1111-2222-3333-444444444444')) });
+    const bad = start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('test-vault-bad-id', secret('99999999-1111-2222-3333-444444444444')),
+    });
     const failed = await supertest(bad.app).post('/DSO.TestVault').send(Buffer.from('{}'));
     expect(failed.body).to.include({ ok: false, stage: 'login', code: 'ERR_LOGIN' });
     expect(failed.body.error).to.match(/invalid role or secret id/i);
@@ -168,7 +234,11 @@ describe('Vault login with a real OpenBao', function () {
 
   it('answers a policy denial with a clear error and no login storm', async () => {
     const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const plugin = start({ VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID_FILE: credentialFile('deny-secret-id', secretId) });
+    const plugin = start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: roleId,
+      VAULT_SECRET_ID_FILE: credentialFile('deny-secret-id', secretId),
+    });
     await bao.api('POST', 'secret/data/forbidden/x', { data: { k: 'v' } });
     const denied = { ...request, SecretLabels: { 'dso.ref': 'dso://secret/data/forbidden/x#k' } };
     for (let i = 0; i < 5; i++) {

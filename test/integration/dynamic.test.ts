@@ -47,13 +47,25 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
     await configureDatabaseEngine(bao.api, pg, { defaultTtl: '6s', maxTtl: '1h' });
     await bao.api('POST', 'sys/mounts/pki', { type: 'pki', config: { max_lease_ttl: '48h' } }).catch(() => undefined);
     await bao.api('POST', 'pki/root/generate/internal', { common_name: 'DSO test CA', ttl: '48h' });
-    await bao.api('POST', 'pki/roles/web', { allowed_domains: ['example.com'], allow_subdomains: true, max_ttl: '24h' });
+    await bao.api('POST', 'pki/roles/web', {
+      allowed_domains: ['example.com'],
+      allow_subdomains: true,
+      max_ttl: '24h',
+    });
     await bao.api('PUT', 'sys/policies/acl/dso-dynamic', {
       policy: dynamicPolicy(['database/creds/app'], ['pki/issue/web']),
     });
-    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-dynamic'], ttl: '1h' });
+    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: ['dso-dynamic'],
+      ttl: '1h',
+    });
     plugin = startTestPlugin(
-      { VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('dynamic-token', secret(token.auth.client_token)), DSO_TIMEOUT: '5s' },
+      {
+        VAULT_ADDR: bao.addr,
+        VAULT_AUTH_METHOD: 'token',
+        VAULT_TOKEN_FILE: credentialFile('dynamic-token', secret(token.auth.client_token)),
+        DSO_TIMEOUT: '5s',
+      },
       { liveness: swarm, reapIntervalMs: 300 },
     );
   });
@@ -61,10 +73,17 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
   after(() => plugin?.stop());
 
   async function credentials(task: string): Promise<{ user: string; password: string; doNotReuse: boolean }> {
-    const [user, password] = await Promise.all([plugin.get(dbSecret(task, 'username')), plugin.get(dbSecret(task, 'password'))]);
+    const [user, password] = await Promise.all([
+      plugin.get(dbSecret(task, 'username')),
+      plugin.get(dbSecret(task, 'password')),
+    ]);
     expect(user.reply.Err).to.equal('');
     expect(password.reply.Err).to.equal('');
-    return { user: user.value!.toString(), password: secret(password.value!.toString()), doNotReuse: user.reply.DoNotReuse };
+    return {
+      user: user.value!.toString(),
+      password: secret(password.value!.toString()),
+      doNotReuse: user.reply.DoNotReuse,
+    };
   }
 
   it('gives one task a username and password from the same lease, and they log in to PostgreSQL', async () => {
@@ -121,7 +140,11 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
       SecretLabels: { 'dso.ref': `dso://pki/issue/web?common_name={service}.example.com&ttl=1h#${field}` },
     });
     swarm.running.add('task-pki');
-    const [cert, key, ca] = await Promise.all([plugin.get(ref('certificate')), plugin.get(ref('private_key')), plugin.get(ref('issuing_ca'))]);
+    const [cert, key, ca] = await Promise.all([
+      plugin.get(ref('certificate')),
+      plugin.get(ref('private_key')),
+      plugin.get(ref('issuing_ca')),
+    ]);
     secret(key.value!.toString());
     const x509 = new X509Certificate(cert.value!);
     expect(x509.subject).to.contain('CN=web.example.com');
@@ -150,8 +173,19 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
 
   it("never serves, renews or revokes the plugin's own token, nor writes to cubbyhole", async () => {
     const tokenBefore = (plugin.plugin.describe().vault as { token: { ttlSeconds: number } }).token.ttlSeconds;
-    for (const ref of ['dso://auth/token/lookup-self#id', 'dso://auth/token/renew-self?increment=1s', 'dso://sys/wrapping/lookup?token=x', 'dso://cubbyhole/x?foo=bar', 'dso://identity/entity/id']) {
-      const { status, reply } = await plugin.get({ SecretName: 's', ServiceName: 'evil', TaskID: 'task-evil', SecretLabels: { 'dso.ref': ref } });
+    for (const ref of [
+      'dso://auth/token/lookup-self#id',
+      'dso://auth/token/renew-self?increment=1s',
+      'dso://sys/wrapping/lookup?token=x',
+      'dso://cubbyhole/x?foo=bar',
+      'dso://identity/entity/id',
+    ]) {
+      const { status, reply } = await plugin.get({
+        SecretName: 's',
+        ServiceName: 'evil',
+        TaskID: 'task-evil',
+        SecretLabels: { 'dso.ref': ref },
+      });
       expect(status, ref).to.equal(500);
       expect(reply.Err, ref).to.match(/not a secret|not a secrets engine/);
     }

@@ -15,7 +15,9 @@ const VALUE = secret('deadline-canary-value-93be1f');
 const TIMEOUT_MS = 3_000;
 
 /** A TCP server that accepts and then never answers (`trickle`: one byte a second of a never-ending reply). */
-async function badServer(kind: 'hung' | 'trickle'): Promise<{ addr: string; open: () => number; oldestMs: () => number; close: () => Promise<void> }> {
+async function badServer(
+  kind: 'hung' | 'trickle',
+): Promise<{ addr: string; open: () => number; oldestMs: () => number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const openedAt = new Map<net.Socket, number>();
   const server = net.createServer((socket) => {
@@ -54,9 +56,19 @@ describe('deadlines reach every Vault attempt', function () {
   let bao: OpenBao;
   let token: string;
   const plugins: TestPlugin[] = [];
-  const request = (i = 0) => ({ SecretName: `k${i}`, ServiceName: 'svc', TaskName: `svc.${i}`, SecretLabels: { 'dso.ref': `dso://secret/data/deadlines/app-${i % 100}#key` } });
+  const request = (i = 0) => ({
+    SecretName: `k${i}`,
+    ServiceName: 'svc',
+    TaskName: `svc.${i}`,
+    SecretLabels: { 'dso.ref': `dso://secret/data/deadlines/app-${i % 100}#key` },
+  });
   const start = (addresses: string[]) => {
-    const plugin = startTestPlugin({ VAULT_ADDR: addresses.join(','), VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('deadlines-token', token), DSO_TIMEOUT: `${TIMEOUT_MS}ms` });
+    const plugin = startTestPlugin({
+      VAULT_ADDR: addresses.join(','),
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('deadlines-token', token),
+      DSO_TIMEOUT: `${TIMEOUT_MS}ms`,
+    });
     plugins.push(plugin);
     return plugin;
   };
@@ -68,9 +80,16 @@ describe('deadlines reach every Vault attempt', function () {
 
   before(async () => {
     bao = await sharedOpenBao();
-    await Promise.all(Array.from({ length: 100 }, (_, i) => bao.api('POST', `secret/data/deadlines/app-${i}`, { data: { key: VALUE } })));
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        bao.api('POST', `secret/data/deadlines/app-${i}`, { data: { key: VALUE } }),
+      ),
+    );
     await bao.api('PUT', 'sys/policies/acl/dso-deadlines', { policy: staticReadPolicy('secret/data/deadlines/*') });
-    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-deadlines'], ttl: '1h' });
+    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: ['dso-deadlines'],
+      ttl: '1h',
+    });
     token = secret(created.auth.client_token);
   });
 
@@ -87,11 +106,22 @@ describe('deadlines reach every Vault attempt', function () {
         expect(first.ms).to.be.below(TIMEOUT_MS);
         const later = [];
         for (let i = 1; i <= 20; i++) later.push(await timed(plugin, i));
-        expect(later.filter((r) => r.err !== '' || r.value !== VALUE), 'all served').to.deep.equal([]);
-        expect(later.filter((r) => r.ms >= 1_000).map((r) => r.ms), 'each within 1 s').to.deep.equal([]);
-        const status = plugin.plugin.describe().vault as { addresses: Array<{ address: string; state: string; skipped: boolean }> };
+        expect(
+          later.filter((r) => r.err !== '' || r.value !== VALUE),
+          'all served',
+        ).to.deep.equal([]);
+        expect(
+          later.filter((r) => r.ms >= 1_000).map((r) => r.ms),
+          'each within 1 s',
+        ).to.deep.equal([]);
+        const status = plugin.plugin.describe().vault as {
+          addresses: Array<{ address: string; state: string; skipped: boolean }>;
+        };
         expect(status.addresses[0]).to.include({ address: bad.addr, state: 'hung', skipped: true });
-        expect(plugin.logs.filter((l) => l.includes('Vault not answering')).length, 'the fault is logged once').to.equal(1);
+        expect(
+          plugin.logs.filter((l) => l.includes('Vault not answering')).length,
+          'the fault is logged once',
+        ).to.equal(1);
       } finally {
         await bad.close();
       }
@@ -104,8 +134,14 @@ describe('deadlines reach every Vault attempt', function () {
       // Only the trickling address: every request has to give up, none may wait for a pooled connection.
       const alone = start([drip.addr]);
       const results = await Promise.all(Array.from({ length: 100 }, (_, i) => timed(alone, i)));
-      expect(results.filter((r) => r.ms > TIMEOUT_MS + 1_000).map((r) => r.ms), 'each within DSO_TIMEOUT + 1 s').to.deep.equal([]);
-      expect(results.every((r) => /DSO_TIMEOUT/.test(r.err)), 'each a clear Err').to.equal(true);
+      expect(
+        results.filter((r) => r.ms > TIMEOUT_MS + 1_000).map((r) => r.ms),
+        'each within DSO_TIMEOUT + 1 s',
+      ).to.deep.equal([]);
+      expect(
+        results.every((r) => /DSO_TIMEOUT/.test(r.err)),
+        'each a clear Err',
+      ).to.equal(true);
       // 100 connections were opened; what is still open is young (the background health
       // probe's, itself bounded): none was kept past its attempt.
       expect(drip.open(), 'connections to the trickling address still open').to.be.below(5);
@@ -115,7 +151,10 @@ describe('deadlines reach every Vault attempt', function () {
       // The trickling address first, a healthy one second: 100 in a row, all served.
       const both = start([drip.addr, bao.addr]);
       const served = await Promise.all(Array.from({ length: 100 }, (_, i) => timed(both, i)));
-      expect(served.filter((r) => r.err !== '' || r.value !== VALUE).map((r) => r.err), 'all served').to.deep.equal([]);
+      expect(
+        served.filter((r) => r.err !== '' || r.value !== VALUE).map((r) => r.err),
+        'all served',
+      ).to.deep.equal([]);
       expect(Math.max(...served.map((r) => r.ms))).to.be.below(TIMEOUT_MS + 1_000);
       const next = await timed(both, 7);
       expect(next.err).to.equal('');
@@ -139,7 +178,10 @@ describe('a leader election is waited out, with the same token', function () {
     await bao.api('POST', 'secret/data/deadlines/app-2', { data: { key: VALUE } });
     await bao.api('PUT', 'sys/policies/acl/dso-deadlines', { policy: staticReadPolicy('secret/data/deadlines/*') });
     await bao.api('POST', 'sys/auth/approle', { type: 'approle' }).catch(() => undefined);
-    await bao.api('POST', 'auth/approle/role/deadlines-election', { token_policies: ['dso-deadlines'], token_ttl: '1h' });
+    await bao.api('POST', 'auth/approle/role/deadlines-election', {
+      token_policies: ['dso-deadlines'],
+      token_ttl: '1h',
+    });
     await bao.api('POST', 'auth/approle/role/deadlines-election/role-id', { role_id: 'deadlines-election-role' });
     await bao.api('POST', 'auth/approle/role/deadlines-election/custom-secret-id', { secret_id: SECRET_ID });
     // In front of OpenBao: what a cluster without an active node answers, until electionUntil.
@@ -149,13 +191,23 @@ describe('a leader election is waited out, with the same token', function () {
       req.on('end', () => {
         if (Date.now() < electionUntil) {
           refused.push(req.url ?? '');
-          res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ errors: ['local node not active but active cluster node not found'] }));
+          res
+            .writeHead(500, { 'Content-Type': 'application/json' })
+            .end(JSON.stringify({ errors: ['local node not active but active cluster node not found'] }));
           return;
         }
         const headers: Record<string, string> = { 'Content-Type': 'application/json' };
         if (req.headers['x-vault-token']) headers['X-Vault-Token'] = String(req.headers['x-vault-token']);
-        void fetch(`${bao.addr}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined })
-          .then(async (upstream) => res.writeHead(upstream.status, { 'Content-Type': 'application/json' }).end(Buffer.from(await upstream.arrayBuffer())))
+        void fetch(`${bao.addr}${req.url}`, {
+          method: req.method,
+          headers,
+          body: chunks.length ? Buffer.concat(chunks) : undefined,
+        })
+          .then(async (upstream) =>
+            res
+              .writeHead(upstream.status, { 'Content-Type': 'application/json' })
+              .end(Buffer.from(await upstream.arrayBuffer())),
+          )
           .catch(() => res.writeHead(502).end());
       });
     });
@@ -174,11 +226,18 @@ describe('a leader election is waited out, with the same token', function () {
       DSO_TIMEOUT: '5s',
     });
     try {
-      const request = { SecretName: 'k', ServiceName: 'svc', SecretLabels: { 'dso.ref': 'dso://secret/data/deadlines/app-2#key' } };
+      const request = {
+        SecretName: 'k',
+        ServiceName: 'svc',
+        SecretLabels: { 'dso.ref': 'dso://secret/data/deadlines/app-2#key' },
+      };
       const first = await plugin.get(request);
       expect(first.reply.Err).to.equal('');
       expect(first.value!.toString()).to.equal(VALUE);
-      expect(refused.some((u) => u.startsWith('/v1/auth/approle/login')), 'the login met the election').to.equal(true);
+      expect(
+        refused.some((u) => u.startsWith('/v1/auth/approle/login')),
+        'the login met the election',
+      ).to.equal(true);
 
       // A second election while logged in: the read waits it out and the token is kept.
       refused.length = 0;
@@ -202,7 +261,11 @@ describe('redirects and the token', function () {
   let bao: OpenBao;
   let token: string;
   const plugins: TestPlugin[] = [];
-  const request = { SecretName: 'k', ServiceName: 'svc', SecretLabels: { 'dso.ref': 'dso://secret/data/deadlines/app-1#key' } };
+  const request = {
+    SecretName: 'k',
+    ServiceName: 'svc',
+    SecretLabels: { 'dso.ref': 'dso://secret/data/deadlines/app-1#key' },
+  };
   const servers: http.Server[] = [];
   const listen = async (handler: http.RequestListener) => {
     const server = http.createServer(handler);
@@ -215,7 +278,10 @@ describe('redirects and the token', function () {
     bao = await sharedOpenBao();
     await bao.api('POST', 'secret/data/deadlines/app-1', { data: { key: VALUE } });
     await bao.api('PUT', 'sys/policies/acl/dso-deadlines', { policy: staticReadPolicy('secret/data/deadlines/*') });
-    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-deadlines'], ttl: '1h' });
+    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: ['dso-deadlines'],
+      ttl: '1h',
+    });
     token = secret(created.auth.client_token);
   });
 
@@ -225,7 +291,12 @@ describe('redirects and the token', function () {
   });
 
   const start = (addresses: string[]) => {
-    const plugin = startTestPlugin({ VAULT_ADDR: addresses.join(','), VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('redirect-token', token), DSO_TIMEOUT: '3s' });
+    const plugin = startTestPlugin({
+      VAULT_ADDR: addresses.join(','),
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('redirect-token', token),
+      DSO_TIMEOUT: '3s',
+    });
     plugins.push(plugin);
     return plugin;
   };
@@ -237,7 +308,9 @@ describe('redirects and the token', function () {
       reached.push(req.headers['x-vault-token'] as string | undefined);
       res.writeHead(500).end();
     });
-    const front = await listen((req, res) => res.writeHead(307, { Location: `http://localhost:${elsewhere}${req.url}` }).end());
+    const front = await listen((req, res) =>
+      res.writeHead(307, { Location: `http://localhost:${elsewhere}${req.url}` }).end(),
+    );
     const plugin = start([`http://127.0.0.1:${front}`]);
     const { reply } = await plugin.get(request);
     expect(reply.Err).to.contain(`redirected to http://localhost:${elsewhere}, which is not in VAULT_ADDR`);
@@ -255,7 +328,9 @@ describe('redirects and the token', function () {
 
   it('warns at start that a plain http address carries the token unencrypted', () => {
     const plugin = start(['http://127.0.0.1:1', 'https://127.0.0.1:2']);
-    const warning = plugin.logs.map((l) => JSON.parse(l) as { message: string; addresses?: string[] }).find((l) => /unencrypted/.test(l.message));
+    const warning = plugin.logs
+      .map((l) => JSON.parse(l) as { message: string; addresses?: string[] })
+      .find((l) => /unencrypted/.test(l.message));
     expect(warning?.addresses).to.deep.equal(['http://127.0.0.1:1']);
   });
 });

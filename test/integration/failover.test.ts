@@ -15,7 +15,12 @@ describe('failover across VAULT_ADDR', function () {
   let first: OpenBao;
   let second: OpenBao;
   const plugins: TestPlugin[] = [];
-  const request = (i = 0) => ({ SecretName: 'k', ServiceName: 'svc', TaskName: `svc.${i}`, SecretLabels: { 'dso.ref': 'dso://secret/data/failover/app#key' } });
+  const request = (i = 0) => ({
+    SecretName: 'k',
+    ServiceName: 'svc',
+    TaskName: `svc.${i}`,
+    SecretLabels: { 'dso.ref': 'dso://secret/data/failover/app#key' },
+  });
   const start = (addresses: string[]) => {
     const plugin = startTestPlugin({
       VAULT_ADDR: addresses.join(','),
@@ -113,7 +118,7 @@ describe('failover across VAULT_ADDR', function () {
   });
 });
 
-describe('audit context in Vault\'s audit log', function () {
+describe("audit context in Vault's audit log", function () {
   this.timeout(30_000);
   it('shows the service, task and secret of a GetSecret', async () => {
     const bao = await sharedOpenBao();
@@ -121,7 +126,11 @@ describe('audit context in Vault\'s audit log', function () {
       await bao.api('PUT', `sys/config/auditing/request-headers/${header}`, { hmac: false });
     }
     await bao.api('POST', 'secret/data/audit/app', { data: { key: VALUE } });
-    const plugin = startTestPlugin({ VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('audit-token', secret(bao.rootToken)) });
+    const plugin = startTestPlugin({
+      VAULT_ADDR: bao.addr,
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('audit-token', secret(bao.rootToken)),
+    });
     try {
       const { reply } = await plugin.get({
         SecretName: 'audited_secret',
@@ -132,7 +141,12 @@ describe('audit context in Vault\'s audit log', function () {
       expect(reply.Err).to.equal('');
       const entry = bao
         .auditEntries()
-        .find((e) => e.type === 'request' && e.request?.path === 'secret/data/audit/app' && e.request?.headers?.['x-dso-service']);
+        .find(
+          (e) =>
+            e.type === 'request' &&
+            e.request?.path === 'secret/data/audit/app' &&
+            e.request?.headers?.['x-dso-service'],
+        );
       expect(entry, 'an audited read with the DSO headers').to.not.equal(undefined);
       expect(entry!.request!.headers).to.deep.include({
         'x-dso-service': ['audited-web'],

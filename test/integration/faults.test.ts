@@ -45,7 +45,12 @@ async function seed(bao: OpenBao): Promise<void> {
 }
 
 /** Runs `workers` request loops until `durationMs`, while `fault` runs; returns every outcome. */
-async function underLoad(plugin: TestPlugin, body: object, durationMs: number, fault: () => Promise<number>): Promise<{ outcomes: Outcome[]; faultEnd: number }> {
+async function underLoad(
+  plugin: TestPlugin,
+  body: object,
+  durationMs: number,
+  fault: () => Promise<number>,
+): Promise<{ outcomes: Outcome[]; faultEnd: number }> {
   const outcomes: Outcome[] = [];
   const start = Date.now();
   const end = start + durationMs;
@@ -68,21 +73,35 @@ function count(logs: string[], message: string): number {
 function checkRun(outcomes: Outcome[], faultEnd: number, expectValue: (o: Outcome) => boolean): void {
   expect(outcomes.length).to.be.greaterThan(20);
   const slow = outcomes.filter((o) => o.ms > TIMEOUT_MS + 250);
-  expect(slow.map((o) => o.ms), 'every reply within DSO_TIMEOUT').to.deep.equal([]);
+  expect(
+    slow.map((o) => o.ms),
+    'every reply within DSO_TIMEOUT',
+  ).to.deep.equal([]);
   const bad = outcomes.filter((o) => !o.ok && o.err === '');
   expect(bad.length, 'a failure always has an Err').to.equal(0);
   expect(outcomes.filter((o) => o.ok).every(expectValue)).to.equal(true);
   const late = outcomes.filter((o) => o.at > faultEnd + 1_000);
   expect(late.length, 'requests after recovery').to.be.greaterThan(5);
-  expect(late.filter((o) => !o.ok).map((o) => o.err), 'recovered within a second of the fault ending').to.deep.equal([]);
-  expect(outcomes.some((o) => !o.ok), 'the fault was felt').to.equal(true);
+  expect(
+    late.filter((o) => !o.ok).map((o) => o.err),
+    'recovered within a second of the fault ending',
+  ).to.deep.equal([]);
+  expect(
+    outcomes.some((o) => !o.ok),
+    'the fault was felt',
+  ).to.equal(true);
 }
 
 describe('faults under load', function () {
   this.timeout(120_000);
   let bao: OpenBao;
   let plugin: TestPlugin;
-  const request = { SecretName: 'k', ServiceName: 'load', TaskID: 'load-task', SecretLabels: { 'dso.ref': 'dso://secret/data/faults/app#key' } };
+  const request = {
+    SecretName: 'k',
+    ServiceName: 'load',
+    TaskID: 'load-task',
+    SecretLabels: { 'dso.ref': 'dso://secret/data/faults/app#key' },
+  };
   const isValue = () => true;
 
   before(async () => {
@@ -137,7 +156,9 @@ describe('faults under load', function () {
       return Date.now();
     });
     checkRun(outcomes, faultEnd, isValue);
-    expect(outcomes.filter((o) => !o.ok).every((o) => /sealed|503|unreachable|not answering|DSO_TIMEOUT/i.test(o.err))).to.equal(true);
+    expect(
+      outcomes.filter((o) => !o.ok).every((o) => /sealed|503|unreachable|not answering|DSO_TIMEOUT/i.test(o.err)),
+    ).to.equal(true);
     const logs = plugin.logs.slice(logsBefore);
     expect(count(logs, 'Vault not answering')).to.equal(1);
     expect(count(logs, 'Vault answering again')).to.equal(1);
@@ -151,7 +172,8 @@ describe('faults under load', function () {
       const accessors = await bao.api<{ data: { keys: string[] } }>('LIST', 'auth/token/accessors');
       for (const accessor of accessors.data.keys) {
         const info = await bao.api<{ data: { path: string } }>('POST', 'auth/token/lookup-accessor', { accessor });
-        if (info.data.path.startsWith('auth/approle/login')) await bao.api('POST', 'auth/token/revoke-accessor', { accessor });
+        if (info.data.path.startsWith('auth/approle/login'))
+          await bao.api('POST', 'auth/token/revoke-accessor', { accessor });
       }
       return Date.now();
     });
@@ -199,7 +221,12 @@ describe('faults under load', function () {
       const pg = sharedPostgres();
       await configureDatabaseEngine(bao.api, pg, { role: 'faults', defaultTtl: '1h' });
       let task = 0;
-      const dbRequest = () => ({ SecretName: 'u', ServiceName: 'db', TaskID: `db-task-${task++}`, SecretLabels: { 'dso.ref': 'dso://database/creds/faults#username' } });
+      const dbRequest = () => ({
+        SecretName: 'u',
+        ServiceName: 'db',
+        TaskID: `db-task-${task++}`,
+        SecretLabels: { 'dso.ref': 'dso://database/creds/faults#username' },
+      });
       expect((await plugin.get(dbRequest())).reply.Err).to.equal('');
       const logsBefore = plugin.logs.length;
       const outcomes: Outcome[] = [];

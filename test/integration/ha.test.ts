@@ -34,7 +34,10 @@ interface Status {
   leases: { held: number; renewals: number };
 }
 
-async function getSecret(p: PluginProcess, body: object): Promise<{ ok: boolean; err: string; value?: string; ms: number }> {
+async function getSecret(
+  p: PluginProcess,
+  body: object,
+): Promise<{ ok: boolean; err: string; value?: string; ms: number }> {
   const started = Date.now();
   const res = await socketRequest(p.socket, 'POST', '/SecretProvider.GetSecret', JSON.stringify(body));
   const reply = JSON.parse(res.body) as { Value?: string; Err?: string };
@@ -46,8 +49,19 @@ async function status(p: PluginProcess): Promise<Status> {
   return JSON.parse((await socketRequest(p.socket, 'GET', '/DSO.Status')).body) as Status;
 }
 
-const kv = (n: number) => ({ SecretName: `cfg${n}`, ServiceName: 'ha-web', TaskID: `ha-web-task-${n}`, SecretLabels: { 'dso.ref': `dso://secret/data/ha/app-${n}#key` } });
-const db = (task: string, field: 'username' | 'password') => ({ SecretName: `db_${field}`, ServiceName: 'ha-api', ServiceID: 'ha-api', TaskID: task, SecretLabels: { 'dso.ref': `dso://database/creds/ha#${field}` } });
+const kv = (n: number) => ({
+  SecretName: `cfg${n}`,
+  ServiceName: 'ha-web',
+  TaskID: `ha-web-task-${n}`,
+  SecretLabels: { 'dso.ref': `dso://secret/data/ha/app-${n}#key` },
+});
+const db = (task: string, field: 'username' | 'password') => ({
+  SecretName: `db_${field}`,
+  ServiceName: 'ha-api',
+  ServiceID: 'ha-api',
+  TaskID: task,
+  SecretLabels: { 'dso.ref': `dso://database/creds/ha#${field}` },
+});
 
 describe('an OpenBao HA cluster (3 raft nodes)', function () {
   this.timeout(120_000);
@@ -71,8 +85,14 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
       const ids = (JSON.parse(url.searchParams.get('filters') ?? '{}') as { id?: string[] }).id ?? [];
       const route = url.pathname.replace(/^\/v[0-9.]+/, '');
       const body =
-        route === '/tasks' ? ids.map((id) => ({ ID: id, Status: { State: 'running' } })) : route === '/services' ? ids.map((id) => ({ ID: id })) : undefined;
-      res.writeHead(body ? 200 : 404, { 'Content-Type': 'application/json' }).end(JSON.stringify(body ?? { message: 'not in this stand-in' }));
+        route === '/tasks'
+          ? ids.map((id) => ({ ID: id, Status: { State: 'running' } }))
+          : route === '/services'
+            ? ids.map((id) => ({ ID: id }))
+            : undefined;
+      res
+        .writeHead(body ? 200 : 404, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify(body ?? { message: 'not in this stand-in' }));
     });
     await new Promise<void>((resolve) => engine!.listen(engineSocket, () => resolve()));
   };
@@ -97,14 +117,28 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
     // Root sets the cluster up (mounts, policies, the AppRole): the plugin gets only the README's policies.
     await cluster.api('POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
     await cluster.waitVoters();
-    await configureDatabaseEngine((m, p, b) => cluster.api(m, p, b), pg, { role: 'ha', defaultTtl: '8s', maxTtl: '1h' });
-    await cluster.api('PUT', 'sys/policies/acl/dso-ha', { policy: [staticReadPolicy('secret/data/ha/*'), dynamicPolicy(['database/creds/ha'])].join('\n') });
+    await configureDatabaseEngine((m, p, b) => cluster.api(m, p, b), pg, {
+      role: 'ha',
+      defaultTtl: '8s',
+      maxTtl: '1h',
+    });
+    await cluster.api('PUT', 'sys/policies/acl/dso-ha', {
+      policy: [staticReadPolicy('secret/data/ha/*'), dynamicPolicy(['database/creds/ha'])].join('\n'),
+    });
     await cluster.api('POST', 'sys/auth/approle', { type: 'approle' });
-    await cluster.api('POST', 'auth/approle/role/dso', { token_policies: ['dso-ha'], token_ttl: '12s', token_max_ttl: '1h' });
+    await cluster.api('POST', 'auth/approle/role/dso', {
+      token_policies: ['dso-ha'],
+      token_ttl: '12s',
+      token_max_ttl: '1h',
+    });
     roleId = (await cluster.api<{ data: { role_id: string } }>('GET', 'auth/approle/role/dso/role-id')).data.role_id;
     await cluster.api('POST', 'auth/approle/role/dso/custom-secret-id', { secret_id: SECRET_ID });
     for (let n = 0; n < PATHS; n += 20) {
-      await Promise.all(Array.from({ length: 20 }, (_, i) => cluster.api('POST', `secret/data/ha/app-${n + i}`, { data: { key: VALUE } })));
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          cluster.api('POST', `secret/data/ha/app-${n + i}`, { data: { key: VALUE } }),
+        ),
+      );
     }
   });
 
@@ -120,7 +154,10 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
     const first = await getSecret(p, kv(0));
     expect(first.err).to.equal('');
     // A task that lives through the election: its database user must keep working past its first TTL.
-    const [user, password] = await Promise.all([getSecret(p, db('ha-live-task', 'username')), getSecret(p, db('ha-live-task', 'password'))]);
+    const [user, password] = await Promise.all([
+      getSecret(p, db('ha-live-task', 'username')),
+      getSecret(p, db('ha-live-task', 'password')),
+    ]);
     expect(user.err + password.err).to.equal('');
     secret(password.value!);
     const issuedAt = Date.now();
@@ -134,9 +171,15 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
       while (Date.now() < end) {
         const at = Date.now();
         // Mostly distinct KV paths (no merging hides a gap), every tenth a new task's database lease.
-        const body = i++ % 10 === 9 ? db(`ha-load-${w}-${dbTasks++}`, 'username') : kv(Math.floor(Math.random() * PATHS));
+        const body =
+          i++ % 10 === 9 ? db(`ha-load-${w}-${dbTasks++}`, 'username') : kv(Math.floor(Math.random() * PATHS));
         const r = await getSecret(p, body);
-        outcomes.push({ at, ms: r.ms, ok: r.ok && (body.SecretLabels['dso.ref'].includes('database') || r.value === VALUE), err: r.err });
+        outcomes.push({
+          at,
+          ms: r.ms,
+          ok: r.ok && (body.SecretLabels['dso.ref'].includes('database') || r.value === VALUE),
+          err: r.err,
+        });
       }
     };
     let killedAt = 0;
@@ -165,8 +208,14 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
       longestMs: Math.max(...outcomes.map((o) => o.ms)),
     };
     console.log(`      HA figures: ${JSON.stringify(figures)}`);
-    expect(failed.map((o) => o.err), 'failed requests').to.deep.equal([]);
-    expect(outcomes.filter((o) => o.ms > TIMEOUT_MS).map((o) => o.ms), 'every request within DSO_TIMEOUT').to.deep.equal([]);
+    expect(
+      failed.map((o) => o.err),
+      'failed requests',
+    ).to.deep.equal([]);
+    expect(
+      outcomes.filter((o) => o.ms > TIMEOUT_MS).map((o) => o.ms),
+      'every request within DSO_TIMEOUT',
+    ).to.deep.equal([]);
     expect(outcomes.length).to.be.greaterThan(200);
     expect(during.length, 'requests during the election').to.be.greaterThan(0);
 
@@ -179,7 +228,7 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
     expect(Date.now() - issuedAt).to.be.greaterThan(8_000);
     // Asked for a few seconds: test processes that run side by side may restart the shared PostgreSQL.
     let loggedIn = false;
-    for (const until = Date.now() + 5_000; !loggedIn && Date.now() < until; ) {
+    for (const until = Date.now() + 5_000; !loggedIn && Date.now() < until;) {
       loggedIn = await pg.canLogin(user.value!, password.value!);
       if (!loggedIn) await new Promise((r) => setTimeout(r, 250));
     }

@@ -17,9 +17,13 @@ describe('KV secrets from a real OpenBao', function () {
   before(async function () {
     bao = await sharedOpenBao();
     await bao.api('POST', 'sys/mounts/apps-v2', { type: 'kv', options: { version: '2' } }).catch(() => undefined);
-    await bao.api('POST', 'sys/mounts/team/legacy-v1', { type: 'kv', options: { version: '1' } }).catch(() => undefined);
+    await bao
+      .api('POST', 'sys/mounts/team/legacy-v1', { type: 'kv', options: { version: '1' } })
+      .catch(() => undefined);
     await bao.api('POST', 'apps-v2/data/web/db', { data: { password: OLD_PASSWORD, user: 'web' } });
-    await bao.api('POST', 'apps-v2/data/web/db', { data: { password: PASSWORD, user: 'web', port: 5432, nested: { a: 1 } } });
+    await bao.api('POST', 'apps-v2/data/web/db', {
+      data: { password: PASSWORD, user: 'web', port: 5432, nested: { a: 1 } },
+    });
     await bao.api('POST', 'apps-v2/data/web/env', { data: { API_KEY, MODE: 'prod' } });
     await bao.api('POST', 'apps-v2/data/web/blob', { data: { file: BINARY.toString('base64') } });
     await bao.api('POST', 'apps-v2/data/web/empty', { data: { blank: '' } });
@@ -28,7 +32,10 @@ describe('KV secrets from a real OpenBao', function () {
     await bao.api('PUT', 'sys/policies/acl/dso-kv-reader', {
       policy: [staticReadPolicy('apps-v2/data/*'), staticReadPolicy('team/legacy-v1/*')].join('\n'),
     });
-    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['dso-kv-reader'], ttl: '1h' });
+    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: ['dso-kv-reader'],
+      ttl: '1h',
+    });
     plugin = startTestPlugin({
       VAULT_ADDR: bao.addr,
       VAULT_AUTH_METHOD: 'token',
@@ -40,7 +47,12 @@ describe('KV secrets from a real OpenBao', function () {
 
   after(() => plugin?.stop());
 
-  const labels = (l: Record<string, string>) => ({ SecretName: 'db_password', ServiceName: 'web', TaskName: 'web.1.abc', SecretLabels: l });
+  const labels = (l: Record<string, string>) => ({
+    SecretName: 'db_password',
+    ServiceName: 'web',
+    TaskName: 'web.1.abc',
+    SecretLabels: l,
+  });
 
   it('reads a field from KV v2 by API path', async () => {
     const { status, value, reply } = await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/data/web/db#password' }));
@@ -60,7 +72,9 @@ describe('KV secrets from a real OpenBao', function () {
   });
 
   it('reports a version that does not exist', async () => {
-    const { status, reply } = await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#password', 'dso.version': '99' }));
+    const { status, reply } = await plugin.get(
+      labels({ 'dso.ref': 'dso://apps-v2/web/db#password', 'dso.version': '99' }),
+    );
     expect(status).to.equal(500);
     expect(reply.Err).to.match(/version 99/);
   });
@@ -71,13 +85,20 @@ describe('KV secrets from a real OpenBao', function () {
   });
 
   it('refuses dso.version on a KV v1 mount', async () => {
-    const { reply } = await plugin.get(labels({ 'dso.ref': 'dso://team/legacy-v1/billing#region', 'dso.version': '2' }));
+    const { reply } = await plugin.get(
+      labels({ 'dso.ref': 'dso://team/legacy-v1/billing#region', 'dso.version': '2' }),
+    );
     expect(reply.Err).to.match(/KV v2/);
   });
 
   it('renders the whole object as JSON without a field', async () => {
     const { value } = await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db' }));
-    expect(JSON.parse(value!.toString())).to.deep.equal({ password: PASSWORD, user: 'web', port: 5432, nested: { a: 1 } });
+    expect(JSON.parse(value!.toString())).to.deep.equal({
+      password: PASSWORD,
+      user: 'web',
+      port: 5432,
+      nested: { a: 1 },
+    });
   });
 
   it('renders env lines sorted by key', async () => {
@@ -87,8 +108,12 @@ describe('KV secrets from a real OpenBao', function () {
 
   it('renders a number field as raw text and an object field as JSON', async () => {
     expect((await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#port' }))).value!.toString()).to.equal('5432');
-    expect((await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#nested' }))).value!.toString()).to.equal('{"a":1}');
-    expect((await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#nested', 'dso.format': 'json' }))).value!.toString()).to.equal('{"a":1}');
+    expect((await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#nested' }))).value!.toString()).to.equal(
+      '{"a":1}',
+    );
+    expect(
+      (await plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#nested', 'dso.format': 'json' }))).value!.toString(),
+    ).to.equal('{"a":1}');
   });
 
   it('decodes a base64 field to its exact bytes', async () => {
@@ -141,7 +166,9 @@ describe('KV secrets from a real OpenBao', function () {
 
   it('merges identical concurrent reads into one Vault request', async () => {
     const before = (plugin.plugin.describe().vault as { mergedReads: number }).mergedReads;
-    const replies = await Promise.all(Array.from({ length: 20 }, () => plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#user' }))));
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () => plugin.get(labels({ 'dso.ref': 'dso://apps-v2/web/db#user' }))),
+    );
     expect(replies.every((r) => r.value?.toString() === 'web')).to.equal(true);
     expect((plugin.plugin.describe().vault as { mergedReads: number }).mergedReads).to.be.greaterThan(before);
   });
@@ -155,4 +182,3 @@ describe('KV secrets from a real OpenBao', function () {
     expect(refused).to.include({ outcome: 'error', path: 'secret/data/other/db' });
   });
 });
-

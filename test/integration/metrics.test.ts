@@ -17,7 +17,12 @@ describe('Prometheus metrics', function () {
   let p: PluginProcess;
   let address: string;
   const get = (ref: string) =>
-    socketRequest(p.socket, 'POST', '/SecretProvider.GetSecret', JSON.stringify({ SecretName: 's', ServiceName: 'm', SecretLabels: { 'dso.ref': ref } }));
+    socketRequest(
+      p.socket,
+      'POST',
+      '/SecretProvider.GetSecret',
+      JSON.stringify({ SecretName: 's', ServiceName: 'm', SecretLabels: { 'dso.ref': ref } }),
+    );
   const scrape = async () => {
     const res = await fetch(`http://${address}/metrics`);
     expect(res.status).to.equal(200);
@@ -33,7 +38,10 @@ describe('Prometheus metrics', function () {
     p = await startPluginProcess({
       VAULT_ADDR: bao.addr,
       VAULT_AUTH_METHOD: 'token',
-      VAULT_TOKEN_FILE: credentialFile('metrics-token', await policyToken(bao, 'dso-metrics', staticReadPolicy('secret/data/metrics/*'))),
+      VAULT_TOKEN_FILE: credentialFile(
+        'metrics-token',
+        await policyToken(bao, 'dso-metrics', staticReadPolicy('secret/data/metrics/*')),
+      ),
       DSO_METRICS_ADDR: address,
     });
   });

@@ -31,7 +31,11 @@ describe('old Vault tokens end (real OpenBao)', function () {
     const list = await bao.api<{ data: { keys: string[] } }>('LIST', 'auth/token/accessors');
     let n = 0;
     for (const accessor of list.data.keys) {
-      const info = await bao.api<{ data: { meta?: { role_name?: string } | null; path?: string } }>('POST', 'auth/token/lookup-accessor', { accessor }).catch(() => undefined);
+      const info = await bao
+        .api<{ data: { meta?: { role_name?: string } | null; path?: string } }>('POST', 'auth/token/lookup-accessor', {
+          accessor,
+        })
+        .catch(() => undefined);
       if (info?.data.path?.startsWith(`auth/${MOUNT}/`)) n++;
     }
     return n;
@@ -53,9 +57,16 @@ describe('old Vault tokens end (real OpenBao)', function () {
     await configureDatabaseEngine(bao.api, pg, { role: 'oldtok', defaultTtl: '1h', maxTtl: '2h' });
     await bao.api('PUT', 'sys/policies/acl/dso-old-tokens', { policy: dynamicPolicy(['database/creds/oldtok']) });
     await bao.api('POST', `sys/auth/${MOUNT}`, { type: 'approle' }).catch(() => undefined);
-    await bao.api('POST', `auth/${MOUNT}/role/${ROLE}`, { token_policies: ['dso-old-tokens'], token_ttl: '1h', token_max_ttl: '2h' });
-    const roleId = (await bao.api<{ data: { role_id: string } }>('GET', `auth/${MOUNT}/role/${ROLE}/role-id`)).data.role_id;
-    const secretId = secret((await bao.api<{ data: { secret_id: string } }>('POST', `auth/${MOUNT}/role/${ROLE}/secret-id`)).data.secret_id);
+    await bao.api('POST', `auth/${MOUNT}/role/${ROLE}`, {
+      token_policies: ['dso-old-tokens'],
+      token_ttl: '1h',
+      token_max_ttl: '2h',
+    });
+    const roleId = (await bao.api<{ data: { role_id: string } }>('GET', `auth/${MOUNT}/role/${ROLE}/role-id`)).data
+      .role_id;
+    const secretId = secret(
+      (await bao.api<{ data: { secret_id: string } }>('POST', `auth/${MOUNT}/role/${ROLE}/secret-id`)).data.secret_id,
+    );
     plugin = startTestPlugin(
       {
         VAULT_ADDR: bao.addr,
@@ -80,7 +91,13 @@ describe('old Vault tokens end (real OpenBao)', function () {
 
   it('keeps a previous token while it owns a lease, and revokes it once the lease is gone', async () => {
     swarm.running.add('task-old-token');
-    const got = await plugin!.get({ SecretName: 'db_user', ServiceName: 'api', ServiceID: 'svc-api', TaskID: 'task-old-token', SecretLabels: { 'dso.ref': 'dso://database/creds/oldtok#username' } });
+    const got = await plugin!.get({
+      SecretName: 'db_user',
+      ServiceName: 'api',
+      ServiceID: 'svc-api',
+      TaskID: 'task-old-token',
+      SecretLabels: { 'dso.ref': 'dso://database/creds/oldtok#username' },
+    });
     expect(got.status).to.equal(200);
     await plugin!.plugin.testVault(undefined); // a new login: the lease's token is retired, not revoked
     await new Promise((r) => setTimeout(r, 2_500)); // past the 1 s + 1 s grace

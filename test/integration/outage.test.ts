@@ -11,7 +11,11 @@ describe('OpenBao stopped and started again', function () {
   this.timeout(60_000);
   let bao: OpenBao;
   let plugin: TestPlugin;
-  const request = { SecretName: 'k', ServiceName: 'svc', SecretLabels: { 'dso.ref': 'dso://secret/data/outage/app#key' } };
+  const request = {
+    SecretName: 'k',
+    ServiceName: 'svc',
+    SecretLabels: { 'dso.ref': 'dso://secret/data/outage/app#key' },
+  };
 
   async function seed(): Promise<void> {
     await bao.api('POST', 'secret/data/outage/app', { data: { key: VALUE } });
@@ -45,7 +49,9 @@ describe('OpenBao stopped and started again', function () {
     const { status, reply } = await plugin.get(request);
     const elapsed = Date.now() - started;
     expect(status).to.equal(500);
-    expect(reply.Err).to.match(/unreachable: connection refused/).and.contain(bao.addr);
+    expect(reply.Err)
+      .to.match(/unreachable: connection refused/)
+      .and.contain(bao.addr);
     expect(elapsed).to.be.below(2_000);
   });
 

@@ -13,13 +13,23 @@ import { PluginProcess, socketRequest, startPluginProcess } from '../support/pro
 const VALUE = secret('process-canary-value-40d1be');
 
 function getSecret(p: PluginProcess, body: unknown, headers: Record<string, string> = {}) {
-  return socketRequest(p.socket, 'POST', '/SecretProvider.GetSecret', typeof body === 'string' ? body : JSON.stringify(body), headers);
+  return socketRequest(
+    p.socket,
+    'POST',
+    '/SecretProvider.GetSecret',
+    typeof body === 'string' ? body : JSON.stringify(body),
+    headers,
+  );
 }
 
 describe('the plugin process', function () {
   this.timeout(30_000);
   let bao: OpenBao;
-  const request = { SecretName: 'db', ServiceName: 'web', SecretLabels: { 'dso.ref': 'dso://secret/data/process/app#password' } };
+  const request = {
+    SecretName: 'db',
+    ServiceName: 'web',
+    SecretLabels: { 'dso.ref': 'dso://secret/data/process/app#password' },
+  };
 
   before(async () => {
     bao = await sharedOpenBao();
@@ -29,7 +39,12 @@ describe('the plugin process', function () {
   describe('with Vault unreachable', () => {
     let p: PluginProcess;
     before(async () => {
-      p = await startPluginProcess({ VAULT_ADDR: 'http://127.0.0.1:9', VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: '/nonexistent/token', DSO_TIMEOUT: '2s' });
+      p = await startPluginProcess({
+        VAULT_ADDR: 'http://127.0.0.1:9',
+        VAULT_AUTH_METHOD: 'token',
+        VAULT_TOKEN_FILE: '/nonexistent/token',
+        DSO_TIMEOUT: '2s',
+      });
     });
     after(() => p.stop());
 
@@ -74,7 +89,10 @@ describe('the plugin process', function () {
       p = await startPluginProcess({
         VAULT_ADDR: bao.addr,
         VAULT_AUTH_METHOD: 'token',
-        VAULT_TOKEN_FILE: credentialFile('process-token', await policyToken(bao, 'dso-process', staticReadPolicy('secret/data/process/*'))),
+        VAULT_TOKEN_FILE: credentialFile(
+          'process-token',
+          await policyToken(bao, 'dso-process', staticReadPolicy('secret/data/process/*')),
+        ),
       });
     });
     after(() => p.stop());
@@ -122,7 +140,8 @@ describe('the plugin process', function () {
           .map((l) => JSON.parse(l));
       // The child's stdout arrives through a pipe: give its last lines a moment.
       const end = Date.now() + 3_000;
-      while (lines().filter((l) => l.message === 'GetSecret').length < 5 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      while (lines().filter((l) => l.message === 'GetSecret').length < 5 && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 50));
       expect(lines().filter((l) => l.message === 'GetSecret').length).to.be.at.least(5);
       expect(lines().find((l) => l.message === 'request refused')?.error).to.match(/larger than/);
       expect(p.output()).not.to.contain(VALUE);

@@ -27,7 +27,12 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
   let pki: TestPki;
   let bao: TlsOpenBao;
   const running: TestPlugin[] = [];
-  const request = { SecretName: 'k', ServiceName: 'svc', TaskName: 'svc.1.x', SecretLabels: { 'dso.ref': 'dso://secret/data/tls/app#key' } };
+  const request = {
+    SecretName: 'k',
+    ServiceName: 'svc',
+    TaskName: 'svc.1.x',
+    SecretLabels: { 'dso.ref': 'dso://secret/data/tls/app#key' },
+  };
   const start = (env: Record<string, string>) => {
     const plugin = startTestPlugin({ VAULT_ADDR: bao.addr, DSO_TIMEOUT: '5s', ...env });
     running.push(plugin);
@@ -43,11 +48,17 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
     await bao.api('POST', 'secret/data/tls/app', { data: { key: VALUE } });
     await bao.api('PUT', 'sys/policies/acl/tls-reader', { policy: staticReadPolicy('secret/data/tls/*') });
     await bao.api('POST', 'sys/auth/cert', { type: 'cert' });
-    await bao.api('POST', 'auth/cert/certs/dso', { certificate: fs.readFileSync(pki.caCert, 'utf8'), token_policies: ['tls-reader'], token_ttl: '1h' });
+    await bao.api('POST', 'auth/cert/certs/dso', {
+      certificate: fs.readFileSync(pki.caCert, 'utf8'),
+      token_policies: ['tls-reader'],
+      token_ttl: '1h',
+    });
     const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
     jwtKey = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     await bao.api('POST', 'sys/auth/jwt-ci', { type: 'jwt' });
-    await bao.api('POST', 'auth/jwt-ci/config', { jwt_validation_pubkeys: [keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()] });
+    await bao.api('POST', 'auth/jwt-ci/config', {
+      jwt_validation_pubkeys: [keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()],
+    });
     await bao.api('POST', 'auth/jwt-ci/role/dso', {
       role_type: 'jwt',
       user_claim: 'sub',
@@ -55,7 +66,10 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
       token_policies: ['tls-reader'],
       token_ttl: '1h',
     });
-    readerToken = secret((await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['tls-reader'] })).auth.client_token);
+    readerToken = secret(
+      (await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['tls-reader'] }))
+        .auth.client_token,
+    );
   });
 
   after(async () => {
@@ -64,14 +78,24 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
   });
 
   it('verifies Vault against VAULT_CACERT', async () => {
-    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['tls-reader'] });
-    const plugin = start({ VAULT_CACERT: pki.caCert, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token', secret(token.auth.client_token)) });
+    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: ['tls-reader'],
+    });
+    const plugin = start({
+      VAULT_CACERT: pki.caCert,
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('tls-token', secret(token.auth.client_token)),
+    });
     const { value } = await plugin.get(request);
     expect(value!.toString()).to.equal(VALUE);
   });
 
   it('fails with a clear message when the CA is the wrong one', async () => {
-    const plugin = start({ VAULT_CACERT: pki.otherCaCert, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-2', readerToken) });
+    const plugin = start({
+      VAULT_CACERT: pki.otherCaCert,
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('tls-token-2', readerToken),
+    });
     const { reply } = await plugin.get(request);
     expect(reply.Err).to.match(/TLS: .*(not signed by a trusted CA|self-signed).*VAULT_CACERT/);
   });
@@ -83,10 +107,18 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
   });
 
   it('skips verification only for VAULT_SKIP_VERIFY=true exactly, with a warning', async () => {
-    const yes = start({ VAULT_SKIP_VERIFY: 'true', VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-4', readerToken) });
+    const yes = start({
+      VAULT_SKIP_VERIFY: 'true',
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('tls-token-4', readerToken),
+    });
     expect((await yes.get(request)).value!.toString()).to.equal(VALUE);
     expect(yes.logs.some((l) => l.includes('VAULT_SKIP_VERIFY=true'))).to.equal(true);
-    const one = start({ VAULT_SKIP_VERIFY: '1', VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('tls-token-5', readerToken) });
+    const one = start({
+      VAULT_SKIP_VERIFY: '1',
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile('tls-token-5', readerToken),
+    });
     expect((await one.get(request)).reply.Err).to.match(/TLS/);
   });
 
@@ -107,7 +139,13 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
     const now = Math.floor(Date.now() / 1000);
     const jwt = secret(signJwt(jwtKey, { sub: 'swarm-manager-1', aud: 'dso', iat: now, exp: now + 600 }));
     const file = credentialFile('jwt', jwt);
-    const plugin = start({ VAULT_CACERT: pki.caCert, VAULT_AUTH_METHOD: 'jwt', VAULT_AUTH_MOUNT: 'jwt-ci', VAULT_JWT_ROLE: 'dso', VAULT_JWT_FILE: file });
+    const plugin = start({
+      VAULT_CACERT: pki.caCert,
+      VAULT_AUTH_METHOD: 'jwt',
+      VAULT_AUTH_MOUNT: 'jwt-ci',
+      VAULT_JWT_ROLE: 'dso',
+      VAULT_JWT_FILE: file,
+    });
     expect((await plugin.get(request)).value!.toString()).to.equal(VALUE);
     const expired = secret(signJwt(jwtKey, { sub: 'swarm-manager-1', aud: 'dso', iat: now - 1200, exp: now - 600 }));
     fs.writeFileSync(file, expired);
@@ -119,10 +157,13 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
   it('refuses a redirect from https to plain http, so the token never travels in clear', async () => {
     const https = await import('node:https');
     const seen: string[] = [];
-    const front = https.createServer({ cert: fs.readFileSync(pki.serverCert), key: fs.readFileSync(pki.serverKey) }, (req, res) => {
-      seen.push(req.url ?? '');
-      res.writeHead(307, { Location: `http://127.0.0.1:9${req.url}` }).end();
-    });
+    const front = https.createServer(
+      { cert: fs.readFileSync(pki.serverCert), key: fs.readFileSync(pki.serverKey) },
+      (req, res) => {
+        seen.push(req.url ?? '');
+        res.writeHead(307, { Location: `http://127.0.0.1:9${req.url}` }).end();
+      },
+    );
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
     try {
       const plugin = start({
@@ -132,7 +173,9 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
         VAULT_TOKEN_FILE: credentialFile('tls-token-redirect', secret(bao.rootToken)),
       });
       const { reply } = await plugin.get(request);
-      expect(reply.Err).to.match(/redirected to http:\/\/127\.0\.0\.1:9, which is not https; refusing to send the token there/);
+      expect(reply.Err).to.match(
+        /redirected to http:\/\/127\.0\.0\.1:9, which is not https; refusing to send the token there/,
+      );
       expect(seen.length).to.be.greaterThan(0);
     } finally {
       front.close();
@@ -142,7 +185,9 @@ describe('TLS, certificate and JWT login against a real OpenBao', function () {
   it('reuses connections to Vault (keep-alive), not a handshake per request', async () => {
     const proxy = await startTcpProxy(Number(new URL(bao.addr).port));
     try {
-      const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['tls-reader'] });
+      const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+        policies: ['tls-reader'],
+      });
       const plugin = startTestPlugin({
         VAULT_ADDR: `https://127.0.0.1:${proxy.port}`,
         VAULT_CACERT: pki.caCert,
@@ -177,7 +222,9 @@ describe('Vault namespaces', function () {
     await inNs('POST', 'kv/data/app', { data: { key: VALUE } });
     // The plugin's token lives in the namespace and reads only there, as an operator's would.
     await inNs('PUT', 'sys/policies/acl/ns-reader', { policy: staticReadPolicy('kv/data/*') });
-    const nsToken = secret((await inNs('POST', 'auth/token/create', { policies: ['ns-reader'], ttl: '1h' })).auth!.client_token);
+    const nsToken = secret(
+      (await inNs('POST', 'auth/token/create', { policies: ['ns-reader'], ttl: '1h' })).auth!.client_token,
+    );
     const plugin = startTestPlugin({
       VAULT_ADDR: bao.addr,
       VAULT_NAMESPACE: 'team-dso',
@@ -188,8 +235,14 @@ describe('Vault namespaces', function () {
       const { value, reply } = await plugin.get({ SecretName: 'n', SecretLabels: { 'dso.ref': 'dso://kv/app#key' } });
       expect(reply.Err).to.equal('');
       expect(value!.toString()).to.equal(VALUE);
-      const outside = startTestPlugin({ VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile('ns-token-2', nsToken) });
-      expect((await outside.get({ SecretName: 'n', SecretLabels: { 'dso.ref': 'dso://kv/app#key' } })).reply.Err).to.not.equal('');
+      const outside = startTestPlugin({
+        VAULT_ADDR: bao.addr,
+        VAULT_AUTH_METHOD: 'token',
+        VAULT_TOKEN_FILE: credentialFile('ns-token-2', nsToken),
+      });
+      expect(
+        (await outside.get({ SecretName: 'n', SecretLabels: { 'dso.ref': 'dso://kv/app#key' } })).reply.Err,
+      ).to.not.equal('');
       outside.stop();
     } finally {
       plugin.stop();

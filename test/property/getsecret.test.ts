@@ -27,7 +27,10 @@ class ScriptedDriver implements SecretDriver {
   calls = 0;
   /** Requests the app let through with a field of the wrong type (must stay empty). */
   readonly illTyped: string[] = [];
-  private readonly resolver = new Resolver(new PathPolicy(['secret/data/{stack}/*', 'database/creds/+', 'secret/data/shared/*']), 'secret/data/{stack}/{secret}');
+  private readonly resolver = new Resolver(
+    new PathPolicy(['secret/data/{stack}/*', 'database/creds/+', 'secret/data/shared/*']),
+    'secret/data/{stack}/{secret}',
+  );
 
   getSecret(request: GetSecretRequest): Promise<SecretResult> {
     this.calls++;
@@ -35,7 +38,11 @@ class ScriptedDriver implements SecretDriver {
     switch (this.mode) {
       case 'resolve': {
         const plan = this.resolver.plan(request);
-        return Promise.resolve({ value: Buffer.from(`value-of:${plan.path}`), doNotReuse: plan.reuse === undefined ? true : !plan.reuse, source: { path: plan.path } });
+        return Promise.resolve({
+          value: Buffer.from(`value-of:${plan.path}`),
+          doNotReuse: plan.reuse === undefined ? true : !plan.reuse,
+          source: { path: plan.path },
+        });
       }
       case 'throw-plain':
         return Promise.reject(new TypeError(`cannot read ${CANARY} of undefined`));
@@ -44,7 +51,9 @@ class ScriptedDriver implements SecretDriver {
       case 'throw-dso':
         return Promise.reject(new DsoError('ERR_VAULT_DENIED', 'permission denied reading secret/data/x'));
       case 'late-value':
-        return new Promise((resolve) => setTimeout(() => resolve({ value: Buffer.from('late'), doNotReuse: false, source: {} }), TIMEOUT_MS + 20));
+        return new Promise((resolve) =>
+          setTimeout(() => resolve({ value: Buffer.from('late'), doNotReuse: false, source: {} }), TIMEOUT_MS + 20),
+        );
       case 'late-error':
         return new Promise((_, reject) => setTimeout(() => reject(new Error(`late ${CANARY}`)), TIMEOUT_MS + 20));
       case 'never':
@@ -55,7 +64,16 @@ class ScriptedDriver implements SecretDriver {
   private checkTypes(request: GetSecretRequest): void {
     const r = request as Record<string, unknown>;
     if (typeof r !== 'object' || r === null || Array.isArray(r)) return void this.illTyped.push('body');
-    for (const name of ['SecretName', 'ServiceID', 'ServiceName', 'ServiceHostname', 'TaskID', 'TaskName', 'TaskImage', 'NodeID']) {
+    for (const name of [
+      'SecretName',
+      'ServiceID',
+      'ServiceName',
+      'ServiceHostname',
+      'TaskID',
+      'TaskName',
+      'TaskImage',
+      'NodeID',
+    ]) {
       if (r[name] !== undefined && r[name] !== null && typeof r[name] !== 'string') this.illTyped.push(name);
     }
     for (const name of ['SecretLabels', 'ServiceLabels']) {
@@ -65,18 +83,44 @@ class ScriptedDriver implements SecretDriver {
       else for (const v of Object.values(map as object)) if (typeof v !== 'string') this.illTyped.push(`${name} value`);
     }
     const spec = r.ServiceEndpointSpec;
-    if (spec !== undefined && spec !== null && (typeof spec !== 'object' || Array.isArray(spec))) this.illTyped.push('ServiceEndpointSpec');
+    if (spec !== undefined && spec !== null && (typeof spec !== 'object' || Array.isArray(spec)))
+      this.illTyped.push('ServiceEndpointSpec');
   }
 }
 
 // ----- bodies ------------------------------------------------------------------------------
 
-const FIELDS = ['SecretName', 'SecretLabels', 'ServiceID', 'ServiceName', 'ServiceLabels', 'ServiceHostname', 'TaskID', 'TaskName', 'TaskImage', 'NodeID', 'ServiceEndpointSpec'];
+const FIELDS = [
+  'SecretName',
+  'SecretLabels',
+  'ServiceID',
+  'ServiceName',
+  'ServiceLabels',
+  'ServiceHostname',
+  'TaskID',
+  'TaskName',
+  'TaskImage',
+  'NodeID',
+  'ServiceEndpointSpec',
+];
 
 const weirdString = fc.oneof(
   fc.string({ maxLength: 12 }),
   fc.string({ unit: 'binary', maxLength: 12 }),
-  fc.constantFrom('', '\u0000', '\ud800', '\udc00x', '\u202e', '../..', '%2e%2e', '{stack}', 'é', '😀', '\r\n', '__proto__'),
+  fc.constantFrom(
+    '',
+    '\u0000',
+    '\ud800',
+    '\udc00x',
+    '\u202e',
+    '../..',
+    '%2e%2e',
+    '{stack}',
+    'é',
+    '😀',
+    '\r\n',
+    '__proto__',
+  ),
 );
 
 /** Any JSON value, of any type, where a field is expected. */
@@ -88,14 +132,31 @@ const anyValue = fc.oneof(
 );
 
 const labelKey = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('dso.ref', 'dso.path', 'dso.field', 'dso.version', 'dso.format', 'dso.reuse', 'dso.rotate') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      'dso.ref',
+      'dso.path',
+      'dso.field',
+      'dso.version',
+      'dso.format',
+      'dso.reuse',
+      'dso.rotate',
+    ),
+  },
   { weight: 1, arbitrary: fc.constantFrom('dso.nope', STACK_LABEL, '__proto__', 'constructor', '', 'a'.repeat(300)) },
   { weight: 1, arbitrary: weirdString },
 );
 
 const labelMap = fc.dictionary(
   labelKey,
-  fc.oneof({ weight: 6, arbitrary: fc.oneof(referenceText, weirdString, fc.constantFrom('1', 'json', 'raw', 'true', 'false')) }, { weight: 1, arbitrary: anyValue }),
+  fc.oneof(
+    {
+      weight: 6,
+      arbitrary: fc.oneof(referenceText, weirdString, fc.constantFrom('1', 'json', 'raw', 'true', 'false')),
+    },
+    { weight: 1, arbitrary: anyValue },
+  ),
   { maxKeys: 5, noNullPrototype: true },
 );
 
@@ -124,45 +185,59 @@ const dockerLike = fc.record(
 
 /** A Docker-shaped request with one string grown large (labels, names), maybe past the body limit. */
 const huge = fc
-  .tuple(fc.constantFrom(...FIELDS), fc.constantFrom(2_000, 64_000, 600_000, MAX_BODY_BYTES - 200, MAX_BODY_BYTES + 10, 3 * MAX_BODY_BYTES), fc.constantFrom('x', 'é', '\u0000', '😀', '/..'))
+  .tuple(
+    fc.constantFrom(...FIELDS),
+    fc.constantFrom(2_000, 64_000, 600_000, MAX_BODY_BYTES - 200, MAX_BODY_BYTES + 10, 3 * MAX_BODY_BYTES),
+    fc.constantFrom('x', 'é', '\u0000', '😀', '/..'),
+  )
   .map(([field, size, unit]) => {
     const big = unit.repeat(Math.ceil(size / Buffer.byteLength(unit)));
     const body: Record<string, unknown> = { SecretName: 's', SecretLabels: { 'dso.ref': 'dso://secret/data/a/b#c' } };
-    if (field === 'SecretLabels') body.SecretLabels = { 'dso.ref': `dso://secret/data/${big}`, [big.slice(0, 1000)]: big };
+    if (field === 'SecretLabels')
+      body.SecretLabels = { 'dso.ref': `dso://secret/data/${big}`, [big.slice(0, 1000)]: big };
     else body[field] = big;
     return JSON.stringify(body);
   });
 
-const deep = fc.tuple(fc.integer({ min: 1, max: 50_000 }), fc.constantFrom('array', 'object', 'labels', 'spec')).map(([depth, where]) => {
-  const open = where === 'array' ? '[' : '{"a":';
-  const close = where === 'array' ? ']' : '}';
-  const nest = open.repeat(depth) + '1' + close.repeat(depth);
-  if (where === 'labels') return `{"SecretLabels":{"dso.ref":${nest}}}`;
-  if (where === 'spec') return `{"SecretLabels":{"dso.ref":"dso://secret/data/a/b"},"ServiceEndpointSpec":${nest}}`;
-  return nest;
-});
+const deep = fc
+  .tuple(fc.integer({ min: 1, max: 50_000 }), fc.constantFrom('array', 'object', 'labels', 'spec'))
+  .map(([depth, where]) => {
+    const open = where === 'array' ? '[' : '{"a":';
+    const close = where === 'array' ? ']' : '}';
+    const nest = open.repeat(depth) + '1' + close.repeat(depth);
+    if (where === 'labels') return `{"SecretLabels":{"dso.ref":${nest}}}`;
+    if (where === 'spec') return `{"SecretLabels":{"dso.ref":"dso://secret/data/a/b"},"ServiceEndpointSpec":${nest}}`;
+    return nest;
+  });
 
 /** Valid JSON text, then damaged: truncated, a byte changed, a BOM, duplicate keys. */
-const damaged = fc.tuple(dockerLike, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('truncate', 'flip', 'bom', 'dup', 'trailing', 'utf16', 'nul')).map(([body, at, byte, how]) => {
-  const text = JSON.stringify(body);
-  const i = text.length === 0 ? 0 : at % text.length;
-  switch (how) {
-    case 'truncate':
-      return text.slice(0, i);
-    case 'flip':
-      return Buffer.concat([Buffer.from(text.slice(0, i)), Buffer.from([byte]), Buffer.from(text.slice(i + 1))]);
-    case 'bom':
-      return `\ufeff${text}`;
-    case 'dup':
-      return `{"SecretLabels":{"dso.ref":"dso://secret/data/a/b"},${text.slice(1)}`.replace(/,}$/, '}');
-    case 'trailing':
-      return `${text} ${text}`;
-    case 'utf16':
-      return Buffer.from(text, 'utf16le');
-    case 'nul':
-      return `${text}\u0000`;
-  }
-});
+const damaged = fc
+  .tuple(
+    dockerLike,
+    fc.nat(),
+    fc.integer({ min: 0, max: 255 }),
+    fc.constantFrom('truncate', 'flip', 'bom', 'dup', 'trailing', 'utf16', 'nul'),
+  )
+  .map(([body, at, byte, how]) => {
+    const text = JSON.stringify(body);
+    const i = text.length === 0 ? 0 : at % text.length;
+    switch (how) {
+      case 'truncate':
+        return text.slice(0, i);
+      case 'flip':
+        return Buffer.concat([Buffer.from(text.slice(0, i)), Buffer.from([byte]), Buffer.from(text.slice(i + 1))]);
+      case 'bom':
+        return `\ufeff${text}`;
+      case 'dup':
+        return `{"SecretLabels":{"dso.ref":"dso://secret/data/a/b"},${text.slice(1)}`.replace(/,}$/, '}');
+      case 'trailing':
+        return `${text} ${text}`;
+      case 'utf16':
+        return Buffer.from(text, 'utf16le');
+      case 'nul':
+        return `${text}\u0000`;
+    }
+  });
 
 /** What Docker really sends for a secret the fake's policy allows (or, with another stack, refuses). */
 const valid = fc
@@ -176,7 +251,11 @@ const valid = fc
   .map(([stack, where, name, field, how]) => {
     const path = `secret/data/${where}/${name}`;
     const labels: Record<string, string> =
-      how === 'ref' ? { 'dso.ref': `dso://${path}${field}` } : how === 'path' ? { 'dso.path': path, ...(field ? { 'dso.field': field.slice(1) } : {}) } : {};
+      how === 'ref'
+        ? { 'dso.ref': `dso://${path}${field}` }
+        : how === 'path'
+          ? { 'dso.path': path, ...(field ? { 'dso.field': field.slice(1) } : {}) }
+          : {};
     return JSON.stringify({
       SecretName: 'db_password',
       SecretLabels: labels,
@@ -194,21 +273,77 @@ const tagged = (kind: string, arb: fc.Arbitrary<string | Buffer>) => arb.map((pa
 
 const body = fc.oneof(
   { weight: 10, arbitrary: tagged('valid', valid) },
-  { weight: 30, arbitrary: tagged('docker-like', dockerLike.map((b) => JSON.stringify(b))) },
-  { weight: 8, arbitrary: tagged('json', fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null')) },
+  {
+    weight: 30,
+    arbitrary: tagged(
+      'docker-like',
+      dockerLike.map((b) => JSON.stringify(b)),
+    ),
+  },
+  {
+    weight: 8,
+    arbitrary: tagged(
+      'json',
+      fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'),
+    ),
+  },
   { weight: 8, arbitrary: tagged('damaged', damaged) },
-  { weight: 6, arbitrary: tagged('bytes', fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a))) },
+  {
+    weight: 6,
+    arbitrary: tagged(
+      'bytes',
+      fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+    ),
+  },
   {
     weight: 3,
-    arbitrary: tagged('constant', fc.constantFrom('', ' ', '\n', 'null', '[]', '{}', '""', '0', 'true', '{"SecretLabels":[]}', '{"SecretLabels":{"dso.ref":null}}', '{"__proto__":{"SecretLabels":1}}')),
+    arbitrary: tagged(
+      'constant',
+      fc.constantFrom(
+        '',
+        ' ',
+        '\n',
+        'null',
+        '[]',
+        '{}',
+        '""',
+        '0',
+        'true',
+        '{"SecretLabels":[]}',
+        '{"SecretLabels":{"dso.ref":null}}',
+        '{"__proto__":{"SecretLabels":1}}',
+      ),
+    ),
   },
   { weight: 2, arbitrary: tagged('deep', deep) },
   { weight: 1, arbitrary: tagged('huge', huge) },
 );
 
 const headersArb = fc.record({
-  contentType: fc.constantFrom(undefined, undefined, undefined, 'application/json', 'text/plain; charset=utf-16', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', 'x/y'),
-  encoding: fc.constantFrom<string | undefined>(undefined, undefined, undefined, undefined, undefined, 'gzip', 'deflate', 'identity', 'br', 'bogus', 'gzip, gzip'),
+  contentType: fc.constantFrom(
+    undefined,
+    undefined,
+    undefined,
+    'application/json',
+    'text/plain; charset=utf-16',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'application/json; charset=latin1',
+    'x/y',
+  ),
+  encoding: fc.constantFrom<string | undefined>(
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    'gzip',
+    'deflate',
+    'identity',
+    'br',
+    'bogus',
+    'gzip, gzip',
+  ),
   chunked: fc.boolean(),
 });
 
@@ -290,7 +425,10 @@ describe('property: GetSecret bodies through the real Express app', function () 
             else stats.server++;
             // Bad input is refused as such: only the scripted unexpected failures become internal errors.
             const unexpected = called && (mode === 'throw-plain' || mode === 'sync-throw' || mode === 'late-error');
-            if (!unexpected) expect(json.Err, 'parsing and planning fail with a DsoError, not an internal error').to.not.equal(INTERNAL);
+            if (!unexpected)
+              expect(json.Err, 'parsing and planning fail with a DsoError, not an internal error').to.not.equal(
+                INTERNAL,
+              );
             if (called && mode === 'resolve') expect(reply.status).to.equal(500); // labels/templates/policy: a DsoError from the driver
             if (!called) expect(reply.status, 'refused before the driver: a client error').to.be.within(400, 499);
           }
@@ -312,7 +450,19 @@ describe('property: GetSecret bodies through the real Express app', function () 
 
     // And the server still answers afterwards.
     driver.mode = 'resolve';
-    const last = await post(served, '/SecretProvider.GetSecret', Buffer.from(JSON.stringify({ SecretName: 'db', ServiceLabels: { [STACK_LABEL]: 'shop' }, SecretLabels: { 'dso.ref': 'dso://secret/data/shop/db#password' } })), {}, REPLY_LIMIT_MS);
+    const last = await post(
+      served,
+      '/SecretProvider.GetSecret',
+      Buffer.from(
+        JSON.stringify({
+          SecretName: 'db',
+          ServiceLabels: { [STACK_LABEL]: 'shop' },
+          SecretLabels: { 'dso.ref': 'dso://secret/data/shop/db#password' },
+        }),
+      ),
+      {},
+      REPLY_LIMIT_MS,
+    );
     expect(last.status).to.equal(200);
     expect(Buffer.from(JSON.parse(last.text).Value, 'base64').toString()).to.equal('value-of:secret/data/shop/db');
   });

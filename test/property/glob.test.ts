@@ -30,10 +30,17 @@ const ctx: Context = { stack: 'a', service: 'a+b', secret: 'db', task: 'a.1', no
 
 /** Patterns with several `*` (and `+`, templates): the shapes that made regexes backtrack. */
 const adversarialPattern = fc
-  .array(fc.oneof({ weight: 4, arbitrary: fc.constant('*') }, { weight: 2, arbitrary: piece }, { weight: 1, arbitrary: fc.constantFrom('+', '{stack}', '{service}', '*/*', '+/+') }), {
-    minLength: 2,
-    maxLength: 24,
-  })
+  .array(
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constant('*') },
+      { weight: 2, arbitrary: piece },
+      { weight: 1, arbitrary: fc.constantFrom('+', '{stack}', '{service}', '*/*', '+/+') },
+    ),
+    {
+      minLength: 2,
+      maxLength: 24,
+    },
+  )
   .map((parts) => parts.join(''))
   .filter((p) => (p.match(/\*/g) ?? []).length >= 2);
 

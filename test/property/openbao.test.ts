@@ -11,7 +11,19 @@ import { STACK_LABEL } from '../../src/resolve/resolver';
 import { captureReply, secret } from '../support/capture';
 import { OpenBao, sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
-import { Context, contextValue, pathDefect, post, refAllows, refMayAllow, RUNS, Served, serveOnSocket, TRICKY_SEGMENTS, watchProcess } from './support';
+import {
+  Context,
+  contextValue,
+  pathDefect,
+  post,
+  refAllows,
+  refMayAllow,
+  RUNS,
+  Served,
+  serveOnSocket,
+  TRICKY_SEGMENTS,
+  watchProcess,
+} from './support';
 
 const n = randomBytes(3).toString('hex');
 const M2 = `prop-kv2-${n}`; // KV v2
@@ -25,13 +37,25 @@ const INTERNAL = 'internal error (see the plugin log)';
  * `data/` under the KV v1 mount, which lets the early check pass paths that the final check
  * refuses once Vault says the mount is KV v1 (counted in `stats.refusedAfterMountLookup`).
  */
-const ALLOWED = [`${M2}/data/{stack}/*`, `${M1}/{stack}/+`, `${M2}/data/shared/+`, `${M1}/data/{stack}/*`, `${M0}/data/{stack}/*`];
+const ALLOWED = [
+  `${M2}/data/{stack}/*`,
+  `${M1}/{stack}/+`,
+  `${M2}/data/shared/+`,
+  `${M1}/data/{stack}/*`,
+  `${M0}/data/{stack}/*`,
+];
 
 /** A fresh plugin (empty mount cache) every so many cases, so mount lookups happen throughout. */
 const RESTART_EVERY = 1_000;
 
 /** Paths the plugin reaches for itself, on no workload's behalf: login, renewal, leases. */
-const INTERNAL_PATHS = new Set(['auth/token/lookup-self', 'auth/token/renew-self', 'sys/leases/renew', 'sys/leases/revoke', 'sys/leases/lookup']);
+const INTERNAL_PATHS = new Set([
+  'auth/token/lookup-self',
+  'auth/token/renew-self',
+  'sys/leases/renew',
+  'sys/leases/revoke',
+  'sys/leases/lookup',
+]);
 
 interface AuditRecord {
   type: string;
@@ -75,7 +99,10 @@ function canary(stack: string, where: string): string {
 
 // ----- generators -------------------------------------------------------------------------
 
-const stackValue = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...STACKS) }, { weight: 1, arbitrary: contextValue(true) });
+const stackValue = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(...STACKS) },
+  { weight: 1, arbitrary: contextValue(true) },
+);
 const nameValue = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom('web', 'alpha', 'beta', 'db') },
   { weight: 2, arbitrary: contextValue(true) },
@@ -83,19 +110,63 @@ const nameValue = fc.oneof(
 );
 
 const refSegment = fc.oneof(
-  { weight: 6, arbitrary: fc.constantFrom(...STACKS, 'db', 'team', 'deep', 'data', 'metadata', '{stack}', '{service}', '{secret}', '{task}', 'other-stack') },
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(
+      ...STACKS,
+      'db',
+      'team',
+      'deep',
+      'data',
+      'metadata',
+      '{stack}',
+      '{service}',
+      '{secret}',
+      '{task}',
+      'other-stack',
+    ),
+  },
   { weight: 2, arbitrary: fc.constantFrom(...TRICKY_SEGMENTS) },
   { weight: 1, arbitrary: fc.constantFrom(M2, M1, M0, 'secret', 'sys', 'auth', 'cubbyhole') },
 );
 const refStart = fc.oneof(
-  { weight: 6, arbitrary: fc.constantFrom(M2, M2, M1, M0, `${M2}/data`, `${M2}/data`, `${M2}/metadata`, `${M1}/data`, `${M0}/data`) },
-  { weight: 1, arbitrary: fc.constantFrom('secret/data', 'secret', 'sys/internal/ui/mounts', 'auth/token', 'cubbyhole', `/${M2}`, `${M2}/`, `${M2}/..`, `${M1}/.`) },
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(
+      M2,
+      M2,
+      M1,
+      M0,
+      `${M2}/data`,
+      `${M2}/data`,
+      `${M2}/metadata`,
+      `${M1}/data`,
+      `${M0}/data`,
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      'secret/data',
+      'secret',
+      'sys/internal/ui/mounts',
+      'auth/token',
+      'cubbyhole',
+      `/${M2}`,
+      `${M2}/`,
+      `${M2}/..`,
+      `${M1}/.`,
+    ),
+  },
 );
 const reference = fc
   .tuple(
     fc.constantFrom('dso://', 'dso://', 'dso://', 'dso://', 'dso://', 'dso:///', ''),
     refStart,
-    fc.array(fc.tuple(fc.constantFrom('/', '/', '/', '/', '//', '/../', '\\'), refSegment), { minLength: 0, maxLength: 4 }),
+    fc.array(fc.tuple(fc.constantFrom('/', '/', '/', '/', '//', '/../', '\\'), refSegment), {
+      minLength: 0,
+      maxLength: 4,
+    }),
     fc.constantFrom('', '', '#password', '#user', '#password', '#nope'),
   )
   .map(([scheme, start, rest, field]) => scheme + start + rest.map(([sep, s]) => sep + s).join('') + field);
@@ -113,8 +184,18 @@ const plausible = fc
 const labels = fc.oneof(
   { weight: 10, arbitrary: plausible.map((r) => ({ 'dso.ref': r })) },
   { weight: 4, arbitrary: reference.map((r) => ({ 'dso.ref': r })) },
-  { weight: 1, arbitrary: fc.tuple(reference, fc.constantFrom('password', 'user')).map(([r, f]) => ({ 'dso.path': r.replace(/#.*$/, ''), 'dso.field': f })) },
-  { weight: 1, arbitrary: fc.tuple(reference, fc.constantFrom('1', '2', '99')).map(([r, v]) => ({ 'dso.ref': r, 'dso.version': v })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(reference, fc.constantFrom('password', 'user'))
+      .map(([r, f]) => ({ 'dso.path': r.replace(/#.*$/, ''), 'dso.field': f })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(reference, fc.constantFrom('1', '2', '99'))
+      .map(([r, v]) => ({ 'dso.ref': r, 'dso.version': v })),
+  },
   { weight: 1, arbitrary: fc.constant({}) },
 );
 
@@ -139,7 +220,13 @@ describe('property: what a real OpenBao receives under DSO_ALLOWED_PATHS', funct
   async function restart(): Promise<void> {
     await served?.close();
     plugin?.stop();
-    plugin = startTestPlugin({ VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: tokenFile, DSO_TIMEOUT: '5s', DSO_ALLOWED_PATHS: ALLOWED.join(',') });
+    plugin = startTestPlugin({
+      VAULT_ADDR: bao.addr,
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: tokenFile,
+      DSO_TIMEOUT: '5s',
+      DSO_ALLOWED_PATHS: ALLOWED.join(','),
+    });
     served = await serveOnSocket(plugin.app);
   }
 
@@ -157,7 +244,10 @@ describe('property: what a real OpenBao receives under DSO_ALLOWED_PATHS', funct
     // The plugin's token may read everything: only DSO_ALLOWED_PATHS stands between a
     // reference and another stack's secret, which is what is under test.
     await bao.api('PUT', `sys/policies/acl/prop-read-all-${n}`, { policy: 'path "*" { capabilities = ["read"] }' });
-    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: [`prop-read-all-${n}`], ttl: '1h' });
+    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: [`prop-read-all-${n}`],
+      ttl: '1h',
+    });
     const token = secret(created.auth.client_token);
     tokenHash = (await bao.api<{ data: { hash: string } }>('POST', 'sys/audit-hash/file', { input: token })).data.hash;
     await bao.api('PUT', 'sys/config/auditing/request-headers/X-DSO-Task', { hmac: false });
@@ -170,87 +260,113 @@ describe('property: what a real OpenBao receives under DSO_ALLOWED_PATHS', funct
     plugin?.stop();
   });
 
-  it('sends OpenBao only allowed paths, and never hands a stack another stack\'s secret', async () => {
+  it("sends OpenBao only allowed paths, and never hands a stack another stack's secret", async () => {
     const tail = new AuditTail(bao.auditLog);
     const watch = watchProcess();
-    const stats = { cases: 0, ok: 0, refused: 0, reads: 0, lookups: 0, askedThenRefused: 0, refusedAfterMountLookup: 0 };
+    const stats = {
+      cases: 0,
+      ok: 0,
+      refused: 0,
+      reads: 0,
+      lookups: 0,
+      askedThenRefused: 0,
+      refusedAfterMountLookup: 0,
+    };
     let i = 0;
-    await fc.assert(
-      fc.asyncProperty(request, async (r) => {
-        i++;
-        stats.cases++;
-        if (i % RESTART_EVERY === 0) await restart();
-        const task = `ptask.${n}.${i}`;
-        const body = {
-          SecretName: r.SecretName,
-          SecretLabels: r.labels,
-          ServiceID: `svc-${n}`,
-          ServiceName: r.ServiceName,
-          ServiceLabels: r.stack === undefined ? null : { [STACK_LABEL]: r.stack },
-          TaskID: `tid-${i}`,
-          TaskName: task,
-          NodeID: r.NodeID,
-        };
-        const ctx: Context = { service: r.ServiceName || undefined, stack: r.stack || undefined, secret: r.SecretName || undefined, task, node: r.NodeID || undefined };
-        const reply = await post(served, '/SecretProvider.GetSecret', Buffer.from(JSON.stringify(body)), {}, 10_000);
-        expect(reply.error, 'a reply arrived').to.equal(undefined);
-        captureReply(reply.text);
-        const json = JSON.parse(reply.text) as { Value?: string; Err: string; DoNotReuse: boolean };
-        expect(json.Err).to.be.a('string');
-        expect(json.DoNotReuse).to.be.a('boolean');
-        expect(json.Err, 'every failure is one the plugin understood').to.not.equal(INTERNAL);
+    await fc
+      .assert(
+        fc.asyncProperty(request, async (r) => {
+          i++;
+          stats.cases++;
+          if (i % RESTART_EVERY === 0) await restart();
+          const task = `ptask.${n}.${i}`;
+          const body = {
+            SecretName: r.SecretName,
+            SecretLabels: r.labels,
+            ServiceID: `svc-${n}`,
+            ServiceName: r.ServiceName,
+            ServiceLabels: r.stack === undefined ? null : { [STACK_LABEL]: r.stack },
+            TaskID: `tid-${i}`,
+            TaskName: task,
+            NodeID: r.NodeID,
+          };
+          const ctx: Context = {
+            service: r.ServiceName || undefined,
+            stack: r.stack || undefined,
+            secret: r.SecretName || undefined,
+            task,
+            node: r.NodeID || undefined,
+          };
+          const reply = await post(served, '/SecretProvider.GetSecret', Buffer.from(JSON.stringify(body)), {}, 10_000);
+          expect(reply.error, 'a reply arrived').to.equal(undefined);
+          captureReply(reply.text);
+          const json = JSON.parse(reply.text) as { Value?: string; Err: string; DoNotReuse: boolean };
+          expect(json.Err).to.be.a('string');
+          expect(json.DoNotReuse).to.be.a('boolean');
+          expect(json.Err, 'every failure is one the plugin understood').to.not.equal(INTERNAL);
 
-        // What OpenBao received meanwhile, on this plugin's token.
-        let lookedUp = false;
-        let read = false;
-        for (const entry of tail.read()) {
-          if (entry.type !== 'request') continue;
-          const token = entry.auth?.client_token ?? entry.request?.client_token;
-          if (token !== tokenHash) continue;
-          const p = entry.request?.path ?? '';
-          const taskHeader = entry.request?.headers?.['x-dso-task']?.[0];
-          if (taskHeader === undefined) {
-            expect(INTERNAL_PATHS.has(p), `${p} requested on no workload's behalf`).to.equal(true);
-            continue;
+          // What OpenBao received meanwhile, on this plugin's token.
+          let lookedUp = false;
+          let read = false;
+          for (const entry of tail.read()) {
+            if (entry.type !== 'request') continue;
+            const token = entry.auth?.client_token ?? entry.request?.client_token;
+            if (token !== tokenHash) continue;
+            const p = entry.request?.path ?? '';
+            const taskHeader = entry.request?.headers?.['x-dso-task']?.[0];
+            if (taskHeader === undefined) {
+              expect(INTERNAL_PATHS.has(p), `${p} requested on no workload's behalf`).to.equal(true);
+              continue;
+            }
+            expect(taskHeader, `request ${p} of another case`).to.equal(task);
+            const mountsPrefix = 'sys/internal/ui/mounts/';
+            if (p.startsWith(mountsPrefix)) {
+              // Which mount serves this path: asked only for paths the early check lets through.
+              const asked = p.slice(mountsPrefix.length);
+              lookedUp = true;
+              stats.lookups++;
+              expect(pathDefect(asked), `mount lookup for ${asked}`).to.equal(undefined);
+              expect(
+                refMayAllow(ALLOWED, asked, ctx),
+                `mount lookup for ${asked}, outside ${ALLOWED.join(',')} for ${JSON.stringify(ctx)}`,
+              ).to.equal(true);
+            } else {
+              read = true;
+              stats.reads++;
+              expect(pathDefect(p), p).to.equal(undefined);
+              expect(
+                refAllows(ALLOWED, p, ctx),
+                `read ${p}, outside ${ALLOWED.join(',')} for ${JSON.stringify(ctx)}`,
+              ).to.equal(true);
+            }
           }
-          expect(taskHeader, `request ${p} of another case`).to.equal(task);
-          const mountsPrefix = 'sys/internal/ui/mounts/';
-          if (p.startsWith(mountsPrefix)) {
-            // Which mount serves this path: asked only for paths the early check lets through.
-            const asked = p.slice(mountsPrefix.length);
-            lookedUp = true;
-            stats.lookups++;
-            expect(pathDefect(asked), `mount lookup for ${asked}`).to.equal(undefined);
-            expect(refMayAllow(ALLOWED, asked, ctx), `mount lookup for ${asked}, outside ${ALLOWED.join(',')} for ${JSON.stringify(ctx)}`).to.equal(true);
+
+          if (reply.status === 200) {
+            stats.ok++;
+            expect(read, 'a value only after a read').to.equal(true);
+            const value = Buffer.from(json.Value!, 'base64').toString('utf8');
+            for (const [c, owner] of canaries) {
+              if (value.includes(c))
+                expect(
+                  owner === 'shared' || owner === ctx.stack,
+                  `stack ${ctx.stack} received a secret of ${owner}`,
+                ).to.equal(true);
+            }
           } else {
-            read = true;
-            stats.reads++;
-            expect(pathDefect(p), p).to.equal(undefined);
-            expect(refAllows(ALLOWED, p, ctx), `read ${p}, outside ${ALLOWED.join(',')} for ${JSON.stringify(ctx)}`).to.equal(true);
+            expect(json.Err.length).to.be.greaterThan(0);
+            const refused = /^path (\S+) is not allowed by DSO_ALLOWED_PATHS/.exec(json.Err);
+            if (refused) {
+              stats.refused++;
+              // Refused by the final check, after the early one let it through: the plugin
+              // needed Vault's answer on the mount (asked now, or cached from an earlier ask).
+              if (refMayAllow(ALLOWED, refused[1], ctx)) stats.refusedAfterMountLookup++;
+              if (lookedUp) stats.askedThenRefused++;
+            }
           }
-        }
-
-        if (reply.status === 200) {
-          stats.ok++;
-          expect(read, 'a value only after a read').to.equal(true);
-          const value = Buffer.from(json.Value!, 'base64').toString('utf8');
-          for (const [c, owner] of canaries) {
-            if (value.includes(c)) expect(owner === 'shared' || owner === ctx.stack, `stack ${ctx.stack} received a secret of ${owner}`).to.equal(true);
-          }
-        } else {
-          expect(json.Err.length).to.be.greaterThan(0);
-          const refused = /^path (\S+) is not allowed by DSO_ALLOWED_PATHS/.exec(json.Err);
-          if (refused) {
-            stats.refused++;
-            // Refused by the final check, after the early one let it through: the plugin
-            // needed Vault's answer on the mount (asked now, or cached from an earlier ask).
-            if (refMayAllow(ALLOWED, refused[1], ctx)) stats.refusedAfterMountLookup++;
-            if (lookedUp) stats.askedThenRefused++;
-          }
-        }
-      }),
-      { numRuns: RUNS },
-    ).finally(() => watch.stop());
+        }),
+        { numRuns: RUNS },
+      )
+      .finally(() => watch.stop());
     if (process.env.DSO_PROPERTY_STATS) console.log(stats);
     expect(watch.problems, 'no uncaught exception or unhandled rejection').to.deep.equal([]);
     // Not vacuous: values were served, paths refused, and OpenBao asked both ways.
@@ -283,9 +399,12 @@ const ownEndpoint = fc
     fc.constantFrom('', '#id', '#client_token', '#sum', '#data', '#policies'),
     fc.constantFrom(undefined, 'json', 'env', 'raw'),
   )
-  .map(([target, field, format]) => ({ 'dso.ref': `dso://${target}${field}`, ...(format ? { 'dso.format': format } : {}) }));
+  .map(([target, field, format]) => ({
+    'dso.ref': `dso://${target}${field}`,
+    ...(format ? { 'dso.format': format } : {}),
+  }));
 
-describe('property: references to Vault\'s own endpoints, without DSO_ALLOWED_PATHS', function () {
+describe("property: references to Vault's own endpoints, without DSO_ALLOWED_PATHS", function () {
   this.timeout(120_000);
   let bao: OpenBao;
   let plugin: TestPlugin;
@@ -295,12 +414,22 @@ describe('property: references to Vault\'s own endpoints, without DSO_ALLOWED_PA
 
   before(async function () {
     bao = await sharedOpenBao();
-    await bao.api('PUT', `sys/policies/acl/prop-own-${n}`, { policy: `path "secret/data/prop-own-${n}/*" { capabilities = ["read"] }` });
-    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: [`prop-own-${n}`], ttl: '1h' });
+    await bao.api('PUT', `sys/policies/acl/prop-own-${n}`, {
+      policy: `path "secret/data/prop-own-${n}/*" { capabilities = ["read"] }`,
+    });
+    const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+      policies: [`prop-own-${n}`],
+      ttl: '1h',
+    });
     token = secret(created.auth.client_token);
     tokenHash = (await bao.api<{ data: { hash: string } }>('POST', 'sys/audit-hash/file', { input: token })).data.hash;
     await bao.api('PUT', 'sys/config/auditing/request-headers/X-DSO-Task', { hmac: false });
-    plugin = startTestPlugin({ VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: credentialFile(`prop-own-token-${n}`, token), DSO_TIMEOUT: '5s' });
+    plugin = startTestPlugin({
+      VAULT_ADDR: bao.addr,
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: credentialFile(`prop-own-token-${n}`, token),
+      DSO_TIMEOUT: '5s',
+    });
     served = await serveOnSocket(plugin.app);
   });
 
@@ -309,24 +438,38 @@ describe('property: references to Vault\'s own endpoints, without DSO_ALLOWED_PA
     plugin?.stop();
   });
 
-  it('never returns the plugin\'s token, and sends Vault nothing on its own endpoints but the mount lookup', async () => {
+  it("never returns the plugin's token, and sends Vault nothing on its own endpoints but the mount lookup", async () => {
     const tail = new AuditTail(bao.auditLog);
     let i = 0;
     await fc.assert(
       fc.asyncProperty(ownEndpoint, async (labels) => {
         i++;
         const task = `pown.${n}.${i}`;
-        const body = { SecretName: 'own', SecretLabels: labels, ServiceName: 'web', TaskName: task, ServiceLabels: { [STACK_LABEL]: 'alpha' } };
+        const body = {
+          SecretName: 'own',
+          SecretLabels: labels,
+          ServiceName: 'web',
+          TaskName: task,
+          ServiceLabels: { [STACK_LABEL]: 'alpha' },
+        };
         const reply = await post(served, '/SecretProvider.GetSecret', Buffer.from(JSON.stringify(body)), {}, 10_000);
         expect(reply.error).to.equal(undefined);
         captureReply(reply.text);
         const json = JSON.parse(reply.text) as { Value?: string; Err: string };
-        if (json.Value) expect(Buffer.from(json.Value, 'base64').toString('utf8').includes(token), 'the reply holds the plugin\'s token').to.equal(false);
+        if (json.Value)
+          expect(
+            Buffer.from(json.Value, 'base64').toString('utf8').includes(token),
+            "the reply holds the plugin's token",
+          ).to.equal(false);
         for (const entry of tail.read()) {
-          if (entry.type !== 'request' || (entry.auth?.client_token ?? entry.request?.client_token) !== tokenHash) continue;
+          if (entry.type !== 'request' || (entry.auth?.client_token ?? entry.request?.client_token) !== tokenHash)
+            continue;
           if (entry.request?.headers?.['x-dso-task']?.[0] !== task) continue;
           const p = entry.request?.path ?? '';
-          expect(/^(auth|sys|identity|cubbyhole)\//.test(p) && !p.startsWith('sys/internal/ui/mounts/'), `a GetSecret made the plugin call ${p}`).to.equal(false);
+          expect(
+            /^(auth|sys|identity|cubbyhole)\//.test(p) && !p.startsWith('sys/internal/ui/mounts/'),
+            `a GetSecret made the plugin call ${p}`,
+          ).to.equal(false);
         }
       }),
       { numRuns: RUNS },

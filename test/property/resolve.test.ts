@@ -30,7 +30,10 @@ function outcome<T>(fn: () => T, codes: ErrorCode[]): { value?: T; error?: DsoEr
   try {
     return { value: fn() };
   } catch (err) {
-    if (!(err instanceof DsoError)) throw new Error(`threw ${(err as Error)?.name ?? typeof err} instead of a DsoError: ${String((err as Error)?.message ?? err)}`);
+    if (!(err instanceof DsoError))
+      throw new Error(
+        `threw ${(err as Error)?.name ?? typeof err} instead of a DsoError: ${String((err as Error)?.message ?? err)}`,
+      );
     if (!codes.includes(err.code)) throw new Error(`unexpected code ${err.code}: ${err.message}`);
     if (err.message.length === 0) throw new Error(`${err.code} with an empty message`);
     return { error: err };
@@ -42,14 +45,49 @@ const LABEL_NAMES = ['dso.ref', 'dso.path', 'dso.field', 'dso.version', 'dso.for
 const labelValue = fc.oneof(
   { weight: 4, arbitrary: referenceText },
   { weight: 2, arbitrary: writtenPath },
-  { weight: 2, arbitrary: fc.constantFrom('1', '0', '01', '-1', '1e3', '99999999999', '2', ' 1', 'raw', 'json', 'env', 'base64', 'pem', 'RAW', 'true', 'false', 'TRUE', '', 'password') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '1',
+      '0',
+      '01',
+      '-1',
+      '1e3',
+      '99999999999',
+      '2',
+      ' 1',
+      'raw',
+      'json',
+      'env',
+      'base64',
+      'pem',
+      'RAW',
+      'true',
+      'false',
+      'TRUE',
+      '',
+      'password',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
 );
 
 const labels = fc.dictionary(
   fc.oneof(
     { weight: 6, arbitrary: fc.constantFrom(...LABEL_NAMES) },
-    { weight: 1, arbitrary: fc.constantFrom('dso.other', 'DSO.REF', 'dso.', 'dso.ref ', STACK_LABEL, '__proto__', 'constructor', 'toString') },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        'dso.other',
+        'DSO.REF',
+        'dso.',
+        'dso.ref ',
+        STACK_LABEL,
+        '__proto__',
+        'constructor',
+        'toString',
+      ),
+    },
     { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
   ),
   labelValue,
@@ -82,10 +120,17 @@ function plausibleFacts(withPlus: boolean) {
   const v = contextValue(withPlus);
   const ref = fc
     .tuple(
-      fc.array(fc.oneof({ weight: 3, arbitrary: fc.constantFrom('secret', 'data', 'a', 'b', 'alpha', 'beta', 'db', 'x') }, { weight: 2, arbitrary: fc.constantFrom('{stack}', '{service}', '{secret}') }, { weight: 1, arbitrary: segment }), {
-        minLength: 1,
-        maxLength: 5,
-      }),
+      fc.array(
+        fc.oneof(
+          { weight: 3, arbitrary: fc.constantFrom('secret', 'data', 'a', 'b', 'alpha', 'beta', 'db', 'x') },
+          { weight: 2, arbitrary: fc.constantFrom('{stack}', '{service}', '{secret}') },
+          { weight: 1, arbitrary: segment },
+        ),
+        {
+          minLength: 1,
+          maxLength: 5,
+        },
+      ),
       fc.constantFrom('', '#password'),
     )
     .map(([parts, field]) => `dso://${parts.join('/')}${field}`);
@@ -116,7 +161,12 @@ function alignedCase(withPlus: boolean): fc.Arbitrary<[string[], RequestFacts]> 
         fc.constantFrom('{stack}', '{stack}', 'alpha', 'beta', '{service}'),
         fc.boolean(),
         fc.constantFrom('', '', '#password'),
-        fc.record({ SecretName: v, ServiceName: v, ServiceLabels: v.map((stack) => ({ [STACK_LABEL]: stack })), TaskName: v }),
+        fc.record({
+          SecretName: v,
+          ServiceName: v,
+          ServiceLabels: v.map((stack) => ({ [STACK_LABEL]: stack })),
+          TaskName: v,
+        }),
       )
       .map(([which, stars, pluses, stackAs, dropData, field, base]): [string[], RequestFacts] => {
         let s = 0;
@@ -168,10 +218,16 @@ const ctxOf = (request: RequestFacts): Context => ({
  */
 function soundness(withPlus: boolean) {
   let accepted = 0;
-  const cases = fc.oneof(alignedCase(withPlus), fc.tuple(patterns, fc.oneof(plausibleFacts(withPlus), facts(withPlus))));
+  const cases = fc.oneof(
+    alignedCase(withPlus),
+    fc.tuple(patterns, fc.oneof(plausibleFacts(withPlus), facts(withPlus))),
+  );
   const property = fc.property(cases, ([pats, request]) => {
     const resolver = new Resolver(new PathPolicy(pats));
-    const plan = outcome(() => resolver.plan(request), ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED']);
+    const plan = outcome(
+      () => resolver.plan(request),
+      ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED'],
+    );
     if (!plan.value) return;
     expect(pathDefect(plan.value.path), plan.value.path).to.equal(undefined);
     for (const { apiPath } of simulatedApiPaths(plan.value.path)) {
@@ -179,7 +235,10 @@ function soundness(withPlus: boolean) {
       if (!resolver.policy.allows(apiPath, plan.value.context)) continue;
       accepted++;
       expect(pathDefect(apiPath), apiPath).to.equal(undefined);
-      expect(refAllows(pats, apiPath, ctxOf(request)), `${apiPath} accepted, but matches none of ${JSON.stringify(pats)} for ${JSON.stringify(ctxOf(request))}`).to.equal(true);
+      expect(
+        refAllows(pats, apiPath, ctxOf(request)),
+        `${apiPath} accepted, but matches none of ${JSON.stringify(pats)} for ${JSON.stringify(ctxOf(request))}`,
+      ).to.equal(true);
     }
   });
   fc.assert(property, { numRuns: RUNS });
@@ -192,21 +251,36 @@ describe('property: references, labels, templates and DSO_ALLOWED_PATHS', functi
 
   it('parseReference throws only ERR_REFERENCE, and an accepted path is clean', () => {
     fc.assert(
-      fc.property(fc.oneof({ weight: 4, arbitrary: referenceText }, { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 60 }) }), (text) => {
-        const { value } = outcome(() => parseReference(text), ['ERR_REFERENCE']);
-        if (!value) return;
-        // Templates are still unfilled here: braces are the only characters beyond a filled path's.
-        expect(pathDefect(value.path.replace(/[{}]/g, 'x')), value.path).to.equal(undefined);
-        expect(text.startsWith('dso://')).to.equal(true);
-        for (const v of Object.values(value.params)) expect(typeof v).to.equal('string');
-        if (value.field !== undefined) expect(value.field).to.match(/^[^\u0000-\u001f\u007f]{1,256}$/);
-      }),
+      fc.property(
+        fc.oneof(
+          { weight: 4, arbitrary: referenceText },
+          { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 60 }) },
+        ),
+        (text) => {
+          const { value } = outcome(() => parseReference(text), ['ERR_REFERENCE']);
+          if (!value) return;
+          // Templates are still unfilled here: braces are the only characters beyond a filled path's.
+          expect(pathDefect(value.path.replace(/[{}]/g, 'x')), value.path).to.equal(undefined);
+          expect(text.startsWith('dso://')).to.equal(true);
+          for (const v of Object.values(value.params)) expect(typeof v).to.equal('string');
+          if (value.field !== undefined) expect(value.field).to.match(/^[^\u0000-\u001f\u007f]{1,256}$/);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
 
   it('fillTemplate throws only ERR_TEMPLATE, and a filled value never adds a segment, a "..", or a brace', () => {
-    const ctx = fc.record({ service: contextValue(true), stack: contextValue(true), secret: contextValue(true), task: contextValue(true), node: contextValue(true) }, { requiredKeys: [] });
+    const ctx = fc.record(
+      {
+        service: contextValue(true),
+        stack: contextValue(true),
+        secret: contextValue(true),
+        task: contextValue(true),
+        node: contextValue(true),
+      },
+      { requiredKeys: [] },
+    );
     fc.assert(
       fc.property(writtenPath, ctx, (text, context: TemplateContext) => {
         const { value } = outcome(() => fillTemplate(text, context, 'path'), ['ERR_TEMPLATE']);
@@ -214,7 +288,8 @@ describe('property: references, labels, templates and DSO_ALLOWED_PATHS', functi
         expect(value.split('/').length, `${text} -> ${value}`).to.equal(text.split('/').length);
         expect(value).to.not.match(/[{}]/);
         // A path that was clean before filling is clean after.
-        if (outcome(() => checkPath(text, 't'), ['ERR_REFERENCE']).error === undefined) expect(pathDefect(value), value).to.equal(undefined);
+        if (outcome(() => checkPath(text, 't'), ['ERR_REFERENCE']).error === undefined)
+          expect(pathDefect(value), value).to.equal(undefined);
       }),
       { numRuns: RUNS },
     );
@@ -230,7 +305,8 @@ describe('property: references, labels, templates and DSO_ALLOWED_PATHS', functi
         expect(first.value).to.deep.equal(second.value);
         expect(pathDefect(first.value.ref.path.replace(/[{}]/g, 'x')), first.value.ref.path).to.equal(undefined);
         expect(['raw', 'json', 'env', 'base64', 'pem']).to.include(first.value.format);
-        if (first.value.version !== undefined) expect(Number.isSafeInteger(first.value.version) && first.value.version > 0).to.equal(true);
+        if (first.value.version !== undefined)
+          expect(Number.isSafeInteger(first.value.version) && first.value.version > 0).to.equal(true);
       }),
       { numRuns: RUNS },
     );
@@ -238,17 +314,25 @@ describe('property: references, labels, templates and DSO_ALLOWED_PATHS', functi
 
   it('Resolver.plan throws only DsoErrors with a stable code, and an accepted plan has a clean path the policy allows', () => {
     fc.assert(
-      fc.property(fc.oneof({ weight: 3, arbitrary: fc.array(patternText, { maxLength: 3 }) }, { weight: 1, arbitrary: fc.constant<string[]>([]) }), facts(true), fc.option(referenceText, { nil: undefined }), (pats, request, template) => {
-        const resolver = new Resolver(new PathPolicy(pats), template);
-        const codes: ErrorCode[] = ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED'];
-        const first = outcome(() => resolver.plan(request), codes);
-        const second = outcome(() => resolver.plan(request), codes);
-        expect(second.error?.code).to.equal(first.error?.code);
-        if (!first.value) return;
-        expect(pathDefect(first.value.path), first.value.path).to.equal(undefined);
-        expect(first.value.path.length).to.be.at.most(1024);
-        expect(resolver.policy.mayAllow(first.value.path, first.value.context)).to.equal(true);
-      }),
+      fc.property(
+        fc.oneof(
+          { weight: 3, arbitrary: fc.array(patternText, { maxLength: 3 }) },
+          { weight: 1, arbitrary: fc.constant<string[]>([]) },
+        ),
+        facts(true),
+        fc.option(referenceText, { nil: undefined }),
+        (pats, request, template) => {
+          const resolver = new Resolver(new PathPolicy(pats), template);
+          const codes: ErrorCode[] = ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED'];
+          const first = outcome(() => resolver.plan(request), codes);
+          const second = outcome(() => resolver.plan(request), codes);
+          expect(second.error?.code).to.equal(first.error?.code);
+          if (!first.value) return;
+          expect(pathDefect(first.value.path), first.value.path).to.equal(undefined);
+          expect(first.value.path.length).to.be.at.most(1024);
+          expect(resolver.policy.mayAllow(first.value.path, first.value.context)).to.equal(true);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -261,24 +345,38 @@ describe('property: references, labels, templates and DSO_ALLOWED_PATHS', functi
   it('the early check never refuses a path the final check would allow, and allows() agrees with the reference rules', () => {
     let early = 0;
     fc.assert(
-      fc.property(fc.oneof(alignedCase(true), fc.tuple(patterns, fc.oneof(plausibleFacts(true), facts(true)))), ([pats, request]) => {
-        const resolver = new Resolver(new PathPolicy(pats));
-        const plan = outcome(() => resolver.plan(request), ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED']);
-        const ctx = ctxOf(request);
-        if (plan.error?.code === 'ERR_PATH_REFUSED') {
-          // Refused early: no engine could have turned it into an allowed path.
-          const written = plan.error.source!.path!;
-          expect(refMayAllow(pats, written, ctx), `${written} refused early although ${JSON.stringify(pats)} allow it`).to.equal(false);
-          for (const { apiPath } of simulatedApiPaths(written)) if (apiPath) expect(refAllows(pats, apiPath, ctx), `${apiPath} would be allowed`).to.equal(false);
-          return;
-        }
-        if (!plan.value) return;
-        early++;
-        expect(refMayAllow(pats, plan.value.path, ctx), `${plan.value.path} accepted early`).to.equal(true);
-        for (const { apiPath } of simulatedApiPaths(plan.value.path)) {
-          if (apiPath) expect(resolver.policy.allows(apiPath, plan.value.context), `${apiPath} under ${JSON.stringify(pats)}`).to.equal(refAllows(pats, apiPath, ctx));
-        }
-      }),
+      fc.property(
+        fc.oneof(alignedCase(true), fc.tuple(patterns, fc.oneof(plausibleFacts(true), facts(true)))),
+        ([pats, request]) => {
+          const resolver = new Resolver(new PathPolicy(pats));
+          const plan = outcome(
+            () => resolver.plan(request),
+            ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED'],
+          );
+          const ctx = ctxOf(request);
+          if (plan.error?.code === 'ERR_PATH_REFUSED') {
+            // Refused early: no engine could have turned it into an allowed path.
+            const written = plan.error.source!.path!;
+            expect(
+              refMayAllow(pats, written, ctx),
+              `${written} refused early although ${JSON.stringify(pats)} allow it`,
+            ).to.equal(false);
+            for (const { apiPath } of simulatedApiPaths(written))
+              if (apiPath) expect(refAllows(pats, apiPath, ctx), `${apiPath} would be allowed`).to.equal(false);
+            return;
+          }
+          if (!plan.value) return;
+          early++;
+          expect(refMayAllow(pats, plan.value.path, ctx), `${plan.value.path} accepted early`).to.equal(true);
+          for (const { apiPath } of simulatedApiPaths(plan.value.path)) {
+            if (apiPath)
+              expect(
+                resolver.policy.allows(apiPath, plan.value.context),
+                `${apiPath} under ${JSON.stringify(pats)}`,
+              ).to.equal(refAllows(pats, apiPath, ctx));
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
     expect(early).to.be.greaterThan(RUNS / 20);
@@ -288,9 +386,14 @@ describe('property: references, labels, templates and DSO_ALLOWED_PATHS', functi
     fc.assert(
       fc.property(fc.oneof(alignedCase(true), fc.tuple(patterns, plausibleFacts(true))), ([pats, request]) => {
         const resolver = new Resolver(new PathPolicy(pats));
-        const plan = outcome(() => resolver.plan(request), ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED']);
+        const plan = outcome(
+          () => resolver.plan(request),
+          ['ERR_LABELS', 'ERR_REFERENCE', 'ERR_TEMPLATE', 'ERR_PATH_REFUSED'],
+        );
         if (!plan.value) return;
-        const served = simulatedApiPaths(plan.value.path).some(({ apiPath }) => apiPath !== undefined && resolver.policy.allows(apiPath, plan.value!.context));
+        const served = simulatedApiPaths(plan.value.path).some(
+          ({ apiPath }) => apiPath !== undefined && resolver.policy.allows(apiPath, plan.value!.context),
+        );
         expect(served, `${plan.value.path} accepted early but never allowed`).to.equal(true);
       }),
       { numRuns: RUNS },

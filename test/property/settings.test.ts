@@ -17,8 +17,35 @@ const markedValue = fc
   .tuple(
     fc.oneof(
       fc.constantFrom(
-        'https://vault:8200', 'http://a:1,http://b:2', 'token', 'approle', 'jwt', 'cert', 'kerberos', '/etc/dso/token', 'relative/file', '10s', '29999ms', '30s',
-        '29.9996s', '0.4ms', '0', '-1s', '1e3', '1h', '9'.repeat(400), 'true', 'false', 'TRUE', 'debug', 'trace', '127.0.0.1:9464', 'secret/data/{stack}/*', ' ', '\n', '\u0000',
+        'https://vault:8200',
+        'http://a:1,http://b:2',
+        'token',
+        'approle',
+        'jwt',
+        'cert',
+        'kerberos',
+        '/etc/dso/token',
+        'relative/file',
+        '10s',
+        '29999ms',
+        '30s',
+        '29.9996s',
+        '0.4ms',
+        '0',
+        '-1s',
+        '1e3',
+        '1h',
+        '9'.repeat(400),
+        'true',
+        'false',
+        'TRUE',
+        'debug',
+        'trace',
+        '127.0.0.1:9464',
+        'secret/data/{stack}/*',
+        ' ',
+        '\n',
+        '\u0000',
       ),
       fc.string({ maxLength: 12 }),
       fc.string({ unit: 'binary', maxLength: 12 }),
@@ -39,11 +66,30 @@ const markedValue = fc
   });
 
 /** A value that is valid for DSO_TIMEOUT's pattern but may be out of range, carrying no marker (numbers cannot). */
-const durationText = fc.tuple(fc.oneof(fc.nat(40_000), fc.double({ min: 0, max: 40, noNaN: true })), fc.constantFrom('', 'ms', 's', 'm', 'h', ' s')).map(([n, unit]) => `${n}${unit}`);
+const durationText = fc
+  .tuple(
+    fc.oneof(fc.nat(40_000), fc.double({ min: 0, max: 40, noNaN: true })),
+    fc.constantFrom('', 'ms', 's', 'm', 'h', ' s'),
+  )
+  .map(([n, unit]) => `${n}${unit}`);
 
-const settingName = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...SETTING_NAMES) }, { weight: 1, arbitrary: fc.constantFrom('DSO_CONFIG', 'VAULT_TOKEN', 'PATH', 'dso_timeout', '__proto__', 'constructor') });
+const settingName = fc.oneof(
+  { weight: 8, arbitrary: fc.constantFrom(...SETTING_NAMES) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('DSO_CONFIG', 'VAULT_TOKEN', 'PATH', 'dso_timeout', '__proto__', 'constructor'),
+  },
+);
 
-const env = fc.dictionary(settingName, fc.oneof({ weight: 5, arbitrary: markedValue }, { weight: 1, arbitrary: fc.constant('') }, { weight: 1, arbitrary: durationText }), { maxKeys: 8 });
+const env = fc.dictionary(
+  settingName,
+  fc.oneof(
+    { weight: 5, arbitrary: markedValue },
+    { weight: 1, arbitrary: fc.constant('') },
+    { weight: 1, arbitrary: durationText },
+  ),
+  { maxKeys: 8 },
+);
 
 /** dso.json: an object of settings with values of any JSON type, or something that is not an object at all. */
 const fileValue = fc.oneof(
@@ -54,7 +100,19 @@ const fileValue = fc.oneof(
   { weight: 1, arbitrary: markedValue.map((v) => ({ nested: v })) },
 );
 const fileContent = fc.oneof(
-  { weight: 6, arbitrary: fc.dictionary(fc.oneof({ weight: 6, arbitrary: settingName }, { weight: 1, arbitrary: fc.string({ maxLength: 6 }).filter((k) => !k.includes(MARK)) }), fileValue, { maxKeys: 8 }).map((o) => JSON.stringify(o)) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .dictionary(
+        fc.oneof(
+          { weight: 6, arbitrary: settingName },
+          { weight: 1, arbitrary: fc.string({ maxLength: 6 }).filter((k) => !k.includes(MARK)) },
+        ),
+        fileValue,
+        { maxKeys: 8 },
+      )
+      .map((o) => JSON.stringify(o)),
+  },
   { weight: 1, arbitrary: markedValue.map((v) => JSON.stringify(v)) },
   { weight: 1, arbitrary: fc.array(markedValue, { maxLength: 3 }).map((a) => JSON.stringify(a)) },
   { weight: 1, arbitrary: markedValue.map((v) => `{"VAULT_ADDR": "${v}`) },

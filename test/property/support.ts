@@ -92,7 +92,8 @@ export function refTableMatch(pattern: string, ctx: Context, subject: string): b
   if (compiled === undefined) return undefined;
   const chars: Array<string | 'star' | 'plus'> = [];
   for (const t of compiled) {
-    if (t.kind === 'lit') for (let i = 0; i < t.text.length; i++) chars.push(t.text[i]); // UTF-16 units, as the subject is indexed
+    if (t.kind === 'lit')
+      for (let i = 0; i < t.text.length; i++) chars.push(t.text[i]); // UTF-16 units, as the subject is indexed
     else chars.push(t.kind);
   }
   const n = subject.length;
@@ -157,10 +158,61 @@ export function pathDefect(p: string): string | undefined {
 
 /** Path pieces that attack or confuse: traversal in every spelling, templates, globs, unicode. */
 export const TRICKY_SEGMENTS = [
-  '..', '.', '...', '%2e%2e', '%2E%2E', '.%2e', '%2e', '%2f', '..%2f', '%252e%252e', '', ' ', '\t', '\n', '\u0000', '\u007f',
-  '\u2024\u2024', '\uff0e\uff0e', '\u2025', '\u002e\u0301', '..\\', 'a\\b', '\\', '~', '~root', 'a b', 'é', '\u202e', '\ud800',
-  'data', 'metadata', '*', '+', '?', '#', '&', '=', '@', ':', '{', '}', '{}', '{stack', 'stack}', '{{stack}}', '{unknown}', '{Stack}',
-  '{stack}', '{service}', '{secret}', '{task}', '{node}', '{stack}-{service}', 'pre{stack}', '{stack}..',
+  '..',
+  '.',
+  '...',
+  '%2e%2e',
+  '%2E%2E',
+  '.%2e',
+  '%2e',
+  '%2f',
+  '..%2f',
+  '%252e%252e',
+  '',
+  ' ',
+  '\t',
+  '\n',
+  '\u0000',
+  '\u007f',
+  '\u2024\u2024',
+  '\uff0e\uff0e',
+  '\u2025',
+  '\u002e\u0301',
+  '..\\',
+  'a\\b',
+  '\\',
+  '~',
+  '~root',
+  'a b',
+  'é',
+  '\u202e',
+  '\ud800',
+  'data',
+  'metadata',
+  '*',
+  '+',
+  '?',
+  '#',
+  '&',
+  '=',
+  '@',
+  ':',
+  '{',
+  '}',
+  '{}',
+  '{stack',
+  'stack}',
+  '{{stack}}',
+  '{unknown}',
+  '{Stack}',
+  '{stack}',
+  '{service}',
+  '{secret}',
+  '{task}',
+  '{node}',
+  '{stack}-{service}',
+  'pre{stack}',
+  '{stack}..',
 ];
 
 const WORDS = ['secret', 'data', 'a', 'b', 'alpha', 'beta', 'app', 'db', 'x'];
@@ -181,14 +233,28 @@ export const segment = fc.oneof(
 export const writtenPath = fc
   .tuple(
     fc.constantFrom('', '', '', '/', '//', './', '../'),
-    fc.array(fc.tuple(segment, fc.constantFrom('/', '/', '/', '/', '//', '\\', '/./', '/../')), { minLength: 1, maxLength: 6 }),
+    fc.array(fc.tuple(segment, fc.constantFrom('/', '/', '/', '/', '//', '\\', '/./', '/../')), {
+      minLength: 1,
+      maxLength: 6,
+    }),
     fc.constantFrom('', '', '', '/', '/.', '/..'),
   )
   .map(([lead, parts, tail]) => lead + parts.map(([s, sep], i) => (i === 0 ? s : sep + s)).join('') + tail);
 
 export const queryPart = fc.oneof(
   { weight: 6, arbitrary: fc.constant('') },
-  { weight: 1, arbitrary: fc.constantFrom('?common_name={service}.example.com', '?a=%2e%2e', '?%zz=1', '?x=%E0%A4%A', '?__proto__=x', '?ttl=1h&', '?=&=&') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '?common_name={service}.example.com',
+      '?a=%2e%2e',
+      '?%zz=1',
+      '?x=%E0%A4%A',
+      '?__proto__=x',
+      '?ttl=1h&',
+      '?=&=&',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 12 }).map((s) => `?${s}`) },
 );
 
@@ -198,13 +264,47 @@ export const fieldPart = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 8 }).map((s) => `#${s}`) },
 );
 
-export const scheme = fc.constantFrom('dso://', 'dso://', 'dso://', 'dso://', 'dso:///', 'dso:/', 'DSO://', 'dso:', '', 'vault://');
+export const scheme = fc.constantFrom(
+  'dso://',
+  'dso://',
+  'dso://',
+  'dso://',
+  'dso:///',
+  'dso:/',
+  'DSO://',
+  'dso:',
+  '',
+  'vault://',
+);
 
 export const referenceText = fc.tuple(scheme, writtenPath, queryPart, fieldPart).map(([s, p, q, f]) => s + p + q + f);
 
 /** Template values: real names, traversal, slashes, globs, empty, unicode. */
 export function contextValue(withPlus: boolean) {
-  const pool = ['alpha', 'beta', 'a', 'b', 'web', 'data', 'a.b', '..', '.', '...', 'a/b', '/', '', ' ', '%2e%2e', '*', '\u2024', 'é', '~', 'x:y', '{stack}', 'a\\b'];
+  const pool = [
+    'alpha',
+    'beta',
+    'a',
+    'b',
+    'web',
+    'data',
+    'a.b',
+    '..',
+    '.',
+    '...',
+    'a/b',
+    '/',
+    '',
+    ' ',
+    '%2e%2e',
+    '*',
+    '\u2024',
+    'é',
+    '~',
+    'x:y',
+    '{stack}',
+    'a\\b',
+  ];
   const plus = ['+', 'a+', '+b', 'al+'];
   const chars = withPlus ? 'ab.-_@=:,~+' : 'ab.-_@=:,~';
   return fc.oneof(
@@ -222,7 +322,22 @@ export const patternText = fc
       fc.oneof(
         { weight: 4, arbitrary: word.filter((w) => !w.includes('+')) },
         { weight: 2, arbitrary: fc.constantFrom('*', '+', '{stack}', '{service}', '{secret}') },
-        { weight: 1, arbitrary: fc.constantFrom('a*', '*b', '{stack}-*', '{stack}*', 'x+', '{task}', '{node}', '{unknown}', '{stack', 'a.b', '*/*') },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(
+            'a*',
+            '*b',
+            '{stack}-*',
+            '{stack}*',
+            'x+',
+            '{task}',
+            '{node}',
+            '{unknown}',
+            '{stack',
+            'a.b',
+            '*/*',
+          ),
+        },
       ),
       { minLength: 1, maxLength: 5 },
     ),
@@ -266,7 +381,13 @@ export interface Reply {
 }
 
 /** One POST; resolves with the reply, with `error` set when the reply never came within `limitMs`. */
-export function post(served: Served, route: string, body: Buffer, headers: Record<string, string | number>, limitMs: number): Promise<Reply> {
+export function post(
+  served: Served,
+  route: string,
+  body: Buffer,
+  headers: Record<string, string | number>,
+  limitMs: number,
+): Promise<Reply> {
   const started = Date.now();
   return new Promise((resolve) => {
     let done = false;
@@ -276,17 +397,24 @@ export function post(served: Served, route: string, body: Buffer, headers: Recor
       clearTimeout(timer);
       resolve({ ...reply, ms: Date.now() - started });
     };
-    const req = http.request({ socketPath: served.socket, agent: served.agent, method: 'POST', path: route, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => finish({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => finish({ status: 0, headers: {}, text: '', error: String(err) }));
-    });
+    const req = http.request(
+      { socketPath: served.socket, agent: served.agent, method: 'POST', path: route, headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          finish({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', (err) => finish({ status: 0, headers: {}, text: '', error: String(err) }));
+      },
+    );
     const timer = setTimeout(() => {
       req.destroy();
       finish({ status: 0, headers: {}, text: '', error: `no reply within ${limitMs} ms` });
     }, limitMs);
-    req.on('error', (err: NodeJS.ErrnoException) => finish({ status: 0, headers: {}, text: '', error: err.code ?? String(err) }));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      finish({ status: 0, headers: {}, text: '', error: err.code ?? String(err) }),
+    );
     req.end(body);
   });
 }

@@ -68,7 +68,9 @@ function cleanLeftovers(): void {
     const owner = Number(entry.slice(PREFIX.length).split('-')[0]);
     if (owner && alive(owner) && owner !== process.pid) continue; // another test process's cluster
     const pidsFile = path.join(dir, 'pids');
-    const pids = fs.existsSync(pidsFile) ? fs.readFileSync(pidsFile, 'utf8').split('\n').map(Number).filter(Boolean) : [];
+    const pids = fs.existsSync(pidsFile)
+      ? fs.readFileSync(pidsFile, 'utf8').split('\n').map(Number).filter(Boolean)
+      : [];
     for (const pid of pids) {
       try {
         if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(pid, 'SIGKILL');
@@ -80,7 +82,14 @@ function cleanLeftovers(): void {
   }
 }
 
-async function request(addr: string, method: string, apiPath: string, body?: unknown, token?: string, timeoutMs = 5_000): Promise<{ status: number; json: any }> {
+async function request(
+  addr: string,
+  method: string,
+  apiPath: string,
+  body?: unknown,
+  token?: string,
+  timeoutMs = 5_000,
+): Promise<{ status: number; json: any }> {
   const res = await fetch(`${addr}/v1/${apiPath.replace(/^\//, '')}`, {
     method,
     headers: { ...(token ? { 'X-Vault-Token': token } : {}), 'Content-Type': 'application/json' },
@@ -142,14 +151,19 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
       ].join('\n'),
     );
     const log = fs.openSync(path.join(dir, `${node.name}.log`), 'a');
-    const child = spawn(baoBinary(), ['server', `-config=${config}`], { stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '', HOME: dir } });
+    const child = spawn(baoBinary(), ['server', `-config=${config}`], {
+      stdio: ['ignore', log, log],
+      env: { PATH: process.env.PATH ?? '', HOME: dir },
+    });
     fs.closeSync(log);
     running.add(child);
     child.once('exit', () => running.delete(child));
     node.process = child;
     fs.appendFileSync(pidsFile, `${child.pid}\n`);
     // Listening (sealed, or uninitialised) is enough here: sys/health answers whatever the state.
-    await until(`${node.name} listening`, 20_000, async () => ((await request(node.addr, 'GET', 'sys/health')).status > 0 ? true : undefined));
+    await until(`${node.name} listening`, 20_000, async () =>
+      (await request(node.addr, 'GET', 'sys/health')).status > 0 ? true : undefined,
+    );
   };
 
   const unseal = async (node: HaNode): Promise<void> => {
@@ -183,7 +197,14 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
   for (const node of nodes) await launch(node);
   const first = nodes[0];
   // Initialising raft storage takes seconds on a busy machine.
-  const init = await request(first.addr, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 }, undefined, 60_000);
+  const init = await request(
+    first.addr,
+    'PUT',
+    'sys/init',
+    { secret_shares: 1, secret_threshold: 1 },
+    undefined,
+    60_000,
+  );
   if (init.status !== 200) throw new Error(`OpenBao HA: init answered ${init.status}`);
   unsealKey = secret(String(init.json.keys_base64?.[0] ?? init.json.keys?.[0]));
   rootToken = secret(String(init.json.root_token));
@@ -192,7 +213,13 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
   // Autopilot waits 10 s by default before it makes a joined node a voter; 1 s keeps the
   // bed quick, and the killed-leader tests need every node a voter (quorum).
   await until('autopilot configured', 10_000, async () => {
-    const res = await request(first.addr, 'POST', 'sys/storage/raft/autopilot/configuration', { server_stabilization_time: '1s' }, rootToken);
+    const res = await request(
+      first.addr,
+      'POST',
+      'sys/storage/raft/autopilot/configuration',
+      { server_stabilization_time: '1s' },
+      rootToken,
+    );
     return res.status === 204 || res.status === 200 ? true : undefined;
   });
   for (const node of nodes.slice(1)) {
@@ -210,7 +237,10 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
     async api(method, apiPath, body, node) {
       const target = node ?? (await active());
       const res = await request(target.addr, method, apiPath, body, rootToken);
-      if (res.status < 200 || res.status >= 300) throw new Error(`OpenBao HA ${method} ${apiPath}: ${res.status} ${JSON.stringify(res.json.errors ?? res.json)}`);
+      if (res.status < 200 || res.status >= 300)
+        throw new Error(
+          `OpenBao HA ${method} ${apiPath}: ${res.status} ${JSON.stringify(res.json.errors ?? res.json)}`,
+        );
       return res.json;
     },
     role,
@@ -229,9 +259,15 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
     unseal,
     async waitVoters(withinMs = 60_000) {
       await until('every node a healthy raft voter', withinMs, async () => {
-        const state = await cluster.api<{ data: { healthy: boolean; servers: Record<string, { status: string; healthy: boolean }> } }>('GET', 'sys/storage/raft/autopilot/state');
+        const state = await cluster.api<{
+          data: { healthy: boolean; servers: Record<string, { status: string; healthy: boolean }> };
+        }>('GET', 'sys/storage/raft/autopilot/state');
         const servers = Object.values(state.data.servers ?? {});
-        return state.data.healthy && servers.length === nodes.length && servers.every((s) => s.status === 'voter' || s.status === 'leader') ? true : undefined;
+        return state.data.healthy &&
+          servers.length === nodes.length &&
+          servers.every((s) => s.status === 'voter' || s.status === 'leader')
+          ? true
+          : undefined;
       });
     },
     async stop() {

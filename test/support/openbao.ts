@@ -163,7 +163,10 @@ export async function startOpenBao(
  */
 export async function policyToken(bao: OpenBao, name: string, policy: string, ttl = '1h'): Promise<string> {
   await bao.api('PUT', `sys/policies/acl/${name}`, { policy });
-  const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: [name], ttl });
+  const created = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+    policies: [name],
+    ttl,
+  });
   return secret(created.auth.client_token);
 }
 

@@ -31,7 +31,8 @@ export interface TestPlugin {
 function captureReplies(req: Request, res: Response, next: NextFunction): void {
   const chunks: Buffer[] = [];
   const keep = (chunk: unknown) => {
-    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as string | Buffer));
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function')
+      chunks.push(Buffer.from(chunk as string | Buffer));
   };
   const write = res.write.bind(res) as (...args: unknown[]) => boolean;
   const end = res.end.bind(res) as (...args: unknown[]) => Response;
@@ -71,9 +72,15 @@ export function startTestPlugin(env: Record<string, string>, deps: PluginDeps = 
     problems,
     async get(body) {
       // A Buffer body without .set(): supertest then sends no Content-Type at all, like Docker.
-      const res = await request(app).post('/SecretProvider.GetSecret').send(Buffer.from(JSON.stringify(body)));
+      const res = await request(app)
+        .post('/SecretProvider.GetSecret')
+        .send(Buffer.from(JSON.stringify(body)));
       const reply = JSON.parse(res.text) as GetSecretReply;
-      return { status: res.status, reply, value: reply.Value !== undefined ? Buffer.from(reply.Value, 'base64') : undefined };
+      return {
+        status: res.status,
+        reply,
+        value: reply.Value !== undefined ? Buffer.from(reply.Value, 'base64') : undefined,
+      };
     },
     stop: () => plugin.stop(),
   };

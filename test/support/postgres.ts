@@ -25,7 +25,10 @@ export interface Postgres {
 }
 
 function pgVersion(): string {
-  const versions = fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  const versions = fs
+    .readdirSync('/usr/lib/postgresql')
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
   if (versions.length === 0) throw new Error('PostgreSQL is not installed: run scripts/install-system-deps.sh');
   return versions[0];
 }
@@ -35,7 +38,24 @@ function run(cmd: string, args: string[]): string {
 }
 
 function asPostgres(sql: string, port: number): void {
-  run('runuser', ['-u', 'postgres', '--', 'psql', '-X', '-q', '-p', String(port), '-h', '/var/run/postgresql', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
+  run('runuser', [
+    '-u',
+    'postgres',
+    '--',
+    'psql',
+    '-X',
+    '-q',
+    '-p',
+    String(port),
+    '-h',
+    '/var/run/postgresql',
+    '-d',
+    'postgres',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-c',
+    sql,
+  ]);
 }
 
 let shared: Postgres | undefined;
@@ -43,17 +63,34 @@ let shared: Postgres | undefined;
 export function sharedPostgres(): Postgres {
   if (shared) return shared;
   const version = pgVersion();
-  const line = run('pg_lsclusters', ['-h']).split('\n').find((l) => l.split(/\s+/)[1] === PG_CLUSTER);
+  const line = run('pg_lsclusters', ['-h'])
+    .split('\n')
+    .find((l) => l.split(/\s+/)[1] === PG_CLUSTER);
   // A cluster left by an earlier run on another port is made again.
-  if (line && line.split(/\s+/)[2] !== String(PG_PORT)) run('pg_dropcluster', ['--stop', line.split(/\s+/)[0], PG_CLUSTER]);
-  if (!line || line.split(/\s+/)[2] !== String(PG_PORT)) run('pg_createcluster', [version, PG_CLUSTER, '-p', String(PG_PORT), '--', '--auth-host=scram-sha-256', '--auth-local=peer']);
-  const status = () => run('pg_lsclusters', ['-h']).split('\n').find((l) => l.split(/\s+/)[1] === PG_CLUSTER) ?? '';
+  if (line && line.split(/\s+/)[2] !== String(PG_PORT))
+    run('pg_dropcluster', ['--stop', line.split(/\s+/)[0], PG_CLUSTER]);
+  if (!line || line.split(/\s+/)[2] !== String(PG_PORT))
+    run('pg_createcluster', [
+      version,
+      PG_CLUSTER,
+      '-p',
+      String(PG_PORT),
+      '--',
+      '--auth-host=scram-sha-256',
+      '--auth-local=peer',
+    ]);
+  const status = () =>
+    run('pg_lsclusters', ['-h'])
+      .split('\n')
+      .find((l) => l.split(/\s+/)[1] === PG_CLUSTER) ?? '';
   const start = () => {
     if (!/\bonline\b/.test(status())) run('pg_ctlcluster', [version, PG_CLUSTER, 'start']);
   };
   start();
   const ctl = (action: string, ...args: string[]) =>
-    new Promise<void>((resolve, reject) => execFile('pg_ctlcluster', [version, PG_CLUSTER, action, ...args], (err) => (err ? reject(err) : resolve())));
+    new Promise<void>((resolve, reject) =>
+      execFile('pg_ctlcluster', [version, PG_CLUSTER, action, ...args], (err) => (err ? reject(err) : resolve())),
+    );
   const adminUser = 'vault_admin_for_dso';
   // Fixed, not random: test processes that run side by side share this cluster.
   const adminPassword = secret('dso-test-pg-admin-7c41e9');
@@ -62,7 +99,14 @@ export function sharedPostgres(): Postgres {
     PG_PORT,
   );
   const connect = async (user: string, password: string) => {
-    const client = new Client({ host: '127.0.0.1', port: PG_PORT, user, password, database: 'postgres', connectionTimeoutMillis: 5000 });
+    const client = new Client({
+      host: '127.0.0.1',
+      port: PG_PORT,
+      user,
+      password,
+      database: 'postgres',
+      connectionTimeoutMillis: 5000,
+    });
     await client.connect();
     return client;
   };
@@ -83,7 +127,9 @@ export function sharedPostgres(): Postgres {
     async roles(like) {
       const client = await connect(adminUser, adminPassword);
       try {
-        const result = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname LIKE $1', [like]);
+        const result = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname LIKE $1', [
+          like,
+        ]);
         return result.rows.map((r) => r.rolname);
       } finally {
         await client.end();

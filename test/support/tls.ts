@@ -30,13 +30,63 @@ export function makePki(name: string): TestPki {
   // Private keys of the test PKI: gone when the test process ends.
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const ca = (prefix: string, cn: string) =>
-    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${prefix}.key`, '-out', `${prefix}.crt`, '-days', '2', '-subj', `/CN=${cn}`], dir);
+    openssl(
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        `${prefix}.key`,
+        '-out',
+        `${prefix}.crt`,
+        '-days',
+        '2',
+        '-subj',
+        `/CN=${cn}`,
+      ],
+      dir,
+    );
   ca('ca', 'DSO test CA');
   ca('other-ca', 'Unrelated CA');
   const leaf = (prefix: string, cn: string, ext: string) => {
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${prefix}.key`, '-out', `${prefix}.csr`, '-subj', `/CN=${cn}`], dir);
+    openssl(
+      [
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        `${prefix}.key`,
+        '-out',
+        `${prefix}.csr`,
+        '-subj',
+        `/CN=${cn}`,
+      ],
+      dir,
+    );
     fs.writeFileSync(path.join(dir, `${prefix}.ext`), ext);
-    openssl(['x509', '-req', '-in', `${prefix}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${prefix}.crt`, '-days', '2', '-extfile', `${prefix}.ext`], dir);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${prefix}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${prefix}.crt`,
+        '-days',
+        '2',
+        '-extfile',
+        `${prefix}.ext`,
+      ],
+      dir,
+    );
   };
   leaf('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   leaf('client', 'dso-plugin', 'extendedKeyUsage=clientAuth\n');
@@ -82,7 +132,10 @@ export async function startTlsOpenBao(pki: TestPki): Promise<TlsOpenBao> {
     ].join('\n'),
   );
   const log = fs.openSync(removeAtExit(path.join(workDir, `openbao-tls-${port}.log`)), 'a');
-  const child = spawn(baoBinary(), ['server', `-config=${config}`], { stdio: ['ignore', log, log], env: { ...process.env, HOME: workDir } });
+  const child = spawn(baoBinary(), ['server', `-config=${config}`], {
+    stdio: ['ignore', log, log],
+    env: { ...process.env, HOME: workDir },
+  });
   fs.closeSync(log);
   running.add(child);
   child.once('exit', () => running.delete(child));
@@ -91,15 +144,20 @@ export async function startTlsOpenBao(pki: TestPki): Promise<TlsOpenBao> {
   let rootToken = '';
   const call = <T>(method: string, apiPath: string, body?: unknown, token = rootToken): Promise<T> =>
     new Promise((resolve, reject) => {
-      const req = https.request(`${addr}/v1/${apiPath}`, { method, agent, headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if ((res.statusCode ?? 500) >= 300) reject(new Error(`OpenBao ${method} ${apiPath}: ${res.statusCode} ${text.slice(0, 300)}`));
-          else resolve((text ? JSON.parse(text) : {}) as T);
-        });
-      });
+      const req = https.request(
+        `${addr}/v1/${apiPath}`,
+        { method, agent, headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            if ((res.statusCode ?? 500) >= 300)
+              reject(new Error(`OpenBao ${method} ${apiPath}: ${res.statusCode} ${text.slice(0, 300)}`));
+            else resolve((text ? JSON.parse(text) : {}) as T);
+          });
+        },
+      );
       req.on('error', reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
@@ -113,7 +171,10 @@ export async function startTlsOpenBao(pki: TestPki): Promise<TlsOpenBao> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  const init = await call<{ keys_base64: string[]; root_token: string }>('PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+  const init = await call<{ keys_base64: string[]; root_token: string }>('PUT', 'sys/init', {
+    secret_shares: 1,
+    secret_threshold: 1,
+  });
   rootToken = secret(init.root_token);
   secret(init.keys_base64[0]);
   await call('PUT', 'sys/unseal', { key: init.keys_base64[0] });

@@ -10,7 +10,14 @@ import request from 'supertest';
 import { DsoError } from '../../src/errors';
 import { AppOptions, createApp, MAX_BODY_BYTES, PLUGIN_CONTENT_TYPE } from '../../src/plugin/app';
 import type { StatusFacts } from '../../src/plugin/contract';
-import { checkGetSecretRequest, errorReply, GetSecretRequest, SecretDriver, SecretResult, valueReply } from '../../src/plugin/protocol';
+import {
+  checkGetSecretRequest,
+  errorReply,
+  GetSecretRequest,
+  SecretDriver,
+  SecretResult,
+  valueReply,
+} from '../../src/plugin/protocol';
 import { StatusStore } from '../../src/status/store';
 import { capturingLogger, deferred, sleep } from './helpers';
 

@@ -10,7 +10,14 @@ import type { Context } from '../../src/cli/context';
 import { DockerClient, PluginInfo, RunOptions, RunResult } from '../../src/cli/docker';
 import { EXIT } from '../../src/cli/errors';
 import type { VaultHealth } from '../../src/cli/health';
-import { FetchRecord, PluginApi, PluginRouteError, PluginStatus, RotationReport, TestVaultResult } from '../../src/cli/plugin-client';
+import {
+  FetchRecord,
+  PluginApi,
+  PluginRouteError,
+  PluginStatus,
+  RotationReport,
+  TestVaultResult,
+} from '../../src/cli/plugin-client';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 
@@ -22,15 +29,35 @@ interface FakePlugin {
   Config: { Interface: { Socket: string }; Env: { Name: string; Settable: string[] }[] };
 }
 
-const SETTABLE = ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_AUTH_METHOD', 'VAULT_AUTH_MOUNT', 'VAULT_TOKEN_FILE', 'VAULT_ROLE_ID', 'VAULT_ROLE_ID_FILE', 'VAULT_SECRET_ID_FILE', 'VAULT_SECRET_ID_WRAPPED', 'VAULT_CACERT', 'DSO_ALLOWED_PATHS', 'DSO_LOG_LEVEL', 'DSO_TIMEOUT'];
+const SETTABLE = [
+  'VAULT_ADDR',
+  'VAULT_NAMESPACE',
+  'VAULT_AUTH_METHOD',
+  'VAULT_AUTH_MOUNT',
+  'VAULT_TOKEN_FILE',
+  'VAULT_ROLE_ID',
+  'VAULT_ROLE_ID_FILE',
+  'VAULT_SECRET_ID_FILE',
+  'VAULT_SECRET_ID_WRAPPED',
+  'VAULT_CACERT',
+  'DSO_ALLOWED_PATHS',
+  'DSO_LOG_LEVEL',
+  'DSO_TIMEOUT',
+];
 
 function fakePlugin(name: string, env: string[], source: string, enabled = true): FakePlugin {
   return {
     Id: 'f'.repeat(64),
     Name: `${name}:latest`,
     Enabled: enabled,
-    Settings: { Env: ['DSO_SOCKET=/run/docker/plugins/dso.sock', ...env], Mounts: [{ Name: 'etc-dso', Source: source, Destination: '/etc/dso' }] },
-    Config: { Interface: { Socket: 'dso.sock' }, Env: [...SETTABLE.map((n) => ({ Name: n, Settable: ['value'] })), { Name: 'DSO_SOCKET', Settable: [] }] },
+    Settings: {
+      Env: ['DSO_SOCKET=/run/docker/plugins/dso.sock', ...env],
+      Mounts: [{ Name: 'etc-dso', Source: source, Destination: '/etc/dso' }],
+    },
+    Config: {
+      Interface: { Socket: 'dso.sock' },
+      Env: [...SETTABLE.map((n) => ({ Name: n, Settable: ['value'] })), { Name: 'DSO_SOCKET', Settable: [] }],
+    },
   };
 }
 
@@ -49,7 +76,9 @@ class FakeDocker {
   /** What `stack services --format '{{.Name}} {{.Replicas}}'` prints, one answer per call. */
   stackReplicas: string[] = [];
   /** What `docker plugin install` finds in the image: its privileges; undefined: no such image. */
-  image: { privileges: string[] } | undefined = { privileges: ['network: [host]', 'mount: [/var/run/docker.sock]', 'mount: [/etc/dso]'] };
+  image: { privileges: string[] } | undefined = {
+    privileges: ['network: [host]', 'mount: [/var/run/docker.sock]', 'mount: [/etc/dso]'],
+  };
 
   private plugin(name: string): FakePlugin | undefined {
     return this.plugins.get(name.replace(/:latest$/, ''));
@@ -86,9 +115,21 @@ class FakeDocker {
       // As the docker CLI: show the privileges and ask, unless granted up front or none are asked.
       if (!this.image) return fail(`Error response from daemon: pull access denied for ${last}`);
       const privileges = this.image.privileges;
-      const shown = privileges.length ? `Plugin "${last}" is requesting the following privileges:\n${privileges.map((p) => ` - ${p}\n`).join('')}Do you grant the above permissions? [y/N] ` : '';
-      if (!args.includes('--grant-all-permissions') && privileges.length && String(options.input ?? '').trim().toLowerCase() !== 'y') {
-        return { code: 1, stdout: shown, stderr: `Error response from daemon: permission denied while installing plugin ${last}` };
+      const shown = privileges.length
+        ? `Plugin "${last}" is requesting the following privileges:\n${privileges.map((p) => ` - ${p}\n`).join('')}Do you grant the above permissions? [y/N] `
+        : '';
+      if (
+        !args.includes('--grant-all-permissions') &&
+        privileges.length &&
+        String(options.input ?? '')
+          .trim()
+          .toLowerCase() !== 'y'
+      ) {
+        return {
+          code: 1,
+          stdout: shown,
+          stderr: `Error response from daemon: permission denied while installing plugin ${last}`,
+        };
       }
       const alias = args[args.indexOf('--alias') + 1];
       this.plugins.set(alias, fakePlugin(alias, [], '/etc/dso', false));
@@ -125,13 +166,22 @@ class FakeDocker {
 type Loose<T> = T extends (infer U)[] ? Loose<U>[] : T extends object ? { [K in keyof T]?: Loose<T[K]> } : T;
 
 class FakePluginApi implements PluginApi {
-  status$: Loose<PluginStatus> = { version: '0.1.0', problems: [], settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'approle', authMount: 'approle' } };
-  test: TestVaultResult = { ok: true, login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 3600, policies: ['default', 'app'] } };
+  status$: Loose<PluginStatus> = {
+    version: '0.1.0',
+    problems: [],
+    settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'approle', authMount: 'approle' },
+  };
+  test: TestVaultResult = {
+    ok: true,
+    login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 3600, policies: ['default', 'app'] },
+  };
   testedWith: (string | undefined)[] = [];
   queried: (string | undefined)[] = [];
   async status(service?: string) {
     this.queried.push(service);
-    const secrets = (this.status$.secrets ?? []).filter((r) => !service || r.serviceId === service || r.service === service);
+    const secrets = (this.status$.secrets ?? []).filter(
+      (r) => !service || r.serviceId === service || r.service === service,
+    );
     return { ...this.status$, secrets } as PluginStatus;
   }
   async testVault(reference?: string) {
@@ -152,7 +202,14 @@ function setup(options: { stdin?: string; cwd?: string; health?: VaultHealth; no
   const err: string[] = [];
   const buildCalls: string[][] = [];
   const ctx: Context = {
-    io: { out: (t) => out.push(t), err: (t) => err.push(t), readStdin: async () => Buffer.from(options.stdin ?? ''), stdinIsTTY: false, env: {}, cwd: options.cwd ?? os.tmpdir() },
+    io: {
+      out: (t) => out.push(t),
+      err: (t) => err.push(t),
+      readStdin: async () => Buffer.from(options.stdin ?? ''),
+      stdinIsTTY: false,
+      env: {},
+      cwd: options.cwd ?? os.tmpdir(),
+    },
     docker: new DockerClient(docker.run),
     runner: async (cmd, args) => {
       buildCalls.push([cmd, ...args]);
@@ -161,7 +218,17 @@ function setup(options: { stdin?: string; cwd?: string; health?: VaultHealth; no
       return { code: 0, stdout: '', stderr: '' };
     },
     connect: (_p: PluginInfo) => api,
-    health: async (address) => options.health ?? { address, reachable: true, status: 200, state: 'active', healthy: true, sealed: false, initialized: true, version: '2.1.0' },
+    health: async (address) =>
+      options.health ?? {
+        address,
+        reachable: true,
+        status: 200,
+        state: 'active',
+        healthy: true,
+        sealed: false,
+        initialized: true,
+        version: '2.1.0',
+      },
     now: () => NOW,
     sleep: async () => undefined,
     buildScript: options.noBuildScript ? undefined : '/repo/plugin/build.sh',
@@ -183,19 +250,46 @@ describe('cli: docker dso init', () => {
     const dir = tmpDir();
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], dir));
-    const r = await cli('init', '--mode', 'cloud', '--provider', 'vault', '--vault-address', 'http://127.0.0.1:8200', '--vault-auth-method', 'approle', '--vault-role-id', 'role-123', '--vault-secret-id', 'sid-abcdef', '--config-dir', dir);
+    const r = await cli(
+      'init',
+      '--mode',
+      'cloud',
+      '--provider',
+      'vault',
+      '--vault-address',
+      'http://127.0.0.1:8200',
+      '--vault-auth-method',
+      'approle',
+      '--vault-role-id',
+      'role-123',
+      '--vault-secret-id',
+      'sid-abcdef',
+      '--config-dir',
+      dir,
+    );
     expect(r.code, r.err).to.equal(0);
     expect(fs.readFileSync(path.join(dir, 'secret-id'), 'utf8')).to.equal('sid-abcdef\n');
     expect(fs.statSync(path.join(dir, 'secret-id')).mode & 0o777).to.equal(0o600);
     expect(fs.readFileSync(path.join(dir, 'role-id'), 'utf8')).to.equal('role-123\n');
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dso-cli.json'), 'utf8'))).to.include({ mode: 'cloud', provider: 'vault' });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dso-cli.json'), 'utf8'))).to.include({
+      mode: 'cloud',
+      provider: 'vault',
+    });
 
     const verbs = docker.calls.filter((c) => c[1] === 'plugin').map((c) => c[2]);
     expect(verbs.filter((v) => v !== 'inspect')).to.deep.equal(['disable', 'set', 'enable']);
     const set = docker.calls.find((c) => c[2] === 'set')!;
-    expect(set).to.include.members(['VAULT_ADDR=http://127.0.0.1:8200', 'VAULT_AUTH_METHOD=approle', 'VAULT_ROLE_ID_FILE=/etc/dso/role-id', 'VAULT_ROLE_ID=', 'VAULT_SECRET_ID_FILE=/etc/dso/secret-id']);
+    expect(set).to.include.members([
+      'VAULT_ADDR=http://127.0.0.1:8200',
+      'VAULT_AUTH_METHOD=approle',
+      'VAULT_ROLE_ID_FILE=/etc/dso/role-id',
+      'VAULT_ROLE_ID=',
+      'VAULT_SECRET_ID_FILE=/etc/dso/secret-id',
+    ]);
     expect(JSON.stringify(docker.calls), 'no credential on any docker command line').not.to.contain('sid-abcdef');
-    expect(r.err, 'a literal secret id is accepted with a warning').to.contain('WARNING: --vault-secret-id was given on the command line');
+    expect(r.err, 'a literal secret id is accepted with a warning').to.contain(
+      'WARNING: --vault-secret-id was given on the command line',
+    );
     expect(api.testedWith).to.deep.equal([undefined]);
     expect(r.out).to.contain('Vault login:     OK: approle at auth/approle, token TTL 1h');
     expect(r.out).not.to.contain('sid-abcdef');
@@ -204,7 +298,10 @@ describe('cli: docker dso init', () => {
   it('reads the secret id from standard input and never writes it anywhere but the file', async () => {
     const dir = tmpDir();
     const { docker, cli } = setup({ stdin: 'from-stdin-secret\n' });
-    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://v:8200', 'VAULT_AUTH_METHOD=approle', 'VAULT_ROLE_ID=r'], dir));
+    docker.plugins.set(
+      'dso',
+      fakePlugin('dso', ['VAULT_ADDR=http://v:8200', 'VAULT_AUTH_METHOD=approle', 'VAULT_ROLE_ID=r'], dir),
+    );
     const r = await cli('init', '--vault-secret-id', '-');
     expect(r.code, r.err).to.equal(0);
     expect(r.err).not.to.contain('WARNING');
@@ -215,23 +312,67 @@ describe('cli: docker dso init', () => {
   it('creates the plugin with plugin/build.sh when it is absent, then sets and enables it', async () => {
     const dir = tmpDir();
     const { cli, buildCalls } = setup();
-    const r = await cli('init', '--plugin', 'dso-x', '--vault-address', 'http://a:8200,http://b:8200', '--vault-auth-method', 'token', '--vault-token', '-', '--config-dir', dir);
+    const r = await cli(
+      'init',
+      '--plugin',
+      'dso-x',
+      '--vault-address',
+      'http://a:8200,http://b:8200',
+      '--vault-auth-method',
+      'token',
+      '--vault-token',
+      '-',
+      '--config-dir',
+      dir,
+    );
     expect(r.code, r.err).to.equal(EXIT.USAGE);
     expect(r.err, 'an empty token is refused before anything changes').to.contain('--vault-token: the value is empty');
     expect(buildCalls).to.deep.equal([]);
 
     const s = setup({ stdin: 'tok-123456' });
-    const r2 = await s.cli('init', '--plugin', 'dso-x', '--vault-address', 'http://a:8200', '--vault-address', 'http://b:8200', '--vault-auth-method', 'token', '--vault-token', '-', '--config-dir', dir);
+    const r2 = await s.cli(
+      'init',
+      '--plugin',
+      'dso-x',
+      '--vault-address',
+      'http://a:8200',
+      '--vault-address',
+      'http://b:8200',
+      '--vault-auth-method',
+      'token',
+      '--vault-token',
+      '-',
+      '--config-dir',
+      dir,
+    );
     expect(r2.code, r2.err).to.equal(0);
-    expect(s.buildCalls).to.deep.equal([['bash', '/repo/plugin/build.sh', '--name', 'dso-x', '--fresh', '--no-enable']]);
+    expect(s.buildCalls).to.deep.equal([
+      ['bash', '/repo/plugin/build.sh', '--name', 'dso-x', '--fresh', '--no-enable'],
+    ]);
     const set = s.docker.calls.find((c) => c[2] === 'set')!;
-    expect(set).to.include.members(['VAULT_ADDR=http://a:8200,http://b:8200', 'VAULT_TOKEN_FILE=/etc/dso/token', `etc-dso.source=${dir}`]);
+    expect(set).to.include.members([
+      'VAULT_ADDR=http://a:8200,http://b:8200',
+      'VAULT_TOKEN_FILE=/etc/dso/token',
+      `etc-dso.source=${dir}`,
+    ]);
     expect(s.docker.plugins.get('dso-x')!.Enabled).to.equal(true);
     expect(fs.readFileSync(path.join(dir, 'token'), 'utf8')).to.equal('tok-123456\n');
   });
 
   describe('--plugin-image: the privileges the image asks for need --grant-all-permissions', () => {
-    const args = (dir: string) => ['init', '--plugin-image', 'registry.example:5000/dso/vault:0.2.0', '--vault-address', 'http://a:8200', '--vault-auth-method', 'token', '--vault-token', 'tok-1234567', '--config-dir', dir];
+    const args = (dir: string) => [
+      'init',
+      '--plugin-image',
+      'registry.example:5000/dso/vault:0.2.0',
+      '--vault-address',
+      'http://a:8200',
+      '--vault-auth-method',
+      'token',
+      '--vault-token',
+      'tok-1234567',
+      '--config-dir',
+      dir,
+    ];
 
     it('without the flag: lists the privileges, installs nothing, changes nothing (exit 2)', async () => {
       const dir = tmpDir();
@@ -239,12 +380,18 @@ describe('cli: docker dso init', () => {
       const r = await cli(...args(dir));
       expect(r.code, r.err).to.equal(EXIT.USAGE);
       expect(r.err).to.contain('the plugin image registry.example:5000/dso/vault:0.2.0 asks for these privileges:');
-      expect(r.err).to.contain('  - network: [host]').and.contain('  - mount: [/var/run/docker.sock]').and.contain('nothing was installed');
+      expect(r.err)
+        .to.contain('  - network: [host]')
+        .and.contain('  - mount: [/var/run/docker.sock]')
+        .and.contain('nothing was installed');
       expect(r.err).to.contain('--grant-all-permissions');
       expect(docker.plugins.size).to.equal(0);
       expect(buildCalls).to.deep.equal([]);
       const installs = docker.calls.filter((c) => c[2] === 'install');
-      expect(installs.every((c) => !c.includes('--grant-all-permissions')), 'never granted on the user\'s behalf').to.equal(true);
+      expect(
+        installs.every((c) => !c.includes('--grant-all-permissions')),
+        "never granted on the user's behalf",
+      ).to.equal(true);
       expect(docker.calls.some((c) => c[2] === 'set' || c[2] === 'enable')).to.equal(false);
       expect(fs.readdirSync(dir)).to.deep.equal([]);
     });
@@ -254,8 +401,19 @@ describe('cli: docker dso init', () => {
       const { docker, cli } = setup();
       const r = await cli(...args(dir), '--grant-all-permissions');
       expect(r.code, r.err).to.equal(0);
-      expect(r.out).to.contain('granting the privileges it asks for (--grant-all-permissions):').and.contain('  - mount: [/var/run/docker.sock]');
-      expect(docker.calls.filter((c) => c[2] === 'install').pop()).to.deep.equal(['docker', 'plugin', 'install', '--grant-all-permissions', '--disable', '--alias', 'dso', 'registry.example:5000/dso/vault:0.2.0']);
+      expect(r.out)
+        .to.contain('granting the privileges it asks for (--grant-all-permissions):')
+        .and.contain('  - mount: [/var/run/docker.sock]');
+      expect(docker.calls.filter((c) => c[2] === 'install').pop()).to.deep.equal([
+        'docker',
+        'plugin',
+        'install',
+        '--grant-all-permissions',
+        '--disable',
+        '--alias',
+        'dso',
+        'registry.example:5000/dso/vault:0.2.0',
+      ]);
       expect(docker.plugins.get('dso')!.Enabled).to.equal(true);
     });
 
@@ -275,9 +433,21 @@ describe('cli: docker dso init', () => {
 
   it('tells the exact commands when the plugin is absent and cannot be built here (exit 3)', async () => {
     const { cli, buildCalls } = setup({ noBuildScript: true });
-    const r = await cli('init', '--vault-address', 'http://a:8200', '--vault-auth-method', 'token', '--vault-token', 'tok-1234567', '--config-dir', tmpDir());
+    const r = await cli(
+      'init',
+      '--vault-address',
+      'http://a:8200',
+      '--vault-auth-method',
+      'token',
+      '--vault-token',
+      'tok-1234567',
+      '--config-dir',
+      tmpDir(),
+    );
     expect(r.code).to.equal(EXIT.PLUGIN);
-    expect(r.err).to.contain('the DSO plugin dso is not installed').and.to.contain('docker plugin install --grant-all-permissions --disable --alias dso');
+    expect(r.err)
+      .to.contain('the DSO plugin dso is not installed')
+      .and.to.contain('docker plugin install --grant-all-permissions --disable --alias dso');
     expect(buildCalls).to.deep.equal([]);
   });
 
@@ -293,8 +463,14 @@ describe('cli: docker dso init', () => {
       [['--set', 'NOPE=1'], 'unknown setting'],
       [['--set', 'DSO_LOG_LEVEL=loud'], 'DSO_LOG_LEVEL=loud is invalid'],
       [['--set', 'DSO_SOCKET=/x'], 'fixed inside the managed plugin'],
-      [['--vault-address', 'http://v:8200', '--vault-auth-method', 'approle'], 'VAULT_ROLE_ID or VAULT_ROLE_ID_FILE must be set'],
-      [['--vault-address', 'http://v:8200', '--vault-auth-method', 'approle', '--vault-role-id', 'r'], 'VAULT_SECRET_ID_FILE is not set'],
+      [
+        ['--vault-address', 'http://v:8200', '--vault-auth-method', 'approle'],
+        'VAULT_ROLE_ID or VAULT_ROLE_ID_FILE must be set',
+      ],
+      [
+        ['--vault-address', 'http://v:8200', '--vault-auth-method', 'approle', '--vault-role-id', 'r'],
+        'VAULT_SECRET_ID_FILE is not set',
+      ],
       [['--vault-cacert', '/nonexistent/ca.pem'], 'cannot read /nonexistent/ca.pem'],
     ];
     for (const [args, message] of cases) {
@@ -302,14 +478,24 @@ describe('cli: docker dso init', () => {
       expect(r.code, args.join(' ')).to.equal(EXIT.USAGE);
       expect(r.err, args.join(' ')).to.contain(message);
     }
-    expect(docker.calls.filter((c) => c[2] !== 'inspect'), 'nothing but inspections').to.deep.equal([]);
+    expect(
+      docker.calls.filter((c) => c[2] !== 'inspect'),
+      'nothing but inspections',
+    ).to.deep.equal([]);
     expect(fs.readdirSync(dir)).to.deep.equal([]);
   });
 
   it('refuses settings that point at credential files the directory does not hold', async () => {
     const dir = tmpDir();
     const { docker, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://v:8200', 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token'], dir));
+    docker.plugins.set(
+      'dso',
+      fakePlugin(
+        'dso',
+        ['VAULT_ADDR=http://v:8200', 'VAULT_AUTH_METHOD=token', 'VAULT_TOKEN_FILE=/etc/dso/token'],
+        dir,
+      ),
+    );
     const r = await cli('init', '--set', 'DSO_LOG_LEVEL=debug');
     expect(r.code).to.equal(EXIT.USAGE);
     expect(r.err).to.contain(`${dir}/token does not exist: give --vault-token`);
@@ -318,15 +504,30 @@ describe('cli: docker dso init', () => {
   it('exits 1 and shows the cause and the fix when the login through the plugin fails', async () => {
     const dir = tmpDir();
     const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://v:8200', 'VAULT_AUTH_METHOD=approle', 'VAULT_ROLE_ID_FILE=/etc/dso/role-id'], dir));
+    docker.plugins.set(
+      'dso',
+      fakePlugin(
+        'dso',
+        ['VAULT_ADDR=http://v:8200', 'VAULT_AUTH_METHOD=approle', 'VAULT_ROLE_ID_FILE=/etc/dso/role-id'],
+        dir,
+      ),
+    );
     fs.writeFileSync(path.join(dir, 'role-id'), 'r\n');
-    api.test = { ok: false, stage: 'login', code: 'ERR_LOGIN', error: 'approle login at auth/approle failed: invalid role or secret ID' };
+    api.test = {
+      ok: false,
+      stage: 'login',
+      code: 'ERR_LOGIN',
+      error: 'approle login at auth/approle failed: invalid role or secret ID',
+    };
     const r = await cli('init', '--vault-secret-id', '@/dev/null');
     expect(r.code).to.equal(EXIT.USAGE); // /dev/null is empty
     fs.writeFileSync(path.join(dir, 'sid'), 'wrong-secret-id\n');
     const r2 = await cli('init', '--vault-secret-id', `@${path.join(dir, 'sid')}`);
     expect(r2.code).to.equal(EXIT.FAILURE);
-    expect(r2.out).to.contain('Vault login:     FAILED').and.to.contain('invalid role or secret ID').and.to.contain('vault write -f auth/approle/role/<role>/secret-id');
+    expect(r2.out)
+      .to.contain('Vault login:     FAILED')
+      .and.to.contain('invalid role or secret ID')
+      .and.to.contain('vault write -f auth/approle/role/<role>/secret-id');
   });
 });
 
@@ -335,15 +536,31 @@ describe('cli: docker dso system info / test-vault', () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'dso-cli.json'), JSON.stringify({ mode: 'cloud', provider: 'openbao' }));
     const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200', 'VAULT_AUTH_METHOD=approle'], dir));
-    api.status$.vault = { activeAddress: 'http://127.0.0.1:8200', token: { loggedIn: true, ttlSeconds: 3500, expiresAt: '2030-01-01T12:58:20.000Z', renewable: true, policies: ['default', 'app'] } };
+    docker.plugins.set(
+      'dso',
+      fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200', 'VAULT_AUTH_METHOD=approle'], dir),
+    );
+    api.status$.vault = {
+      activeAddress: 'http://127.0.0.1:8200',
+      token: {
+        loggedIn: true,
+        ttlSeconds: 3500,
+        expiresAt: '2030-01-01T12:58:20.000Z',
+        renewable: true,
+        policies: ['default', 'app'],
+      },
+    };
     const r = await cli('system', 'info');
     expect(r.code, r.out + r.err).to.equal(0);
     expect(r.out).to.match(/Plugin:\s+dso: enabled \(id ffffffffffff\), version 0\.1\.0/);
-    expect(r.out).to.match(/Mode:\s+cloud/).and.to.match(/Provider:\s+openbao/);
+    expect(r.out)
+      .to.match(/Mode:\s+cloud/)
+      .and.to.match(/Provider:\s+openbao/);
     expect(r.out).to.match(/Vault addresses:\s+http:\/\/127\.0\.0\.1:8200/);
     expect(r.out).to.match(/Auth method:\s+approle \(mount auth\/approle\)/);
-    expect(r.out).to.match(/Token:\s+logged in, TTL 58m20s, expires 2030-01-01T12:58:20.000Z \(in 58m20s\), renewable, policies default, app/);
+    expect(r.out).to.match(
+      /Token:\s+logged in, TTL 58m20s, expires 2030-01-01T12:58:20.000Z \(in 58m20s\), renewable, policies default, app/,
+    );
     expect(r.out).to.match(/Vault health:\s+http:\/\/127\.0\.0\.1:8200 \(in use\): active, unsealed, version 2\.1\.0/);
     expect(r.out).to.match(/Problems:\s+none/);
 
@@ -360,14 +577,21 @@ describe('cli: docker dso system info / test-vault', () => {
     api.status$.vault = {
       activeAddress: b,
       addresses: [
-        { address: a, state: 'sealed', skipped: true, lastError: 'Vault answered 503 for secret/data/app: Vault is sealed' },
+        {
+          address: a,
+          state: 'sealed',
+          skipped: true,
+          lastError: 'Vault answered 503 for secret/data/app: Vault is sealed',
+        },
         { address: b, state: 'standby', skipped: false },
         { address: c, state: 'active', skipped: false },
       ],
       token: { loggedIn: true },
     };
     const r = await cli('system', 'info');
-    expect(r.out).to.contain(`${a}: sealed, skipped by requests until it answers again (Vault answered 503 for secret/data/app: Vault is sealed)`);
+    expect(r.out).to.contain(
+      `${a}: sealed, skipped by requests until it answers again (Vault answered 503 for secret/data/app: Vault is sealed)`,
+    );
     expect(r.out).to.contain(`${b}: standby, answered last`);
     expect(r.out).to.contain(`${c}: active`);
     expect(r.out).to.match(/Plugin sees:/);
@@ -377,19 +601,44 @@ describe('cli: docker dso system info / test-vault', () => {
   it('shows the allowed paths and the allowed writes', async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200'], tmpDir()));
-    api.status$.settings = { ...api.status$.settings, allowedPaths: ['secret/data/{stack}/*'], allowedWrites: ['transit/encrypt/app?plaintext', 'x/y?a,b'] };
+    api.status$.settings = {
+      ...api.status$.settings,
+      allowedPaths: ['secret/data/{stack}/*'],
+      allowedWrites: ['transit/encrypt/app?plaintext', 'x/y?a,b'],
+    };
     const r = await cli('system', 'info');
-    expect(r.out).to.match(/Allowed paths:\s+secret\/data\/\{stack\}\/\*/).and.to.match(/Allowed writes:\s+transit\/encrypt\/app\?plaintext; x\/y\?a,b/);
-    expect(JSON.parse((await cli('system', 'info', '--json')).out).allowedWrites).to.deep.equal(['transit/encrypt/app?plaintext', 'x/y?a,b']);
+    expect(r.out)
+      .to.match(/Allowed paths:\s+secret\/data\/\{stack\}\/\*/)
+      .and.to.match(/Allowed writes:\s+transit\/encrypt\/app\?plaintext; x\/y\?a,b/);
+    expect(JSON.parse((await cli('system', 'info', '--json')).out).allowedWrites).to.deep.equal([
+      'transit/encrypt/app?plaintext',
+      'x/y?a,b',
+    ]);
   });
 
   it('shows invalid settings and an unhealthy Vault as problems (exit 1)', async () => {
-    const { docker, api, cli } = setup({ health: { address: 'http://127.0.0.1:8200', reachable: true, status: 503, state: 'sealed', healthy: false, sealed: true } });
+    const { docker, api, cli } = setup({
+      health: {
+        address: 'http://127.0.0.1:8200',
+        reachable: true,
+        status: 503,
+        state: 'sealed',
+        healthy: false,
+        sealed: true,
+      },
+    });
     docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200'], tmpDir()));
-    api.status$ = { version: '0.1.0', settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'token' }, problems: ['VAULT_TOKEN_FILE is not set: the token method reads the token from this file, e.g. /etc/dso/token'] };
+    api.status$ = {
+      version: '0.1.0',
+      settings: { vaultAddresses: ['http://127.0.0.1:8200'], authMethod: 'token' },
+      problems: ['VAULT_TOKEN_FILE is not set: the token method reads the token from this file, e.g. /etc/dso/token'],
+    };
     const r = await cli('system', 'info');
     expect(r.code).to.equal(EXIT.FAILURE);
-    expect(r.out).to.contain('invalid setting: VAULT_TOKEN_FILE is not set').and.to.contain('no Vault address is healthy').and.to.contain('sealed');
+    expect(r.out)
+      .to.contain('invalid setting: VAULT_TOKEN_FILE is not set')
+      .and.to.contain('no Vault address is healthy')
+      .and.to.contain('sealed');
   });
 
   it("shows the rotation watcher's health: where it runs, its driver names, its last pass and error; a failed pass is a problem", async () => {
@@ -406,12 +655,17 @@ describe('cli: docker dso system info / test-vault', () => {
     };
     const ok = await cli('system', 'info');
     expect(ok.code, ok.out).to.equal(0);
-    expect(ok.out).to.match(/Rotation:\s+only for secrets labelled dso.rotate=true, checked every 1m\n\s+watcher: runs here \(this node is the swarm leader\)\n\s+driver names: dso\n\s+last pass: 2030-01-01T11:59:50.000Z \(10s ago\): ok, 1 roll\n/);
+    expect(ok.out).to.match(
+      /Rotation:\s+only for secrets labelled dso.rotate=true, checked every 1m\n\s+watcher: runs here \(this node is the swarm leader\)\n\s+driver names: dso\n\s+last pass: 2030-01-01T11:59:50.000Z \(10s ago\): ok, 1 roll\n/,
+    );
     expect(ok.out, 'the key column keeps its width').to.match(/\nVault addresses: http/);
     api.status$.rotation = {
       ...api.status$.rotation,
       lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'failed', durationMs: 5000, rolls: 0 },
-      lastError: { at: '2030-01-01T11:59:55.000Z', message: 'cannot list tasks: Docker Engine at /var/run/docker.sock unreachable: no answer within 5000 ms' },
+      lastError: {
+        at: '2030-01-01T11:59:55.000Z',
+        message: 'cannot list tasks: Docker Engine at /var/run/docker.sock unreachable: no answer within 5000 ms',
+      },
     };
     const failed = await cli('system', 'info');
     expect(failed.code).to.equal(EXIT.FAILURE);
@@ -419,7 +673,12 @@ describe('cli: docker dso system info / test-vault', () => {
     expect(failed.out).to.contain("rotation's last pass failed: cannot list tasks");
     const json = JSON.parse((await cli('system', 'info', '--json')).out);
     expect(json.rotation).to.deep.include({ leader: true, driverNames: ['dso'] });
-    api.status$.rotation = { ...api.status$.rotation, leader: false, lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'not-leader', durationMs: 3, rolls: 0 }, lastError: null };
+    api.status$.rotation = {
+      ...api.status$.rotation,
+      leader: false,
+      lastPass: { at: '2030-01-01T11:59:50.000Z', outcome: 'not-leader', durationMs: 3, rolls: 0 },
+      lastError: null,
+    };
     expect((await cli('system', 'info')).out).to.match(/watcher: idle here \(runs on the swarm leader\)/);
   });
 
@@ -427,11 +686,19 @@ describe('cli: docker dso system info / test-vault', () => {
     const { docker, cli } = setup();
     const absent = await cli('system', 'info');
     expect(absent.code).to.equal(EXIT.PLUGIN);
-    expect(absent.out).to.match(/Plugin:\s+dso: absent/).and.to.contain('docker dso init');
-    docker.plugins.set('dso', fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200', 'VAULT_AUTH_METHOD=token'], tmpDir(), false));
+    expect(absent.out)
+      .to.match(/Plugin:\s+dso: absent/)
+      .and.to.contain('docker dso init');
+    docker.plugins.set(
+      'dso',
+      fakePlugin('dso', ['VAULT_ADDR=http://127.0.0.1:8200', 'VAULT_AUTH_METHOD=token'], tmpDir(), false),
+    );
     const disabled = await cli('system', 'info');
     expect(disabled.code).to.equal(EXIT.PLUGIN);
-    expect(disabled.out).to.match(/dso: disabled/).and.to.match(/Auth method:\s+token/).and.to.contain('docker plugin enable dso');
+    expect(disabled.out)
+      .to.match(/dso: disabled/)
+      .and.to.match(/Auth method:\s+token/)
+      .and.to.contain('docker plugin enable dso');
     const test = await cli('system', 'test-vault');
     expect(test.code).to.equal(EXIT.PLUGIN);
     expect(test.err).to.contain('the DSO plugin dso is disabled');
@@ -440,11 +707,17 @@ describe('cli: docker dso system info / test-vault', () => {
   it('test-vault: OK with the read described but never the value (exit 0)', async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    api.test = { ok: true, login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 60, policies: ['p'] }, read: { path: 'secret/data/app', field: 'password', version: 3, bytes: 12 } };
+    api.test = {
+      ok: true,
+      login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 60, policies: ['p'] },
+      read: { path: 'secret/data/app', field: 'password', version: 3, bytes: 12 },
+    };
     const r = await cli('system', 'test-vault', '--path', 'secret/data/app#password');
     expect(r.code).to.equal(0);
     expect(api.testedWith).to.deep.equal(['dso://secret/data/app#password']);
-    expect(r.out).to.contain('Test read:       OK: secret/data/app#password, version 3, 12 bytes (value not shown)').and.to.contain('Result:          OK');
+    expect(r.out)
+      .to.contain('Test read:       OK: secret/data/app#password, version 3, 12 bytes (value not shown)')
+      .and.to.contain('Result:          OK');
   });
 
   it('test-vault: a denied read names the path and the policy line to add (exit 1, also in JSON)', async () => {
@@ -455,12 +728,17 @@ describe('cli: docker dso system info / test-vault', () => {
       stage: 'read',
       code: 'ERR_VAULT_DENIED',
       login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 60, policies: ['p'] },
-      error: 'permission denied reading secret/data/denied/x: the plugin\'s Vault policy must allow "read" on it (permission denied)',
+      error:
+        'permission denied reading secret/data/denied/x: the plugin\'s Vault policy must allow "read" on it (permission denied)',
     };
     const r = await cli('system', 'test-vault', '--path', 'dso://secret/denied/x#v');
     expect(r.code).to.equal(EXIT.FAILURE);
-    expect(r.out).to.contain('Test read:       FAILED (dso://secret/denied/x#v)').and.to.contain('Error: permission denied reading secret/data/denied/x');
-    expect(r.out).to.contain('Fix:   the plugin\'s Vault policy does not allow reading secret/data/denied/x').and.to.contain('path "secret/data/denied/x" { capabilities = ["read"] }');
+    expect(r.out)
+      .to.contain('Test read:       FAILED (dso://secret/denied/x#v)')
+      .and.to.contain('Error: permission denied reading secret/data/denied/x');
+    expect(r.out)
+      .to.contain("Fix:   the plugin's Vault policy does not allow reading secret/data/denied/x")
+      .and.to.contain('path "secret/data/denied/x" { capabilities = ["read"] }');
     const json = JSON.parse((await cli('system', 'test-vault', '--path', 'dso://secret/denied/x#v', '--json')).out);
     expect(json).to.include({ ok: false, stage: 'read', code: 'ERR_VAULT_DENIED' });
     expect(json.fix).to.contain('capabilities');
@@ -469,7 +747,12 @@ describe('cli: docker dso system info / test-vault', () => {
   it('test-vault: invalid settings are reported as such', async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    api.test = { ok: false, stage: 'settings', code: 'ERR_SETTINGS', error: 'the DSO plugin\'s settings are invalid: VAULT_ADDR is not set' };
+    api.test = {
+      ok: false,
+      stage: 'settings',
+      code: 'ERR_SETTINGS',
+      error: "the DSO plugin's settings are invalid: VAULT_ADDR is not set",
+    };
     const r = await cli('system', 'test-vault');
     expect(r.code).to.equal(EXIT.FAILURE);
     expect(r.out).to.contain('Plugin settings: INVALID').and.to.contain('docker dso init');
@@ -479,9 +762,19 @@ describe('cli: docker dso system info / test-vault', () => {
 describe('cli: docker dso inspect', () => {
   const service = (secrets: { id: string; name: string; target?: string }[]) => ({
     ID: 'svc1234567890abcdef',
-    Spec: { Name: 'app', TaskTemplate: { ContainerSpec: { Secrets: secrets.map((s) => ({ SecretID: s.id, SecretName: s.name, File: { Name: s.target ?? s.name } })) } } },
+    Spec: {
+      Name: 'app',
+      TaskTemplate: {
+        ContainerSpec: {
+          Secrets: secrets.map((s) => ({ SecretID: s.id, SecretName: s.name, File: { Name: s.target ?? s.name } })),
+        },
+      },
+    },
   });
-  const dsoSecret = (id: string, name: string, labels: Record<string, string>, driver = 'dso') => ({ ID: id, Spec: { Name: name, Labels: labels, Driver: { Name: driver } } });
+  const dsoSecret = (id: string, name: string, labels: Record<string, string>, driver = 'dso') => ({
+    ID: id,
+    Spec: { Name: name, Labels: labels, Driver: { Name: driver } },
+  });
   const record = (secret: string, extra: Partial<FetchRecord>): FetchRecord => ({
     at: '2030-01-01T11:55:00.000Z',
     service: 'app',
@@ -496,12 +789,33 @@ describe('cli: docker dso inspect', () => {
   it('ACTIVE: every DSO secret served; shows reference, last fetch, version, DoNotReuse; plain secrets are named as such', async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    docker.services.push(service([{ id: 's1', name: 'db_password' }, { id: 's2', name: 'tls', target: 'tls.pem' }, { id: 's3', name: 'creds' }]));
-    docker.secrets.push(dsoSecret('s1', 'db_password', { 'dso.ref': 'dso://secret/data/app/db#password' }), { ID: 's2', Spec: { Name: 'tls', Labels: {} } }, dsoSecret('s3', 'creds', { 'dso.path': 'database/creds/app', 'dso.field': 'username' }, 'dso:latest'));
-    docker.tasks.push({ ID: 't1', Name: 'app.1', DesiredState: 'Running', CurrentState: 'Running 5 minutes ago', Error: '' });
+    docker.services.push(
+      service([
+        { id: 's1', name: 'db_password' },
+        { id: 's2', name: 'tls', target: 'tls.pem' },
+        { id: 's3', name: 'creds' },
+      ]),
+    );
+    docker.secrets.push(
+      dsoSecret('s1', 'db_password', { 'dso.ref': 'dso://secret/data/app/db#password' }),
+      { ID: 's2', Spec: { Name: 'tls', Labels: {} } },
+      dsoSecret('s3', 'creds', { 'dso.path': 'database/creds/app', 'dso.field': 'username' }, 'dso:latest'),
+    );
+    docker.tasks.push({
+      ID: 't1',
+      Name: 'app.1',
+      DesiredState: 'Running',
+      CurrentState: 'Running 5 minutes ago',
+      Error: '',
+    });
     api.status$.secrets = [
       record('db_password', { path: 'secret/data/app/db', field: 'password', version: 4, doNotReuse: false }),
-      record('creds', { path: 'database/creds/app', field: 'username', leaseExpiresAt: '2030-01-01T13:00:00.000Z', doNotReuse: true }),
+      record('creds', {
+        path: 'database/creds/app',
+        field: 'username',
+        leaseExpiresAt: '2030-01-01T13:00:00.000Z',
+        doNotReuse: true,
+      }),
     ];
     const r = await cli('inspect', 'app');
     expect(r.code, r.out + r.err).to.equal(0);
@@ -517,18 +831,34 @@ describe('cli: docker dso inspect', () => {
     expect(r.out.trim().split('\n').pop()).to.equal('Secret injection status: ACTIVE');
   });
 
-  it('FAILED with the plugin\'s real reason and the fix (exit 1, also in JSON)', async () => {
+  it("FAILED with the plugin's real reason and the fix (exit 1, also in JSON)", async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
     docker.services.push(service([{ id: 's1', name: 'denied' }]));
     docker.secrets.push(dsoSecret('s1', 'denied', { 'dso.ref': 'dso://secret/data/denied/x#v' }));
-    docker.tasks.push({ ID: 't1', Name: 'app.1', DesiredState: 'Shutdown', CurrentState: 'Rejected 1 minute ago', Error: 'secret s1 not found' });
-    api.status$.secrets = [record('denied', { outcome: 'error', code: 'ERR_VAULT_DENIED', path: 'secret/data/denied/x', error: 'permission denied reading secret/data/denied/x: the plugin\'s Vault policy must allow "read" on it (permission denied)' })];
+    docker.tasks.push({
+      ID: 't1',
+      Name: 'app.1',
+      DesiredState: 'Shutdown',
+      CurrentState: 'Rejected 1 minute ago',
+      Error: 'secret s1 not found',
+    });
+    api.status$.secrets = [
+      record('denied', {
+        outcome: 'error',
+        code: 'ERR_VAULT_DENIED',
+        path: 'secret/data/denied/x',
+        error:
+          'permission denied reading secret/data/denied/x: the plugin\'s Vault policy must allow "read" on it (permission denied)',
+      }),
+    ];
     const r = await cli('inspect', 'app');
     expect(r.code).to.equal(EXIT.FAILURE);
     expect(r.out).to.match(/last error:\s+permission denied reading secret\/data\/denied\/x/);
     expect(r.out).to.contain('path "secret/data/denied/x" { capabilities = ["read"] }');
-    expect(r.out.trim().split('\n').pop()).to.equal('Secret injection status: FAILED: denied: permission denied reading secret/data/denied/x: the plugin\'s Vault policy must allow "read" on it (permission denied)');
+    expect(r.out.trim().split('\n').pop()).to.equal(
+      'Secret injection status: FAILED: denied: permission denied reading secret/data/denied/x: the plugin\'s Vault policy must allow "read" on it (permission denied)',
+    );
     const json = JSON.parse((await cli('inspect', 'app', '--json')).out);
     expect(json.status).to.equal('FAILED');
     expect(json.secrets[0]).to.include({ secret: 'denied', code: 'ERR_VAULT_DENIED', dso: true });
@@ -539,12 +869,26 @@ describe('cli: docker dso inspect', () => {
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
     docker.services.push(service([{ id: 's1', name: 'pw' }]));
     docker.secrets.push(dsoSecret('s1', 'pw', { 'dso.ref': 'dso://secret/x#y' }));
-    docker.tasks.push({ ID: 't1', Name: 'app.1', DesiredState: 'Shutdown', CurrentState: 'Rejected 1 minute ago', Error: 'secret s1 not found' });
+    docker.tasks.push({
+      ID: 't1',
+      Name: 'app.1',
+      DesiredState: 'Shutdown',
+      CurrentState: 'Rejected 1 minute ago',
+      Error: 'secret s1 not found',
+    });
     const r = await cli('inspect', 'app');
     expect(r.code).to.equal(EXIT.FAILURE);
     expect(r.out).to.match(/last fetch:\s+never \(since the plugin started\)/);
-    expect(r.out).to.contain('FAILED: pw was never asked of the plugin dso and no task runs (task error: secret s1 not found)');
-    docker.tasks.unshift({ ID: 't2', Name: 'app.1', DesiredState: 'Running', CurrentState: 'Running 1 second ago', Error: '' });
+    expect(r.out).to.contain(
+      'FAILED: pw was never asked of the plugin dso and no task runs (task error: secret s1 not found)',
+    );
+    docker.tasks.unshift({
+      ID: 't2',
+      Name: 'app.1',
+      DesiredState: 'Running',
+      CurrentState: 'Running 1 second ago',
+      Error: '',
+    });
     expect((await cli('inspect', 'app')).code).to.equal(0);
   });
 
@@ -553,15 +897,35 @@ describe('cli: docker dso inspect', () => {
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
     docker.services.push(service([{ id: 's1', name: 'db_user' }]));
     docker.secrets.push(dsoSecret('s1', 'db_user', { 'dso.ref': 'dso://database/creds/app#username' }));
-    docker.tasks.push({ ID: 't1', Name: 'app.1', DesiredState: 'Running', CurrentState: 'Running 5 minutes ago', Error: '' });
+    docker.tasks.push({
+      ID: 't1',
+      Name: 'app.1',
+      DesiredState: 'Running',
+      CurrentState: 'Running 5 minutes ago',
+      Error: '',
+    });
     api.status$.rotation = {
       unmanagedLeases: [
-        { service: 'app', serviceId: 'svc1234567890abcdef', secret: 'db_user', path: 'database/creds/app', fix: 'docker service update --force app' },
-        { service: 'other', serviceId: 'svc-other', secret: 'x', path: 'database/creds/x', fix: 'docker service update --force other' },
+        {
+          service: 'app',
+          serviceId: 'svc1234567890abcdef',
+          secret: 'db_user',
+          path: 'database/creds/app',
+          fix: 'docker service update --force app',
+        },
+        {
+          service: 'other',
+          serviceId: 'svc-other',
+          secret: 'x',
+          path: 'database/creds/x',
+          fix: 'docker service update --force other',
+        },
       ],
     };
     const r = await cli('inspect', 'app');
-    expect(r.out).to.contain('Warning: db_user: running tasks hold leases of database/creds/app issued before the plugin started; they are not renewed and end at their TTL. Run: docker service update --force app');
+    expect(r.out).to.contain(
+      'Warning: db_user: running tasks hold leases of database/creds/app issued before the plugin started; they are not renewed and end at their TTL. Run: docker service update --force app',
+    );
     expect(r.out).to.not.contain('other');
     const json = JSON.parse((await cli('inspect', 'app', '--json')).out);
     expect(json.warnings).to.have.length(1);
@@ -605,11 +969,25 @@ services:
     const r = await cli('up', '-d', '--plugin', 'dso-x', '--resolve-image', 'never');
     expect(r.code, r.err).to.equal(0);
     const deploy = docker.calls.find((c) => c[1] === 'stack')!;
-    expect(deploy).to.deep.equal(['docker', 'stack', 'deploy', '--compose-file', '-', '--resolve-image', 'never', 'my-shop']);
+    expect(deploy).to.deep.equal([
+      'docker',
+      'stack',
+      'deploy',
+      '--compose-file',
+      '-',
+      '--resolve-image',
+      'never',
+      'my-shop',
+    ]);
     const sent = YAML.parse(docker.inputs[docker.calls.indexOf(deploy)]!);
     expect(sent.services.web.environment).to.deep.equal({ DB_PASSWORD_FILE: '/run/secrets/db_password', MODE: 'prod' });
-    expect(sent.secrets.db_password).to.deep.equal({ driver: 'dso-x', labels: { 'dso.ref': 'dso://secret/data/app/db#password' } });
-    expect(r.out).to.contain('web: DB_PASSWORD -> DB_PASSWORD_FILE=/run/secrets/db_password (secret my-shop_db_password, dso://secret/data/app/db#password)');
+    expect(sent.secrets.db_password).to.deep.equal({
+      driver: 'dso-x',
+      labels: { 'dso.ref': 'dso://secret/data/app/db#password' },
+    });
+    expect(r.out).to.contain(
+      'web: DB_PASSWORD -> DB_PASSWORD_FILE=/run/secrets/db_password (secret my-shop_db_password, dso://secret/data/app/db#password)',
+    );
     expect(r.out).to.contain('Creating service x_web');
   });
 
@@ -688,11 +1066,22 @@ describe('cli: docker dso rotate', () => {
   it('asks the plugin to roll the services of the secret and reports each (exit 0; 1 when one was not rolled)', async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    api.rotation = { secret: 'pw', reason: 'on-demand', services: [{ service: 'app', serviceId: 's1', outcome: 'rolled' }, { service: 'web', serviceId: 's2', outcome: 'rolled' }] };
+    api.rotation = {
+      secret: 'pw',
+      reason: 'on-demand',
+      services: [
+        { service: 'app', serviceId: 's1', outcome: 'rolled' },
+        { service: 'web', serviceId: 's2', outcome: 'rolled' },
+      ],
+    };
     const r = await cli('rotate', 'pw');
     expect(r.code).to.equal(0);
     expect(r.out).to.equal('Rotation of pw: 2 services\n  app: rolled\n  web: rolled\n');
-    api.rotation = { secret: 'pw', reason: 'on-demand', services: [{ service: 'app', serviceId: 's1', outcome: 'skipped-updating' }] };
+    api.rotation = {
+      secret: 'pw',
+      reason: 'on-demand',
+      services: [{ service: 'app', serviceId: 's1', outcome: 'skipped-updating' }],
+    };
     const skipped = await cli('rotate', 'pw');
     expect(skipped.code).to.equal(EXIT.FAILURE);
     expect(skipped.out).to.contain('an update of the service is in progress');
@@ -705,9 +1094,15 @@ describe('cli: docker dso rotate', () => {
   it('a refusal of the plugin (invalid settings) is shown with its fix, never as an unsupported version (exit 1)', async () => {
     const { docker, api, cli } = setup();
     docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    api.rotation = new PluginRouteError('the plugin dso refused POST /DSO.Rotate: VAULT_ADDR is not set', 'ERR_SETTINGS');
+    api.rotation = new PluginRouteError(
+      'the plugin dso refused POST /DSO.Rotate: VAULT_ADDR is not set',
+      'ERR_SETTINGS',
+    );
     const r = await cli('rotate', 'pw');
     expect(r.code).to.equal(EXIT.FAILURE);
-    expect(r.err).to.contain('VAULT_ADDR is not set').and.contain('docker dso init --plugin dso').and.not.contain('version');
+    expect(r.err)
+      .to.contain('VAULT_ADDR is not set')
+      .and.contain('docker dso init --plugin dso')
+      .and.not.contain('version');
   });
 });

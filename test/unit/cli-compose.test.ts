@@ -2,7 +2,14 @@
 // secrets plus <VAR>_FILE, declared DSO secrets pass through, and nothing else changes.
 import { expect } from 'chai';
 import YAML from 'yaml';
-import { ComposeError, parseCompose, secretKeyFor, stackNameFrom, stringifyCompose, transformCompose } from '../../src/cli/compose';
+import {
+  ComposeError,
+  parseCompose,
+  secretKeyFor,
+  stackNameFrom,
+  stringifyCompose,
+  transformCompose,
+} from '../../src/cli/compose';
 
 type Obj = Record<string, any>;
 const doc = (yaml: string): Obj => parseCompose(yaml, 'compose.yml');
@@ -33,12 +40,24 @@ services:
       PORT: 8080
 `);
     const web = r.compose.services.web;
-    expect(web.environment).to.deep.equal({ LOG_LEVEL: 'debug', DB_PASSWORD_FILE: '/run/secrets/db_password', PORT: 8080 });
+    expect(web.environment).to.deep.equal({
+      LOG_LEVEL: 'debug',
+      DB_PASSWORD_FILE: '/run/secrets/db_password',
+      PORT: 8080,
+    });
     expect(Object.keys(web.environment), 'order kept').to.deep.equal(['LOG_LEVEL', 'DB_PASSWORD_FILE', 'PORT']);
     expect(web.secrets).to.deep.equal(['db_password']);
-    expect(r.compose.secrets).to.deep.equal({ db_password: { driver: 'dso', labels: { 'dso.ref': 'dso://secret/data/app/db#password' } } });
+    expect(r.compose.secrets).to.deep.equal({
+      db_password: { driver: 'dso', labels: { 'dso.ref': 'dso://secret/data/app/db#password' } },
+    });
     expect(r.injected).to.deep.equal([
-      { service: 'web', variable: 'DB_PASSWORD', secret: 'db_password', reference: 'dso://secret/data/app/db#password', file: '/run/secrets/db_password' },
+      {
+        service: 'web',
+        variable: 'DB_PASSWORD',
+        secret: 'db_password',
+        reference: 'dso://secret/data/app/db#password',
+        file: '/run/secrets/db_password',
+      },
     ]);
   });
 
@@ -79,7 +98,11 @@ secrets:
   tls_cert: { file: ./cert.pem }
   other: { external: true }
 `);
-    expect(r.compose.services.web.secrets).to.deep.equal(['tls_cert', { source: 'other', target: 'other.txt' }, 'db_password']);
+    expect(r.compose.services.web.secrets).to.deep.equal([
+      'tls_cert',
+      { source: 'other', target: 'other.txt' },
+      'db_password',
+    ]);
     expect(r.compose.secrets.tls_cert).to.deep.equal({ file: './cert.pem' });
     expect(r.compose.secrets.other).to.deep.equal({ external: true });
   });
@@ -99,7 +122,10 @@ secrets:
       'dso-test',
     );
     expect(r.passedThrough).to.deep.equal(['db_password']);
-    expect(r.compose.secrets.db_password).to.deep.equal({ driver: 'dso-test', labels: { 'dso.ref': 'dso://secret/data/app/db#password' } });
+    expect(r.compose.secrets.db_password).to.deep.equal({
+      driver: 'dso-test',
+      labels: { 'dso.ref': 'dso://secret/data/app/db#password' },
+    });
     expect(r.compose.secrets.plain).to.deep.equal({ file: './x' });
     expect(r.injected).to.deep.equal([]);
     expect(r.warnings).to.deep.equal([]);
@@ -127,7 +153,9 @@ services: { web: { image: app } }
 secrets:
   s: { driver: dso, driver_opts: { path: x } }
 `);
-    expect(r.warnings.join('\n')).to.match(/neither a dso.ref nor a dso.path/).and.to.match(/driver_opts never reach/);
+    expect(r.warnings.join('\n'))
+      .to.match(/neither a dso.ref nor a dso.path/)
+      .and.to.match(/driver_opts never reach/);
   });
 
   it('shares one secret when several variables or services name the same reference', () => {
@@ -153,7 +181,9 @@ secrets:
     expect(r.compose.secrets.token.labels['dso.ref']).to.equal('dso://secret/a#token');
     expect(r.compose.secrets.b_token.labels['dso.ref']).to.equal('dso://secret/b#token');
     expect(r.compose.secrets.c_token.labels['dso.ref']).to.equal('dso://secret/c#token');
-    expect(r.compose.secrets.c_password.labels['dso.ref'], 'a declared secret name is never reused').to.equal('dso://secret/c#pw');
+    expect(r.compose.secrets.c_password.labels['dso.ref'], 'a declared secret name is never reused').to.equal(
+      'dso://secret/c#pw',
+    );
     expect(r.compose.secrets.password).to.deep.equal({ external: true });
     expect(r.compose.services.b.environment).to.deep.equal({ TOKEN_FILE: '/run/secrets/b_token' });
   });
@@ -180,18 +210,22 @@ secrets:
   });
 
   it('refuses a variable whose _FILE twin is already set', () => {
-    const e = composeError(() => transform(`
+    const e = composeError(() =>
+      transform(`
 services:
   a: { image: app, environment: { DB_PASSWORD: "dso://secret/a#p", DB_PASSWORD_FILE: /x } }
-`));
+`),
+    );
     expect(e.message).to.contain('DB_PASSWORD_FILE');
   });
 
-  it('refuses a malformed reference with the plugin\'s own message', () => {
-    const e = composeError(() => transform(`
+  it("refuses a malformed reference with the plugin's own message", () => {
+    const e = composeError(() =>
+      transform(`
 services:
   a: { image: app, environment: { X: "dso://secret//a" } }
-`));
+`),
+    );
     expect(e.message).to.contain('services.a.environment.X').and.to.contain('empty segment');
   });
 
@@ -202,11 +236,17 @@ services: { a: { image: app, environment: { X: "dso://s/a#x" } } }
 `);
     expect(old.compose.version).to.equal('3.8');
     expect(old.warnings[0]).to.contain('3.8');
-    expect(transform(`version: "3.10"\nservices: { a: { image: app, environment: { X: "dso://s/a#x" } } }`).compose.version).to.equal('3.10');
+    expect(
+      transform(`version: "3.10"\nservices: { a: { image: app, environment: { X: "dso://s/a#x" } } }`).compose.version,
+    ).to.equal('3.10');
     const none = transform('services: { a: { image: app, environment: { X: "dso://s/a#x" } } }');
     expect(none.compose.version).to.equal('3.8');
     expect(none.warnings).to.deep.equal([]);
-    expect(composeError(() => transform('version: "2.4"\nservices: { a: { image: app, environment: { X: "dso://s/a#x" } } }')).message).to.contain('3.x');
+    expect(
+      composeError(() =>
+        transform('version: "2.4"\nservices: { a: { image: app, environment: { X: "dso://s/a#x" } } }'),
+      ).message,
+    ).to.contain('3.x');
   });
 
   it('leaves a file without references untouched (no secrets section added, version kept)', () => {
@@ -242,7 +282,10 @@ services:
     image: app
     environment: *env
 `);
-    expect(r.compose.services.a.environment).to.deep.equal({ DB_PASSWORD_FILE: '/run/secrets/db_password', OTHER: '1' });
+    expect(r.compose.services.a.environment).to.deep.equal({
+      DB_PASSWORD_FILE: '/run/secrets/db_password',
+      OTHER: '1',
+    });
     expect(r.compose.services.b.environment).to.deep.equal({ DB_PASSWORD_FILE: '/run/secrets/db_password' });
     const text = stringifyCompose(r.compose);
     expect(text).not.to.match(/[&*]a\d/);

@@ -52,8 +52,19 @@ function quietContext(): { ctx: Context; out: string[]; err: string[] } {
   const out: string[] = [];
   const err: string[] = [];
   const ctx: Context = {
-    io: { out: (t) => out.push(t), err: (t) => err.push(t), readStdin: async () => Buffer.alloc(0), stdinIsTTY: false, env: {}, cwd: '/' },
-    docker: new DockerClient(async () => ({ code: 1, stdout: '', stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' })),
+    io: {
+      out: (t) => out.push(t),
+      err: (t) => err.push(t),
+      readStdin: async () => Buffer.alloc(0),
+      stdinIsTTY: false,
+      env: {},
+      cwd: '/',
+    },
+    docker: new DockerClient(async () => ({
+      code: 1,
+      stdout: '',
+      stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock',
+    })),
     runner: async () => ({ code: 1, stdout: '', stderr: '' }),
     connect: () => {
       throw new Error('no plugin in this test');
@@ -80,23 +91,35 @@ describe('cli: Docker CLI plugin protocol', () => {
     expect(metadata('1.0.0').Version).to.equal('1.0.0');
   });
 
-  it('strips the plugin name Docker passes first, and docker\'s global flags before it', () => {
+  it("strips the plugin name Docker passes first, and docker's global flags before it", () => {
     expect(splitInvocation(['dso', 'system', 'info'])).to.deep.equal({ dockerArgs: [], args: ['system', 'info'] });
-    expect(splitInvocation(['-D', '--context', 'prod', 'dso', 'inspect', 'x'])).to.deep.equal({ dockerArgs: ['-D', '--context', 'prod'], args: ['inspect', 'x'] });
-    expect(splitInvocation(['-H=tcp://h:2376', '--tlsverify', 'dso', 'up'])).to.deep.equal({ dockerArgs: ['-H=tcp://h:2376', '--tlsverify'], args: ['up'] });
+    expect(splitInvocation(['-D', '--context', 'prod', 'dso', 'inspect', 'x'])).to.deep.equal({
+      dockerArgs: ['-D', '--context', 'prod'],
+      args: ['inspect', 'x'],
+    });
+    expect(splitInvocation(['-H=tcp://h:2376', '--tlsverify', 'dso', 'up'])).to.deep.equal({
+      dockerArgs: ['-H=tcp://h:2376', '--tlsverify'],
+      args: ['up'],
+    });
     // A context named "dso" is a flag value, not the plugin name.
-    expect(splitInvocation(['--context', 'dso', 'dso', 'up'])).to.deep.equal({ dockerArgs: ['--context', 'dso'], args: ['up'] });
+    expect(splitInvocation(['--context', 'dso', 'dso', 'up'])).to.deep.equal({
+      dockerArgs: ['--context', 'dso'],
+      args: ['up'],
+    });
     // Run directly (not through docker): the arguments are ours.
     expect(splitInvocation(['system', 'info'])).to.deep.equal({ dockerArgs: [], args: ['system', 'info'] });
     expect(splitInvocation(['inspect', 'dso'])).to.deep.equal({ dockerArgs: [], args: ['inspect', 'dso'] });
   });
 
-  it('passes docker\'s global flags on to every docker command it runs', async () => {
+  it("passes docker's global flags on to every docker command it runs", async () => {
     const calls: string[][] = [];
-    const docker = new DockerClient(async (cmd, args) => {
-      calls.push([cmd, ...args]);
-      return { code: 0, stdout: '{"LocalNodeState":"active","ControlAvailable":true}', stderr: '' };
-    }, ['--context', 'prod']);
+    const docker = new DockerClient(
+      async (cmd, args) => {
+        calls.push([cmd, ...args]);
+        return { code: 0, stdout: '{"LocalNodeState":"active","ControlAvailable":true}', stderr: '' };
+      },
+      ['--context', 'prod'],
+    );
     expect(await docker.swarm()).to.deep.equal({ state: 'active', manager: true });
     expect(calls[0]).to.deep.equal(['docker', '--context', 'prod', 'info', '--format', '{{json .Swarm}}']);
   });
@@ -132,13 +155,18 @@ describe('cli: command line', () => {
   it('writes help with usage, every option, choices and repeatability', () => {
     const help = commandHelp(SPEC, 'FOOTER');
     expect(help).to.contain('Usage:  docker dso demo [OPTIONS] FIRST [SECOND]');
-    for (const o of ['-n, --name NAME', '--addr VALUE', '--kind', '-x, --flag', '-h, --help']) expect(help).to.contain(o);
+    for (const o of ['-n, --name NAME', '--addr VALUE', '--kind', '-x, --flag', '-h, --help'])
+      expect(help).to.contain(o);
     expect(help).to.contain('(one of: a, b)').and.to.contain('(may be repeated)').and.to.contain('FOOTER');
   });
 
   it('finds commands, including the two-word system commands and flags before the command', () => {
     expect(findCommand(['system', 'info']).command?.spec.path).to.deep.equal(['system', 'info']);
-    expect(findCommand(['--plugin', 'x', 'system', '--json', 'test-vault']).rest).to.deep.equal(['--plugin', 'x', '--json']);
+    expect(findCommand(['--plugin', 'x', 'system', '--json', 'test-vault']).rest).to.deep.equal([
+      '--plugin',
+      'x',
+      '--json',
+    ]);
     expect(findCommand(['inspect', 'svc']).rest).to.deep.equal(['svc']);
     expect(findCommand([]).help).to.contain('Commands:');
     expect(findCommand(['system']).help).to.contain('test-vault');
@@ -155,7 +183,17 @@ describe('cli: dispatcher and exit codes', () => {
   }
 
   it('prints help for no command, --help, and each command, with the exit codes (exit 0)', async () => {
-    for (const args of [[], ['--help'], ['help'], ['init', '--help'], ['system', 'info', '-h'], ['system', 'test-vault', '--help'], ['inspect', '--help'], ['up', '--help'], ['rotate', '--help']]) {
+    for (const args of [
+      [],
+      ['--help'],
+      ['help'],
+      ['init', '--help'],
+      ['system', 'info', '-h'],
+      ['system', 'test-vault', '--help'],
+      ['inspect', '--help'],
+      ['up', '--help'],
+      ['rotate', '--help'],
+    ]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).to.equal(0);
       expect(r.out, args.join(' ')).to.contain('Usage:');
@@ -167,7 +205,19 @@ describe('cli: dispatcher and exit codes', () => {
 
   it('documents every flag of init that the seed uses', async () => {
     const r = await cli(['init', '--help']);
-    for (const flag of ['--mode', '--provider', '--vault-address', '--vault-auth-method', '--vault-role-id', '--vault-secret-id', '--vault-token', '--vault-cacert', '--vault-namespace', '--config-dir', '--plugin']) {
+    for (const flag of [
+      '--mode',
+      '--provider',
+      '--vault-address',
+      '--vault-auth-method',
+      '--vault-role-id',
+      '--vault-secret-id',
+      '--vault-token',
+      '--vault-cacert',
+      '--vault-namespace',
+      '--config-dir',
+      '--plugin',
+    ]) {
       expect(r.out).to.contain(flag);
     }
   });
@@ -175,7 +225,9 @@ describe('cli: dispatcher and exit codes', () => {
   it('exits 2 on an unknown command or flag, with a hint', async () => {
     const unknown = await cli(['inspcet', 'x']);
     expect(unknown.code).to.equal(EXIT.USAGE);
-    expect(unknown.err).to.contain('unknown command: docker dso inspcet').and.to.contain('did you mean: docker dso inspect');
+    expect(unknown.err)
+      .to.contain('unknown command: docker dso inspcet')
+      .and.to.contain('did you mean: docker dso inspect');
     const info = await cli(['info']);
     expect(info.err).to.contain('docker dso system info');
     const flag = await cli(['inspect', 'x', '--bogus']);
@@ -204,7 +256,14 @@ describe('cli: dispatcher and exit codes', () => {
 });
 
 describe('cli: credentials', () => {
-  const io = (stdin: string) => ({ out: () => undefined, err: () => undefined, readStdin: async () => Buffer.from(stdin), stdinIsTTY: false, env: {}, cwd: os.tmpdir() });
+  const io = (stdin: string) => ({
+    out: () => undefined,
+    err: () => undefined,
+    readStdin: async () => Buffer.from(stdin),
+    stdinIsTTY: false,
+    env: {},
+    cwd: os.tmpdir(),
+  });
 
   it('reads a credential from standard input, a file, or the argument, trimming the line end', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-unit-')), 'id');
@@ -224,7 +283,13 @@ describe('cli: credentials', () => {
 
   it('allows standard input for one credential only, and refuses empty, multi-line or spaced values', async () => {
     try {
-      await readCredentials([{ flag: '--a', spec: '-' }, { flag: '--b', spec: '-' }], io('x'));
+      await readCredentials(
+        [
+          { flag: '--a', spec: '-' },
+          { flag: '--b', spec: '-' },
+        ],
+        io('x'),
+      );
       expect.fail('expected a UsageError');
     } catch (err) {
       expect(err).to.be.instanceOf(UsageError);
@@ -274,7 +339,12 @@ describe('cli: shared helpers', () => {
   });
 
   it('aligns key/value rows, multi-line values included', () => {
-    expect(keyValues([['A', '1'], ['Long key', 'x\ny']])).to.equal('A:        1\nLong key: x\n          y');
+    expect(
+      keyValues([
+        ['A', '1'],
+        ['Long key', 'x\ny'],
+      ]),
+    ).to.equal('A:        1\nLong key: x\n          y');
     expect(errorAndFix('bad', 'do this\nthen that')).to.equal('  Error: bad\n  Fix:   do this\n         then that');
   });
 
@@ -293,26 +363,73 @@ describe('cli: shared helpers', () => {
 
   it('gives the README troubleshooting fix for each failure', () => {
     const ctx = { plugin: 'dso' };
-    expect(fixFor({ code: 'ERR_LOGIN', error: 'approle login at auth/approle failed: invalid role or secret ID' }, { ...ctx, method: 'approle', mount: 'auth/approle' }))
-      .to.contain('vault write -f auth/approle/role/<role>/secret-id').and.to.contain('docker dso init --plugin dso --vault-secret-id -');
-    expect(fixFor({ code: 'ERR_LOGIN', error: 'token login at auth/token failed: permission denied' }, { ...ctx, method: 'token' })).to.contain('--vault-token -');
-    expect(fixFor({ code: 'ERR_WRITE_REFUSED', error: 'the reference writes to x' }, ctx)).to.contain('DSO_ALLOWED_WRITES').and.contain('--set');
-    expect(fixFor({ code: 'ERR_VAULT_DENIED', error: 'permission denied reading secret/data/app/x: the plugin\'s Vault policy must allow "read" on it (permission denied)' }, ctx))
-      .to.contain('path "secret/data/app/x" { capabilities = ["read"] }');
-    expect(fixFor({ code: 'ERR_PATH_REFUSED', error: 'path x is not allowed by DSO_ALLOWED_PATHS' }, ctx)).to.contain('DSO_ALLOWED_PATHS');
-    expect(fixFor({ code: 'ERR_VAULT_UNAVAILABLE', error: 'Vault at http://x is unreachable' }, ctx)).to.contain('--vault-address');
+    expect(
+      fixFor(
+        { code: 'ERR_LOGIN', error: 'approle login at auth/approle failed: invalid role or secret ID' },
+        { ...ctx, method: 'approle', mount: 'auth/approle' },
+      ),
+    )
+      .to.contain('vault write -f auth/approle/role/<role>/secret-id')
+      .and.to.contain('docker dso init --plugin dso --vault-secret-id -');
+    expect(
+      fixFor(
+        { code: 'ERR_LOGIN', error: 'token login at auth/token failed: permission denied' },
+        { ...ctx, method: 'token' },
+      ),
+    ).to.contain('--vault-token -');
+    expect(fixFor({ code: 'ERR_WRITE_REFUSED', error: 'the reference writes to x' }, ctx))
+      .to.contain('DSO_ALLOWED_WRITES')
+      .and.contain('--set');
+    expect(
+      fixFor(
+        {
+          code: 'ERR_VAULT_DENIED',
+          error:
+            'permission denied reading secret/data/app/x: the plugin\'s Vault policy must allow "read" on it (permission denied)',
+        },
+        ctx,
+      ),
+    ).to.contain('path "secret/data/app/x" { capabilities = ["read"] }');
+    expect(fixFor({ code: 'ERR_PATH_REFUSED', error: 'path x is not allowed by DSO_ALLOWED_PATHS' }, ctx)).to.contain(
+      'DSO_ALLOWED_PATHS',
+    );
+    expect(fixFor({ code: 'ERR_VAULT_UNAVAILABLE', error: 'Vault at http://x is unreachable' }, ctx)).to.contain(
+      '--vault-address',
+    );
     expect(fixFor({ code: 'ERR_TIMEOUT', error: 'no answer' }, ctx)).to.contain('DSO_TIMEOUT');
     expect(fixFor({ code: 'ERR_SETTINGS', error: 'VAULT_ADDR is not set' }, ctx)).to.contain('docker dso init');
     expect(fixFor({ code: 'ERR_VALUE_TOO_LARGE', error: 'x' }, ctx)).to.contain('511,999');
     expect(fixFor({ code: undefined, error: 'x' }, ctx)).to.contain("plugin's log");
-    expect(fixFor({ code: 'ERR_VAULT_UNAVAILABLE', subcode: 'engine-failed', error: 'database engine at database/ failed to serve database/creds/app: connection refused' }, ctx)).to.contain('database down or role misconfigured');
-    expect(fixFor({ code: 'ERR_NOT_FOUND', subcode: 'engine-path', error: 'database engine at database/ cannot serve database/creds/nope: unknown role' }, ctx)).to.contain('no such role');
+    expect(
+      fixFor(
+        {
+          code: 'ERR_VAULT_UNAVAILABLE',
+          subcode: 'engine-failed',
+          error: 'database engine at database/ failed to serve database/creds/app: connection refused',
+        },
+        ctx,
+      ),
+    ).to.contain('database down or role misconfigured');
+    expect(
+      fixFor(
+        {
+          code: 'ERR_NOT_FOUND',
+          subcode: 'engine-path',
+          error: 'database engine at database/ cannot serve database/creds/nope: unknown role',
+        },
+        ctx,
+      ),
+    ).to.contain('no such role');
     // The fix follows the code and subcode, not the words of the message.
-    expect(fixFor({ code: 'ERR_NOT_FOUND', error: 'x engine at y cannot serve z' }, ctx)).to.contain('nothing is stored at that path');
+    expect(fixFor({ code: 'ERR_NOT_FOUND', error: 'x engine at y cannot serve z' }, ctx)).to.contain(
+      'nothing is stored at that path',
+    );
     const approle = { ...ctx, method: 'approle', mount: 'auth/approle' };
     expect(fixFor({ code: 'ERR_LOGIN', subcode: 'wrapping-token' }, approle)).to.contain('--vault-secret-id-wrapped');
     expect(fixFor({ code: 'ERR_LOGIN', subcode: 'auth-mount' }, approle)).to.contain('vault auth enable approle');
-    expect(fixFor({ code: 'ERR_LOGIN', error: 'approle: permission denied, wrapping token' }, approle)).to.contain('vault write -f auth/approle/role/<role>/secret-id');
+    expect(fixFor({ code: 'ERR_LOGIN', error: 'approle: permission denied, wrapping token' }, approle)).to.contain(
+      'vault write -f auth/approle/role/<role>/secret-id',
+    );
   });
 
   it('carries an exit code and a fix on every CLI error', () => {
@@ -431,7 +548,9 @@ describe('cli: the plugin socket client', () => {
     } catch (err) {
       expect(err).to.be.instanceOf(CliError);
       expect((err as CliError).exitCode).to.equal(EXIT.PLUGIN);
-      expect((err as CliError).message).to.contain('does not answer').and.to.contain('ENOENT');
+      expect((err as CliError).message)
+        .to.contain('does not answer')
+        .and.to.contain('ENOENT');
       expect((err as CliError).fix).to.contain('docker plugin disable dso && docker plugin enable dso');
     }
   });

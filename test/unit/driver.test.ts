@@ -99,12 +99,17 @@ describe('VaultSecretDriver', () => {
 
   it('shares KV values among tasks by default (DoNotReuse false)', async () => {
     const { driver } = driverFor({ mount: kv2, answers: { 'secret/data/app/db': v2answer } });
-    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/app/db#password' }))).doNotReuse).to.equal(false);
+    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/app/db#password' }))).doNotReuse).to.equal(
+      false,
+    );
   });
 
   it('gives each task its own copy with dso.reuse=false', async () => {
     const { driver } = driverFor({ mount: kv2, answers: { 'secret/data/app/db': v2answer } });
-    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/app/db#password', 'dso.reuse': 'false' }))).doNotReuse).to.equal(true);
+    expect(
+      (await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/app/db#password', 'dso.reuse': 'false' })))
+        .doNotReuse,
+    ).to.equal(true);
   });
 
   it('asks for the KV v2 version named by dso.version', async () => {
@@ -115,11 +120,17 @@ describe('VaultSecretDriver', () => {
 
   it('refuses dso.version on a KV v1 mount', async () => {
     const { driver } = driverFor({ mount: kv1, answers: { 'legacy/app': { data: { k: 'v' } } } });
-    expect((await rejected(driver.getSecret(req({ 'dso.ref': 'dso://legacy/app#k', 'dso.version': '2' })))).code).to.equal('ERR_LABELS');
+    expect(
+      (await rejected(driver.getSecret(req({ 'dso.ref': 'dso://legacy/app#k', 'dso.version': '2' })))).code,
+    ).to.equal('ERR_LABELS');
   });
 
   it('applies the policy again to the final API path: a CLI path on a KV v1 mount is refused before any read', async () => {
-    const { driver, calls } = driverFor({ mount: { path: 'secret/', type: 'kv', kvVersion: 1 }, policy: ['secret/data/app/*'], answers: { 'secret/app/db': { data: { password: PASSWORD } } } });
+    const { driver, calls } = driverFor({
+      mount: { path: 'secret/', type: 'kv', kvVersion: 1 },
+      policy: ['secret/data/app/*'],
+      answers: { 'secret/app/db': { data: { password: PASSWORD } } },
+    });
     const err = await rejected(driver.getSecret(req({ 'dso.ref': 'dso://secret/app/db#password' })));
     expect(err.code).to.equal('ERR_PATH_REFUSED');
     expect(err.source).to.deep.include({ path: 'secret/app/db', field: 'password' });
@@ -151,11 +162,18 @@ describe('VaultSecretDriver', () => {
 
   it('refuses an engine other than KV when no leased engine is wired', async () => {
     const { driver } = driverFor({ mount: db });
-    expect((await rejected(driver.getSecret(req({ 'dso.ref': 'dso://database/creds/app#password' })))).code).to.equal('ERR_UNSUPPORTED');
+    expect((await rejected(driver.getSecret(req({ 'dso.ref': 'dso://database/creds/app#password' })))).code).to.equal(
+      'ERR_UNSUPPORTED',
+    );
   });
 
   describe('leased (dynamic) secrets', () => {
-    const lease = (apiPath: string): SecretRead => ({ apiPath, data: { username: 'v-user', password: PASSWORD }, leased: true, lease: { id: 'database/creds/app/abc', expiresAt: Date.UTC(2030, 0, 1) } });
+    const lease = (apiPath: string): SecretRead => ({
+      apiPath,
+      data: { username: 'v-user', password: PASSWORD },
+      leased: true,
+      lease: { id: 'database/creds/app/abc', expiresAt: Date.UTC(2030, 0, 1) },
+    });
 
     it('gives each task its own copy by default (DoNotReuse true), owned by the task', async () => {
       const { driver, leasedReads } = driverFor({ mount: db, leased: lease });
@@ -168,7 +186,9 @@ describe('VaultSecretDriver', () => {
 
     it('shares one copy owned by the service with dso.reuse=true', async () => {
       const { driver, leasedReads } = driverFor({ mount: db, leased: lease });
-      const result = await driver.getSecret(req({ 'dso.ref': 'dso://database/creds/app#username', 'dso.reuse': 'true' }));
+      const result = await driver.getSecret(
+        req({ 'dso.ref': 'dso://database/creds/app#username', 'dso.reuse': 'true' }),
+      );
       expect(result.doNotReuse).to.equal(false);
       expect(leasedReads[0].owner).to.deep.equal({ kind: 'service', id: 'svc-1' });
     });
@@ -178,7 +198,9 @@ describe('VaultSecretDriver', () => {
     const { driver, calls } = driverFor({ mount: kv2, answers: { 'secret/data/app/db': v2answer } });
     const controller = new AbortController();
     controller.abort(new DsoError('ERR_TIMEOUT', 'deadline'));
-    const err = await rejected(driver.getSecret(req({ 'dso.ref': 'dso://secret/data/app/db#password' }), controller.signal));
+    const err = await rejected(
+      driver.getSecret(req({ 'dso.ref': 'dso://secret/data/app/db#password' }), controller.signal),
+    );
     expect(err.code).to.equal('ERR_TIMEOUT');
     expect(calls).to.have.length(0);
   });
@@ -186,7 +208,12 @@ describe('VaultSecretDriver', () => {
 
 describe('VaultSecretDriver: no shareable answer when the answer depends on who asks', () => {
   const kvAnswers = { 'secret/data/shop/cfg': v2answer, 'secret/data/web/cfg': v2answer };
-  const lease = (apiPath: string): SecretRead => ({ apiPath, data: { username: 'v-user', password: PASSWORD }, leased: true, lease: { id: 'x', expiresAt: Date.UTC(2030, 0, 1) } });
+  const lease = (apiPath: string): SecretRead => ({
+    apiPath,
+    data: { username: 'v-user', password: PASSWORD },
+    leased: true,
+    lease: { id: 'x', expiresAt: Date.UTC(2030, 0, 1) },
+  });
 
   it('keeps a KV answer shareable when neither the path nor the policy uses the requester', async () => {
     const { driver } = driverFor({ mount: kv2, policy: ['secret/data/*', 'x/{secret}/*'], answers: kvAnswers });
@@ -197,15 +224,24 @@ describe('VaultSecretDriver: no shareable answer when the answer depends on who 
   for (const pattern of ['secret/data/{stack}/*', 'secret/data/{service}/*', 'x/{task}', 'y/{node}/*']) {
     it(`answers DoNotReuse=true for every secret when DSO_ALLOWED_PATHS has ${pattern}`, async () => {
       const { driver } = driverFor({ mount: kv2, policy: [pattern, 'secret/data/*'], answers: kvAnswers });
-      const result = await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password' }, { ServiceLabels: { 'com.docker.stack.namespace': 'shop' } }));
+      const result = await driver.getSecret(
+        req(
+          { 'dso.ref': 'dso://secret/data/shop/cfg#password' },
+          { ServiceLabels: { 'com.docker.stack.namespace': 'shop' } },
+        ),
+      );
       expect(result.doNotReuse).to.equal(true);
     });
   }
 
   it('answers DoNotReuse=true when the reference uses {service}, and false for {secret} alone (one secret, one name)', async () => {
     const { driver } = driverFor({ mount: kv2, answers: { ...kvAnswers, 'secret/data/db_password/cfg': v2answer } });
-    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/{service}/cfg#password' }))).doNotReuse).to.equal(true);
-    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/{secret}/cfg#password' }))).doNotReuse).to.equal(false);
+    expect(
+      (await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/{service}/cfg#password' }))).doNotReuse,
+    ).to.equal(true);
+    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/{secret}/cfg#password' }))).doNotReuse).to.equal(
+      false,
+    );
   });
 
   it('answers DoNotReuse=true when DSO_PATH_TEMPLATE uses {stack}', async () => {
@@ -217,14 +253,18 @@ describe('VaultSecretDriver: no shareable answer when the answer depends on who 
   it('answers DoNotReuse=true when a parameter uses {service}, and gives the lease to the task despite dso.reuse=true', async () => {
     const pki: MountInfo = { path: 'pki/', type: 'pki' };
     const { driver, leasedReads } = driverFor({ mount: pki, leased: lease });
-    const result = await driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web?common_name={service}.example.com#username', 'dso.reuse': 'true' }));
+    const result = await driver.getSecret(
+      req({ 'dso.ref': 'dso://pki/issue/web?common_name={service}.example.com#username', 'dso.reuse': 'true' }),
+    );
     expect(result.doNotReuse).to.equal(true);
     expect(leasedReads[0].owner).to.deep.equal({ kind: 'task', id: 'task-1' });
   });
 
   it('answers DoNotReuse=true when DSO_ALLOWED_WRITES has {stack}', async () => {
     const { driver } = driverFor({ mount: kv2, answers: kvAnswers, writes: 'transit/encrypt/{stack}?plaintext' });
-    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password' }))).doNotReuse).to.equal(true);
+    expect((await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password' }))).doNotReuse).to.equal(
+      true,
+    );
   });
 
   it('overrides dso.reuse=true, saying why once per secret in the log', async () => {
@@ -232,10 +272,14 @@ describe('VaultSecretDriver: no shareable answer when the answer depends on who 
     const { driver } = driverFor({ mount: kv2, policy: ['secret/data/{stack}/*'], answers: kvAnswers, logger });
     const shop = { ServiceLabels: { 'com.docker.stack.namespace': 'shop' } };
     for (let i = 0; i < 3; i++) {
-      const result = await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password', 'dso.reuse': 'true' }, shop));
+      const result = await driver.getSecret(
+        req({ 'dso.ref': 'dso://secret/data/shop/cfg#password', 'dso.reuse': 'true' }, shop),
+      );
       expect(result.doNotReuse).to.equal(true);
     }
-    await driver.getSecret(req({ 'dso.ref': 'dso://secret/data/shop/cfg#password', 'dso.reuse': 'true' }, { ...shop, SecretName: 'other' }));
+    await driver.getSecret(
+      req({ 'dso.ref': 'dso://secret/data/shop/cfg#password', 'dso.reuse': 'true' }, { ...shop, SecretName: 'other' }),
+    );
     const warnings = records().filter((r) => String(r.message).startsWith('dso.reuse=true overridden'));
     expect(warnings.map((w) => w.secret)).to.deep.equal(['db_password', 'other']);
     expect(String(warnings[0].reason)).to.include('{stack} in DSO_ALLOWED_PATHS');
@@ -246,15 +290,23 @@ describe('VaultSecretDriver: writes only where allowed', () => {
   const pki: MountInfo = { path: 'pki/', type: 'pki' };
   const ssh: MountInfo = { path: 'ssh-client/', type: 'ssh' };
   const transit: MountInfo = { path: 'transit/', type: 'transit' };
-  const issued = (apiPath: string): SecretRead => ({ apiPath, data: { certificate: 'CERT', signed_key: 'KEY', ciphertext: 'vault:v1:x', username: 'u' }, leased: true });
+  const issued = (apiPath: string): SecretRead => ({
+    apiPath,
+    data: { certificate: 'CERT', signed_key: 'KEY', ciphertext: 'vault:v1:x', username: 'u' },
+    leased: true,
+  });
 
   it('writes to a PKI issue path with certificate parameters, and to an SSH sign path', async () => {
     const a = driverFor({ mount: pki, leased: issued });
-    await a.driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web?common_name=web.example.com&alt_names=a.example.com&ttl=1h#certificate' }));
+    await a.driver.getSecret(
+      req({ 'dso.ref': 'dso://pki/issue/web?common_name=web.example.com&alt_names=a.example.com&ttl=1h#certificate' }),
+    );
     await a.driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web#certificate' }));
     expect(a.leasedReads.map((r) => r.write)).to.deep.equal([true, true]);
     const b = driverFor({ mount: ssh, leased: issued });
-    await b.driver.getSecret(req({ 'dso.ref': 'dso://ssh-client/sign/ops?public_key=ssh-ed25519%20AAAA&valid_principals=ops#signed_key' }));
+    await b.driver.getSecret(
+      req({ 'dso.ref': 'dso://ssh-client/sign/ops?public_key=ssh-ed25519%20AAAA&valid_principals=ops#signed_key' }),
+    );
     expect(b.leasedReads[0]).to.include({ apiPath: 'ssh-client/sign/ops', write: true });
   });
 
@@ -265,17 +317,46 @@ describe('VaultSecretDriver: writes only where allowed', () => {
   });
 
   const refusals: Array<[string, MountInfo, string, RegExp]> = [
-    ['a parameter PKI issue does not take by default', pki, 'dso://pki/issue/web?common_name=a.example.com&not_after=9999-12-31T23:59:59Z#certificate', /not_after.*DSO_ALLOWED_WRITES/],
-    ['pki sign-verbatim (ignores the role)', pki, 'dso://pki/sign-verbatim/web?csr=x#certificate', /DSO_ALLOWED_WRITES/],
-    ['a PKI root rotation dressed as a read', pki, 'dso://pki/root/rotate/internal?common_name=x#certificate', /add pki\/root\/rotate\/internal\?common_name to DSO_ALLOWED_WRITES/],
-    ['SSH sign with extensions', ssh, 'dso://ssh-client/sign/ops?public_key=k&extensions=permit-pty#signed_key', /extensions/],
+    [
+      'a parameter PKI issue does not take by default',
+      pki,
+      'dso://pki/issue/web?common_name=a.example.com&not_after=9999-12-31T23:59:59Z#certificate',
+      /not_after.*DSO_ALLOWED_WRITES/,
+    ],
+    [
+      'pki sign-verbatim (ignores the role)',
+      pki,
+      'dso://pki/sign-verbatim/web?csr=x#certificate',
+      /DSO_ALLOWED_WRITES/,
+    ],
+    [
+      'a PKI root rotation dressed as a read',
+      pki,
+      'dso://pki/root/rotate/internal?common_name=x#certificate',
+      /add pki\/root\/rotate\/internal\?common_name to DSO_ALLOWED_WRITES/,
+    ],
+    [
+      'SSH sign with extensions',
+      ssh,
+      'dso://ssh-client/sign/ops?public_key=k&extensions=permit-pty#signed_key',
+      /extensions/,
+    ],
     ['a transit decrypt', transit, 'dso://transit/decrypt/app?ciphertext=vault:v1:abc#plaintext', /DSO_ALLOWED_WRITES/],
     ['a database root rotation', db, 'dso://database/rotate-root/pg?x=1#username', /DSO_ALLOWED_WRITES/],
-    ['a query string on a KV path', kv2, 'dso://secret/data/app/db?password=new#password', /KV secret, which DSO only reads/],
+    [
+      'a query string on a KV path',
+      kv2,
+      'dso://secret/data/app/db?password=new#password',
+      /KV secret, which DSO only reads/,
+    ],
   ];
   for (const [what, mount, ref, message] of refusals) {
     it(`refuses ${what} before Vault sees the write (ERR_WRITE_REFUSED naming the setting)`, async () => {
-      const { driver, leasedReads, calls } = driverFor({ mount, leased: issued, answers: { 'secret/data/app/db': v2answer } });
+      const { driver, leasedReads, calls } = driverFor({
+        mount,
+        leased: issued,
+        answers: { 'secret/data/app/db': v2answer },
+      });
       const err = await rejected(driver.getSecret(req({ 'dso.ref': ref })));
       expect(err.code).to.equal('ERR_WRITE_REFUSED');
       expect(err.message).to.match(message);
@@ -285,18 +366,29 @@ describe('VaultSecretDriver: writes only where allowed', () => {
   }
 
   it('allows a write DSO_ALLOWED_WRITES names, with only the parameters it lists', async () => {
-    const { driver, leasedReads } = driverFor({ mount: transit, leased: issued, writes: 'transit/encrypt/app?plaintext,context; pki/issue/*?not_after' });
+    const { driver, leasedReads } = driverFor({
+      mount: transit,
+      leased: issued,
+      writes: 'transit/encrypt/app?plaintext,context; pki/issue/*?not_after',
+    });
     await driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/app?plaintext=aGk=#ciphertext' }));
     expect(leasedReads[0]).to.include({ apiPath: 'transit/encrypt/app', write: true });
-    const err = await rejected(driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/app?plaintext=aGk=&key_version=1#ciphertext' })));
+    const err = await rejected(
+      driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/app?plaintext=aGk=&key_version=1#ciphertext' })),
+    );
     expect(err.code).to.equal('ERR_WRITE_REFUSED');
-    expect((await rejected(driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/other?plaintext=aGk=#ciphertext' })))).code).to.equal('ERR_WRITE_REFUSED');
+    expect(
+      (await rejected(driver.getSecret(req({ 'dso.ref': 'dso://transit/encrypt/other?plaintext=aGk=#ciphertext' }))))
+        .code,
+    ).to.equal('ERR_WRITE_REFUSED');
   });
 
   it('decides by the mount type Vault reports, not by the path: an "issue" path on a KV-like mount is no PKI issue', async () => {
     const fake: MountInfo = { path: 'pki/', type: 'transit' };
     const { driver, leasedReads } = driverFor({ mount: fake, leased: issued });
-    expect((await rejected(driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web?common_name=x#certificate' })))).code).to.equal('ERR_WRITE_REFUSED');
+    expect(
+      (await rejected(driver.getSecret(req({ 'dso.ref': 'dso://pki/issue/web?common_name=x#certificate' })))).code,
+    ).to.equal('ERR_WRITE_REFUSED');
     expect(leasedReads).to.have.length(0);
   });
 });
@@ -338,9 +430,15 @@ describe("VaultSecretDriver: Vault's own machinery is never reachable", () => {
 
 describe('leaseOwner', () => {
   it('is the task by default, the service with reuse, none without IDs', () => {
-    expect(leaseOwner({ TaskID: 't', TaskName: 'n', ServiceID: 's' }, undefined)).to.deep.equal({ kind: 'task', id: 't' });
+    expect(leaseOwner({ TaskID: 't', TaskName: 'n', ServiceID: 's' }, undefined)).to.deep.equal({
+      kind: 'task',
+      id: 't',
+    });
     expect(leaseOwner({ TaskName: 'n' }, false)).to.deep.equal({ kind: 'task', id: 'n' });
-    expect(leaseOwner({ TaskID: 't', ServiceID: 's', ServiceName: 'web' }, true)).to.deep.equal({ kind: 'service', id: 's' });
+    expect(leaseOwner({ TaskID: 't', ServiceID: 's', ServiceName: 'web' }, true)).to.deep.equal({
+      kind: 'service',
+      id: 's',
+    });
     expect(leaseOwner({ ServiceName: 'web' }, true)).to.deep.equal({ kind: 'service', id: 'web' });
     expect(leaseOwner({}, undefined)).to.deep.equal({ kind: 'none', id: '' });
   });

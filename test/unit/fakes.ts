@@ -9,7 +9,9 @@ export class FakeAuthMethod implements AuthMethod {
   logins = 0;
   readonly contexts: LoginContext[] = [];
 
-  constructor(public answer: (n: number) => Promise<LoginResult> | LoginResult = (n) => loginOf(`hvs.fake-token-${n}`)) {}
+  constructor(
+    public answer: (n: number) => Promise<LoginResult> | LoginResult = (n) => loginOf(`hvs.fake-token-${n}`),
+  ) {}
 
   async login(context: LoginContext): Promise<LoginResult> {
     this.logins++;

@@ -23,7 +23,10 @@ describe('render (dso.format)', () => {
     });
 
     it('gives an object as JSON', () => {
-      expect(JSON.parse(text(render({ nested: { a: 1, b: 'x' } }, 'nested', 'raw', WHERE)))).to.deep.equal({ a: 1, b: 'x' });
+      expect(JSON.parse(text(render({ nested: { a: 1, b: 'x' } }, 'nested', 'raw', WHERE)))).to.deep.equal({
+        a: 1,
+        b: 'x',
+      });
     });
 
     it('gives a list of strings one per line (a PKI ca_chain)', () => {
@@ -45,7 +48,9 @@ describe('render (dso.format)', () => {
 
   describe('env', () => {
     it('writes sorted KEY=value lines, ending with a newline', () => {
-      expect(text(render({ MODE: 'prod', API_KEY: 'k1', _X: 3 }, undefined, 'env', WHERE))).to.equal('API_KEY=k1\nMODE=prod\n_X=3\n');
+      expect(text(render({ MODE: 'prod', API_KEY: 'k1', _X: 3 }, undefined, 'env', WHERE))).to.equal(
+        'API_KEY=k1\nMODE=prod\n_X=3\n',
+      );
     });
 
     it('reads the object of a field', () => {
@@ -116,12 +121,21 @@ describe('render (dso.format)', () => {
 
   describe('pem', () => {
     it('bundles private key, certificate and chain, one per block', () => {
-      const out = text(render({ private_key: 'KEY\n', certificate: 'CERT', ca_chain: ['CA1', 'CA2'], issuing_ca: 'CA1' }, undefined, 'pem', WHERE));
+      const out = text(
+        render(
+          { private_key: 'KEY\n', certificate: 'CERT', ca_chain: ['CA1', 'CA2'], issuing_ca: 'CA1' },
+          undefined,
+          'pem',
+          WHERE,
+        ),
+      );
       expect(out).to.equal('KEY\nCERT\nCA1\nCA2\n');
     });
 
     it('refuses a field', () => {
-      expect(thrown(() => render({ private_key: 'K', certificate: 'C' }, 'certificate', 'pem', WHERE)).code).to.equal('ERR_FORMAT');
+      expect(thrown(() => render({ private_key: 'K', certificate: 'C' }, 'certificate', 'pem', WHERE)).code).to.equal(
+        'ERR_FORMAT',
+      );
     });
 
     it('refuses data without a certificate', () => {
@@ -138,7 +152,9 @@ describe('render (dso.format)', () => {
     });
 
     it('lists the field names there, sorted, but never their values', () => {
-      const err = thrown(() => render({ user: 'web-user-canary', pass: SECRET_VALUE, api_key: SECRET_VALUE }, 'password', 'raw', WHERE));
+      const err = thrown(() =>
+        render({ user: 'web-user-canary', pass: SECRET_VALUE, api_key: SECRET_VALUE }, 'password', 'raw', WHERE),
+      );
       expect(err.message).to.include('"api_key", "pass", "user"');
       expect(err.message).to.not.include(SECRET_VALUE);
       expect(err.message).to.not.include('web-user-canary');
@@ -196,7 +212,9 @@ describe('render (dso.format)', () => {
     });
 
     it('measures a whole object rendered as JSON', () => {
-      expect(thrown(() => render({ f: 'z'.repeat(512_000) }, undefined, 'json', WHERE)).code).to.equal('ERR_VALUE_TOO_LARGE');
+      expect(thrown(() => render({ f: 'z'.repeat(512_000) }, undefined, 'json', WHERE)).code).to.equal(
+        'ERR_VALUE_TOO_LARGE',
+      );
     });
   });
 });

@@ -27,10 +27,21 @@ export async function rejected(promise: Promise<unknown>): Promise<DsoError> {
 }
 
 /** A logger whose JSON lines are kept, parsed, for assertions. */
-export function capturingLogger(level: 'error' | 'warn' | 'info' | 'debug' = 'debug'): { logger: Logger; lines: string[]; records: () => Record<string, unknown>[] } {
+export function capturingLogger(level: 'error' | 'warn' | 'info' | 'debug' = 'debug'): {
+  logger: Logger;
+  lines: string[];
+  records: () => Record<string, unknown>[];
+} {
   const lines: string[] = [];
   const stream = new PassThrough();
-  stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim() !== '')));
+  stream.on('data', (chunk: Buffer) =>
+    lines.push(
+      ...chunk
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== ''),
+    ),
+  );
   const logger = createLogger(level, stream);
   return { logger, lines, records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }

@@ -87,7 +87,9 @@ describe('parseLabels (secret labels)', () => {
     });
 
     it('ignores labels outside dso.* (e.g. the stack namespace)', () => {
-      expect(() => parseLabels({ 'dso.ref': 'dso://a/b#c', [STACK_LABEL]: 'shop', 'com.example.team': 'x' })).to.not.throw();
+      expect(() =>
+        parseLabels({ 'dso.ref': 'dso://a/b#c', [STACK_LABEL]: 'shop', 'com.example.team': 'x' }),
+      ).to.not.throw();
     });
 
     it('refuses an unknown dso.* label, so a typo does not go unnoticed', () => {
@@ -159,8 +161,14 @@ describe('parseLabels (secret labels)', () => {
     });
 
     it('read true and false', () => {
-      expect(parseLabels({ 'dso.ref': 'dso://a/b#c', 'dso.reuse': 'true', 'dso.rotate': 'false' })).to.include({ reuse: true, rotate: false });
-      expect(parseLabels({ 'dso.ref': 'dso://a/b#c', 'dso.reuse': 'false', 'dso.rotate': 'true' })).to.include({ reuse: false, rotate: true });
+      expect(parseLabels({ 'dso.ref': 'dso://a/b#c', 'dso.reuse': 'true', 'dso.rotate': 'false' })).to.include({
+        reuse: true,
+        rotate: false,
+      });
+      expect(parseLabels({ 'dso.ref': 'dso://a/b#c', 'dso.reuse': 'false', 'dso.rotate': 'true' })).to.include({
+        reuse: false,
+        rotate: true,
+      });
     });
 
     for (const label of ['dso.reuse', 'dso.rotate']) {
@@ -188,7 +196,10 @@ describe('Resolver.plan (request -> what to read)', () => {
   };
 
   it('fills every template of the path from the request', () => {
-    const plan = open.plan({ ...request, SecretLabels: { 'dso.ref': 'dso://secret/data/{stack}/{service}/{secret}/{task}/{node}#password' } });
+    const plan = open.plan({
+      ...request,
+      SecretLabels: { 'dso.ref': 'dso://secret/data/{stack}/{service}/{secret}/{task}/{node}#password' },
+    });
     expect(plan.path).to.equal('secret/data/shop/shop_web/shop_db_password/shop_web.1.task123/node123');
     expect(plan.ref.field).to.equal('password');
     expect(plan.format).to.equal('raw');
@@ -206,7 +217,11 @@ describe('Resolver.plan (request -> what to read)', () => {
 
   it('refuses {stack} for a service outside any stack, even when the secret has the label', () => {
     const err = thrown(() =>
-      open.plan({ ...request, ServiceLabels: {}, SecretLabels: { 'dso.ref': 'dso://secret/data/{stack}/db#password', [STACK_LABEL]: 'shop' } }),
+      open.plan({
+        ...request,
+        ServiceLabels: {},
+        SecretLabels: { 'dso.ref': 'dso://secret/data/{stack}/db#password', [STACK_LABEL]: 'shop' },
+      }),
     );
     expect(err.code).to.equal('ERR_TEMPLATE');
     expect(err.message).to.include('com.docker.stack.namespace');
@@ -231,17 +246,30 @@ describe('Resolver.plan (request -> what to read)', () => {
   });
 
   it('fills templates in the query parameters', () => {
-    const plan = open.plan({ ...request, SecretLabels: { 'dso.ref': 'dso://pki/issue/web?common_name={service}.example.com&ttl=1h#certificate' } });
+    const plan = open.plan({
+      ...request,
+      SecretLabels: { 'dso.ref': 'dso://pki/issue/web?common_name={service}.example.com&ttl=1h#certificate' },
+    });
     expect(plan.params).to.deep.equal({ common_name: 'shop_web.example.com', ttl: '1h' });
   });
 
   it('refuses a service name that would walk out of its place in the path', () => {
-    const err = thrown(() => open.plan({ ...request, ServiceName: '../../sys', SecretLabels: { 'dso.ref': 'dso://secret/data/{service}#x' } }));
+    const err = thrown(() =>
+      open.plan({ ...request, ServiceName: '../../sys', SecretLabels: { 'dso.ref': 'dso://secret/data/{service}#x' } }),
+    );
     expect(err.code).to.equal('ERR_TEMPLATE');
   });
 
   it('carries the parsed labels into the plan', () => {
-    const plan = open.plan({ ...request, SecretLabels: { 'dso.ref': 'dso://secret/app/db#password', 'dso.version': '2', 'dso.reuse': 'false', 'dso.rotate': 'true' } });
+    const plan = open.plan({
+      ...request,
+      SecretLabels: {
+        'dso.ref': 'dso://secret/app/db#password',
+        'dso.version': '2',
+        'dso.reuse': 'false',
+        'dso.rotate': 'true',
+      },
+    });
     expect(plan).to.include({ path: 'secret/app/db', version: 2, reuse: false, rotate: true, format: 'raw' });
   });
 
@@ -249,11 +277,15 @@ describe('Resolver.plan (request -> what to read)', () => {
     const resolver = new Resolver(new PathPolicy(['secret/data/{stack}/*']));
 
     it('plans a path the policy allows', () => {
-      expect(resolver.plan({ ...request, SecretLabels: { 'dso.ref': 'dso://secret/data/shop/db#password' } }).path).to.equal('secret/data/shop/db');
+      expect(
+        resolver.plan({ ...request, SecretLabels: { 'dso.ref': 'dso://secret/data/shop/db#password' } }).path,
+      ).to.equal('secret/data/shop/db');
     });
 
     it('plans a KV v2 path in CLI form that may become allowed', () => {
-      expect(resolver.plan({ ...request, SecretLabels: { 'dso.ref': 'dso://secret/shop/db#password' } }).path).to.equal('secret/shop/db');
+      expect(resolver.plan({ ...request, SecretLabels: { 'dso.ref': 'dso://secret/shop/db#password' } }).path).to.equal(
+        'secret/shop/db',
+      );
     });
 
     it('refuses early, naming the path, when the policy cannot allow it', () => {
@@ -270,22 +302,42 @@ describe('Resolver.plan (request -> what to read)', () => {
   });
 
   it('requestContext leaves absent or empty request fields undefined', () => {
-    expect(requestContext({ ServiceName: '', TaskName: 'web.1.x' })).to.deep.equal({ service: undefined, stack: undefined, secret: undefined, task: 'web.1.x', node: undefined });
+    expect(requestContext({ ServiceName: '', TaskName: 'web.1.x' })).to.deep.equal({
+      service: undefined,
+      stack: undefined,
+      secret: undefined,
+      task: 'web.1.x',
+      node: undefined,
+    });
   });
 });
 
 describe('Resolver: whether the answer depends on who asks', () => {
-  const base = { SecretName: 'cfg', ServiceName: 'web', TaskName: 'web.1.x', NodeID: 'n1', ServiceLabels: { 'com.docker.stack.namespace': 'shop' } };
+  const base = {
+    SecretName: 'cfg',
+    ServiceName: 'web',
+    TaskName: 'web.1.x',
+    NodeID: 'n1',
+    ServiceLabels: { 'com.docker.stack.namespace': 'shop' },
+  };
   const reasonFor = (labels: Record<string, string>, patterns: string[] = [], template?: string) =>
     new Resolver(new PathPolicy(patterns), template).plan({ ...base, SecretLabels: labels }).requesterDependence;
 
   it('names each requester template and where it is; {secret} and plain paths depend on no one', () => {
     expect(reasonFor({ 'dso.ref': 'dso://secret/data/app/db#k' })).to.equal(undefined);
     expect(reasonFor({ 'dso.ref': 'dso://secret/data/{secret}/db#k' }, ['secret/data/{secret}/*'])).to.equal(undefined);
-    expect(reasonFor({ 'dso.ref': 'dso://secret/data/{stack}/{service}#k' })).to.equal("{stack}, {service} in the secret's reference");
-    expect(reasonFor({ 'dso.path': 'secret/data/{node}/db', 'dso.field': 'k' })).to.equal("{node} in the secret's reference");
-    expect(reasonFor({ 'dso.ref': 'dso://pki/issue/web?common_name={task}.example.com' })).to.equal("{task} in the secret's reference");
+    expect(reasonFor({ 'dso.ref': 'dso://secret/data/{stack}/{service}#k' })).to.equal(
+      "{stack}, {service} in the secret's reference",
+    );
+    expect(reasonFor({ 'dso.path': 'secret/data/{node}/db', 'dso.field': 'k' })).to.equal(
+      "{node} in the secret's reference",
+    );
+    expect(reasonFor({ 'dso.ref': 'dso://pki/issue/web?common_name={task}.example.com' })).to.equal(
+      "{task} in the secret's reference",
+    );
     expect(reasonFor({}, [], 'secret/data/{stack}/{secret}#k')).to.equal('{stack} in DSO_PATH_TEMPLATE');
-    expect(reasonFor({ 'dso.ref': 'dso://secret/data/shop/db#k' }, ['secret/data/{stack}/*', 'x/{service}'])).to.equal('{stack}, {service} in DSO_ALLOWED_PATHS');
+    expect(reasonFor({ 'dso.ref': 'dso://secret/data/shop/db#k' }, ['secret/data/{stack}/*', 'x/{service}'])).to.equal(
+      '{stack}, {service} in DSO_ALLOWED_PATHS',
+    );
   });
 });

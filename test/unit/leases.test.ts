@@ -15,7 +15,8 @@ class FakeLiveness implements OwnerLiveness {
   asked = 0;
   async alive(owners: LeaseOwner[]): Promise<Map<string, boolean>> {
     this.asked++;
-    if (this.down) throw new DsoError('ERR_INTERNAL', 'Docker Engine at /var/run/docker.sock unreachable: no answer within 5000 ms');
+    if (this.down)
+      throw new DsoError('ERR_INTERNAL', 'Docker Engine at /var/run/docker.sock unreachable: no answer within 5000 ms');
     return new Map(owners.map((o) => [`${o.kind}:${o.id}`, !this.gone.has(o.id)]));
   }
 }
@@ -25,22 +26,43 @@ function setup(ttlSeconds: number) {
   const session = {
     async call(call: SessionCall) {
       calls.push(call);
-      if (call.path === 'sys/leases/renew') return { lease_id: (call.body as { lease_id: string }).lease_id, lease_duration: ttlSeconds, renewable: true };
+      if (call.path === 'sys/leases/renew')
+        return { lease_id: (call.body as { lease_id: string }).lease_id, lease_duration: ttlSeconds, renewable: true };
       return {};
     },
   } as unknown as VaultSession;
   const holds: string[] = [];
   const releases: string[] = [];
-  const tokens: Pick<LeaseTokens, 'hold' | 'release'> = { hold: (t) => void holds.push(t), release: (t) => void releases.push(t) };
+  const tokens: Pick<LeaseTokens, 'hold' | 'release'> = {
+    hold: (t) => void holds.push(t),
+    release: (t) => void releases.push(t),
+  };
   const liveness = new FakeLiveness();
   const log = capturingLogger('debug');
-  const leases = new LeaseManager({ session, tokens, logger: log.logger, liveness, timeoutMs: 1000, reapIntervalMs: 200, random: () => 0.5 });
+  const leases = new LeaseManager({
+    session,
+    tokens,
+    logger: log.logger,
+    liveness,
+    timeoutMs: 1000,
+    reapIntervalMs: 200,
+    random: () => 0.5,
+  });
   const acquire = (key: string, owner: LeaseOwner, token: string, id = `database/creds/app/${key}`) =>
     leases.acquire(key, owner, 'database/creds/app', async (used) => {
       used(token);
       return { lease_id: id, lease_duration: ttlSeconds, renewable: true, data: { username: 'u' } };
     });
-  return { leases, calls, holds, releases, liveness, log, acquire, renewals: () => calls.filter((c) => c.path === 'sys/leases/renew') };
+  return {
+    leases,
+    calls,
+    holds,
+    releases,
+    liveness,
+    log,
+    acquire,
+    renewals: () => calls.filter((c) => c.path === 'sys/leases/renew'),
+  };
 }
 
 describe('LeaseManager', () => {
@@ -66,9 +88,13 @@ describe('LeaseManager', () => {
     await t.acquire('k2', { kind: 'task', id: 'task-2' }, 'tok-1');
     await sleep(1_700); // renewal at ~1.33 s, liveness known again
     expect(t.renewals().length, 'renewals resume').to.be.greaterThan(0);
-    const recovered = t.log.records().filter((r) => String(r.message).startsWith('the Docker Engine tells again which tasks run'));
+    const recovered = t.log
+      .records()
+      .filter((r) => String(r.message).startsWith('the Docker Engine tells again which tasks run'));
     expect(recovered, 'one line at recovery').to.have.length(1);
-    expect(t.log.records().filter((r) => String(r.message).startsWith('cannot tell which tasks still run'))).to.have.length(1);
+    expect(
+      t.log.records().filter((r) => String(r.message).startsWith('cannot tell which tasks still run')),
+    ).to.have.length(1);
   });
 
   it('revokes instead of renewing when the renewal finds the task gone', async function () {
@@ -90,7 +116,8 @@ describe('LeaseManager', () => {
     await t.acquire('k1', { kind: 'task', id: 'task-1' }, 'tok-old', 'database/creds/app/first');
     await sleep(50);
     // Within 1 s of its end the lease is not handed out again: a new one replaces it.
-    (t.leases as unknown as { leases: Map<string, { expiresAt: number }> }).leases.get('k1')!.expiresAt = Date.now() + 500;
+    (t.leases as unknown as { leases: Map<string, { expiresAt: number }> }).leases.get('k1')!.expiresAt =
+      Date.now() + 500;
     await t.acquire('k1', { kind: 'task', id: 'task-1' }, 'tok-new', 'database/creds/app/second');
     expect(t.holds).to.deep.equal(['tok-old', 'tok-new']);
     expect(t.releases, 'the replaced lease released its token').to.deep.equal(['tok-old']);
@@ -104,7 +131,9 @@ describe('LeaseManager', () => {
     await t.acquire('k2', { kind: 'task', id: 'other' }, 'tok-1');
     expect(t.leases.holds([{ kind: 'task', id: 'probe' }], 'database/creds/app')).to.equal(true);
     expect(await t.leases.revokeOwner({ kind: 'task', id: 'probe' }, 'test read')).to.equal(true);
-    expect(t.calls.filter((c) => c.path === 'sys/leases/revoke').map((c) => (c.body as { lease_id: string }).lease_id)).to.deep.equal(['database/creds/app/k1']);
+    expect(
+      t.calls.filter((c) => c.path === 'sys/leases/revoke').map((c) => (c.body as { lease_id: string }).lease_id),
+    ).to.deep.equal(['database/creds/app/k1']);
     expect(t.leases.holds([{ kind: 'task', id: 'probe' }], 'database/creds/app')).to.equal(false);
     expect(t.leases.held()).to.equal(1);
   });

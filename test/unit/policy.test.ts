@@ -132,7 +132,9 @@ describe('PathPolicy (DSO_ALLOWED_PATHS)', () => {
   });
 
   it('check throws ERR_PATH_REFUSED naming the path, the patterns and the setting', () => {
-    const err = thrown(() => new PathPolicy(['secret/data/app/*', 'database/creds/+']).check('secret/data/other/db', none));
+    const err = thrown(() =>
+      new PathPolicy(['secret/data/app/*', 'database/creds/+']).check('secret/data/other/db', none),
+    );
     expect(err.code).to.equal('ERR_PATH_REFUSED');
     expect(err.message).to.include('secret/data/other/db');
     expect(err.message).to.include('DSO_ALLOWED_PATHS');

@@ -6,7 +6,11 @@ import { thrown } from './helpers';
 describe('parseReference (dso:// references)', () => {
   describe('accepts', () => {
     it('a plain API path and keeps it as written', () => {
-      expect(parseReference('dso://secret/data/app/db')).to.deep.equal({ path: 'secret/data/app/db', field: undefined, params: {} });
+      expect(parseReference('dso://secret/data/app/db')).to.deep.equal({
+        path: 'secret/data/app/db',
+        field: undefined,
+        params: {},
+      });
     });
 
     it('a field after #', () => {
@@ -23,18 +27,30 @@ describe('parseReference (dso:// references)', () => {
     });
 
     it('query parameters, percent-decoded in keys and values', () => {
-      const ref = parseReference('dso://pki/issue/web?common_name=web.example.com&alt_names=a%2Cb&ip%5Fsans=10.0.0.1&ttl=1h#certificate');
+      const ref = parseReference(
+        'dso://pki/issue/web?common_name=web.example.com&alt_names=a%2Cb&ip%5Fsans=10.0.0.1&ttl=1h#certificate',
+      );
       expect(ref.path).to.equal('pki/issue/web');
       expect(ref.field).to.equal('certificate');
-      expect(ref.params).to.deep.equal({ common_name: 'web.example.com', alt_names: 'a,b', ip_sans: '10.0.0.1', ttl: '1h' });
+      expect(ref.params).to.deep.equal({
+        common_name: 'web.example.com',
+        alt_names: 'a,b',
+        ip_sans: '10.0.0.1',
+        ttl: '1h',
+      });
     });
 
     it('a parameter without "=" as an empty value, and skips empty pairs', () => {
-      expect(parseReference('dso://pki/issue/web?exclude_cn_from_sans&&format=pem').params).to.deep.equal({ exclude_cn_from_sans: '', format: 'pem' });
+      expect(parseReference('dso://pki/issue/web?exclude_cn_from_sans&&format=pem').params).to.deep.equal({
+        exclude_cn_from_sans: '',
+        format: 'pem',
+      });
     });
 
     it('parameter values holding templates (filled later)', () => {
-      expect(parseReference('dso://pki/issue/web?common_name={service}.example.com').params.common_name).to.equal('{service}.example.com');
+      expect(parseReference('dso://pki/issue/web?common_name={service}.example.com').params.common_name).to.equal(
+        '{service}.example.com',
+      );
     });
 
     it('templates in path segments', () => {
@@ -78,7 +94,11 @@ describe('parseReference (dso:// references)', () => {
       ['an empty field after #', 'dso://secret/data/app#', /field name/],
       ['a control character in the field', 'dso://secret/data/app#pass\u0007word', /field name/],
       ['a field longer than 256 characters', `dso://secret/data/app#${'f'.repeat(257)}`, /field name/],
-      ['a badly percent-encoded parameter', 'dso://pki/issue/web?common_name=%E0%A4%A', /not correctly percent-encoded/],
+      [
+        'a badly percent-encoded parameter',
+        'dso://pki/issue/web?common_name=%E0%A4%A',
+        /not correctly percent-encoded/,
+      ],
     ];
     for (const [what, text, message] of cases) {
       it(`a reference with ${what}`, () => {

@@ -7,19 +7,34 @@ import { silentLogger } from '../../src/log';
 import type { Logger } from '../../src/log';
 import type { SwarmApi, SwarmSecret, SwarmServiceFull, SwarmTask } from '../../src/docker/api';
 import { servicesUsing } from '../../src/docker/objects';
-import { changeReason, forcedSpec, RotationReader, RotationWatcher, staleTasks, WatcherOptions } from '../../src/rotation/watcher';
+import {
+  changeReason,
+  forcedSpec,
+  RotationReader,
+  RotationWatcher,
+  staleTasks,
+  WatcherOptions,
+} from '../../src/rotation/watcher';
 import type { SecretTarget } from '../../src/resolve/driver';
 import type { LeaseManager } from '../../src/vault/leases';
 import { DsoError } from '../../src/errors';
 import { capturingLogger } from './helpers';
 
-function service(id: string, name: string, secretIds: string[], extra: Partial<SwarmServiceFull> = {}): SwarmServiceFull {
+function service(
+  id: string,
+  name: string,
+  secretIds: string[],
+  extra: Partial<SwarmServiceFull> = {},
+): SwarmServiceFull {
   return {
     ID: id,
     Version: { Index: 10 },
     Spec: {
       Name: name,
-      TaskTemplate: { ForceUpdate: 0, ContainerSpec: { Secrets: secretIds.map((s) => ({ SecretID: s, SecretName: s })) } },
+      TaskTemplate: {
+        ForceUpdate: 0,
+        ContainerSpec: { Secrets: secretIds.map((s) => ({ SecretID: s, SecretName: s })) },
+      },
       UpdateConfig: { Order: 'start-first', Parallelism: 1 },
     },
     ...extra,
@@ -42,7 +57,11 @@ class FakeSwarm implements SwarmApi {
   /** The clock new tasks of a roll get as CreatedAt. */
   clock = () => Date.now();
   private fail(what: string) {
-    if (this.down.has(what)) throw new DsoError('ERR_INTERNAL', `Docker Engine at /var/run/docker.sock unreachable: no answer within 5000 ms (${what})`);
+    if (this.down.has(what))
+      throw new DsoError(
+        'ERR_INTERNAL',
+        `Docker Engine at /var/run/docker.sock unreachable: no answer within 5000 ms (${what})`,
+      );
   }
   async runningTasks() {
     this.fail('tasks');
@@ -76,7 +95,12 @@ class FakeSwarm implements SwarmApi {
       s.Version.Index++;
       throw new Error('rpc error: code = Unknown desc = update out of sequence');
     }
-    this.updates.push({ id, version, force: spec.TaskTemplate.ForceUpdate, order: (spec as { UpdateConfig?: { Order?: string } }).UpdateConfig?.Order });
+    this.updates.push({
+      id,
+      version,
+      force: spec.TaskTemplate.ForceUpdate,
+      order: (spec as { UpdateConfig?: { Order?: string } }).UpdateConfig?.Order,
+    });
   }
   async taskService() {
     return undefined;
@@ -85,7 +109,13 @@ class FakeSwarm implements SwarmApi {
 
 let taskSeq = 0;
 function task(serviceId: string, createdAt: number, state = 'running'): SwarmTask {
-  return { ID: `task-${++taskSeq}`, ServiceID: serviceId, DesiredState: 'running', CreatedAt: new Date(createdAt).toISOString(), Status: { State: state } };
+  return {
+    ID: `task-${++taskSeq}`,
+    ServiceID: serviceId,
+    DesiredState: 'running',
+    CreatedAt: new Date(createdAt).toISOString(),
+    Status: { State: state },
+  };
 }
 
 class FakeReader implements RotationReader {
@@ -148,7 +178,12 @@ describe('rotation decisions', () => {
         driverSecret('sec-1', 'app_pw', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' }),
         driverSecret('sec-2', 'app_pw_copy', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' }),
         driverSecret('sec-3', 'app_pw_off', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'false' }),
-        driverSecret('sec-4', 'other_driver', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' }, 'someone-else'),
+        driverSecret(
+          'sec-4',
+          'other_driver',
+          { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' },
+          'someone-else',
+        ),
       ];
       swarm.serviceList = [
         service('s1', 'app', ['sec-1']),
@@ -200,10 +235,17 @@ describe('rotation decisions', () => {
       reader.data['secret/data/app'] = { data: { v: 'two' }, version: 2 };
       swarm.serviceList[0].UpdateStatus = { State: 'updating' };
       const reports = await w.check();
-      expect(reports.flatMap((r) => r.services).find((s) => s.serviceId === 's1')!.outcome).to.equal('skipped-updating');
+      expect(reports.flatMap((r) => r.services).find((s) => s.serviceId === 's1')!.outcome).to.equal(
+        'skipped-updating',
+      );
       swarm.serviceList[0].UpdateStatus = { State: 'completed' };
       const again = await w.check();
-      expect(again.flatMap((r) => r.services).filter((s) => s.serviceId === 's1').map((s) => s.outcome)).to.deep.equal(['rolled']);
+      expect(
+        again
+          .flatMap((r) => r.services)
+          .filter((s) => s.serviceId === 's1')
+          .map((s) => s.outcome),
+      ).to.deep.equal(['rolled']);
     });
 
     it('does nothing on a manager that is not the leader', async () => {
@@ -237,7 +279,11 @@ describe('rotation baseline: what running tasks hold (KV v2)', () => {
   let now: number;
   const T0 = Date.parse('2026-01-01T10:00:00Z');
   const write = (version: number, at: number) => {
-    reader.data['secret/data/app'] = { data: { v: `value-${version}` }, version, versionCreatedAt: new Date(at).toISOString() };
+    reader.data['secret/data/app'] = {
+      data: { v: `value-${version}` },
+      version,
+      versionCreatedAt: new Date(at).toISOString(),
+    };
   };
   const rolledIds = () => swarm.updates.map((u) => u.id);
   /** The fake Docker finishes every roll at once: the service's tasks are new. */
@@ -250,15 +296,24 @@ describe('rotation baseline: what running tasks hold (KV v2)', () => {
     swarm = new FakeSwarm();
     swarm.clock = () => now;
     reader = new FakeReader();
-    swarm.secretList = [driverSecret('sec-1', 'app_pw', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' })];
+    swarm.secretList = [
+      driverSecret('sec-1', 'app_pw', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' }),
+    ];
     swarm.serviceList = [service('s1', 'app', ['sec-1'])];
     swarm.taskList = [task('s1', T0), task('s1', T0)];
   });
 
-  const w = (extra: Partial<WatcherOptions> = {}) => watcher(swarm, reader, false, { now: () => now, skewMs: SKEW, ...extra });
+  const w = (extra: Partial<WatcherOptions> = {}) =>
+    watcher(swarm, reader, false, { now: () => now, skewMs: SKEW, ...extra });
 
   it('counts tasks created before the version (plus the skew margin) as stale, and only tasks that got their secrets', () => {
-    const tasks = [task('s1', T0 - 5_000), task('s1', T0 + 1_000), task('s1', T0 + 3_000), task('s1', T0 - 5_000, 'pending'), task('s2', T0 - 5_000)];
+    const tasks = [
+      task('s1', T0 - 5_000),
+      task('s1', T0 + 1_000),
+      task('s1', T0 + 3_000),
+      task('s1', T0 - 5_000, 'pending'),
+      task('s2', T0 - 5_000),
+    ];
     expect(staleTasks('s1', tasks, T0, SKEW).map((t) => t.ID)).to.deep.equal([tasks[0].ID, tasks[1].ID]);
   });
 
@@ -325,7 +380,12 @@ describe('rotation baseline: what running tasks hold (KV v2)', () => {
   });
 
   it('ignores a pinned dso.version', async () => {
-    reader.target = async () => ({ apiPath: 'secret/data/app', mount: { path: 'secret/', type: 'kv', kvVersion: 2 }, kv: true, version: 1 });
+    reader.target = async () => ({
+      apiPath: 'secret/data/app',
+      mount: { path: 'secret/', type: 'kv', kvVersion: 2 },
+      kv: true,
+      version: 1,
+    });
     write(2, T0 + 1_000);
     now = T0 + 10_000;
     expect(await w().check()).to.deep.equal([]);
@@ -338,8 +398,14 @@ describe('rotation health and Engine API outages', () => {
   beforeEach(() => {
     swarm = new FakeSwarm();
     reader = new FakeReader();
-    reader.data['secret/data/app'] = { data: { v: 'one' }, version: 1, versionCreatedAt: new Date(Date.now() + 60_000).toISOString() };
-    swarm.secretList = [driverSecret('sec-1', 'app_pw', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' })];
+    reader.data['secret/data/app'] = {
+      data: { v: 'one' },
+      version: 1,
+      versionCreatedAt: new Date(Date.now() + 60_000).toISOString(),
+    };
+    swarm.secretList = [
+      driverSecret('sec-1', 'app_pw', { 'dso.ref': 'dso://secret/data/app#v', 'dso.rotate': 'true' }),
+    ];
     swarm.serviceList = [service('s1', 'app', ['sec-1'])];
     swarm.taskList = [task('s1', Date.now() - 60_000)];
   });
@@ -363,7 +429,9 @@ describe('rotation health and Engine API outages', () => {
     const w = watcher(swarm, reader, false, { logger: log.logger, driverNames: async () => new Set<string>() });
     await w.check();
     await w.check();
-    const lines = log.records().filter((r) => r.message === 'rotation recognises no driver name of its own: no secret is watched');
+    const lines = log
+      .records()
+      .filter((r) => r.message === 'rotation recognises no driver name of its own: no secret is watched');
     expect(lines).to.have.length(1);
     expect(String(lines[0].fix)).to.include('DSO_DRIVER_NAME');
     expect(w.health().driverNames).to.deep.equal([]);
@@ -383,9 +451,17 @@ describe('rotation health and Engine API outages', () => {
       await w.check();
       await w.check();
       const lines = log.records().filter((r) => String(r.message).startsWith('rotation'));
-      expect(lines.filter((r) => r.message === `rotation pass cannot list ${what}: no service is rolled until it can`), 'one warning per fault').to.have.length(1);
-      expect(lines.filter((r) => r.message === `rotation can list ${what} again`), 'one line at recovery').to.have.length(1);
-      expect(lines.find((r) => r.message === `rotation pass cannot list ${what}: no service is rolled until it can`)).to.include({ level: 'warn' });
+      expect(
+        lines.filter((r) => r.message === `rotation pass cannot list ${what}: no service is rolled until it can`),
+        'one warning per fault',
+      ).to.have.length(1);
+      expect(
+        lines.filter((r) => r.message === `rotation can list ${what} again`),
+        'one line at recovery',
+      ).to.have.length(1);
+      expect(
+        lines.find((r) => r.message === `rotation pass cannot list ${what}: no service is rolled until it can`),
+      ).to.include({ level: 'warn' });
       expect(w.health().lastPass).to.include({ outcome: 'ok' });
     });
   }
@@ -415,11 +491,22 @@ describe('rotation after a restart: leases this process never issued', () => {
     expect(reports.map((r) => r.reason)).to.deep.equal(['lease-not-renewed']);
     expect(swarm.updates.map((u) => u.id)).to.deep.equal(['s1']);
     expect(w.health().unmanagedLeases).to.deep.equal([
-      { service: 'worker', serviceId: 's2', secret: 'db_off', path: 'database/creds/app', fix: 'docker service update --force worker' },
+      {
+        service: 'worker',
+        serviceId: 's2',
+        secret: 'db_off',
+        path: 'database/creds/app',
+        fix: 'docker service update --force worker',
+      },
     ]);
     await w.check();
-    expect(swarm.updates.map((u) => u.id), 'rolled once').to.deep.equal(['s1']);
-    expect(log.records().filter((r) => String(r.message).startsWith('tasks hold leases issued before'))).to.have.length(1);
+    expect(
+      swarm.updates.map((u) => u.id),
+      'rolled once',
+    ).to.deep.equal(['s1']);
+    expect(log.records().filter((r) => String(r.message).startsWith('tasks hold leases issued before'))).to.have.length(
+      1,
+    );
   });
 
   it('leaves services alone whose leases it holds, and tasks created since it started', async () => {
@@ -477,7 +564,9 @@ describe('rotation after a leader change', () => {
     reader.leased.add('database/creds/app');
     let now = Date.parse('2026-01-01T10:00:00Z');
     const started = now - 3_600_000; // the plugin started an hour ago, as a follower
-    swarm.secretList = [driverSecret('sec-1', 'db_on', { 'dso.ref': 'dso://database/creds/app#username', 'dso.rotate': 'true' })];
+    swarm.secretList = [
+      driverSecret('sec-1', 'db_on', { 'dso.ref': 'dso://database/creds/app#username', 'dso.rotate': 'true' }),
+    ];
     swarm.serviceList = [service('s1', 'api', ['sec-1'])];
     swarm.taskList = [task('s1', now - 60_000)]; // served by the old leader's plugin
     const noLeases = { holds: () => false, takeEnding: () => [] } as unknown as LeaseManager;

@@ -31,7 +31,11 @@ describe('VaultSession', () => {
   });
 
   it('throws a 403 without logging in again when lookup-self says the token is still valid (a policy denial)', async () => {
-    const { session: s, vault, method } = session((call) => {
+    const {
+      session: s,
+      vault,
+      method,
+    } = session((call) => {
       if (call.path === PATH) throw denied(PATH);
       return { data: { ttl: 100 } };
     });
@@ -45,7 +49,11 @@ describe('VaultSession', () => {
   });
 
   it('does not ask lookup-self again for every denial in a burst', async () => {
-    const { session: s, vault, method } = session((call) => {
+    const {
+      session: s,
+      vault,
+      method,
+    } = session((call) => {
       if (call.path === PATH) throw denied(PATH);
       return { data: {} };
     });
@@ -56,7 +64,11 @@ describe('VaultSession', () => {
 
   it('logs in once and retries once when lookup-self also answers 403 (a stale token)', async () => {
     const used: string[] = [];
-    const { session: s, vault, method } = session((call) => {
+    const {
+      session: s,
+      vault,
+      method,
+    } = session((call) => {
       if (call.token === 'hvs.fake-token-1') throw denied(call.path);
       return { data: { data: { password: 'fresh' } } };
     });
@@ -69,7 +81,11 @@ describe('VaultSession', () => {
   });
 
   it('gives up after that one retry when the fresh token is denied too', async () => {
-    const { session: s, vault, method } = session(() => {
+    const {
+      session: s,
+      vault,
+      method,
+    } = session(() => {
       throw denied(PATH);
     });
     const err = await rejected(s.call({ method: 'GET', path: PATH, deadline: deadline() }));
@@ -83,13 +99,19 @@ describe('VaultSession', () => {
       if (call.path === PATH) throw denied(PATH);
       throw new VaultUnavailableError('https://vault:8200', 'connection refused');
     });
-    expect((await rejected(s.call({ method: 'GET', path: PATH, deadline: deadline() }))).code).to.equal('ERR_VAULT_DENIED');
+    expect((await rejected(s.call({ method: 'GET', path: PATH, deadline: deadline() }))).code).to.equal(
+      'ERR_VAULT_DENIED',
+    );
     expect(method.logins).to.equal(1);
   });
 
   for (const status of [404, 400, 500]) {
     it(`throws a ${status} as it is, without lookup-self or login`, async () => {
-      const { session: s, vault, method } = session(() => {
+      const {
+        session: s,
+        vault,
+        method,
+      } = session(() => {
         throw new VaultApiError(status, ['nope'], PATH);
       });
       const err = await rejected(s.call({ method: 'GET', path: PATH, deadline: deadline() }));
@@ -107,10 +129,21 @@ describe('VaultSession', () => {
   });
 
   describe('audit headers', () => {
-    it('sends X-DSO-Service, X-DSO-Task and X-DSO-Secret with every call, beside the caller\'s headers', async () => {
+    it("sends X-DSO-Service, X-DSO-Task and X-DSO-Secret with every call, beside the caller's headers", async () => {
       const { session: s, vault } = session(() => ({}));
-      await s.call({ method: 'GET', path: PATH, deadline: deadline(), headers: { 'X-Other': '1' }, workload: { service: 'web', task: 'web.1.abc', secret: 'db_password' } });
-      expect(vault.calls[0].headers).to.deep.equal({ 'X-Other': '1', 'X-DSO-Service': 'web', 'X-DSO-Task': 'web.1.abc', 'X-DSO-Secret': 'db_password' });
+      await s.call({
+        method: 'GET',
+        path: PATH,
+        deadline: deadline(),
+        headers: { 'X-Other': '1' },
+        workload: { service: 'web', task: 'web.1.abc', secret: 'db_password' },
+      });
+      expect(vault.calls[0].headers).to.deep.equal({
+        'X-Other': '1',
+        'X-DSO-Service': 'web',
+        'X-DSO-Task': 'web.1.abc',
+        'X-DSO-Secret': 'db_password',
+      });
     });
 
     it('sends the headers on the retry after a stale token too', async () => {

@@ -50,8 +50,14 @@ describe('loadSettings', () => {
 
   describe('templates in settings', () => {
     it('names an unknown template in DSO_ALLOWED_PATHS or DSO_PATH_TEMPLATE, which would otherwise allow nothing', () => {
-      const problems = problemsFor({ ...base, DSO_ALLOWED_PATHS: 'secret/data/{stak}/*', DSO_PATH_TEMPLATE: 'secret/data/{servce}' });
-      expect(problems.join('\n')).to.contain('DSO_ALLOWED_PATHS uses an unknown template').and.contain('DSO_PATH_TEMPLATE uses an unknown template');
+      const problems = problemsFor({
+        ...base,
+        DSO_ALLOWED_PATHS: 'secret/data/{stak}/*',
+        DSO_PATH_TEMPLATE: 'secret/data/{servce}',
+      });
+      expect(problems.join('\n'))
+        .to.contain('DSO_ALLOWED_PATHS uses an unknown template')
+        .and.contain('DSO_PATH_TEMPLATE uses an unknown template');
       expect(problems.join('\n')).not.to.contain('stak');
       expect(problemsFor({ ...base, DSO_ALLOWED_PATHS: 'secret/data/{stack}/*' })).to.deep.equal([]);
     });
@@ -97,7 +103,9 @@ describe('loadSettings', () => {
 
   describe('sources', () => {
     it('reads settings from the config file', () => {
-      const f = file(JSON.stringify({ VAULT_ADDR: 'https://from-file:8200', VAULT_TOKEN_FILE: '/etc/dso/token', DSO_TIMEOUT: '5s' }));
+      const f = file(
+        JSON.stringify({ VAULT_ADDR: 'https://from-file:8200', VAULT_TOKEN_FILE: '/etc/dso/token', DSO_TIMEOUT: '5s' }),
+      );
       const { settings, problems } = loadSettings({}, f);
       expect(problems).to.deep.equal([]);
       expect(settings.vaultAddresses).to.deep.equal(['https://from-file:8200']);
@@ -113,14 +121,20 @@ describe('loadSettings', () => {
 
     it('treats an empty environment value as unset, so the file value stays', () => {
       const f = file(JSON.stringify({ VAULT_ADDR: 'https://from-file:8200', DSO_LOG_LEVEL: 'debug' }));
-      const { settings, problems } = loadSettings({ VAULT_TOKEN_FILE: '/etc/dso/token', VAULT_ADDR: '', DSO_LOG_LEVEL: '' }, f);
+      const { settings, problems } = loadSettings(
+        { VAULT_TOKEN_FILE: '/etc/dso/token', VAULT_ADDR: '', DSO_LOG_LEVEL: '' },
+        f,
+      );
       expect(problems).to.deep.equal([]);
       expect(settings.vaultAddresses).to.deep.equal(['https://from-file:8200']);
       expect(settings.logLevel).to.equal('debug');
     });
 
     it('treats an empty environment value as unset when there is no file either (plugin env defaults)', () => {
-      const { settings, problems } = loadSettings({ ...base, DSO_TIMEOUT: '', VAULT_AUTH_METHOD: '', DSO_ALLOWED_PATHS: '' }, missing());
+      const { settings, problems } = loadSettings(
+        { ...base, DSO_TIMEOUT: '', VAULT_AUTH_METHOD: '', DSO_ALLOWED_PATHS: '' },
+        missing(),
+      );
       expect(problems).to.deep.equal([]);
       expect(settings.timeoutMs).to.equal(10_000);
       expect(settings.authMethod).to.equal('token');
@@ -133,7 +147,14 @@ describe('loadSettings', () => {
     });
 
     it('accepts numbers, booleans and lists in the file', () => {
-      const f = file(JSON.stringify({ DSO_TIMEOUT: 5, VAULT_SKIP_VERIFY: true, DSO_ALLOWED_PATHS: ['a/*', 'b/+'], VAULT_NAMESPACE: null }));
+      const f = file(
+        JSON.stringify({
+          DSO_TIMEOUT: 5,
+          VAULT_SKIP_VERIFY: true,
+          DSO_ALLOWED_PATHS: ['a/*', 'b/+'],
+          VAULT_NAMESPACE: null,
+        }),
+      );
       const { settings, problems } = loadSettings(base, f);
       expect(problems).to.deep.equal([]);
       expect(settings.timeoutMs).to.equal(5000);
@@ -190,7 +211,9 @@ describe('loadSettings', () => {
     }
 
     it('trims slashes from VAULT_AUTH_MOUNT', () => {
-      expect(loadSettings({ ...base, VAULT_AUTH_MOUNT: '/team/approle/' }, missing()).settings.authMount).to.equal('team/approle');
+      expect(loadSettings({ ...base, VAULT_AUTH_MOUNT: '/team/approle/' }, missing()).settings.authMount).to.equal(
+        'team/approle',
+      );
     });
 
     it('reads DSO_TIMEOUT=2500ms as 2.5 s', () => {
@@ -236,41 +259,83 @@ describe('loadSettings', () => {
         VAULT_TLS_SERVER_NAME: `${CANARY}/x`,
       };
       const problems = problemsFor(env);
-      for (const name of ['VAULT_ADDR', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID_FILE', 'VAULT_NAMESPACE', 'DSO_TIMEOUT', 'DSO_LOG_LEVEL', 'DSO_SOCKET', 'VAULT_TLS_SERVER_NAME']) {
-        expect(problems.some((p) => p.startsWith(`${name} is invalid`)), name).to.equal(true);
+      for (const name of [
+        'VAULT_ADDR',
+        'VAULT_ROLE_ID',
+        'VAULT_SECRET_ID_FILE',
+        'VAULT_NAMESPACE',
+        'DSO_TIMEOUT',
+        'DSO_LOG_LEVEL',
+        'DSO_SOCKET',
+        'VAULT_TLS_SERVER_NAME',
+      ]) {
+        expect(
+          problems.some((p) => p.startsWith(`${name} is invalid`)),
+          name,
+        ).to.equal(true);
       }
       expect(problems.join('\n')).to.not.include(CANARY);
     });
 
     it('requires absolute paths for credential files', () => {
-      expect(problemsFor({ ...base, VAULT_TOKEN_FILE: 'etc/dso/token' }).some((p) => p.startsWith('VAULT_TOKEN_FILE is invalid'))).to.equal(true);
+      expect(
+        problemsFor({ ...base, VAULT_TOKEN_FILE: 'etc/dso/token' }).some((p) =>
+          p.startsWith('VAULT_TOKEN_FILE is invalid'),
+        ),
+      ).to.equal(true);
     });
 
     it('splits comma lists and trims their items', () => {
       const { settings, problems } = loadSettings(
-        { ...base, VAULT_ADDR: ' https://vault-1:8200 , https://vault-2:8200/ ,http://vault-3:8200', DSO_ALLOWED_PATHS: ' secret/data/{stack}/* ,  database/creds/+ ' },
+        {
+          ...base,
+          VAULT_ADDR: ' https://vault-1:8200 , https://vault-2:8200/ ,http://vault-3:8200',
+          DSO_ALLOWED_PATHS: ' secret/data/{stack}/* ,  database/creds/+ ',
+        },
         missing(),
       );
       expect(problems).to.deep.equal([]);
-      expect(settings.vaultAddresses).to.deep.equal(['https://vault-1:8200', 'https://vault-2:8200', 'http://vault-3:8200']);
+      expect(settings.vaultAddresses).to.deep.equal([
+        'https://vault-1:8200',
+        'https://vault-2:8200',
+        'http://vault-3:8200',
+      ]);
       expect(settings.allowedPaths).to.deep.equal(['secret/data/{stack}/*', 'database/creds/+']);
     });
 
     it('reads DSO_ALLOWED_WRITES: PATTERN?param,param entries separated by ";" (also as a list in dso.json)', () => {
-      const { settings, problems } = loadSettings({ ...base, DSO_ALLOWED_WRITES: ' transit/encrypt/app?plaintext,context ; /pki/issue/*?not_after; ' }, missing());
+      const { settings, problems } = loadSettings(
+        { ...base, DSO_ALLOWED_WRITES: ' transit/encrypt/app?plaintext,context ; /pki/issue/*?not_after; ' },
+        missing(),
+      );
       expect(problems).to.deep.equal([]);
       expect(settings.allowedWrites).to.deep.equal([
         { pattern: 'transit/encrypt/app', params: ['plaintext', 'context'] },
         { pattern: 'pki/issue/*', params: ['not_after'] },
       ]);
-      expect(describeSettings(settings).allowedWrites).to.deep.equal(['transit/encrypt/app?plaintext,context', 'pki/issue/*?not_after']);
-      const fromFile = loadSettings(base, file(JSON.stringify({ DSO_ALLOWED_WRITES: ['transit/encrypt/app?plaintext,context', 'x/y?a'] }), 'writes.json'));
+      expect(describeSettings(settings).allowedWrites).to.deep.equal([
+        'transit/encrypt/app?plaintext,context',
+        'pki/issue/*?not_after',
+      ]);
+      const fromFile = loadSettings(
+        base,
+        file(JSON.stringify({ DSO_ALLOWED_WRITES: ['transit/encrypt/app?plaintext,context', 'x/y?a'] }), 'writes.json'),
+      );
       expect(fromFile.problems).to.deep.equal([]);
       expect(fromFile.settings.allowedWrites).to.have.length(2);
       expect(loadSettings(base, missing()).settings.allowedWrites).to.deep.equal([]);
     });
 
-    for (const bad of ['transit/encrypt/app', 'transit/encrypt/app?', 'a?b c', 'a?b;c', '?plaintext', 'a?b,', 'a?b?c', `a?${CANARY}&x`]) {
+    for (const bad of [
+      'transit/encrypt/app',
+      'transit/encrypt/app?',
+      'a?b c',
+      'a?b;c',
+      '?plaintext',
+      'a?b,',
+      'a?b?c',
+      `a?${CANARY}&x`,
+    ]) {
       it(`refuses DSO_ALLOWED_WRITES=${JSON.stringify(bad)}, naming the setting and its syntax, never the value`, () => {
         const { settings, problems } = loadSettings({ ...base, DSO_ALLOWED_WRITES: bad }, missing());
         expect(problems).to.have.length(1);
@@ -281,13 +346,17 @@ describe('loadSettings', () => {
     }
 
     it('names an unknown template in DSO_ALLOWED_WRITES', () => {
-      expect(problemsFor({ ...base, DSO_ALLOWED_WRITES: 'transit/encrypt/{stak}?plaintext' }).join('\n')).to.contain('DSO_ALLOWED_WRITES uses an unknown template');
+      expect(problemsFor({ ...base, DSO_ALLOWED_WRITES: 'transit/encrypt/{stak}?plaintext' }).join('\n')).to.contain(
+        'DSO_ALLOWED_WRITES uses an unknown template',
+      );
     });
 
     it('skips TLS verification only for the exact value true', () => {
       expect(loadSettings({ ...base, VAULT_SKIP_VERIFY: 'true' }, missing()).settings.tls.skipVerify).to.equal(true);
       for (const other of ['1', 'yes', 'TRUE', 'True', 'false', ' true']) {
-        expect(loadSettings({ ...base, VAULT_SKIP_VERIFY: other }, missing()).settings.tls.skipVerify, other).to.equal(false);
+        expect(loadSettings({ ...base, VAULT_SKIP_VERIFY: other }, missing()).settings.tls.skipVerify, other).to.equal(
+          false,
+        );
       }
     });
 
@@ -308,11 +377,25 @@ describe('loadSettings', () => {
     });
 
     it('approle: is satisfied by VAULT_ROLE_ID and VAULT_SECRET_ID_FILE', () => {
-      expect(problemsFor({ ...addr, VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: 'r', VAULT_SECRET_ID_FILE: '/etc/dso/secret-id' })).to.deep.equal([]);
+      expect(
+        problemsFor({
+          ...addr,
+          VAULT_AUTH_METHOD: 'approle',
+          VAULT_ROLE_ID: 'r',
+          VAULT_SECRET_ID_FILE: '/etc/dso/secret-id',
+        }),
+      ).to.deep.equal([]);
     });
 
     it('approle: is satisfied by VAULT_ROLE_ID_FILE instead of VAULT_ROLE_ID', () => {
-      expect(problemsFor({ ...addr, VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID_FILE: '/etc/dso/role-id', VAULT_SECRET_ID_FILE: '/etc/dso/secret-id' })).to.deep.equal([]);
+      expect(
+        problemsFor({
+          ...addr,
+          VAULT_AUTH_METHOD: 'approle',
+          VAULT_ROLE_ID_FILE: '/etc/dso/role-id',
+          VAULT_SECRET_ID_FILE: '/etc/dso/secret-id',
+        }),
+      ).to.deep.equal([]);
     });
 
     it('approle: needs a role id and a secret id file', () => {
@@ -322,12 +405,27 @@ describe('loadSettings', () => {
     });
 
     it('approle: refuses both VAULT_ROLE_ID and VAULT_ROLE_ID_FILE', () => {
-      const problems = problemsFor({ ...addr, VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: 'r', VAULT_ROLE_ID_FILE: '/etc/dso/role-id', VAULT_SECRET_ID_FILE: '/etc/dso/s' });
+      const problems = problemsFor({
+        ...addr,
+        VAULT_AUTH_METHOD: 'approle',
+        VAULT_ROLE_ID: 'r',
+        VAULT_ROLE_ID_FILE: '/etc/dso/role-id',
+        VAULT_SECRET_ID_FILE: '/etc/dso/s',
+      });
       expect(problems).to.deep.equal(['set only one of VAULT_ROLE_ID and VAULT_ROLE_ID_FILE']);
     });
 
     it('approle: reads VAULT_SECRET_ID_WRAPPED', () => {
-      const { settings } = loadSettings({ ...addr, VAULT_AUTH_METHOD: 'approle', VAULT_ROLE_ID: 'r', VAULT_SECRET_ID_FILE: '/etc/dso/s', VAULT_SECRET_ID_WRAPPED: 'true' }, missing());
+      const { settings } = loadSettings(
+        {
+          ...addr,
+          VAULT_AUTH_METHOD: 'approle',
+          VAULT_ROLE_ID: 'r',
+          VAULT_SECRET_ID_FILE: '/etc/dso/s',
+          VAULT_SECRET_ID_WRAPPED: 'true',
+        },
+        missing(),
+      );
       expect(settings.secretIdWrapped).to.equal(true);
     });
 
@@ -335,16 +433,31 @@ describe('loadSettings', () => {
       const problems = problemsFor({ ...addr, VAULT_AUTH_METHOD: 'jwt' });
       expect(problems.some((p) => p.startsWith('VAULT_JWT_FILE is not set'))).to.equal(true);
       expect(problems.some((p) => p.startsWith('VAULT_JWT_ROLE is not set'))).to.equal(true);
-      expect(problemsFor({ ...addr, VAULT_AUTH_METHOD: 'jwt', VAULT_JWT_FILE: '/etc/dso/jwt', VAULT_JWT_ROLE: 'web' })).to.deep.equal([]);
+      expect(
+        problemsFor({ ...addr, VAULT_AUTH_METHOD: 'jwt', VAULT_JWT_FILE: '/etc/dso/jwt', VAULT_JWT_ROLE: 'web' }),
+      ).to.deep.equal([]);
     });
 
     it('cert: needs the client certificate and key', () => {
-      expect(problemsFor({ ...addr, VAULT_AUTH_METHOD: 'cert' }).some((p) => p.includes('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set for VAULT_AUTH_METHOD=cert'))).to.equal(true);
-      expect(problemsFor({ ...addr, VAULT_AUTH_METHOD: 'cert', VAULT_CLIENT_CERT: '/etc/dso/c.pem', VAULT_CLIENT_KEY: '/etc/dso/k.pem' })).to.deep.equal([]);
+      expect(
+        problemsFor({ ...addr, VAULT_AUTH_METHOD: 'cert' }).some((p) =>
+          p.includes('VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set for VAULT_AUTH_METHOD=cert'),
+        ),
+      ).to.equal(true);
+      expect(
+        problemsFor({
+          ...addr,
+          VAULT_AUTH_METHOD: 'cert',
+          VAULT_CLIENT_CERT: '/etc/dso/c.pem',
+          VAULT_CLIENT_KEY: '/etc/dso/k.pem',
+        }),
+      ).to.deep.equal([]);
     });
 
     it('needs VAULT_CLIENT_CERT and VAULT_CLIENT_KEY together for any method', () => {
-      expect(problemsFor({ ...base, VAULT_CLIENT_CERT: '/etc/dso/c.pem' })).to.deep.equal(['VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together']);
+      expect(problemsFor({ ...base, VAULT_CLIENT_CERT: '/etc/dso/c.pem' })).to.deep.equal([
+        'VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together',
+      ]);
     });
   });
 
@@ -364,7 +477,13 @@ describe('loadSettings', () => {
       );
       expect(problems).to.deep.equal([]);
       const described = describeSettings(settings);
-      expect(described).to.deep.include({ vaultAddresses: ['https://vault:8200'], authMethod: 'approle', authMount: 'approle', allowedPaths: ['secret/data/*'], tlsSkipVerify: false });
+      expect(described).to.deep.include({
+        vaultAddresses: ['https://vault:8200'],
+        authMethod: 'approle',
+        authMount: 'approle',
+        allowedPaths: ['secret/data/*'],
+        tlsSkipVerify: false,
+      });
       const text = JSON.stringify(described);
       expect(text).to.not.include(CANARY);
       expect(text).to.not.include('role-id');

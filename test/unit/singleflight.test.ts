@@ -24,9 +24,16 @@ describe('SingleFlight', () => {
     const start = Date.now();
     let runs = 0;
     // The first read started while Vault was slow: it gives up at its deadline.
-    const slow = flights.run('k', () => new Promise<string>((_, reject) => setTimeout(() => reject(new Error('DSO_TIMEOUT')), 30)), start + 30);
+    const slow = flights.run(
+      'k',
+      () => new Promise<string>((_, reject) => setTimeout(() => reject(new Error('DSO_TIMEOUT')), 30)),
+      start + 30,
+    );
     const late = flights.run('k', async () => `fresh-${++runs}`, start + 5_000);
-    await slow.then(() => expect.fail('the slow flight resolves'), (err: Error) => expect(err.message).to.equal('DSO_TIMEOUT'));
+    await slow.then(
+      () => expect.fail('the slow flight resolves'),
+      (err: Error) => expect(err.message).to.equal('DSO_TIMEOUT'),
+    );
     expect(await late).to.equal('fresh-1');
   });
 
@@ -38,14 +45,20 @@ describe('SingleFlight', () => {
     const second = flights.run('k', async () => `again-${++runs}`, Date.now() + 5_000);
     gate.reject(new Error('not found'));
     await first.catch(() => undefined);
-    await second.then(() => expect.fail('the joiner resolves'), (err: Error) => expect(err.message).to.equal('not found'));
+    await second.then(
+      () => expect.fail('the joiner resolves'),
+      (err: Error) => expect(err.message).to.equal('not found'),
+    );
     expect(runs).to.equal(1);
   });
 
   it('runs different keys separately', async () => {
     const flights = new SingleFlight<string>();
     let runs = 0;
-    const [a, b] = await Promise.all([flights.run('a', async () => `${++runs}a`), flights.run('b', async () => `${++runs}b`)]);
+    const [a, b] = await Promise.all([
+      flights.run('a', async () => `${++runs}a`),
+      flights.run('b', async () => `${++runs}b`),
+    ]);
     expect([a, b]).to.deep.equal(['1a', '2b']);
     expect(flights.merged).to.equal(0);
   });
@@ -58,7 +71,12 @@ describe('SingleFlight', () => {
       runs++;
       return gate.promise;
     };
-    const callers = [flights.run('k', failing), flights.run('k', failing)].map((p) => p.then(() => expect.fail('should reject'), (e: unknown) => e));
+    const callers = [flights.run('k', failing), flights.run('k', failing)].map((p) =>
+      p.then(
+        () => expect.fail('should reject'),
+        (e: unknown) => e,
+      ),
+    );
     const boom = new Error('boom');
     gate.reject(boom);
     const errors = await Promise.all(callers);

@@ -70,7 +70,12 @@ describe('StatusStore', () => {
     store.record(rec({ secret: 'b' }));
     store.record(rec({ secret: 'a' }));
     store.record(rec({ secret: 'c' }));
-    expect(store.latestRecords().map((r) => r.secret).sort()).to.deep.equal(['a', 'c']);
+    expect(
+      store
+        .latestRecords()
+        .map((r) => r.secret)
+        .sort(),
+    ).to.deep.equal(['a', 'c']);
   });
 
   it('hands out copies, not its own history', () => {

@@ -4,7 +4,13 @@ import { expect } from 'chai';
 import { fillTemplate, templateNames, TemplateContext } from '../../src/resolve/template';
 import { thrown } from './helpers';
 
-const context: TemplateContext = { service: 'web', stack: 'shop', secret: 'db_password', task: 'web.1.abc123', node: 'node7xyz' };
+const context: TemplateContext = {
+  service: 'web',
+  stack: 'shop',
+  secret: 'db_password',
+  task: 'web.1.abc123',
+  node: 'node7xyz',
+};
 
 describe('fillTemplate (path templates)', () => {
   const names: Array<[string, string]> = [
@@ -21,7 +27,9 @@ describe('fillTemplate (path templates)', () => {
   }
 
   it('fills several templates, also inside one segment', () => {
-    expect(fillTemplate('secret/data/{stack}/{service}-{secret}', context, 'path')).to.equal('secret/data/shop/web-db_password');
+    expect(fillTemplate('secret/data/{stack}/{service}-{secret}', context, 'path')).to.equal(
+      'secret/data/shop/web-db_password',
+    );
   });
 
   it('leaves a text without templates unchanged', () => {
@@ -63,7 +71,18 @@ describe('fillTemplate (path templates)', () => {
     expect(thrown(() => fillTemplate('secret/{stack}', { stack: '' }, 'path')).message).to.match(/does not carry/);
   });
 
-  const traversals = ['../../sys/raw', '..', '.', 'a/b', 'web/../../x', 'a b', 'a%2f..', 'x\\y', 'caf\u00e9', 'x{stack}'];
+  const traversals = [
+    '../../sys/raw',
+    '..',
+    '.',
+    'a/b',
+    'web/../../x',
+    'a b',
+    'a%2f..',
+    'x\\y',
+    'caf\u00e9',
+    'x{stack}',
+  ];
   for (const value of traversals) {
     it(`refuses the value ${JSON.stringify(value)} for {service} (no path traversal through a name)`, () => {
       const err = thrown(() => fillTemplate('secret/data/{service}/db', { service: value }, 'path'));

@@ -8,10 +8,20 @@ import { capturingLogger, deferred, rejected, sleep } from './helpers';
 
 const TOKEN = 'hvs.token-canary-5e8a1f';
 
-function manager(method: FakeAuthMethod, extra: Partial<TokenManagerOptions> & { handler?: Parameters<typeof fakeVault>[0] } = {}) {
+function manager(
+  method: FakeAuthMethod,
+  extra: Partial<TokenManagerOptions> & { handler?: Parameters<typeof fakeVault>[0] } = {},
+) {
   const vault = fakeVault(extra.handler ?? (() => ({})));
   const log = capturingLogger('debug');
-  const tokens = new TokenManager({ vault: vault.client, method, logger: log.logger, timeoutMs: 1000, random: () => 0.5, ...extra });
+  const tokens = new TokenManager({
+    vault: vault.client,
+    method,
+    logger: log.logger,
+    timeoutMs: 1000,
+    random: () => 0.5,
+    ...extra,
+  });
   return { tokens, vault, ...log };
 }
 
@@ -59,7 +69,9 @@ describe('TokenManager', () => {
     });
 
     it('reports a refused login as ERR_LOGIN naming the method, the mount, the reason and a hint', async () => {
-      const method = new FakeAuthMethod(() => Promise.reject(new VaultApiError(400, ['invalid role or secret ID'], 'auth/approle/login')));
+      const method = new FakeAuthMethod(() =>
+        Promise.reject(new VaultApiError(400, ['invalid role or secret ID'], 'auth/approle/login')),
+      );
       const { tokens, records } = track(manager(method));
       const err = await rejected(tokens.token(soon()));
       expect(err.code).to.equal('ERR_LOGIN');
@@ -73,13 +85,17 @@ describe('TokenManager', () => {
     });
 
     it('reports a permission denied login as ERR_LOGIN too', async () => {
-      const method = new FakeAuthMethod(() => Promise.reject(new VaultApiError(403, ['permission denied'], 'auth/approle/login')));
+      const method = new FakeAuthMethod(() =>
+        Promise.reject(new VaultApiError(403, ['permission denied'], 'auth/approle/login')),
+      );
       const { tokens } = track(manager(method));
       expect((await rejected(tokens.token(soon()))).code).to.equal('ERR_LOGIN');
     });
 
     it('keeps the code of an unreachable Vault, naming method and mount', async () => {
-      const method = new FakeAuthMethod(() => Promise.reject(new VaultUnavailableError('https://vault:8200', 'connection refused')));
+      const method = new FakeAuthMethod(() =>
+        Promise.reject(new VaultUnavailableError('https://vault:8200', 'connection refused')),
+      );
       const { tokens } = track(manager(method));
       const err = await rejected(tokens.token(soon()));
       expect(err.code).to.equal('ERR_VAULT_UNAVAILABLE');
@@ -98,7 +114,9 @@ describe('TokenManager', () => {
 
     it('does not retry a failed login within retryAfterFailureMs: callers get the same error', async () => {
       let clock = 1_000_000;
-      const method = new FakeAuthMethod(() => Promise.reject(new VaultApiError(400, ['invalid secret id'], 'auth/approle/login')));
+      const method = new FakeAuthMethod(() =>
+        Promise.reject(new VaultApiError(400, ['invalid secret id'], 'auth/approle/login')),
+      );
       const { tokens, records } = track(manager(method, { retryAfterFailureMs: 5000, now: () => clock }));
       const first = await rejected(tokens.token(clock + 1000));
       const second = await rejected(tokens.token(clock + 1000));
@@ -129,7 +147,9 @@ describe('TokenManager', () => {
 
     it('logs in again once a login succeeds after failures, and clears the error', async () => {
       let clock = 1_000_000;
-      const method = new FakeAuthMethod((n) => (n === 1 ? Promise.reject(new VaultApiError(400, ['invalid secret id'], 'x')) : loginOf('hvs.fake-token-ok')));
+      const method = new FakeAuthMethod((n) =>
+        n === 1 ? Promise.reject(new VaultApiError(400, ['invalid secret id'], 'x')) : loginOf('hvs.fake-token-ok'),
+      );
       const { tokens, records } = track(manager(method, { retryAfterFailureMs: 100, now: () => clock }));
       await rejected(tokens.token(clock + 1000));
       clock += 200;
@@ -178,7 +198,8 @@ describe('TokenManager', () => {
       const { tokens, vault } = track(
         manager(method, {
           // Asked for 2 s, granted 1 s: the max TTL is near.
-          handler: (call) => (call.path === 'auth/token/renew-self' ? { auth: { lease_duration: 1, renewable: true } } : {}),
+          handler: (call) =>
+            call.path === 'auth/token/renew-self' ? { auth: { lease_duration: 1, renewable: true } } : {},
         }),
       );
       const started = Date.now();
@@ -225,7 +246,9 @@ describe('TokenManager', () => {
     it('does not hammer Vault with renewals for a token whose TTL exceeds the timer range', async () => {
       const ttl = 365 * 24 * 3600;
       const method = new FakeAuthMethod((n) => loginOf(`hvs.fake-token-${n}`, ttl, true));
-      const { tokens, vault } = track(manager(method, { handler: () => ({ auth: { lease_duration: ttl, renewable: true } }) }));
+      const { tokens, vault } = track(
+        manager(method, { handler: () => ({ auth: { lease_duration: ttl, renewable: true } }) }),
+      );
       await tokens.token(soon());
       await sleep(100);
       expect(vault.callsTo('auth/token/renew-self')).to.have.length(0);
@@ -249,7 +272,14 @@ describe('TokenManager', () => {
       expect(tokens.status()).to.include({ loggedIn: false, method: 'approle', mount: 'auth/approle', logins: 0 });
       await tokens.token(soon());
       const status = tokens.status();
-      expect(status).to.include({ loggedIn: true, method: 'approle', mount: 'auth/approle', renewable: true, logins: 1, renewals: 0 });
+      expect(status).to.include({
+        loggedIn: true,
+        method: 'approle',
+        mount: 'auth/approle',
+        renewable: true,
+        logins: 1,
+        renewals: 0,
+      });
       expect(status.policies).to.deep.equal(['dso-reader']);
       expect(status.ttlSeconds).to.be.within(3599, 3600);
       expect(status.expiresAt).to.be.a('string');
@@ -268,7 +298,8 @@ describe('TokenManager', () => {
   });
 
   describe('old tokens end', () => {
-    const revokedTokens = (vault: { callsTo(p: string): Array<{ token?: string }> }) => vault.callsTo('auth/token/revoke-self').map((c) => c.token);
+    const revokedTokens = (vault: { callsTo(p: string): Array<{ token?: string }> }) =>
+      vault.callsTo('auth/token/revoke-self').map((c) => c.token);
 
     it('revokes the previous token one request deadline after a new login when it owns no lease', async function () {
       this.timeout(5000);
@@ -281,7 +312,9 @@ describe('TokenManager', () => {
       await sleep(800); // 100 ms deadline + 1 s
       expect(revokedTokens(vault)).to.deep.equal(['hvs.fake-token-1']);
       expect(tokens.status().retiredTokensRevoked).to.equal(1);
-      expect(records().some((r) => r.message === 'earlier Vault token revoked: it owns no lease any more')).to.equal(true);
+      expect(records().some((r) => r.message === 'earlier Vault token revoked: it owns no lease any more')).to.equal(
+        true,
+      );
       expect(JSON.stringify(records())).to.not.include('hvs.fake-token');
     });
 

@@ -15,7 +15,7 @@ export const spec: CommandSpec = {
   path: ['system', 'info'],
   summary: 'Show the mode, provider, Vault addresses, auth method, plugin state, token TTL, Vault health and problems',
   description: [
-    "Learned from Docker (plugin state, settings) and from the plugin itself over its socket (settings",
+    'Learned from Docker (plugin state, settings) and from the plugin itself over its socket (settings',
     'problems, token, the address that answered last, each address as active, standby, sealed or skipped);',
     'Vault health is also asked of each address from this host (GET /v1/sys/health).',
     'Exits 0 when all is well, 1 when a problem is shown, 3 when the plugin is absent, disabled or down.',
@@ -26,7 +26,13 @@ export const spec: CommandSpec = {
 };
 
 export interface InfoReport {
-  plugin: { name: string; state: 'enabled' | 'disabled' | 'absent' | 'unreachable'; id?: string; version?: string; configDir?: string };
+  plugin: {
+    name: string;
+    state: 'enabled' | 'disabled' | 'absent' | 'unreachable';
+    id?: string;
+    version?: string;
+    configDir?: string;
+  };
   mode: string;
   provider: string;
   vaultAddresses: string[];
@@ -36,7 +42,14 @@ export interface InfoReport {
   namespace?: string;
   authMethod?: string;
   authMount?: string;
-  token?: { loggedIn: boolean; ttlSeconds?: number; expiresAt?: string; renewable?: boolean; policies?: string[]; lastError?: string };
+  token?: {
+    loggedIn: boolean;
+    ttlSeconds?: number;
+    expiresAt?: string;
+    renewable?: boolean;
+    policies?: string[];
+    lastError?: string;
+  };
   allowedPaths?: string[];
   allowedWrites?: string[];
   timeoutMs?: number;
@@ -56,15 +69,23 @@ export interface InfoReport {
 }
 
 function addressesOf(env: Record<string, string>): string[] {
-  return (env.VAULT_ADDR ?? '').split(',').map((a) => a.trim().replace(/\/+$/, '')).filter(Boolean);
+  return (env.VAULT_ADDR ?? '')
+    .split(',')
+    .map((a) => a.trim().replace(/\/+$/, ''))
+    .filter(Boolean);
 }
 
 export async function gatherInfo(ctx: Context, name: string): Promise<{ report: InfoReport; exit: number }> {
   const plugin: PluginInfo | undefined = await ctx.docker.plugin(name);
-  const shown = (plugin ? shortName(plugin.name) : name);
+  const shown = plugin ? shortName(plugin.name) : name;
   const meta = readCliMeta(plugin?.etcDsoSource);
   const report: InfoReport = {
-    plugin: { name: shown, state: plugin ? (plugin.enabled ? 'enabled' : 'disabled') : 'absent', id: plugin?.id, configDir: plugin?.etcDsoSource },
+    plugin: {
+      name: shown,
+      state: plugin ? (plugin.enabled ? 'enabled' : 'disabled') : 'absent',
+      id: plugin?.id,
+      configDir: plugin?.etcDsoSource,
+    },
     mode: meta.mode ?? 'cloud',
     provider: meta.provider ?? 'vault',
     vaultAddresses: plugin ? addressesOf(plugin.env) : [],
@@ -74,7 +95,9 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
     problems: [],
   };
   if (!plugin) {
-    report.problems.push(`the plugin ${name} is not installed: docker dso init --plugin ${name} ... creates and configures it`);
+    report.problems.push(
+      `the plugin ${name} is not installed: docker dso init --plugin ${name} ... creates and configures it`,
+    );
     return { report, exit: EXIT.PLUGIN };
   }
 
@@ -116,14 +139,27 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
         lastError: r?.lastError,
       };
       // A failing watcher rolls nothing: that is a problem, not a detail.
-      if (r?.lastPass?.outcome === 'failed') report.problems.push(`rotation's last pass failed: ${r.lastError?.message ?? 'unknown error'} (the plugin log says more)`);
+      if (r?.lastPass?.outcome === 'failed')
+        report.problems.push(
+          `rotation's last pass failed: ${r.lastError?.message ?? 'unknown error'} (the plugin log says more)`,
+        );
     }
     report.activeAddress = status.vault?.activeAddress;
     report.vaultNodes = status.vault?.addresses;
     const t = status.vault?.token;
     if (t) {
-      report.token = { loggedIn: t.loggedIn, ttlSeconds: t.ttlSeconds, expiresAt: t.expiresAt, renewable: t.renewable, policies: t.policies, lastError: t.lastError };
-      if (!t.loggedIn) report.problems.push(`not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso system test-vault says why and how to fix it)`);
+      report.token = {
+        loggedIn: t.loggedIn,
+        ttlSeconds: t.ttlSeconds,
+        expiresAt: t.expiresAt,
+        renewable: t.renewable,
+        policies: t.policies,
+        lastError: t.lastError,
+      };
+      if (!t.loggedIn)
+        report.problems.push(
+          `not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso system test-vault says why and how to fix it)`,
+        );
     }
     for (const p of status.problems ?? []) report.problems.push(`invalid setting: ${p}`);
     const compose = await ctx
@@ -131,8 +167,13 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
       .composeList?.()
       .catch(() => undefined);
     if (compose?.Projects.length) {
-      report.composeProjects = compose.Projects.map((p) => ({ project: p.Project, files: p.Files.length, failing: p.Files.filter((f) => f.Error).map((f) => `${f.Service}/${f.Name}: ${f.Error}`) }));
-      for (const p of report.composeProjects) for (const f of p.failing) report.problems.push(`compose project ${p.project}: ${f} (not refreshed)`);
+      report.composeProjects = compose.Projects.map((p) => ({
+        project: p.Project,
+        files: p.Files.length,
+        failing: p.Files.filter((f) => f.Error).map((f) => `${f.Service}/${f.Name}: ${f.Error}`),
+      }));
+      for (const p of report.composeProjects)
+        for (const f of p.failing) report.problems.push(`compose project ${p.project}: ${f} (not refreshed)`);
     }
   }
 
@@ -144,7 +185,9 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
   };
   report.health = await Promise.all(report.vaultAddresses.map((a) => ctx.health(a, tls)));
   if (report.vaultAddresses.length && !report.health.some((h) => h.healthy)) {
-    report.problems.push(`no Vault address is healthy: ${report.health.map((h) => `${h.address} ${h.state}${h.error ? ` (${h.error})` : ''}`).join('; ')}`);
+    report.problems.push(
+      `no Vault address is healthy: ${report.health.map((h) => `${h.address} ${h.state}${h.error ? ` (${h.error})` : ''}`).join('; ')}`,
+    );
   }
   if (exit === EXIT.OK && report.problems.length) exit = EXIT.FAILURE;
   return { report, exit };
@@ -168,7 +211,10 @@ function nodeLine(n: NonNullable<InfoReport['vaultNodes']>[number], active?: str
 
 export function formatInfo(r: InfoReport, now: number): string {
   const rows: [string, string][] = [];
-  rows.push(['Plugin', `${r.plugin.name}: ${r.plugin.state}${r.plugin.id ? ` (id ${r.plugin.id.slice(0, 12)})` : ''}${r.plugin.version ? `, version ${r.plugin.version}` : ''}`]);
+  rows.push([
+    'Plugin',
+    `${r.plugin.name}: ${r.plugin.state}${r.plugin.id ? ` (id ${r.plugin.id.slice(0, 12)})` : ''}${r.plugin.version ? `, version ${r.plugin.version}` : ''}`,
+  ]);
   rows.push(['Mode', r.mode]);
   rows.push(['Provider', r.provider]);
   if (r.plugin.state !== 'absent') {
@@ -187,12 +233,17 @@ export function formatInfo(r: InfoReport, now: number): string {
       rows.push(['Token', 'unknown (the plugin did not report one)']);
     }
     rows.push(['Vault health', r.health.length ? r.health.map((h) => healthLine(h, r.activeAddress)).join('\n') : '-']);
-    if (r.vaultNodes?.length) rows.push(['Plugin sees', r.vaultNodes.map((n) => nodeLine(n, r.activeAddress)).join('\n')]);
+    if (r.vaultNodes?.length)
+      rows.push(['Plugin sees', r.vaultNodes.map((n) => nodeLine(n, r.activeAddress)).join('\n')]);
     if (r.allowedPaths?.length) rows.push(['Allowed paths', r.allowedPaths.join(', ')]);
     if (r.allowedWrites?.length) rows.push(['Allowed writes', r.allowedWrites.join('; ')]);
     if (r.rotation) {
       const every = r.rotation.intervalSeconds ? `, checked every ${formatDuration(r.rotation.intervalSeconds)}` : '';
-      const lines = [r.rotation.default ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}` : `only for secrets labelled dso.rotate=true${every}`];
+      const lines = [
+        r.rotation.default
+          ? `on for every secret (DSO_ROTATE=true; dso.rotate=false turns it off)${every}`
+          : `only for secrets labelled dso.rotate=true${every}`,
+      ];
       // The watcher's own report, one line each: where it runs, what it recognises, how it went.
       const w = r.rotation;
       if (w.leader !== undefined) {
@@ -216,7 +267,12 @@ export function formatInfo(r: InfoReport, now: number): string {
       const every = r.rotation?.intervalSeconds ? ` every ${formatDuration(r.rotation.intervalSeconds)}` : '';
       rows.push([
         'Compose projects',
-        r.composeProjects.map((p) => `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, refreshed in place${every} (docker dso down ${p.project} removes them)`).join('\n'),
+        r.composeProjects
+          .map(
+            (p) =>
+              `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, refreshed in place${every} (docker dso down ${p.project} removes them)`,
+          )
+          .join('\n'),
       ]);
     }
     if (r.plugin.configDir) rows.push(['Config dir', `${r.plugin.configDir} (the plugin's /etc/dso)`]);

@@ -63,7 +63,12 @@ export function referenceOf(labels: Record<string, string>): string | null {
   return null;
 }
 
-export function decide(secrets: SecretReport[], tasks: TaskInfo[], plugin: string, pluginState: InspectReport['pluginState']): Pick<InspectReport, 'status' | 'reason'> {
+export function decide(
+  secrets: SecretReport[],
+  tasks: TaskInfo[],
+  plugin: string,
+  pluginState: InspectReport['pluginState'],
+): Pick<InspectReport, 'status' | 'reason'> {
   const dso = secrets.filter((s) => s.dso);
   if (dso.length === 0) return { status: 'NONE', reason: `the service uses no secret of the driver ${plugin}` };
   const failed = dso.filter((s) => s.lastFetch?.outcome === 'error');
@@ -72,7 +77,11 @@ export function decide(secrets: SecretReport[], tasks: TaskInfo[], plugin: strin
     const more = failed.length > 1 ? ` (and ${failed.length - 1} more secret${failed.length > 2 ? 's' : ''})` : '';
     return { status: 'FAILED', reason: `${first.secret}: ${oneLine(first.lastError ?? 'failed')}${more}` };
   }
-  if (pluginState !== 'enabled') return { status: 'FAILED', reason: `the plugin ${plugin} is ${pluginState}: no secret of this service can be served` };
+  if (pluginState !== 'enabled')
+    return {
+      status: 'FAILED',
+      reason: `the plugin ${plugin} is ${pluginState}: no secret of this service can be served`,
+    };
   const never = dso.filter((s) => !s.lastFetch);
   const running = tasks.filter((t) => t.desiredState === 'Running' && /^Running/.test(t.currentState));
   if (never.length && running.length === 0) {
@@ -98,11 +107,15 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   if (!service) {
     const compose = await gatherComposeInspect(ctx, plugin, serviceName);
     if (compose) return compose;
-    throw new CliError(EXIT.FAILURE, `no such service: ${serviceName}`, 'docker service ls lists the services (docker compose ls the compose projects)');
+    throw new CliError(
+      EXIT.FAILURE,
+      `no such service: ${serviceName}`,
+      'docker service ls lists the services (docker compose ls the compose projects)',
+    );
   }
 
   const info = await ctx.docker.plugin(plugin);
-  const shown = (info ? shortName(info.name) : plugin);
+  const shown = info ? shortName(info.name) : plugin;
   let pluginState: InspectReport['pluginState'] = info ? (info.enabled ? 'enabled' : 'disabled') : 'absent';
   let records: FetchRecord[] = [];
   let method: string | undefined;
@@ -111,7 +124,9 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   if (info?.enabled) {
     try {
       const status = await ctx.connect(info).status(service.id);
-      records = (status.secrets ?? []).filter((r) => r.serviceId === service.id || (!r.serviceId && r.service === service.name));
+      records = (status.secrets ?? []).filter(
+        (r) => r.serviceId === service.id || (!r.serviceId && r.service === service.name),
+      );
       method = status.settings?.authMethod;
       rotateDefault = status.rotation?.default ?? status.settings?.rotate;
       // Leases issued before the plugin (re)started are renewed by nobody: they end at their TTL.
@@ -140,16 +155,20 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       target: ref.target,
       driver,
       dso,
-      reference: dso ? referenceOf(labels) ?? '(no dso.ref label: DSO_PATH_TEMPLATE)' : null,
+      reference: dso ? (referenceOf(labels) ?? '(no dso.ref label: DSO_PATH_TEMPLATE)') : null,
       lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
       path: rec?.path ?? null,
       field: rec?.field ?? null,
       version: rec?.version ?? null,
       leaseExpiresAt: rec?.leaseExpiresAt ?? null,
       doNotReuse: rec?.doNotReuse ?? null,
-      rotate: !dso ? null : labels['dso.rotate'] !== undefined ? labels['dso.rotate'] === 'true' : rotateDefault ?? null,
-      lastError: rec?.outcome === 'error' ? rec.error ?? 'failed' : null,
-      code: rec?.outcome === 'error' ? rec.code ?? null : null,
+      rotate: !dso
+        ? null
+        : labels['dso.rotate'] !== undefined
+          ? labels['dso.rotate'] === 'true'
+          : (rotateDefault ?? null),
+      lastError: rec?.outcome === 'error' ? (rec.error ?? 'failed') : null,
+      code: rec?.outcome === 'error' ? (rec.code ?? null) : null,
       fix: rec?.outcome === 'error' ? fixFor(rec, { plugin: shown, method, path: rec.path }) : null,
     });
   }
@@ -174,7 +193,9 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
 export function formatInspect(r: InspectReport, now: number): string {
   const out: string[] = [];
   const dso = r.secrets.filter((s) => s.dso);
-  out.push(`Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${dso.length} secret${dso.length === 1 ? '' : 's'} from plugin ${r.plugin} (${r.pluginState}); tasks running: ${r.tasks.running}`);
+  out.push(
+    `Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${dso.length} secret${dso.length === 1 ? '' : 's'} from plugin ${r.plugin} (${r.pluginState}); tasks running: ${r.tasks.running}`,
+  );
   for (const s of r.secrets) {
     out.push('');
     if (!s.dso) {
@@ -195,7 +216,8 @@ export function formatInspect(r: InspectReport, now: number): string {
     if (s.version !== null) rows.push(['version', String(s.version)]);
     if (s.leaseExpiresAt) rows.push(['lease expires', formatTime(s.leaseExpiresAt, now)]);
     if (s.lastFetch) rows.push(['DoNotReuse', s.doNotReuse === null ? '-' : String(s.doNotReuse)]);
-    if (s.rotate !== null) rows.push(['rotation', s.rotate ? 'on (services are rolled when the value changes)' : 'off']);
+    if (s.rotate !== null)
+      rows.push(['rotation', s.rotate ? 'on (services are rolled when the value changes)' : 'off']);
     rows.push(['last error', s.lastError ? oneLine(s.lastError) : '-']);
     if (s.fix) rows.push(['fix', s.fix]);
     const width = Math.max(...rows.map(([k]) => k.length)) + 2;
@@ -203,7 +225,9 @@ export function formatInspect(r: InspectReport, now: number): string {
   }
   out.push('');
   for (const w of r.warnings ?? []) out.push(`Warning: ${w}`);
-  out.push(r.status === 'ACTIVE' ? 'Secret injection status: ACTIVE' : `Secret injection status: ${r.status}: ${r.reason}`);
+  out.push(
+    r.status === 'ACTIVE' ? 'Secret injection status: ACTIVE' : `Secret injection status: ${r.status}: ${r.reason}`,
+  );
   return `${out.join('\n')}\n`;
 }
 
@@ -222,16 +246,29 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
  * project's containers. NAME is the service, or PROJECT_SERVICE / PROJECT-SERVICE when several
  * projects have a service of that name. Undefined when no project has such a service.
  */
-export async function gatherComposeInspect(ctx: Context, plugin: string, name: string): Promise<InspectReport | undefined> {
+export async function gatherComposeInspect(
+  ctx: Context,
+  plugin: string,
+  name: string,
+): Promise<InspectReport | undefined> {
   const info = await ctx.docker.plugin(plugin);
   if (!info?.enabled) return undefined;
   const api = ctx.connect(info);
   const list = await api.composeList?.();
   if (!list) return undefined;
-  const matches = list.Projects.flatMap((p) => p.Files.filter((f) => f.Service === name || `${p.Project}_${f.Service}` === name || `${p.Project}-${f.Service}` === name).map((f) => ({ project: p.Project, file: f })));
+  const matches = list.Projects.flatMap((p) =>
+    p.Files.filter(
+      (f) => f.Service === name || `${p.Project}_${f.Service}` === name || `${p.Project}-${f.Service}` === name,
+    ).map((f) => ({ project: p.Project, file: f })),
+  );
   const projects = [...new Set(matches.map((m) => m.project))];
   if (projects.length === 0) return undefined;
-  if (projects.length > 1) throw new CliError(EXIT.USAGE, `several compose projects have a service ${name}: ${projects.join(', ')}`, `name one: docker dso inspect ${projects[0]}_${name}`);
+  if (projects.length > 1)
+    throw new CliError(
+      EXIT.USAGE,
+      `several compose projects have a service ${name}: ${projects.join(', ')}`,
+      `name one: docker dso inspect ${projects[0]}_${name}`,
+    );
   const project = projects[0];
   const service = matches[0].file.Service;
   const shown = shortName(info.name);
@@ -240,7 +277,7 @@ export async function gatherComposeInspect(ctx: Context, plugin: string, name: s
   const records = (status.secrets ?? []).filter((r) => r.serviceId === owner);
   const secrets: SecretReport[] = matches.map(({ file: f }) => {
     const rec = records.find((r) => r.secret === f.Name);
-    const error = rec?.outcome === 'error' ? rec.error ?? 'failed' : f.Error ?? null;
+    const error = rec?.outcome === 'error' ? (rec.error ?? 'failed') : (f.Error ?? null);
     return {
       secret: f.Name,
       target: f.Name,
@@ -255,7 +292,7 @@ export async function gatherComposeInspect(ctx: Context, plugin: string, name: s
       doNotReuse: rec?.doNotReuse ?? null,
       rotate: f.Refresh !== 'off',
       lastError: error,
-      code: rec?.outcome === 'error' ? rec.code ?? null : null,
+      code: rec?.outcome === 'error' ? (rec.code ?? null) : null,
       fix:
         rec?.outcome === 'error'
           ? fixFor(rec, { plugin: shown, method: status.settings?.authMethod, path: rec.path })

@@ -7,7 +7,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CommandSpec, Parsed } from '../args';
-import { ComposeError, parseCompose, planFileSecrets, stackNameFrom, stringifyCompose, transformCompose, TransformResult } from '../compose';
+import {
+  ComposeError,
+  parseCompose,
+  planFileSecrets,
+  stackNameFrom,
+  stringifyCompose,
+  transformCompose,
+  TransformResult,
+} from '../compose';
 import { checkProjectName, composeTool, linkProject, resolveFiles } from '../plainhost';
 import { Context, PLUGIN_OPTION, pluginName } from '../context';
 import { CliError, EXIT, UsageError } from '../errors';
@@ -16,7 +24,8 @@ export const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yam
 
 export const spec: CommandSpec = {
   path: ['up'],
-  summary: 'Deploy a compose file whose environment holds dso:// references: a swarm stack, or docker compose without swarm',
+  summary:
+    'Deploy a compose file whose environment holds dso:// references: a swarm stack, or docker compose without swarm',
   description: [
     'Every environment value dso://<path>[#<field>] becomes a secret of the DSO driver (label dso.ref)',
     'mounted in the service, and the variable VAR becomes VAR_FILE=/run/secrets/<name>: the application',
@@ -27,11 +36,22 @@ export const spec: CommandSpec = {
     'file on a tmpfs (memory only, mode 0400), mounted as a compose file-based secret at /run/secrets/<name>,',
     'and the file goes to `docker compose -p STACK up -d`; the plugin rewrites the files in place when Vault',
     'changes (dso.rotate=restart: restarts the containers instead; false: never). docker dso down removes them.',
-    'STACK defaults to the file\'s top-level name:, else the name of the compose file\'s directory.',
+    "STACK defaults to the file's top-level name:, else the name of the compose file's directory.",
   ].join('\n'),
   options: [
-    { name: 'file', short: 'f', type: 'string', valueName: 'FILE', description: `compose file, "-" for standard input (default: ${DEFAULT_FILES.join(', ')} in the current directory)` },
-    { name: 'detach', short: 'd', type: 'boolean', description: 'return once the stack is created, without waiting for services to converge (the default)' },
+    {
+      name: 'file',
+      short: 'f',
+      type: 'string',
+      valueName: 'FILE',
+      description: `compose file, "-" for standard input (default: ${DEFAULT_FILES.join(', ')} in the current directory)`,
+    },
+    {
+      name: 'detach',
+      short: 'd',
+      type: 'boolean',
+      description: 'return once the stack is created, without waiting for services to converge (the default)',
+    },
     {
       name: 'wait',
       type: 'boolean',
@@ -39,12 +59,36 @@ export const spec: CommandSpec = {
         'wait until the services have converged (docker stack deploy --detach=false; with a docker CLI ' +
         'that lacks that flag, e.g. 20.10, docker dso watches the replicas itself)',
     },
-    { name: 'resolve-image', type: 'string', valueName: 'WHEN', choices: ['always', 'changed', 'never'], description: 'passed to docker stack deploy --resolve-image' },
-    { name: 'prune', type: 'boolean', description: 'remove services that are no longer in the file (docker stack deploy --prune)' },
+    {
+      name: 'resolve-image',
+      type: 'string',
+      valueName: 'WHEN',
+      choices: ['always', 'changed', 'never'],
+      description: 'passed to docker stack deploy --resolve-image',
+    },
+    {
+      name: 'prune',
+      type: 'boolean',
+      description: 'remove services that are no longer in the file (docker stack deploy --prune)',
+    },
     { name: 'with-registry-auth', type: 'boolean', description: 'send registry credentials to the swarm agents' },
-    { name: 'dry-run', type: 'boolean', description: 'print the transformed compose file (references only) and deploy nothing' },
-    { name: 'force-recreate', type: 'boolean', description: 'plain hosts: recreate the containers (docker compose up --force-recreate), e.g. after the plugin restarted' },
-    { name: 'compose', type: 'boolean', description: 'use docker compose with secret files on a tmpfs even on a swarm manager (the default where there is no swarm)' },
+    {
+      name: 'dry-run',
+      type: 'boolean',
+      description: 'print the transformed compose file (references only) and deploy nothing',
+    },
+    {
+      name: 'force-recreate',
+      type: 'boolean',
+      description:
+        'plain hosts: recreate the containers (docker compose up --force-recreate), e.g. after the plugin restarted',
+    },
+    {
+      name: 'compose',
+      type: 'boolean',
+      description:
+        'use docker compose with secret files on a tmpfs even on a swarm manager (the default where there is no swarm)',
+    },
     PLUGIN_OPTION,
   ],
   args: [{ name: 'stack', description: 'stack name (default: name: in the file, else the directory name)' }],
@@ -65,13 +109,18 @@ interface Source {
 }
 
 async function readSource(ctx: Context, file: string | undefined): Promise<Source> {
-  if (file === '-') return { text: (await ctx.io.readStdin()).toString('utf8'), label: 'standard input', dir: ctx.io.cwd };
+  if (file === '-')
+    return { text: (await ctx.io.readStdin()).toString('utf8'), label: 'standard input', dir: ctx.io.cwd };
   let chosen: string;
   if (file !== undefined) {
     chosen = path.resolve(ctx.io.cwd, file);
   } else {
     const found = DEFAULT_FILES.map((f) => path.join(ctx.io.cwd, f)).find((f) => fs.existsSync(f));
-    if (!found) throw new UsageError(`no compose file in ${ctx.io.cwd} (looked for ${DEFAULT_FILES.join(', ')})`, 'give one: docker dso up -f FILE');
+    if (!found)
+      throw new UsageError(
+        `no compose file in ${ctx.io.cwd} (looked for ${DEFAULT_FILES.join(', ')})`,
+        'give one: docker dso up -f FILE',
+      );
     chosen = found;
   }
   try {
@@ -84,7 +133,9 @@ async function readSource(ctx: Context, file: string | undefined): Promise<Sourc
 export function describeTransform(result: TransformResult, stack: string, plugin: string): string {
   const lines: string[] = [];
   for (const i of result.injected) {
-    lines.push(`  ${i.service}: ${i.variable} -> ${i.variable}_FILE=${i.file} (secret ${stack}_${i.secret}, ${i.reference})`);
+    lines.push(
+      `  ${i.service}: ${i.variable} -> ${i.variable}_FILE=${i.file} (secret ${stack}_${i.secret}, ${i.reference})`,
+    );
   }
   for (const s of result.passedThrough) lines.push(`  secret ${stack}_${s}: declared with driver ${plugin}, kept`);
   const head = `Stack ${stack}: ${result.injected.length} reference${result.injected.length === 1 ? '' : 's'} from environment, ${result.passedThrough.length} declared DSO secret${result.passedThrough.length === 1 ? '' : 's'} (driver ${plugin})`;
@@ -104,9 +155,13 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     throw err;
   }
 
-  const stack = parsed.args.stack ?? result.name ?? (o.file === '-' ? undefined : stackNameFrom(path.basename(source.dir)));
+  const stack =
+    parsed.args.stack ?? result.name ?? (o.file === '-' ? undefined : stackNameFrom(path.basename(source.dir)));
   if (!stack) throw new UsageError('give the stack name: docker dso up -f - STACK');
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(stack)) throw new UsageError(`invalid stack name "${stack}": letters, digits, "_", "." and "-", starting with a letter or digit`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(stack))
+    throw new UsageError(
+      `invalid stack name "${stack}": letters, digits, "_", "." and "-", starting with a letter or digit`,
+    );
 
   for (const w of result.warnings) ctx.io.err(`WARNING: ${w}\n`);
   const yaml = stringifyCompose(result.compose);
@@ -117,7 +172,11 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
 
   const swarm = o.compose ? undefined : await ctx.docker.swarm();
-  if (!swarm || swarm.state === 'inactive') return upPlainHost(ctx, plugin, stack, result, source.dir, { wait: o.wait === true, recreate: o['force-recreate'] === true });
+  if (!swarm || swarm.state === 'inactive')
+    return upPlainHost(ctx, plugin, stack, result, source.dir, {
+      wait: o.wait === true,
+      recreate: o['force-recreate'] === true,
+    });
   if (swarm.state !== 'active') {
     throw new CliError(
       EXIT.DOCKER,
@@ -125,7 +184,12 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
       'docker swarm init (or join this node to a swarm as a manager), then run docker dso up again',
     );
   }
-  if (!swarm.manager) throw new CliError(EXIT.DOCKER, 'this node is a swarm worker: stacks are deployed from a manager node', 'run docker dso up on a manager (docker node ls shows them), or docker dso up --compose to run the project with docker compose on this node');
+  if (!swarm.manager)
+    throw new CliError(
+      EXIT.DOCKER,
+      'this node is a swarm worker: stacks are deployed from a manager node',
+      'run docker dso up on a manager (docker node ls shows them), or docker dso up --compose to run the project with docker compose on this node',
+    );
 
   if (result.injected.length || result.passedThrough.length) {
     const info = await ctx.docker.plugin(plugin);
@@ -158,7 +222,8 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     return EXIT.FAILURE;
   }
   if (o.wait && !cliWaits) await waitForStack(ctx, stack);
-  if (result.injected.length || result.passedThrough.length) ctx.io.out(`Check the secrets of a service with: docker dso inspect ${stack}_<service>\n`);
+  if (result.injected.length || result.passedThrough.length)
+    ctx.io.out(`Check the secrets of a service with: docker dso inspect ${stack}_<service>\n`);
   return EXIT.OK;
 }
 
@@ -193,7 +258,14 @@ async function waitForStack(ctx: Context, stack: string, timeoutMs = 600_000): P
 }
 
 /** No swarm: compose file-based secrets on a tmpfs, written by the plugin, then `docker compose up -d`. */
-async function upPlainHost(ctx: Context, plugin: string, project: string, result: TransformResult, dir: string, flags: { wait: boolean; recreate: boolean }): Promise<number> {
+async function upPlainHost(
+  ctx: Context,
+  plugin: string,
+  project: string,
+  result: TransformResult,
+  dir: string,
+  flags: { wait: boolean; recreate: boolean },
+): Promise<number> {
   checkProjectName(project);
   const tool = await composeTool(ctx);
   const plan = planFileSecrets(result, plugin);
@@ -201,14 +273,24 @@ async function upPlainHost(ctx: Context, plugin: string, project: string, result
   if (plan.files.length) {
     const { reply, runtimeDir } = await resolveFiles(ctx, plugin, {
       Project: project,
-      Secrets: plan.files.map((f) => ({ Name: f.key, Service: f.service, Labels: f.labels, ...(f.uid !== undefined ? { Uid: f.uid } : {}), ...(f.gid !== undefined ? { Gid: f.gid } : {}) })),
+      Secrets: plan.files.map((f) => ({
+        Name: f.key,
+        Service: f.service,
+        Labels: f.labels,
+        ...(f.uid !== undefined ? { Uid: f.uid } : {}),
+        ...(f.gid !== undefined ? { Gid: f.gid } : {}),
+      })),
     });
     const link = linkProject(ctx, project, path.join(runtimeDir, 'compose', project));
     const files = new Map(reply.Files.map((f) => [f.Name, path.join(link, path.basename(f.File))]));
     yaml = stringifyCompose(plan.finish((key) => files.get(key)!));
-    ctx.io.out(`Project ${project}: ${reply.Files.length} secret file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ${path.join(runtimeDir, 'compose', project)})\n`);
+    ctx.io.out(
+      `Project ${project}: ${reply.Files.length} secret file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ${path.join(runtimeDir, 'compose', project)})\n`,
+    );
     for (const f of reply.Files) {
-      ctx.io.out(`  ${f.Service}: /run/secrets/${f.Name} <- ${f.Path ?? '?'}${f.Field ? `#${f.Field}` : ''} (refresh: ${f.Refresh})\n`);
+      ctx.io.out(
+        `  ${f.Service}: /run/secrets/${f.Name} <- ${f.Path ?? '?'}${f.Field ? `#${f.Field}` : ''} (refresh: ${f.Refresh})\n`,
+      );
     }
   } else {
     yaml = stringifyCompose(plan.finish(() => ''));
@@ -221,6 +303,9 @@ async function upPlainHost(ctx: Context, plugin: string, project: string, result
     ctx.io.err(`${tool.name} up failed (exit ${res.code}); the secret files stay until: docker dso down ${project}\n`);
     return EXIT.FAILURE;
   }
-  if (plan.files.length) ctx.io.out(`Check the secrets of a service with: docker dso inspect <service>; remove everything with: docker dso down ${project}\n`);
+  if (plan.files.length)
+    ctx.io.out(
+      `Check the secrets of a service with: docker dso inspect <service>; remove everything with: docker dso down ${project}\n`,
+    );
   return EXIT.OK;
 }

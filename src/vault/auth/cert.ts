@@ -15,7 +15,12 @@ export class CertAuth implements AuthMethod {
   }
 
   async login({ vault, deadline }: LoginContext): Promise<LoginResult> {
-    const body = await vault.call({ method: 'POST', path: `${this.mount}/login`, body: this.role ? { name: this.role } : {}, deadline });
+    const body = await vault.call({
+      method: 'POST',
+      path: `${this.mount}/login`,
+      body: this.role ? { name: this.role } : {},
+      deadline,
+    });
     return loginResult(body, this.mount);
   }
 

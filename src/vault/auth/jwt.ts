@@ -17,7 +17,12 @@ export class JwtAuth implements AuthMethod {
 
   async login({ vault, deadline }: LoginContext): Promise<LoginResult> {
     const jwt = readCredentialFile(this.file, 'VAULT_JWT_FILE');
-    const body = await vault.call({ method: 'POST', path: `${this.mount}/login`, body: { role: this.role, jwt }, deadline });
+    const body = await vault.call({
+      method: 'POST',
+      path: `${this.mount}/login`,
+      body: { role: this.role, jwt },
+      deadline,
+    });
     return loginResult(body, this.mount);
   }
 
