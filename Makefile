@@ -34,7 +34,7 @@ build: node_modules/.installed
 build-test: node_modules/.installed
 	npm run build:test
 
-# eslint (typescript-eslint) and prettier's check over src/, test/ and bench/.
+# eslint (typescript-eslint) and prettier's check over src/, test/ and bench/; make test runs it first.
 lint: node_modules/.installed
 	npx eslint 'src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts'
 	npx prettier --check 'src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts'
@@ -43,7 +43,7 @@ format: node_modules/.installed
 	npx prettier --write 'src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts'
 
 # One mocha run over every suite, so its closing line counts them all.
-test: deps build build-test
+test: deps lint build build-test
 	bash scripts/docker-up.sh
 	$(MOCHA) --timeout 120000 --exit 'build/test/unit/**/*.test.js' 'build/test/integration/**/*.test.js' 'build/test/property/**/*.test.js' 'build/test/e2e/**/*.test.js' build/test/leaks.test.js
 

@@ -96,7 +96,8 @@ function checkVersion(doc: Obj, warnings: string[]): void {
   const minor = Number(m[2] ?? 0);
   if (major < 3)
     throw new ComposeError(
-      `compose file format ${text} cannot be deployed to a swarm: docker stack deploy needs 3.x (secret drivers need 3.8 or later)`,
+      `compose file format ${text} cannot be deployed to a swarm: docker stack deploy needs ` +
+        `3.x (secret drivers need 3.8 or later)`,
     );
   if (major === 3 && minor < 8) {
     doc.version = '3.8';
@@ -205,7 +206,8 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
       const fileVar = `${variable}_FILE`;
       if (names.has(fileVar)) {
         throw new ComposeError(
-          `services.${serviceName}.environment has both ${variable} (a dso:// reference) and ${fileVar}: ${variable} would become ${fileVar}; remove one`,
+          `services.${serviceName}.environment has both ${variable} (a dso:// reference) and ` +
+            `${fileVar}: ${variable} would become ${fileVar}; remove one`,
         );
       }
       const key = allocate(variable, serviceName, reference);

@@ -45,7 +45,9 @@ export function processRunner(env: NodeJS.ProcessEnv = process.env): Runner {
       let timer: NodeJS.Timeout | undefined;
       if (options.timeoutMs) {
         timer = setTimeout(() => {
-          stderr += `\n(${path.basename(command)} did not finish within ${Math.round(options.timeoutMs! / 1000)}s and was stopped)`;
+          stderr +=
+            `\n(${path.basename(command)} did not finish within ` +
+            `${Math.round(options.timeoutMs! / 1000)}s and was stopped)`;
           child.kill('SIGKILL');
         }, options.timeoutMs);
       }

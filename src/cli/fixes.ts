@@ -30,24 +30,39 @@ export function fixFor({ code, subcode, error = '' }: Failure, ctx: FixContext):
   const p = ctx.plugin;
   const mount = ctx.mount ?? (ctx.method ? `auth/${ctx.method}` : 'auth/approle');
   if (subcode === 'engine-failed') {
-    return "Vault could not issue the secret (for a database engine: database down or role misconfigured); Vault's reason ends the message: fix the engine's backend or its role";
+    return (
+      'Vault could not issue the secret (for a database engine: database down or role ' +
+      "misconfigured); Vault's reason ends the message: fix the engine's backend or its role"
+    );
   }
   if (subcode === 'engine-path')
     return 'the engine has no such role or path: check the role name in the reference (vault list <mount>/roles)';
   switch (code) {
     case 'ERR_LOGIN':
       if (subcode === 'wrapping-token')
-        return `write a fresh response-wrapped secret id: docker dso init --plugin ${p} --vault-secret-id - --vault-secret-id-wrapped`;
+        return (
+          `write a fresh response-wrapped secret id: docker dso init --plugin ${p} ` +
+          `--vault-secret-id - --vault-secret-id-wrapped`
+        );
       if (subcode === 'auth-mount') {
-        return `AppRole must be enabled at ${mount} (vault auth enable approle), or set the mount: docker dso init --plugin ${p} --vault-auth-mount <path>`;
+        return (
+          `AppRole must be enabled at ${mount} (vault auth enable approle), or set the mount: ` +
+          `docker dso init --plugin ${p} --vault-auth-mount <path>`
+        );
       }
       switch (ctx.method) {
         case 'token':
-          return `the token is invalid or expired: write a valid one with docker dso init --plugin ${p} --vault-token - (the plugin re-reads its token file)`;
+          return (
+            `the token is invalid or expired: write a valid one with docker dso init --plugin ` +
+            `${p} --vault-token - (the plugin re-reads its token file)`
+          );
         case 'jwt':
           return `check the JWT file and VAULT_JWT_ROLE (the role's bound claims must match the JWT)`;
         case 'cert':
-          return `check VAULT_CLIENT_CERT/VAULT_CLIENT_KEY and that the cert auth method trusts that certificate (VAULT_CERT_ROLE)`;
+          return (
+            `check VAULT_CLIENT_CERT/VAULT_CLIENT_KEY and that the cert auth method trusts that ` +
+            `certificate (VAULT_CERT_ROLE)`
+          );
         case 'approle':
           return [
             `the secret id expired, ran out of uses, or belongs to another role: generate a new one`,
@@ -66,22 +81,41 @@ export function fixFor({ code, subcode, error = '' }: Failure, ctx: FixContext):
       ].join('\n');
     }
     case 'ERR_PATH_REFUSED':
-      return `fix the secret's dso.ref label, or widen DSO_ALLOWED_PATHS: docker dso init --plugin ${p} --set DSO_ALLOWED_PATHS=<patterns>`;
+      return (
+        `fix the secret's dso.ref label, or widen DSO_ALLOWED_PATHS: docker dso init --plugin ` +
+        `${p} --set DSO_ALLOWED_PATHS=<patterns>`
+      );
     case 'ERR_WRITE_REFUSED':
-      return `remove the query string from the secret's dso.ref, or allow that write: add the entry the error names to DSO_ALLOWED_WRITES: docker dso init --plugin ${p} --set 'DSO_ALLOWED_WRITES=<path>?<param>,<param>'`;
+      return (
+        `remove the query string from the secret's dso.ref, or allow that write: add the ` +
+        `entry the error names to DSO_ALLOWED_WRITES: docker dso init --plugin ${p} --set ` +
+        `'DSO_ALLOWED_WRITES=<path>?<param>,<param>'`
+      );
     case 'ERR_FIELD_MISSING':
       return 'use one of the fields listed in the error after "#" in the reference';
     case 'ERR_NOT_FOUND':
-      return 'nothing is stored at that path: check the path (vault kv get <path>) and, for KV v2, the version asked for';
+      return (
+        'nothing is stored at that path: check the path (vault kv get <path>) and, for KV v2, ' +
+        'the version asked for'
+      );
     case 'ERR_VAULT_UNAVAILABLE':
-      return `start or unseal Vault, or fix the address: docker dso init --plugin ${p} --vault-address https://vault:8200 (several may be given for failover)`;
+      return (
+        `start or unseal Vault, or fix the address: docker dso init --plugin ${p} ` +
+        `--vault-address https://vault:8200 (several may be given for failover)`
+      );
     case 'ERR_TIMEOUT':
-      return `check the network between this node and Vault; if Vault is merely slow, raise DSO_TIMEOUT (under 30s): docker dso init --plugin ${p} --set DSO_TIMEOUT=20s`;
+      return (
+        `check the network between this node and Vault; if Vault is merely slow, raise ` +
+        `DSO_TIMEOUT (under 30s): docker dso init --plugin ${p} --set DSO_TIMEOUT=20s`
+      );
     case 'ERR_VALUE_EMPTY':
     case 'ERR_VALUE_TOO_LARGE':
       return 'Docker mounts only 1 to 511,999 bytes: store a non-empty, smaller value';
     case 'ERR_SETTINGS':
-      return `fix the setting named above: docker dso init --plugin ${p} ... (it disables the plugin, sets, and enables it again)`;
+      return (
+        `fix the setting named above: docker dso init --plugin ${p} ... (it disables the ` +
+        `plugin, sets, and enables it again)`
+      );
     case 'ERR_REFERENCE':
     case 'ERR_LABELS':
     case 'ERR_TEMPLATE':

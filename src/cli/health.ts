@@ -13,7 +13,10 @@ export interface HealthTls {
 export interface VaultHealth {
   address: string;
   reachable: boolean;
-  /** HTTP status of sys/health: 200 active, 429 standby, 472/473 performance or DR standby, 501 not initialized, 503 sealed. */
+  /**
+   * HTTP status of sys/health: 200 active, 429 standby, 472/473 performance or DR standby,
+   * 501 not initialized, 503 sealed.
+   */
   status?: number;
   state: 'active' | 'standby' | 'sealed' | 'uninitialized' | 'unreachable' | 'error';
   healthy: boolean;

@@ -26,7 +26,8 @@ export const COMPOSE_TMPFS_SIZE = '16m';
 export function checkProjectName(project: string): void {
   if (!PROJECT_NAME.test(project)) {
     throw new UsageError(
-      `invalid compose project name "${project}": lowercase letters, digits, "_" and "-", starting with a letter or digit`,
+      `invalid compose project name "${project}": lowercase letters, digits, "_" and "-", ` +
+        `starting with a letter or digit`,
     );
   }
 }
@@ -57,7 +58,8 @@ export async function composeTool(ctx: Context): Promise<ComposeTool> {
   throw new CliError(
     EXIT.DOCKER,
     'Docker Compose is not installed: neither `docker compose` (v2) nor `docker-compose` (v1) runs',
-    'install Docker Compose v2 as a Docker CLI plugin (this repository: scripts/install-compose.sh builds it from source)',
+    'install Docker Compose v2 as a Docker CLI plugin (this repository: ' +
+      'scripts/install-compose.sh builds it from source)',
   );
 }
 
@@ -141,7 +143,8 @@ export async function resolveFiles(
         throw new CliError(
           EXIT.FAILURE,
           `the plugin could not resolve project ${request.Project}: ${err.message}`,
-          `docker dso inspect <service> shows each secret's last error; docker dso system test-vault checks the Vault connection`,
+          `docker dso inspect <service> shows each secret's last error; docker dso system ` +
+            `test-vault checks the Vault connection`,
         );
       }
       throw err;

@@ -94,8 +94,10 @@ export class PluginClient implements PluginApi {
       case 'ECONNREFUSED':
         return new CliError(
           EXIT.PLUGIN,
-          `the plugin ${name} does not answer on ${this.socket} (${err.code}); docker dso must run on the node where the plugin runs`,
-          `see the plugin's log (dockerd's log, lines with plugin=<id>), then: docker plugin disable ${name} && docker plugin enable ${name}`,
+          `the plugin ${name} does not answer on ${this.socket} (${err.code}); docker dso must ` +
+            `run on the node where the plugin runs`,
+          `see the plugin's log (dockerd's log, lines with plugin=<id>), then: docker plugin ` +
+            `disable ${name} && docker plugin enable ${name}`,
         );
       case 'ETIMEDOUT':
         return new CliError(

@@ -79,7 +79,8 @@ export class MountResolver {
         if (err instanceof VaultApiError && err.status === 403) {
           throw new DsoError(
             'ERR_VAULT_DENIED',
-            `permission denied for ${path}: no secrets engine is mounted there, or the plugin's Vault policy does not allow reading it (Vault: ${err.reason})`,
+            `permission denied for ${path}: no secrets engine is mounted there, or the plugin's ` +
+              `Vault policy does not allow reading it (Vault: ${err.reason})`,
           );
         }
         if (err instanceof VaultApiError && (err.status === 400 || err.status === 404)) {

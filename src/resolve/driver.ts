@@ -135,7 +135,9 @@ export class VaultSecretDriver {
       this.warned.add(secret);
       this.options.logger?.warn('dso.reuse=true overridden: every task gets its own copy (DoNotReuse)', {
         secret,
-        reason: `the answer depends on who asks (${reasons.join('; ')}); a shared copy would reach other services' tasks on the same node`,
+        reason:
+          `the answer depends on who asks (${reasons.join('; ')}); a shared copy would reach ` +
+          `other services' tasks on the same node`,
       });
     }
     return true;
@@ -163,7 +165,8 @@ export class VaultSecretDriver {
     if (!`${path}/`.startsWith(mount.path)) {
       throw new DsoError(
         'ERR_PATH_REFUSED',
-        `${path} is not inside the mount Vault reports for it (${mount.path}, type ${mount.type}): DSO serves only paths inside a secrets engine`,
+        `${path} is not inside the mount Vault reports for it (${mount.path}, type ` +
+          `${mount.type}): DSO serves only paths inside a secrets engine`,
       );
     }
     if (mount.authMethod) {
@@ -175,7 +178,8 @@ export class VaultSecretDriver {
     if (!SECRET_ENGINE_TYPES.has(mount.type)) {
       throw new DsoError(
         'ERR_PATH_REFUSED',
-        `${mount.path} is a mount of type ${mount.type}, not a secrets engine DSO serves (it serves ${[...SECRET_ENGINE_TYPES].join(', ')})`,
+        `${mount.path} is a mount of type ${mount.type}, not a secrets engine DSO serves (it ` +
+          `serves ${[...SECRET_ENGINE_TYPES].join(', ')})`,
       );
     }
     if (mount.kvVersion) return this.options.kv;
@@ -192,7 +196,9 @@ export class MisconfiguredDriver {
   readonly message: string;
 
   constructor(problems: string[]) {
-    this.message = `the DSO plugin's settings are invalid: ${problems.join('; ')}. Fix them with "docker plugin set" (disable the plugin first) or in /etc/dso/dso.json`;
+    this.message =
+      `the DSO plugin's settings are invalid: ${problems.join('; ')}. Fix them with "docker ` +
+      `plugin set" (disable the plugin first) or in /etc/dso/dso.json`;
   }
 
   async getSecret(): Promise<DriverResult> {

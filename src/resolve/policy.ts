@@ -71,7 +71,8 @@ export class PathPolicy {
     if (early ? this.mayAllow(path, context) : this.allows(path, context)) return;
     throw new DsoError(
       'ERR_PATH_REFUSED',
-      `path ${path} is not allowed by DSO_ALLOWED_PATHS (${this.patterns.join(', ')}); add a matching pattern or change the secret's dso.ref`,
+      `path ${path} is not allowed by DSO_ALLOWED_PATHS (${this.patterns.join(', ')}); add ` +
+        `a matching pattern or change the secret's dso.ref`,
     );
   }
 }

@@ -32,7 +32,8 @@ export function checkPath(path: string, what: string): void {
     if (!SEGMENT.test(segment)) {
       throw new DsoError(
         'ERR_REFERENCE',
-        `${what}: the path segment "${segment.slice(0, 64)}" has a character that is not allowed (allowed: letters, digits and _ . - @ + = : , ~)`,
+        `${what}: the path segment "${segment.slice(0, 64)}" has a character that is not ` +
+          `allowed (allowed: letters, digits and _ . - @ + = : , ~)`,
       );
     }
   }

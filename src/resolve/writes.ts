@@ -106,7 +106,8 @@ export class WritePolicy {
     if (mount.kvVersion !== undefined) {
       throw new DsoError(
         'ERR_WRITE_REFUSED',
-        `${apiPath} is a KV secret, which DSO only reads: remove the query string (?${shown(names)}) from the reference`,
+        `${apiPath} is a KV secret, which DSO only reads: remove the query string ` +
+          `(?${shown(names)}) from the reference`,
       );
     }
     if (builtIn && names.every((n) => builtIn.params.includes(n))) return 'write';
@@ -116,12 +117,17 @@ export class WritePolicy {
       const extra = names.filter((n) => !builtIn.params.includes(n));
       throw new DsoError(
         'ERR_WRITE_REFUSED',
-        `the reference writes to ${apiPath} with parameter(s) ${shown(extra)}, which ${mount.type} ${builtIn.below.split('/')[0]} paths do not take by default (they take ${builtIn.params.join(', ')}); remove them from the query string, or allow them in DSO_ALLOWED_WRITES (e.g. ${entry})`,
+        `the reference writes to ${apiPath} with parameter(s) ${shown(extra)}, which ` +
+          `${mount.type} ${builtIn.below.split('/')[0]} paths do not take by default (they take ` +
+          `${builtIn.params.join(', ')}); remove them from the query string, or allow them in ` +
+          `DSO_ALLOWED_WRITES (e.g. ${entry})`,
       );
     }
     throw new DsoError(
       'ERR_WRITE_REFUSED',
-      `the reference's query string (?${shown(names)}) makes it a write to ${apiPath}, and DSO_ALLOWED_WRITES does not allow that write with these parameters; remove the query string, or add ${entry} to DSO_ALLOWED_WRITES`,
+      `the reference's query string (?${shown(names)}) makes it a write to ${apiPath}, and ` +
+        `DSO_ALLOWED_WRITES does not allow that write with these parameters; remove the query ` +
+        `string, or add ${entry} to DSO_ALLOWED_WRITES`,
     );
   }
 

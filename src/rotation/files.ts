@@ -52,7 +52,8 @@ export function refreshMode(labels: Record<string, string>): RefreshMode {
   if (value === 'restart') return 'restart';
   throw new DsoError(
     'ERR_LABELS',
-    'label dso.rotate must be true, false or restart (restart: on plain hosts, restart the containers when the value changes)',
+    'label dso.rotate must be true, false or restart (restart: on plain hosts, restart ' +
+      'the containers when the value changes)',
   );
 }
 
@@ -107,7 +108,10 @@ export class ComposeFiles implements ComposeService {
     if (!this.isTmpfs(this.root)) {
       throw new DsoError(
         'ERR_NOT_TMPFS',
-        `${this.root} is not on a tmpfs: DSO writes secret values only to memory. On the host, mount a tmpfs on the plugin's compose directory and restart the plugin (docker dso up does this itself when run as root), or run dockerd with its exec root (/run/docker) on a tmpfs`,
+        `${this.root} is not on a tmpfs: DSO writes secret values only to memory. On the ` +
+          `host, mount a tmpfs on the plugin's compose directory and restart the plugin (docker ` +
+          `dso up does this itself when run as root), or run dockerd with its exec root ` +
+          `(/run/docker) on a tmpfs`,
       );
     }
   }
@@ -377,7 +381,8 @@ export class ComposeFiles implements ComposeService {
     if (projects.size > 1)
       throw new DsoError(
         'ERR_BAD_REQUEST',
-        `several compose projects have a secret ${secret} (${[...projects].join(', ')}): name one as <project>/${secret}`,
+        `several compose projects have a secret ${secret} (${[...projects].join(', ')}): name ` +
+          `one as <project>/${secret}`,
       );
     const project = matches[0].project;
     const all = [...(this.projects.get(project)?.values() ?? [])];

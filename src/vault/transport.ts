@@ -153,13 +153,16 @@ export function createTransport(
         if (from.protocol === 'https:' && target.protocol !== 'https:') {
           throw new DsoError(
             'ERR_VAULT',
-            `Vault at ${from.origin} redirected to ${target.origin}, which is not https; refusing to send the token there`,
+            `Vault at ${from.origin} redirected to ${target.origin}, which is not https; refusing ` +
+              `to send the token there`,
           );
         }
         if (!named.has(target.origin) && target.hostname !== first.hostname) {
           throw new DsoError(
             'ERR_VAULT',
-            `Vault at ${from.origin} redirected to ${target.origin}, which is not in VAULT_ADDR; refusing to send the token there (add ${target.origin} to VAULT_ADDR if it is one of your Vault nodes)`,
+            `Vault at ${from.origin} redirected to ${target.origin}, which is not in VAULT_ADDR; ` +
+              `refusing to send the token there (add ${target.origin} to VAULT_ADDR if it is one of ` +
+              `your Vault nodes)`,
           );
         }
         current = { ...current, uri: target.toString() };

@@ -26,7 +26,9 @@ export const spec: CommandSpec = {
       short: 'f',
       type: 'string',
       valueName: 'FILE',
-      description: `compose file to take the project name from (default: ${DEFAULT_FILES.join(', ')} in the current directory)`,
+      description:
+        `compose file to take the project name from (default: ${DEFAULT_FILES.join(', ')} in ` +
+        `the current directory)`,
     },
     {
       name: 'volumes',
@@ -76,14 +78,16 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const left = await composeContainers(ctx, project);
   if (left.length)
     ctx.io.err(
-      `WARNING: ${left.length} container(s) of project ${project} remain: their leases are kept until they are removed\n`,
+      `WARNING: ${left.length} container(s) of project ${project} remain: their leases are ` +
+        `kept until they are removed\n`,
     );
   unlinkProject(ctx, project);
   const { api } = await requirePlugin(ctx, plugin);
   if (!api.composeDown) return EXIT.OK;
   const reply = await api.composeDown(project);
   ctx.io.out(
-    `Project ${project}: ${reply.Removed} secret file${reply.Removed === 1 ? '' : 's'} removed; its leases are revoked once its containers are gone\n`,
+    `Project ${project}: ${reply.Removed} secret file${reply.Removed === 1 ? '' : 's'} ` +
+      `removed; its leases are revoked once its containers are gone\n`,
   );
   return EXIT.OK;
 }

@@ -158,7 +158,8 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
       };
       if (!t.loggedIn)
         report.problems.push(
-          `not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso system test-vault says why and how to fix it)`,
+          `not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso ` +
+            `system test-vault says why and how to fix it)`,
         );
     }
     for (const p of status.problems ?? []) report.problems.push(`invalid setting: ${p}`);
@@ -186,7 +187,8 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
   report.health = await Promise.all(report.vaultAddresses.map((a) => ctx.health(a, tls)));
   if (report.vaultAddresses.length && !report.health.some((h) => h.healthy)) {
     report.problems.push(
-      `no Vault address is healthy: ${report.health.map((h) => `${h.address} ${h.state}${h.error ? ` (${h.error})` : ''}`).join('; ')}`,
+      `no Vault address is healthy: ` +
+        `${report.health.map((h) => `${h.address} ${h.state}${h.error ? ` (${h.error})` : ''}`).join('; ')}`,
     );
   }
   if (exit === EXIT.OK && report.problems.length) exit = EXIT.FAILURE;
@@ -213,7 +215,11 @@ export function formatInfo(r: InfoReport, now: number): string {
   const rows: [string, string][] = [];
   rows.push([
     'Plugin',
-    `${r.plugin.name}: ${r.plugin.state}${r.plugin.id ? ` (id ${r.plugin.id.slice(0, 12)})` : ''}${r.plugin.version ? `, version ${r.plugin.version}` : ''}`,
+    [
+      `${r.plugin.name}: ${r.plugin.state}`,
+      r.plugin.id ? ` (id ${r.plugin.id.slice(0, 12)})` : '',
+      r.plugin.version ? `, version ${r.plugin.version}` : '',
+    ].join(''),
   ]);
   rows.push(['Mode', r.mode]);
   rows.push(['Provider', r.provider]);
@@ -226,7 +232,12 @@ export function formatInfo(r: InfoReport, now: number): string {
       rows.push([
         'Token',
         t.loggedIn
-          ? `logged in, TTL ${t.ttlSeconds ? formatDuration(t.ttlSeconds) : 'none (does not expire)'}${t.expiresAt ? `, expires ${formatTime(t.expiresAt, now)}` : ''}${t.renewable ? ', renewable' : ''}${t.policies?.length ? `, policies ${t.policies.join(', ')}` : ''}`
+          ? [
+              `logged in, TTL ${t.ttlSeconds ? formatDuration(t.ttlSeconds) : 'none (does not expire)'}`,
+              t.expiresAt ? `, expires ${formatTime(t.expiresAt, now)}` : '',
+              t.renewable ? ', renewable' : '',
+              t.policies?.length ? `, policies ${t.policies.join(', ')}` : '',
+            ].join('')
           : `not logged in${t.lastError ? `: ${t.lastError}` : ''}`,
       ]);
     } else if (r.plugin.state === 'enabled') {
@@ -270,7 +281,8 @@ export function formatInfo(r: InfoReport, now: number): string {
         r.composeProjects
           .map(
             (p) =>
-              `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, refreshed in place${every} (docker dso down ${p.project} removes them)`,
+              `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, ` +
+              `refreshed in place${every} (docker dso down ${p.project} removes them)`,
           )
           .join('\n'),
       ]);

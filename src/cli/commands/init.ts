@@ -78,7 +78,8 @@ const SETTING_FLAGS: SettingFlag[] = [
     type: 'string',
     valueName: 'ID|-|@FILE',
     description:
-      'AppRole secret id; "-" reads standard input; written to <config-dir>/secret-id, mode 0600 (VAULT_SECRET_ID_FILE)',
+      'AppRole secret id; "-" reads standard input; written to <config-dir>/secret-id, mode ' +
+      '0600 (VAULT_SECRET_ID_FILE)',
   },
   {
     name: 'vault-secret-id-wrapped',
@@ -222,7 +223,9 @@ export const spec: CommandSpec = {
       name: 'config-dir',
       type: 'string',
       valueName: 'DIR',
-      description: `host directory mounted at /etc/dso in the plugin (default: the plugin's current one, else ${DEFAULT_CONFIG_DIR})`,
+      description:
+        `host directory mounted at /etc/dso in the plugin (default: the plugin's current one, ` +
+        `else ${DEFAULT_CONFIG_DIR})`,
     },
     PLUGIN_OPTION,
     {
@@ -230,13 +233,16 @@ export const spec: CommandSpec = {
       type: 'string',
       valueName: 'REF',
       description:
-        'when the plugin is absent: install it from this plugin image (docker plugin install --alias <plugin> REF) instead of building it from this repository; the privileges it asks for are shown and must be granted with --grant-all-permissions',
+        'when the plugin is absent: install it from this plugin image (docker plugin install ' +
+        '--alias <plugin> REF) instead of building it from this repository; the privileges it ' +
+        'asks for are shown and must be granted with --grant-all-permissions',
     },
     {
       name: 'grant-all-permissions',
       type: 'boolean',
       description:
-        'grant the privileges the --plugin-image asks for (network, mounts...), as docker plugin install --grant-all-permissions does',
+        'grant the privileges the --plugin-image asks for (network, mounts...), as docker ' +
+        'plugin install --grant-all-permissions does',
     },
     { name: 'no-test', type: 'boolean', description: 'do not try a Vault login through the plugin afterwards' },
   ],
@@ -244,12 +250,18 @@ export const spec: CommandSpec = {
   examples: [
     'docker dso init --mode cloud --provider vault --vault-address https://vault:8200 \\',
     '    --vault-auth-method approle --vault-role-id 3c9e... --vault-secret-id - < secret-id.txt',
-    'docker dso init --vault-address https://v1:8200,https://v2:8200 --vault-auth-method token --vault-token @/root/dso-token',
+    'docker dso init --vault-address https://v1:8200,https://v2:8200 --vault-auth-method ' +
+      'token --vault-token @/root/dso-token',
     'docker dso init --vault-secret-id -          # only hand over a fresh secret id',
   ],
 };
 
 /** Where the plugin sees each credential file. */
+/** The entries of `record` whose value is set. */
+function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined));
+}
+
 const IN_PLUGIN = (name: string) => `${DEFAULT_CONFIG_DIR}/${name}`;
 
 interface Plan {
@@ -326,7 +338,8 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
       const c = credentials.get(flag)!;
       if (f.secret && c.from === 'argument') {
         warnings.push(
-          `${flag} was given on the command line, where ps and the shell history show it; next time use "${flag} -" (standard input) or ${flag} @FILE`,
+          `${flag} was given on the command line, where ps and the shell history show it; next ` +
+            `time use "${flag} -" (standard input) or ${flag} @FILE`,
         );
       }
       content = `${c.value}\n`;
@@ -422,7 +435,8 @@ async function installFromImage(ctx: Context, name: string, image: string, grant
     );
   }
   ctx.io.out(
-    `Installing plugin ${name} from ${image} (disabled until configured), granting the privileges it asks for (--grant-all-permissions):\n${listed}\n`,
+    `Installing plugin ${name} from ${image} (disabled until configured), granting the ` +
+      `privileges it asks for (--grant-all-permissions):\n${listed}\n`,
   );
   await ctx.docker.ok(['plugin', 'install', '--grant-all-permissions', '--disable', '--alias', name, image], {
     timeoutMs: 600_000,
@@ -441,7 +455,8 @@ async function createPlugin(ctx: Context, name: string, image: string | undefine
       [
         `install it first, then run init again:`,
         `  docker plugin install --grant-all-permissions --disable --alias ${name} <registry>/dso/vault`,
-        `or give the image: docker dso init --plugin ${name} --plugin-image <registry>/dso/vault --grant-all-permissions ...`,
+        `or give the image: docker dso init --plugin ${name} --plugin-image ` +
+          `<registry>/dso/vault --grant-all-permissions ...`,
         `or, in a DSO checkout: bash plugin/build.sh --name ${name} --no-enable`,
       ].join('\n'),
     );
@@ -464,7 +479,8 @@ async function disable(ctx: Context, name: string): Promise<void> {
   if (/in use/i.test(res.stderr)) {
     // Secrets that name the driver keep it "in use"; running tasks already hold their values.
     ctx.io.out(
-      `Plugin ${name} is in use by secrets; disabling it anyway (running tasks keep their secrets; new tasks wait for it)\n`,
+      `Plugin ${name} is in use by secrets; disabling it anyway (running tasks keep their ` +
+        `secrets; new tasks wait for it)\n`,
     );
     await ctx.docker.ok(['plugin', 'disable', '-f', name]);
     return;
@@ -536,7 +552,9 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     await disable(ctx, plugin.name);
     ctx.io.out(`Plugin ${shown}: disabled\n`);
   }
-  const leftDisabled = `the plugin ${shown} is left disabled; fix the cause, then run docker dso init again (or: docker plugin enable ${shown})`;
+  const leftDisabled =
+    `the plugin ${shown} is left disabled; fix the cause, then run docker dso init again ` +
+    `(or: docker plugin enable ${shown})`;
 
   try {
     for (const f of plan.files) {
@@ -554,7 +572,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     writePrivateFile(
       configDir,
       CLI_META_FILE,
-      `${JSON.stringify({ ...previous, ...Object.fromEntries(Object.entries(meta).filter(([, v]) => v !== undefined)) }, null, 2)}\n`,
+      `${JSON.stringify({ ...previous, ...definedOnly(meta) }, null, 2)}\n`,
       0o644,
     );
   } catch (err) {
@@ -573,7 +591,8 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     if (res.code !== 0)
       throw new CliError(EXIT.FAILURE, `docker plugin set failed: ${oneLine(res.stderr)}`, leftDisabled);
     ctx.io.out(
-      `Set ${pairs.map((p) => p.slice(0, p.indexOf('='))).join(', ')} (credentials stay in files, never in plugin settings)\n`,
+      `Set ${pairs.map((p) => p.slice(0, p.indexOf('='))).join(', ')} (credentials stay in ` +
+        `files, never in plugin settings)\n`,
     );
   }
 

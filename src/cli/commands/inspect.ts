@@ -88,7 +88,9 @@ export function decide(
     const taskError = tasks.find((t) => t.error)?.error;
     return {
       status: 'FAILED',
-      reason: `${never[0].secret} was never asked of the plugin ${plugin} and no task runs${taskError ? ` (task error: ${taskError})` : ''}`,
+      reason:
+        `${never[0].secret} was never asked of the plugin ${plugin} and no task ` +
+        `runs${taskError ? ` (task error: ${taskError})` : ''}`,
     };
   }
   return { status: 'ACTIVE', reason: null };
@@ -194,7 +196,9 @@ export function formatInspect(r: InspectReport, now: number): string {
   const out: string[] = [];
   const dso = r.secrets.filter((s) => s.dso);
   out.push(
-    `Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${dso.length} secret${dso.length === 1 ? '' : 's'} from plugin ${r.plugin} (${r.pluginState}); tasks running: ${r.tasks.running}`,
+    `Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${dso.length} ` +
+      `secret${dso.length === 1 ? '' : 's'} from plugin ${r.plugin} (${r.pluginState}); ` +
+      `tasks running: ${r.tasks.running}`,
   );
   for (const s of r.secrets) {
     out.push('');
@@ -208,7 +212,8 @@ export function formatInspect(r: InspectReport, now: number): string {
     rows.push([
       'last fetch',
       s.lastFetch
-        ? `${formatTime(s.lastFetch.at, now)}: ${s.lastFetch.outcome === 'ok' ? 'ok' : 'FAILED'}${s.lastFetch.task ? `, task ${s.lastFetch.task}` : ''}`
+        ? `${formatTime(s.lastFetch.at, now)}: ` +
+          `${s.lastFetch.outcome === 'ok' ? 'ok' : 'FAILED'}${s.lastFetch.task ? `, task ${s.lastFetch.task}` : ''}`
         : r.pluginState === 'enabled'
           ? 'never (since the plugin started)'
           : `unknown (plugin ${r.pluginState})`,

@@ -45,7 +45,9 @@ export function describeTestResult(
   const lines: string[] = [];
   const login = result.login;
   const loginLine = login
-    ? `OK: ${login.method ?? '?'} at ${login.mount ?? '?'}, token TTL ${login.ttlSeconds ? formatDuration(login.ttlSeconds) : 'none (does not expire)'}, policies ${(login.policies ?? []).join(', ') || '-'}`
+    ? `OK: ${login.method ?? '?'} at ${login.mount ?? '?'}, token TTL ` +
+      `${login.ttlSeconds ? formatDuration(login.ttlSeconds) : 'none (does not expire)'}, ` +
+      `policies ${(login.policies ?? []).join(', ') || '-'}`
     : '';
   const ctx = { plugin, method: login?.method ?? method, mount: login?.mount };
   if (result.stage === 'settings') {
@@ -69,7 +71,9 @@ export function describeTestResult(
       const r = result.read;
       const what = `${r.path ?? '?'}${r.field ? `#${r.field}` : ''}`;
       lines.push(
-        `Test read:       OK: ${what}${r.version !== undefined ? `, version ${r.version}` : ''}, ${r.bytes ?? '?'} bytes (value not shown)`,
+        `Test read:       OK: ` +
+          `${what}${r.version !== undefined ? `, version ${r.version}` : ''}, ${r.bytes ?? '?'} ` +
+          `bytes (value not shown)`,
       );
     } else {
       lines.push('Test read:       skipped (give --path dso://<path>#<field> to test a read as well)');

@@ -44,7 +44,8 @@ export const spec: CommandSpec = {
       short: 'f',
       type: 'string',
       valueName: 'FILE',
-      description: `compose file, "-" for standard input (default: ${DEFAULT_FILES.join(', ')} in the current directory)`,
+      description:
+        `compose file, "-" for standard input (default: ${DEFAULT_FILES.join(', ')} in the ` + `current directory)`,
     },
     {
       name: 'detach',
@@ -138,7 +139,11 @@ export function describeTransform(result: TransformResult, stack: string, plugin
     );
   }
   for (const s of result.passedThrough) lines.push(`  secret ${stack}_${s}: declared with driver ${plugin}, kept`);
-  const head = `Stack ${stack}: ${result.injected.length} reference${result.injected.length === 1 ? '' : 's'} from environment, ${result.passedThrough.length} declared DSO secret${result.passedThrough.length === 1 ? '' : 's'} (driver ${plugin})`;
+  const head =
+    `Stack ${stack}: ${result.injected.length} ` +
+    `reference${result.injected.length === 1 ? '' : 's'} from environment, ` +
+    `${result.passedThrough.length} declared DSO ` +
+    `secret${result.passedThrough.length === 1 ? '' : 's'} (driver ${plugin})`;
   return `${[head, ...lines].join('\n')}\n`;
 }
 
@@ -180,7 +185,8 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   if (swarm.state !== 'active') {
     throw new CliError(
       EXIT.DOCKER,
-      `this Docker engine is not in swarm mode (swarm state: ${swarm.state}): docker dso up deploys a stack, and secrets drivers work only in a swarm`,
+      `this Docker engine is not in swarm mode (swarm state: ${swarm.state}): docker dso up ` +
+        `deploys a stack, and secrets drivers work only in a swarm`,
       'docker swarm init (or join this node to a swarm as a manager), then run docker dso up again',
     );
   }
@@ -188,7 +194,8 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     throw new CliError(
       EXIT.DOCKER,
       'this node is a swarm worker: stacks are deployed from a manager node',
-      'run docker dso up on a manager (docker node ls shows them), or docker dso up --compose to run the project with docker compose on this node',
+      'run docker dso up on a manager (docker node ls shows them), or docker dso up ' +
+        '--compose to run the project with docker compose on this node',
     );
 
   if (result.injected.length || result.passedThrough.length) {
@@ -285,11 +292,14 @@ async function upPlainHost(
     const files = new Map(reply.Files.map((f) => [f.Name, path.join(link, path.basename(f.File))]));
     yaml = stringifyCompose(plan.finish((key) => files.get(key)!));
     ctx.io.out(
-      `Project ${project}: ${reply.Files.length} secret file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ${path.join(runtimeDir, 'compose', project)})\n`,
+      `Project ${project}: ${reply.Files.length} secret ` +
+        `file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ` +
+        `${path.join(runtimeDir, 'compose', project)})\n`,
     );
     for (const f of reply.Files) {
       ctx.io.out(
-        `  ${f.Service}: /run/secrets/${f.Name} <- ${f.Path ?? '?'}${f.Field ? `#${f.Field}` : ''} (refresh: ${f.Refresh})\n`,
+        `  ${f.Service}: /run/secrets/${f.Name} <- ` +
+          `${f.Path ?? '?'}${f.Field ? `#${f.Field}` : ''} (refresh: ${f.Refresh})\n`,
       );
     }
   } else {
@@ -305,7 +315,8 @@ async function upPlainHost(
   }
   if (plan.files.length)
     ctx.io.out(
-      `Check the secrets of a service with: docker dso inspect <service>; remove everything with: docker dso down ${project}\n`,
+      `Check the secrets of a service with: docker dso inspect <service>; remove everything ` +
+        `with: docker dso down ${project}\n`,
     );
   return EXIT.OK;
 }

@@ -73,7 +73,11 @@ export class AppRoleAuth implements AuthMethod {
 
   hint(reason: string): string {
     if (INVALID_CREDENTIALS.test(reason)) {
-      return `check VAULT_ROLE_ID and the secret id in ${this.options.secretIdFile}; secret ids expire or run out of uses: generate a new one with "vault write -f ${this.mount}/role/<role>/secret-id"`;
+      return (
+        `check VAULT_ROLE_ID and the secret id in ${this.options.secretIdFile}; secret ids ` +
+        `expire or run out of uses: generate a new one with "vault write -f ` +
+        `${this.mount}/role/<role>/secret-id"`
+      );
     }
     if (this.refusal(reason)) {
       return `is AppRole enabled at ${this.mount}? set VAULT_AUTH_MOUNT if it is mounted elsewhere`;

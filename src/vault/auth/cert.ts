@@ -25,6 +25,9 @@ export class CertAuth implements AuthMethod {
   }
 
   hint(): string {
-    return 'check that VAULT_CLIENT_CERT is trusted by the cert role (VAULT_CERT_ROLE) and that Vault is reached over https';
+    return (
+      'check that VAULT_CLIENT_CERT is trusted by the cert role (VAULT_CERT_ROLE) and that ' +
+      'Vault is reached over https'
+    );
   }
 }

@@ -26,7 +26,10 @@ export class TokenFileAuth implements AuthMethod {
 
   hint(reason: string): string {
     if (/permission denied|bad token|invalid token/i.test(reason)) {
-      return `the token in ${this.file} is invalid or expired: write a valid token to that file (the plugin re-reads it)`;
+      return (
+        `the token in ${this.file} is invalid or expired: write a valid token to that file ` +
+        `(the plugin re-reads it)`
+      );
     }
     return `check the token in ${this.file}`;
   }
