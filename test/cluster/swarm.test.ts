@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import { secret } from '../support/capture';
-import { OpenBao, startOpenBao } from '../support/openbao';
+import { OpenBao, policyToken, startOpenBao } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 import { pluginGet, sleep, waitFor } from '../e2e/docker';
@@ -74,16 +74,11 @@ describe('cluster: the plugin from a registry on three managers, leader failover
     await writeRot(1);
     await configureDatabaseEngine(bao.api, pg, { role: 'clu', defaultTtl: `${DB_TTL_S}s`, maxTtl: '10m' });
     // The README's policies (for this suite's paths), not root.
-    await bao.api('PUT', 'sys/policies/acl/dso-cluster', {
-      policy: [staticReadPolicy('secret/data/app/*'), dynamicPolicy(['database/creds/clu'])].join('\n'),
-    });
-    const token = secret(
-      (
-        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-          policies: ['dso-cluster'],
-          ttl: '2h',
-        })
-      ).auth.client_token,
+    const token = await policyToken(
+      bao,
+      'dso-cluster',
+      [staticReadPolicy('secret/data/app/*'), dynamicPolicy(['database/creds/clu'])].join('\n'),
+      '2h',
     );
     await removeByPrefix(PREFIX);
     for (const n of NODES)

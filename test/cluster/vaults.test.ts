@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, policyToken, startOpenBao, workDir } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import { sleep, waitFor } from '../e2e/docker';
 import {
@@ -43,15 +43,7 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
     for (const which of ['a', 'b'] as const) {
       const bao = await startOpenBao({ host: HOST_IP, audit: false });
       baos[which] = bao;
-      await bao.api('PUT', 'sys/policies/acl/dso', { policy: staticReadPolicy('secret/data/app/*') });
-      const token = secret(
-        (
-          await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-            policies: ['dso'],
-            ttl: '2h',
-          })
-        ).auth.client_token,
-      );
+      const token = await policyToken(bao, 'dso', staticReadPolicy('secret/data/app/*'), '2h');
       await write(which, 1);
       // `:latest` here: what `docker plugin install dso/vault` without a tag gets.
       for (const n of NODES)

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, policyToken, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { createTokenPlugin, docker, engineReady, readInContainer, removeTokenPlugin, waitFor } from './docker';
 import { dynamicPolicy } from '../support/policies';
@@ -27,17 +27,7 @@ describe('e2e: database credentials per task in a real swarm', function () {
     pg = sharedPostgres();
     bao = await startOpenBao({ audit: false });
     await configureDatabaseEngine(bao.api, pg, { role: 'e2e', defaultTtl: '1h', maxTtl: '2h' });
-    await bao.api('PUT', 'sys/policies/acl/dso-e2e-dyn', {
-      policy: dynamicPolicy(['database/creds/e2e']),
-    });
-    const token = secret(
-      (
-        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-          policies: ['dso-e2e-dyn'],
-          ttl: '2h',
-        })
-      ).auth.client_token,
-    );
+    const token = await policyToken(bao, 'dso-e2e-dyn', dynamicPolicy(['database/creds/e2e']), '2h');
     await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr);
   });
 

@@ -13,7 +13,7 @@ import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, policyToken, startOpenBao, workDir } from '../support/openbao';
 import { leasePolicy, staticReadPolicy } from '../support/policies';
 import {
   createTokenPlugin,
@@ -129,8 +129,10 @@ describe('e2e: isolation on a shared node', function () {
     await bao.api('POST', 'team-a/auth/approle/role/x', { token_policies: ['default'] });
     // An auth method whose type is also a secrets engine's type: the type alone cannot tell.
     await bao.api('POST', 'team-a/sys/auth/kubernetes', { type: 'kubernetes' });
-    await bao.api('PUT', 'sys/policies/acl/dso-e2e-iso', {
-      policy: [
+    const token = await policyToken(
+      bao,
+      'dso-e2e-iso',
+      [
         staticReadPolicy('secret/data/shop/*'),
         staticReadPolicy('secret/data/svc/*'),
         // Broader than the README's policies on purpose (see the file comment): Vault would
@@ -141,14 +143,7 @@ describe('e2e: isolation on a shared node', function () {
         'path "team-a/auth/kubernetes/config" {\n  capabilities = ["read"]\n}',
         leasePolicy(),
       ].join('\n'),
-    });
-    const token = secret(
-      (
-        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-          policies: ['dso-e2e-iso'],
-          ttl: '2h',
-        })
-      ).auth.client_token,
+      '2h',
     );
     await createTokenPlugin(
       PLUGIN,

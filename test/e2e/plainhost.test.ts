@@ -13,7 +13,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { capture, secret } from '../support/capture';
-import { OpenBao, repoRoot, startOpenBao } from '../support/openbao';
+import { OpenBao, policyToken, repoRoot, startOpenBao } from '../support/openbao';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { startTcpProxy } from '../support/proxy';
@@ -153,16 +153,11 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     await bao.api('POST', 'secret/data/app/config', { data: { api_key: apiKey } });
     await bao.api('POST', 'secret/data/app/report', { data: { key: reportKey } });
     // The README's policies for this journey: KV reads under secret/data/app/*, database/creds/app.
-    await bao.api('PUT', 'sys/policies/acl/dsop', {
-      policy: [staticReadPolicy('secret/data/app/*'), dynamicPolicy(['database/creds/app'])].join('\n'),
-    });
-    const token = secret(
-      (
-        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-          policies: ['dsop'],
-          ttl: '2h',
-        })
-      ).auth.client_token,
+    const token = await policyToken(
+      bao,
+      'dsop',
+      [staticReadPolicy('secret/data/app/*'), dynamicPolicy(['database/creds/app'])].join('\n'),
+      '2h',
     );
     fs.writeFileSync(path.join(ETC_DSO, 'token'), token, { mode: 0o600 });
     // The plugin's docker.sock mount is the host engine's: this engine's socket is in /etc/dso.

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PluginClient } from '../../src/cli/plugin-client';
 import { secret } from '../support/capture';
-import { OpenBao, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, policyToken, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import {
   createTokenPlugin,
@@ -141,19 +141,13 @@ describe('e2e: rotation in a real swarm', function () {
     pg = sharedPostgres();
     await configureDatabaseEngine(bao.api, pg, { role: 'rot', defaultTtl: '9s', maxTtl: '30s' });
     await configureDatabaseEngine(bao.api, pg, { role: 'rotprobe', defaultTtl: '1h', maxTtl: '2h' });
-    await bao.api('PUT', 'sys/policies/acl/dso-e2e-rot', {
-      policy: [
-        staticReadPolicy('secret/data/rot/*'),
-        dynamicPolicy(['database/creds/rot', 'database/creds/rotprobe']),
-      ].join('\n'),
-    });
-    const token = secret(
-      (
-        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-          policies: ['dso-e2e-rot'],
-          ttl: '2h',
-        })
-      ).auth.client_token,
+    const token = await policyToken(
+      bao,
+      'dso-e2e-rot',
+      [staticReadPolicy('secret/data/rot/*'), dynamicPolicy(['database/creds/rot', 'database/creds/rotprobe'])].join(
+        '\n',
+      ),
+      '2h',
     );
     await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, [`DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`]);
 

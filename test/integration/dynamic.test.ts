@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { secret } from '../support/capture';
-import { OpenBao, sharedOpenBao } from '../support/openbao';
+import { OpenBao, policyToken, sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import type { LeaseOwner, OwnerLiveness } from '../../src/vault/leases';
@@ -52,18 +52,12 @@ describe('dynamic secrets from a real OpenBao and PostgreSQL', function () {
       allow_subdomains: true,
       max_ttl: '24h',
     });
-    await bao.api('PUT', 'sys/policies/acl/dso-dynamic', {
-      policy: dynamicPolicy(['database/creds/app'], ['pki/issue/web']),
-    });
-    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-      policies: ['dso-dynamic'],
-      ttl: '1h',
-    });
+    const token = await policyToken(bao, 'dso-dynamic', dynamicPolicy(['database/creds/app'], ['pki/issue/web']), '1h');
     plugin = startTestPlugin(
       {
         VAULT_ADDR: bao.addr,
         VAULT_AUTH_METHOD: 'token',
-        VAULT_TOKEN_FILE: credentialFile('dynamic-token', secret(token.auth.client_token)),
+        VAULT_TOKEN_FILE: credentialFile('dynamic-token', token),
         DSO_TIMEOUT: '5s',
       },
       { liveness: swarm, reapIntervalMs: 300 },

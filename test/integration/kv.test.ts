@@ -1,7 +1,7 @@
 // KV v1 and v2 served from a real OpenBao, on mounts that are not the default `secret/`.
 import { expect } from 'chai';
 import { secret } from '../support/capture';
-import { OpenBao, sharedOpenBao } from '../support/openbao';
+import { OpenBao, policyToken, sharedOpenBao } from '../support/openbao';
 import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
 import { staticReadPolicy } from '../support/policies';
 
@@ -29,17 +29,16 @@ describe('KV secrets from a real OpenBao', function () {
     await bao.api('POST', 'apps-v2/data/web/empty', { data: { blank: '' } });
     await bao.api('POST', 'apps-v2/data/web/huge', { data: { big: 'x'.repeat(512_000) } });
     await bao.api('POST', 'team/legacy-v1/billing', { api_key: API_KEY, region: 'eu' });
-    await bao.api('PUT', 'sys/policies/acl/dso-kv-reader', {
-      policy: [staticReadPolicy('apps-v2/data/*'), staticReadPolicy('team/legacy-v1/*')].join('\n'),
-    });
-    const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-      policies: ['dso-kv-reader'],
-      ttl: '1h',
-    });
+    const token = await policyToken(
+      bao,
+      'dso-kv-reader',
+      [staticReadPolicy('apps-v2/data/*'), staticReadPolicy('team/legacy-v1/*')].join('\n'),
+      '1h',
+    );
     plugin = startTestPlugin({
       VAULT_ADDR: bao.addr,
       VAULT_AUTH_METHOD: 'token',
-      VAULT_TOKEN_FILE: credentialFile('kv-token', secret(token.auth.client_token)),
+      VAULT_TOKEN_FILE: credentialFile('kv-token', token),
       DSO_TIMEOUT: '5s',
       DSO_ALLOWED_PATHS: 'apps-v2/data/*,team/legacy-v1/*',
     });
