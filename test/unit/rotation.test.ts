@@ -3,6 +3,10 @@
 // the running tasks' age (KV v2), never what an earlier pass saw; an Engine API outage is
 // one warning and one recovery line.
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { silentLogger } from '../../src/log';
 import type { Logger } from '../../src/log';
 import type { SwarmApi, SwarmSecret, SwarmServiceFull, SwarmTask } from '../../src/docker/api';
@@ -551,6 +555,36 @@ describe('Engine API deadlines', () => {
       expect((err as DsoError).message).to.match(/600 ms/);
     } finally {
       drips.forEach(clearInterval);
+      server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('DockerApi: tasks and services by id', () => {
+  it('asks about many ids in batches small enough for any server, and about none for no ids', async () => {
+    const { DockerApi } = await import('../../src/docker/api');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-engine-'));
+    const socket = path.join(dir, 'docker.sock');
+    const asked: number[] = [];
+    // Like Node's own server: a request line over 16 KiB is refused (431).
+    const server = http.createServer((req, res) => {
+      const ids = (
+        JSON.parse(new URL(req.url ?? '/', 'http://x').searchParams.get('filters') ?? '{}') as { id: string[] }
+      ).id;
+      asked.push(ids.length);
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(ids.map((id) => ({ ID: id }))));
+    });
+    await new Promise<void>((r) => server.listen(socket, r));
+    try {
+      const api = new DockerApi(socket, 2_000);
+      const ids = Array.from({ length: 450 }, (_, i) => `task-${String(i).padStart(25, '0')}`);
+      const tasks = await api.tasks(ids);
+      expect(tasks.map((t) => t.ID)).to.deep.equal(ids);
+      expect(asked).to.deep.equal([100, 100, 100, 100, 50]);
+      expect(await api.services([])).to.deep.equal([]);
+      expect(asked).to.have.length(5);
+    } finally {
       server.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
