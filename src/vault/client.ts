@@ -90,6 +90,8 @@ const noop = (): void => undefined;
 
 /** A new connection must be up within this (well under any DSO_TIMEOUT). */
 const CONNECT_TIMEOUT_MS = 1_000;
+/** An attempt given less than this that times out does not mark its address hung. */
+const HUNG_EVIDENCE_MS = 250;
 /** Backoff between rounds: doubling from backoffMs up to this, with jitter. */
 const MAX_BACKOFF_MS = 1_000;
 /** A skipped address is probed at least this often. */
@@ -278,19 +280,23 @@ export class VaultClient {
           return body;
         } catch (caught) {
           let err = caught;
+          // An attempt cut short by a tiny budget (a request that arrived with its deadline
+          // nearly spent) says nothing about the address: it is not marked down for it.
+          let blamesAddress = true;
           if (err instanceof VaultAbortedError) {
             if (call.signal?.aborted) throw this.deadlineError(lastError);
             err = new VaultUnavailableError(
               endpoint.address,
               `no complete answer within ${Math.round(budget)} ms (hung or too slow)`,
             );
-            this.markDown(endpoint, 'hung', (err as DsoError).message, sentAt);
+            blamesAddress = budget >= HUNG_EVIDENCE_MS;
+            if (blamesAddress) this.markDown(endpoint, 'hung', (err as DsoError).message, sentAt);
             if (Date.now() >= call.deadline - 1) throw this.deadlineError(lastError);
           }
           const failure = classify(err);
           if (failure === 'fatal') throw err;
           lastError = err;
-          if (failure === 'down' && endpoint.state !== 'hung')
+          if (failure === 'down' && endpoint.state !== 'hung' && blamesAddress)
             this.markDown(endpoint, 'unreachable', (err as DsoError).message, sentAt);
           if (failure === 'sealed') this.markDown(endpoint, 'sealed', (err as DsoError).message, sentAt);
           if (failure === 'election') election = true;

@@ -85,4 +85,25 @@ describe('VaultClient: faults and recoveries of an address', () => {
       client.close();
     }
   });
+  it("does not mark an address hung for an attempt cut short by the caller's nearly spent deadline", async () => {
+    const { logger, lines } = capturingLogger();
+    const client = new VaultClient({
+      addresses: [address],
+      tls: { skipVerify: false },
+      logger,
+      probeIntervalMs: 60_000,
+    });
+    const faults = () => lines.filter((l) => l.includes('"Vault not answering"')).length;
+    try {
+      mode = { kind: 'answer', delayMs: 1_000 };
+      await client.call({ method: 'GET', path: 'secret/a', deadline: Date.now() + 50 }).catch(() => undefined);
+      expect(faults(), 'a 50 ms attempt proves nothing').to.equal(0);
+      expect(client.status()[0].skipped).to.equal(false);
+      await client.call({ method: 'GET', path: 'secret/b', deadline: Date.now() + 600 }).catch(() => undefined);
+      expect(faults(), 'a 600 ms attempt without an answer does').to.equal(1);
+    } finally {
+      mode = { kind: 'answer', delayMs: 0 };
+      client.close();
+    }
+  });
 });
