@@ -11,7 +11,7 @@ import { secret } from '../support/capture';
 import { OpenBao, policyToken, startOpenBao } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
-import { pluginGet, sleep, waitFor } from '../e2e/docker';
+import { driverSecretArgs, pluginGet, sleep, waitFor } from '../e2e/docker';
 import {
   allRead,
   containersOf,
@@ -115,15 +115,7 @@ describe('cluster: the plugin from a registry on three managers, leader failover
         `${REPOSITORY}:${VERSION} true`,
       );
     }
-    await dk(1, [
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://secret/data/app/one#v',
-      `${PREFIX}-one`,
-    ]);
+    await dk(1, driverSecretArgs(PLUGIN, `${PREFIX}-one`, ['dso.ref=dso://secret/data/app/one#v']));
     await dk(
       1,
       serviceArgs(`${PREFIX}-spread`, [`${PREFIX}-one`], 3, [
@@ -139,30 +131,15 @@ describe('cluster: the plugin from a registry on three managers, leader failover
   });
 
   it('rolls a service exactly once per Vault change with three plugins watching', async () => {
-    await dk(1, [
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://secret/data/app/rot#v',
-      '--label',
-      'dso.rotate=true',
-      `${PREFIX}-rot-v`,
-    ]);
+    await dk(
+      1,
+      driverSecretArgs(PLUGIN, `${PREFIX}-rot-v`, ['dso.ref=dso://secret/data/app/rot#v', 'dso.rotate=true']),
+    );
     await dk(1, serviceArgs(`${PREFIX}-rot`, [`${PREFIX}-rot-v`], 2));
     await allRead(`${PREFIX}-rot`, `/run/secrets/${PREFIX}-rot-v`, rot(1), 2, 120_000);
     // Database users issued now, by the leader's (node 1's) plugin, for the lease test below.
     for (const f of ['username', 'password']) {
-      await dk(1, [
-        'secret',
-        'create',
-        '--driver',
-        PLUGIN,
-        '--label',
-        `dso.ref=dso://database/creds/clu#${f}`,
-        `${PREFIX}-db-${f}`,
-      ]);
+      await dk(1, driverSecretArgs(PLUGIN, `${PREFIX}-db-${f}`, [`dso.ref=dso://database/creds/clu#${f}`]));
     }
     await dk(
       1,

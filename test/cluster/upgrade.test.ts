@@ -8,6 +8,7 @@
 // inspect` but mounts the config's default sources at the next enable, until they are
 // set again; the README's procedure (and this test) sets them again before enabling.
 import { expect } from 'chai';
+import { driverSecretArgs } from '../e2e/docker';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { secret } from '../support/capture';
@@ -78,15 +79,7 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
 
   /** A new secret and service: its task reads the value through the (upgraded) plugin. */
   async function serves(tag: string): Promise<void> {
-    await dk(1, [
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://secret/data/app/up#v',
-      `${PREFIX}-${tag}`,
-    ]);
+    await dk(1, driverSecretArgs(PLUGIN, `${PREFIX}-${tag}`, ['dso.ref=dso://secret/data/app/up#v']));
     await dk(1, serviceArgs(`${PREFIX}-${tag}`, [`${PREFIX}-${tag}`], 1));
     await allRead(`${PREFIX}-${tag}`, `/run/secrets/${PREFIX}-${tag}`, value, 1, 120_000);
   }

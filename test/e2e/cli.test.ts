@@ -13,6 +13,7 @@ import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
 import {
   docker,
   dockerQuiet,
+  driverSecretArgs,
   readInContainer,
   removeByPrefix,
   run,
@@ -203,24 +204,8 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
   });
 
   it('inspect: ACTIVE for a working service, FAILED with the real reason for a denied path', async () => {
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://secret/cli/app#password',
-      `${PREFIX}-pw`,
-    ]);
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://secret/denied/x#v',
-      `${PREFIX}-denied`,
-    ]);
+    await docker(driverSecretArgs(PLUGIN, `${PREFIX}-pw`, ['dso.ref=dso://secret/cli/app#password']));
+    await docker(driverSecretArgs(PLUGIN, `${PREFIX}-denied`, ['dso.ref=dso://secret/denied/x#v']));
     await docker([
       'service',
       'create',

@@ -51,6 +51,11 @@ export async function docker(args: string[], opts: { input?: string; timeoutMs?:
   return res.stdout.toString('utf8').trim();
 }
 
+/** `docker secret create` arguments for a secret served by `driver` (it takes no data). */
+export function driverSecretArgs(driver: string, name: string, labels: string[]): string[] {
+  return ['secret', 'create', '--driver', driver, ...labels.flatMap((label) => ['--label', label]), name];
+}
+
 /** `docker ...` that may fail (removals of things that may not exist). */
 export async function dockerQuiet(args: string[], timeoutMs = 60_000): Promise<boolean> {
   return (await run('docker', args, { timeoutMs })).code === 0;

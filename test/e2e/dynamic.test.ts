@@ -6,7 +6,15 @@ import * as path from 'node:path';
 import { secret } from '../support/capture';
 import { OpenBao, policyToken, startOpenBao, workDir } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
-import { createTokenPlugin, docker, engineReady, readInContainer, removeTokenPlugin, waitFor } from './docker';
+import {
+  createTokenPlugin,
+  docker,
+  driverSecretArgs,
+  engineReady,
+  readInContainer,
+  removeTokenPlugin,
+  waitFor,
+} from './docker';
 import { dynamicPolicy } from '../support/policies';
 
 const PREFIX = 'dsodyn';
@@ -40,15 +48,7 @@ describe('e2e: database credentials per task in a real swarm', function () {
   it('gives each of 2 replicas its own PostgreSQL user, and removes them when the service is removed', async () => {
     const service = `${PREFIX}-api`;
     for (const field of ['username', 'password']) {
-      await docker([
-        'secret',
-        'create',
-        '--driver',
-        PLUGIN,
-        '--label',
-        `dso.ref=dso://database/creds/e2e#${field}`,
-        `${PREFIX}-db-${field}`,
-      ]);
+      await docker(driverSecretArgs(PLUGIN, `${PREFIX}-db-${field}`, [`dso.ref=dso://database/creds/e2e#${field}`]));
     }
     await docker([
       'service',

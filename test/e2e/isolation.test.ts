@@ -18,6 +18,7 @@ import { leasePolicy, staticReadPolicy } from '../support/policies';
 import {
   createTokenPlugin,
   docker,
+  driverSecretArgs,
   engineReady,
   pluginGet,
   pluginSocket,
@@ -183,15 +184,7 @@ describe('e2e: isolation on a shared node', function () {
 
   it('gives each service its own value from a {service} path, also after one of them is rolled', async () => {
     const name = `${PREFIX}-svc_cfg`;
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://secret/data/svc/{service}/cfg#v',
-      name,
-    ]);
+    await docker(driverSecretArgs(PLUGIN, name, ['dso.ref=dso://secret/data/svc/{service}/cfg#v']));
     await Promise.all([service(`${PREFIX}-a`, [name]), service(`${PREFIX}-b`, [name])]);
     const read = async (svc: string) =>
       (await readInContainer(await runningContainer(svc), `/run/secrets/${name}`)).toString('utf8');
@@ -215,24 +208,16 @@ describe('e2e: isolation on a shared node', function () {
   it('refuses a query string on a path DSO_ALLOWED_WRITES does not allow, before OpenBao sees the write; serves one it allows', async () => {
     const denied = `${PREFIX}-decrypt`;
     const allowed = `${PREFIX}-encrypt`;
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      `dso.ref=dso://transit/decrypt/app?ciphertext=${encodeURIComponent(ciphertext)}#plaintext`,
-      denied,
-    ]);
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      `dso.ref=dso://transit/encrypt/app?plaintext=${Buffer.from('hello').toString('base64')}#ciphertext`,
-      allowed,
-    ]);
+    await docker(
+      driverSecretArgs(PLUGIN, denied, [
+        `dso.ref=dso://transit/decrypt/app?ciphertext=${encodeURIComponent(ciphertext)}#plaintext`,
+      ]),
+    );
+    await docker(
+      driverSecretArgs(PLUGIN, allowed, [
+        `dso.ref=dso://transit/encrypt/app?plaintext=${Buffer.from('hello').toString('base64')}#ciphertext`,
+      ]),
+    );
     await service(`${PREFIX}-decrypt-svc`, [denied], [], ['--restart-condition', 'none']);
     await service(`${PREFIX}-encrypt-svc`, [allowed]);
     await failsClosed(`${PREFIX}-decrypt-svc`, `/run/secrets/${denied}`, Buffer.from(plaintext).toString('base64'));
@@ -248,15 +233,9 @@ describe('e2e: isolation on a shared node', function () {
 
   it("refuses a namespace's auth method (team-a/auth/approle/.../secret-id) by the mount Vault reports", async () => {
     const name = `${PREFIX}-ns-auth`;
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://team-a/auth/approle/role/x/secret-id?metadata=x#secret_id',
-      name,
-    ]);
+    await docker(
+      driverSecretArgs(PLUGIN, name, ['dso.ref=dso://team-a/auth/approle/role/x/secret-id?metadata=x#secret_id']),
+    );
     await service(`${PREFIX}-ns-auth-svc`, [name], [], ['--restart-condition', 'none']);
     await failsClosed(`${PREFIX}-ns-auth-svc`, `/run/secrets/${name}`, '-');
     const refused = await statusOf(name, `${PREFIX}-ns-auth-svc`);
@@ -269,15 +248,7 @@ describe('e2e: isolation on a shared node', function () {
 
   it('refuses an auth method whose type a secrets engine shares (team-a/auth/kubernetes)', async () => {
     const name = `${PREFIX}-ns-k8s`;
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://team-a/auth/kubernetes/config',
-      name,
-    ]);
+    await docker(driverSecretArgs(PLUGIN, name, ['dso.ref=dso://team-a/auth/kubernetes/config']));
     await service(`${PREFIX}-ns-k8s-svc`, [name], [], ['--restart-condition', 'none']);
     await failsClosed(`${PREFIX}-ns-k8s-svc`, `/run/secrets/${name}`, 'kubernetes_host');
     const refused = await statusOf(name, `${PREFIX}-ns-k8s-svc`);

@@ -13,6 +13,7 @@ import { staticReadPolicy } from '../support/policies';
 import {
   createTokenPlugin,
   docker,
+  driverSecretArgs,
   engineReady,
   fileSize,
   pluginGet,
@@ -149,15 +150,7 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     const secret = `${PREFIX}-password`;
     const service = `${PREFIX}-svc`;
     // A driver-backed secret takes no data: the CLI reads no file and no stdin.
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://secret/data/e2e/app#password',
-      secret,
-    ]);
+    await docker(driverSecretArgs(PLUGIN, secret, ['dso.ref=dso://secret/data/e2e/app#password']));
     const spec = JSON.parse(await docker(['secret', 'inspect', secret]))[0].Spec;
     expect(spec.Driver.Name).to.equal(PLUGIN);
     expect(spec.Data ?? null, 'no value is stored in the swarm').to.equal(null);

@@ -16,6 +16,7 @@ import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/po
 import {
   createTokenPlugin,
   docker,
+  driverSecretArgs,
   engineReady,
   pluginGet,
   pluginSocket,
@@ -238,17 +239,9 @@ describe('e2e: rotation in a real swarm', function () {
 
   it('rolls a leased secret before its max TTL, and at once after a restart (a lease the new process cannot renew)', async () => {
     const service = `${PREFIX}-db`;
-    await docker([
-      'secret',
-      'create',
-      '--driver',
-      PLUGIN,
-      '--label',
-      'dso.ref=dso://database/creds/rot#username',
-      '--label',
-      'dso.rotate=true',
-      `${PREFIX}-db-user`,
-    ]);
+    await docker(
+      driverSecretArgs(PLUGIN, `${PREFIX}-db-user`, ['dso.ref=dso://database/creds/rot#username', 'dso.rotate=true']),
+    );
     await createService(service, `${PREFIX}-db-user`, 1);
     const first = await waitFor('the database task', 60_000, async () => (await containers(service))[0]);
     const started = Date.now();
