@@ -199,8 +199,13 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
     metrics: new Metrics(),
     describe: () => ({ ...base, problems }),
     testVault: async () => ({ ok: false, stage: 'settings', code: 'ERR_SETTINGS', error: driver.message }),
-    // The route exists whatever the settings: its answer is why nothing can be rotated.
+    // The routes exist whatever the settings: their answer is why nothing can be rotated or resolved.
     rotate: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
+    compose: {
+      up: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
+      down: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
+      list: () => ({ Projects: [] }),
+    },
     start: () => undefined,
     stop: () => undefined,
   };

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readVersion, runCli } from './cli';
 import { Context, defaultConnect } from './context';
-import { DockerClient, processRunner } from './docker';
+import { DockerClient, engineEndpoint, engineFor, processRunner } from './docker';
 import { checkVaultHealth } from './health';
 
 function readStdin(): Promise<Buffer> {
@@ -37,7 +37,7 @@ export function makeContext(dockerArgs: string[]): Context {
       env: process.env,
       cwd: process.cwd(),
     },
-    docker: new DockerClient(runner, dockerArgs),
+    docker: new DockerClient(runner, dockerArgs, () => engineFor(engineEndpoint(dockerArgs, process.env))),
     runner,
     connect: (plugin) => defaultConnect(plugin, process.env.DSO_PLUGIN_RUNTIME_DIR || undefined),
     health: checkVaultHealth,

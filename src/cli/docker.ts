@@ -1,12 +1,17 @@
-// The Docker side of `docker dso`: the `docker` binary run with an argv array (never a
-// shell string), with the global flags the user gave `docker` (--context, -H ...) passed
-// on, so it reaches the engine the user's docker reaches, with their config. What it reads
-// are the Engine API's own objects (../docker/objects.ts), read as the plugin reads them.
-// Credentials are never on any of these command lines.
+// The Docker side of `docker dso`. Facts (plugins, the swarm, services, secrets, tasks,
+// containers) and plugin settings go through the one Engine API client the plugin uses too
+// (../docker/api.ts), over the engine socket the user's docker reaches: -H, DOCKER_HOST or
+// the docker context, as the docker CLI chooses it. The `docker` binary runs only where the
+// user's own CLI behaviour is the point (plugin install with its privilege prompt, stack
+// deploy, compose), with an argv array (never a shell string) and the global flags the user
+// gave `docker` passed on. Credentials are never on any of these command lines.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import type { SwarmSecret, SwarmServiceFull } from '../docker/api';
-import { DockerPlugin, PluginInfo, pluginInfo } from '../docker/objects';
+import { DockerApi, SwarmSecret, SwarmServiceFull, SwarmTask } from '../docker/api';
+import { DEFAULT_DOCKER_SOCKET, PluginInfo, pluginInfo } from '../docker/objects';
 import { CliError, EXIT, ExitCode } from './errors';
 
 export type { PluginInfo };
@@ -76,6 +81,64 @@ export function processRunner(env: NodeJS.ProcessEnv = process.env): Runner {
     });
 }
 
+/**
+ * The engine endpoint the docker CLI would use, by its own precedence: -H, then --context,
+ * then DOCKER_HOST, then DOCKER_CONTEXT, then the config's currentContext (contexts are
+ * stored under <config>/contexts/meta/<sha256 of the name>/meta.json).
+ */
+export function engineEndpoint(globalArgs: string[], env: NodeJS.ProcessEnv): string {
+  const flag = (...names: string[]): string | undefined => {
+    let value: string | undefined;
+    for (let i = 0; i < globalArgs.length; i++) {
+      const [name, inline] = globalArgs[i].split(/=(.*)/s, 2);
+      if (names.includes(name)) value = inline ?? globalArgs[++i];
+    }
+    return value;
+  };
+  const host = flag('-H', '--host');
+  if (host) return host;
+  const configDir = flag('--config') ?? env.DOCKER_CONFIG ?? path.join(os.homedir(), '.docker');
+  let context = flag('-c', '--context');
+  if (!context && env.DOCKER_HOST) return env.DOCKER_HOST;
+  context ??=
+    env.DOCKER_CONTEXT || readJson<{ currentContext?: string }>(path.join(configDir, 'config.json'))?.currentContext;
+  if (!context || context === 'default') return `unix://${DEFAULT_DOCKER_SOCKET}`;
+  const digest = createHash('sha256').update(context).digest('hex');
+  const meta = readJson<{ Endpoints?: { docker?: { Host?: string } } }>(
+    path.join(configDir, 'contexts', 'meta', digest, 'meta.json'),
+  );
+  const endpoint = meta?.Endpoints?.docker?.Host;
+  if (!endpoint) {
+    throw new CliError(EXIT.DOCKER, `docker context "${context}" not found`, 'docker context ls lists the contexts');
+  }
+  return endpoint;
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The Engine API client for `endpoint`. The plugin's own socket, which most commands talk to,
+ * exists only on the engine's host, so `docker dso` runs there and reaches the engine by its
+ * Unix socket; a remote endpoint is refused with that reason rather than half working.
+ */
+export function engineFor(endpoint: string): DockerApi {
+  if (!endpoint.startsWith('unix://')) {
+    throw new CliError(
+      EXIT.DOCKER,
+      `docker dso works on the Docker host itself (the plugin's socket is there), and the engine ` +
+        `endpoint ${endpoint} is not a Unix socket on this host`,
+      'run docker dso on the Docker host (over ssh), where the engine answers on /var/run/docker.sock',
+    );
+  }
+  return new DockerApi(endpoint.slice('unix://'.length), 30_000);
+}
+
 export interface SwarmState {
   /** inactive, pending, active, error, locked */
   state: string;
@@ -101,21 +164,30 @@ export interface SecretInfo {
   labels: Record<string, string>;
 }
 
+/** A task or container as `inspect` judges it; states are the Engine API's (running, failed, ...). */
 export interface TaskInfo {
   id: string;
-  name: string;
   desiredState: string;
-  currentState: string;
+  state: string;
   error: string;
 }
 
-/** Docker through its CLI; every method throws a CliError a user can act on. */
+/** Docker for the CLI; every method throws a CliError a user can act on. */
 export class DockerClient {
   constructor(
     private readonly runner: Runner,
     /** Global flags given to `docker` before `dso` (--context, -H, --config, --tls...). */
-    private readonly globalArgs: string[] = [],
+    private readonly globalArgs: string[],
+    /** Made on first use: commands that never ask the engine anything never resolve its endpoint. */
+    private readonly engineOf: () => DockerApi,
   ) {}
+
+  private engineApi?: DockerApi;
+
+  private get engine(): DockerApi {
+    this.engineApi ??= this.engineOf();
+    return this.engineApi;
+  }
 
   run(args: string[], options?: RunOptions): Promise<RunResult> {
     return this.runner('docker', [...this.globalArgs, ...args], options);
@@ -126,7 +198,7 @@ export class DockerClient {
     const res = await this.run(args, options);
     if (res.code !== 0) {
       throw (
-        daemonError(res) ??
+        cliDaemonError(res) ??
         new CliError(
           exitCode,
           `docker ${args.slice(0, 3).join(' ')} failed: ${oneLine(res.stderr) || `exit code ${res.code}`}`,
@@ -144,33 +216,73 @@ export class DockerClient {
 
   private deployWaits?: Promise<boolean>;
 
+  /**
+   * One Engine API call, its failure as a CliError: `exitCode` for a refusal, EXIT.DOCKER when
+   * the engine does not answer; a refusal with one of the `expected` statuses is `undefined`.
+   */
+  private async ask<T>(
+    what: string,
+    call: (engine: DockerApi) => Promise<T>,
+    exitCode: ExitCode = EXIT.FAILURE,
+    expected: number[] = [],
+  ): Promise<T | undefined> {
+    try {
+      return await call(this.engine);
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      const status = (err as { status?: number }).status;
+      if (status !== undefined && expected.includes(status)) return undefined;
+      const message = (err as Error).message;
+      if (status !== undefined) throw new CliError(exitCode, `${what} failed: ${message}`);
+      const denied = /EACCES/.test(message);
+      throw new CliError(
+        EXIT.DOCKER,
+        denied ? 'permission denied on the Docker socket' : `the Docker engine does not answer: ${message}`,
+        denied
+          ? 'run as root or as a member of the docker group'
+          : 'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
+      );
+    }
+  }
+
+  /** As ask(), for a call whose every refusal is a failure. */
+  private async required<T>(what: string, call: (engine: DockerApi) => Promise<T>, exitCode?: ExitCode): Promise<T> {
+    return (await this.ask(what, call, exitCode)) as T;
+  }
+
   /** The plugin, or undefined when Docker has none of that name. */
   async plugin(name: string): Promise<PluginInfo | undefined> {
-    const res = await this.run(['plugin', 'inspect', '--format', '{{json .}}', name]);
-    if (res.code !== 0) {
-      const daemon = daemonError(res);
-      if (daemon) throw daemon;
-      if (/not found|no such plugin|not exist/i.test(res.stderr)) return undefined;
-      throw new CliError(EXIT.DOCKER, `docker plugin inspect ${name} failed: ${oneLine(res.stderr)}`);
-    }
-    return pluginInfo(JSON.parse(res.stdout) as DockerPlugin);
+    const p = await this.ask(`docker plugin inspect ${name}`, (e) => e.plugin(name), EXIT.DOCKER, [404]);
+    return p && pluginInfo(p);
+  }
+
+  async setPlugin(name: string, pairs: string[]): Promise<void> {
+    await this.required(`docker plugin set ${name}`, (e) => e.setPlugin(name, pairs));
+  }
+
+  async enablePlugin(name: string, timeoutSeconds = 60): Promise<void> {
+    await this.required(`docker plugin enable ${name}`, (e) => e.enablePlugin(name, timeoutSeconds), EXIT.PLUGIN);
+  }
+
+  /** False when Docker refuses because secrets or containers use the plugin (and `force` is not set). */
+  async disablePlugin(name: string, force = false): Promise<boolean> {
+    const disabled = (e: DockerApi) => e.disablePlugin(name, force).then(() => true);
+    return (await this.ask(`docker plugin disable ${name}`, disabled, EXIT.PLUGIN, [409])) ?? false;
   }
 
   async swarm(): Promise<SwarmState> {
-    const out = await this.ok(['info', '--format', '{{json .Swarm}}'], undefined, EXIT.DOCKER);
-    const swarm = JSON.parse(out.trim() || '{}') as { LocalNodeState?: string; ControlAvailable?: boolean };
-    return { state: swarm.LocalNodeState || 'inactive', manager: swarm.ControlAvailable === true };
+    const info = await this.required('docker info', (e) => e.info(), EXIT.DOCKER);
+    return { state: info.Swarm?.LocalNodeState || 'inactive', manager: info.Swarm?.ControlAvailable === true };
   }
 
   async service(nameOrId: string): Promise<ServiceInfo | undefined> {
-    const res = await this.run(['service', 'inspect', '--format', '{{json .}}', nameOrId]);
-    if (res.code !== 0) {
-      const daemon = daemonError(res);
-      if (daemon) throw daemon;
-      if (/no such service|not found/i.test(res.stderr)) return undefined;
-      throw new CliError(EXIT.FAILURE, `docker service inspect ${nameOrId} failed: ${oneLine(res.stderr)}`);
-    }
-    const s = JSON.parse(res.stdout) as SwarmServiceFull;
+    const s = await this.ask<SwarmServiceFull>(
+      `docker service inspect ${nameOrId}`,
+      (e) => e.service(nameOrId),
+      EXIT.FAILURE,
+      [404],
+    );
+    if (!s) return undefined;
     const secrets = s.Spec.TaskTemplate?.ContainerSpec?.Secrets ?? [];
     return {
       id: s.ID,
@@ -184,37 +296,50 @@ export class DockerClient {
   }
 
   async secret(nameOrId: string): Promise<SecretInfo | undefined> {
-    const res = await this.run(['secret', 'inspect', '--format', '{{json .}}', nameOrId]);
-    if (res.code !== 0) {
-      const daemon = daemonError(res);
-      if (daemon) throw daemon;
-      return undefined;
-    }
-    const s = JSON.parse(res.stdout) as SwarmSecret;
-    return { id: s.ID, name: s.Spec.Name, driver: s.Spec.Driver?.Name || undefined, labels: s.Spec.Labels ?? {} };
+    const s = await this.ask<SwarmSecret>(
+      `docker secret inspect ${nameOrId}`,
+      (e) => e.secret(nameOrId),
+      EXIT.FAILURE,
+      [404],
+    );
+    return s && { id: s.ID, name: s.Spec.Name, driver: s.Spec.Driver?.Name || undefined, labels: s.Spec.Labels ?? {} };
   }
 
   /** Tasks of a service, newest first. */
   async tasks(serviceId: string): Promise<TaskInfo[]> {
-    const out = await this.ok(['service', 'ps', '--no-trunc', '--format', '{{json .}}', serviceId]);
-    return out
-      .split('\n')
-      .filter((l) => l.trim())
-      .map(
-        (l) => JSON.parse(l) as { ID: string; Name: string; DesiredState: string; CurrentState: string; Error: string },
-      )
+    const tasks = await this.required<SwarmTask[]>(`docker service ps ${serviceId}`, (e) => e.serviceTasks(serviceId));
+    return tasks
+      .sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''))
       .map((t) => ({
         id: t.ID,
-        name: t.Name,
-        desiredState: t.DesiredState,
-        currentState: t.CurrentState,
-        error: t.Error,
+        desiredState: t.DesiredState ?? '',
+        state: t.Status?.State ?? '',
+        error: t.Status?.Err ?? '',
       }));
+  }
+
+  /** Each service of a stack with its running and desired task counts. */
+  async stackServices(stack: string): Promise<Array<{ name: string; running: number; desired: number }>> {
+    const services = await this.required(`docker stack services ${stack}`, (e) =>
+      e.servicesWithStatus([`com.docker.stack.namespace=${stack}`]),
+    );
+    return services.map((s) => ({
+      name: s.Spec.Name,
+      running: s.ServiceStatus?.RunningTasks ?? 0,
+      desired: s.ServiceStatus?.DesiredTasks ?? 0,
+    }));
+  }
+
+  /** Containers in any state carrying every `label=value` given. */
+  containers(labels: string[]): Promise<Array<{ id: string; state: string; labels: Record<string, string> }>> {
+    return this.required(`docker ps`, async (e) =>
+      (await e.containers(labels)).map((c) => ({ id: c.Id, state: c.State ?? '', labels: c.Labels ?? {} })),
+    );
   }
 }
 
-/** A failure that means the engine itself is unusable (rather than the object being absent). */
-function daemonError(res: RunResult): CliError | undefined {
+/** A `docker` command that failed because the CLI or the engine is unusable (rather than the command itself). */
+function cliDaemonError(res: RunResult): CliError | undefined {
   const text = res.stderr;
   if (res.code === 127)
     return new CliError(

@@ -12,8 +12,6 @@ export const EXIT = {
   PLUGIN: 3,
   /** The Docker engine does not answer, or is not a swarm manager. */
   DOCKER: 4,
-  /** The plugin cannot do what was asked (e.g. compose projects on a plugin that serves none). */
-  UNSUPPORTED: 5,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -25,7 +23,6 @@ export const EXIT_CODES_HELP = [
   '  2  usage error (unknown command or flag, bad value); nothing was changed',
   '  3  the DSO plugin is absent, disabled or not answering on its socket',
   '  4  the Docker engine does not answer, or is not a swarm manager',
-  '  5  not supported by this version of the plugin (e.g. rotate with a plugin without rotation)',
 ].join('\n');
 
 export class CliError extends Error {

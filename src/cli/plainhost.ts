@@ -117,8 +117,8 @@ async function provideTmpfs(ctx: Context, plugin: string, api: PluginApi): Promi
     ctx.io.err(`Mounted a tmpfs (${COMPOSE_TMPFS_SIZE}, memory only) on ${dir} for secret files.\n`);
   }
   ctx.io.err(`Restarting the plugin ${plugin} once so that it sees the tmpfs...\n`);
-  await ctx.docker.ok(['plugin', 'disable', '-f', plugin], undefined, EXIT.PLUGIN);
-  await ctx.docker.ok(['plugin', 'enable', plugin], undefined, EXIT.PLUGIN);
+  await ctx.docker.disablePlugin(plugin, true);
+  await ctx.docker.enablePlugin(plugin);
   return waitForPlugin(ctx, plugin);
 }
 
@@ -129,11 +129,10 @@ export async function resolveFiles(
   request: ComposeUpRequest,
 ): Promise<{ reply: ComposeUpReply; runtimeDir: string }> {
   let { api } = await requirePlugin(ctx, plugin);
-  if (!api.composeUp) throw new CliError(EXIT.UNSUPPORTED, `the plugin ${plugin} serves no compose projects`);
   for (let attempt = 0; ; attempt++) {
     try {
-      const reply = await api.composeUp!(request);
-      return { reply, runtimeDir: api.runtimeDir! };
+      const reply = await api.composeUp(request);
+      return { reply, runtimeDir: api.runtimeDir };
     } catch (err) {
       if (err instanceof PluginRouteError && err.code === 'ERR_NOT_TMPFS' && attempt === 0) {
         api = await provideTmpfs(ctx, plugin, api);
@@ -152,31 +151,16 @@ export async function resolveFiles(
   }
 }
 
-/** The running (or any) containers of a compose project's service. */
+/** The containers (in any state) of a compose project, or of one of its services. */
 export async function composeContainers(
   ctx: Context,
   project: string,
   service?: string,
-  all = true,
 ): Promise<Array<{ id: string; state: string; service: string }>> {
-  const args = [
-    'ps',
-    '--no-trunc',
-    '--format',
-    '{{.ID}}\t{{.State}}\t{{.Label "com.docker.compose.service"}}',
-    '--filter',
-    `label=com.docker.compose.project=${project}`,
-  ];
-  if (all) args.splice(1, 0, '-a');
-  if (service) args.push('--filter', `label=com.docker.compose.service=${service}`);
-  const out = await ctx.docker.ok(args, undefined, EXIT.DOCKER);
-  return out
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => {
-      const [id, state, svc] = l.split('\t');
-      return { id: id ?? '', state: state ?? '', service: svc ?? '' };
-    });
+  const labels = [`com.docker.compose.project=${project}`];
+  if (service) labels.push(`com.docker.compose.service=${service}`);
+  const containers = await ctx.docker.containers(labels);
+  return containers.map((c) => ({ id: c.id, state: c.state, service: c.labels['com.docker.compose.service'] ?? '' }));
 }
 
 /**

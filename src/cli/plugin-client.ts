@@ -17,13 +17,13 @@ export interface PluginApi {
   /** POST /DSO.Rotate: roll the services of one secret now (or refresh a compose project's file). */
   rotate(secret: string): Promise<RotationReport>;
   /** The plugin's runtime directory on this host (its socket's directory), where compose files live. */
-  runtimeDir?: string;
+  runtimeDir: string;
   /** POST /DSO.ComposeUp: resolve a compose project's references into files on a tmpfs. */
-  composeUp?(request: ComposeUpRequest): Promise<ComposeUpReply>;
+  composeUp(request: ComposeUpRequest): Promise<ComposeUpReply>;
   /** POST /DSO.ComposeDown: remove a project's files. */
-  composeDown?(project: string): Promise<ComposeDownReply>;
-  /** GET /DSO.Compose; undefined when this plugin serves no compose projects. */
-  composeList?(project?: string): Promise<ComposeListReply | undefined>;
+  composeDown(project: string): Promise<ComposeDownReply>;
+  /** GET /DSO.Compose: the compose projects whose files the plugin holds. */
+  composeList(project?: string): Promise<ComposeListReply>;
 }
 
 /** A refusal of one of the plugin's routes, with its stable code (e.g. ERR_NOT_TMPFS) and subcode. */
@@ -172,11 +172,9 @@ export class PluginClient implements PluginApi {
     return this.composeCall<ComposeDownReply>('POST', '/DSO.ComposeDown', { Project: project }, 30_000);
   }
 
-  async composeList(project?: string): Promise<ComposeListReply | undefined> {
+  composeList(project?: string): Promise<ComposeListReply> {
     const route = project ? `/DSO.Compose?project=${encodeURIComponent(project)}` : '/DSO.Compose';
-    const reply = await this.request('GET', route, undefined, 10_000);
-    if (reply.status === 404) return undefined;
-    return this.parse<ComposeListReply>(reply, `GET ${route}`);
+    return this.composeCall<ComposeListReply>('GET', route, undefined, 10_000);
   }
 
   async rotate(secret: string): Promise<RotationReport> {

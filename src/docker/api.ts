@@ -13,7 +13,7 @@ export interface SwarmTask {
   DesiredState?: string;
   /** When the manager created the task (RFC 3339, the leader's clock). */
   CreatedAt?: string;
-  Status?: { State?: string };
+  Status?: { State?: string; Err?: string };
 }
 
 export interface SwarmService {
@@ -115,6 +115,54 @@ export class DockerApi {
     return out;
   }
 
+  /** GET /info: the engine's swarm state, among others. */
+  info(): Promise<DockerInfo> {
+    return this.request<DockerInfo>('GET', '/info');
+  }
+
+  /** GET /plugins/{name or id}/json. */
+  plugin(nameOrId: string): Promise<DockerPlugin> {
+    return this.request<DockerPlugin>('GET', `/plugins/${encodeURIComponent(nameOrId)}/json`);
+  }
+
+  /** `docker plugin set`: env values (`NAME=value`) and mount sources (`mount.source=/path`). */
+  async setPlugin(name: string, pairs: string[]): Promise<void> {
+    await this.request('POST', `/plugins/${encodeURIComponent(name)}/set`, pairs);
+  }
+
+  /** Enables a plugin; dockerd answers once its socket answers, or after `timeoutSeconds`. */
+  async enablePlugin(name: string, timeoutSeconds: number): Promise<void> {
+    const path = `/plugins/${encodeURIComponent(name)}/enable?timeout=${timeoutSeconds}`;
+    await this.request('POST', path, undefined, this.timeoutMs + timeoutSeconds * 1_000);
+  }
+
+  /** Disables a plugin; `force` even while services or containers use it. */
+  async disablePlugin(name: string, force = false): Promise<void> {
+    await this.request('POST', `/plugins/${encodeURIComponent(name)}/disable?force=${force ? 1 : 0}`);
+  }
+
+  /** GET /services/{name or id}. */
+  service(nameOrId: string): Promise<SwarmServiceFull> {
+    return this.request<SwarmServiceFull>('GET', `/services/${encodeURIComponent(nameOrId)}`);
+  }
+
+  /** Services that carry every `label=value` given, with their running and desired task counts. */
+  servicesWithStatus(labels: string[]): Promise<SwarmServiceFull[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: labels }));
+    return this.request<SwarmServiceFull[]>('GET', `/services?status=true&filters=${filters}`);
+  }
+
+  /** GET /secrets/{name or id}. */
+  secret(nameOrId: string): Promise<SwarmSecret> {
+    return this.request<SwarmSecret>('GET', `/secrets/${encodeURIComponent(nameOrId)}`);
+  }
+
+  /** Every task of one service, in any state. */
+  serviceTasks(serviceId: string): Promise<SwarmTask[]> {
+    const filters = encodeURIComponent(JSON.stringify({ service: [serviceId] }));
+    return this.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
+  }
+
   /** Containers in any state that carry every `label=value` given (compose projects on plain hosts). */
   containers(labels: string[]): Promise<DockerContainer[]> {
     const filters = encodeURIComponent(JSON.stringify({ label: labels }));
@@ -152,6 +200,8 @@ export interface SwarmServiceFull {
     [key: string]: unknown;
   };
   UpdateStatus?: { State?: string };
+  /** With `status=true` (API 1.41, engine 20.10). */
+  ServiceStatus?: { RunningTasks?: number; DesiredTasks?: number };
 }
 
 export interface DockerInfo {
@@ -174,7 +224,7 @@ export class DockerSwarmApi implements SwarmApi {
   constructor(readonly docker: DockerApi) {}
 
   async isLeader(): Promise<boolean> {
-    const info = await this.docker.request<DockerInfo>('GET', '/info');
+    const info = await this.docker.info();
     const nodeId = info.Swarm?.NodeID;
     if (!nodeId || !info.Swarm?.ControlAvailable) return false;
     const node = await this.docker.request<{ ManagerStatus?: { Leader?: boolean } }>(
@@ -193,7 +243,7 @@ export class DockerSwarmApi implements SwarmApi {
   }
 
   service(id: string): Promise<SwarmServiceFull> {
-    return this.docker.request<SwarmServiceFull>('GET', `/services/${encodeURIComponent(id)}`);
+    return this.docker.service(id);
   }
 
   async updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void> {
@@ -214,6 +264,6 @@ export class DockerSwarmApi implements SwarmApi {
   }
 
   plugin(id: string): Promise<DockerPlugin> {
-    return this.docker.request<DockerPlugin>('GET', `/plugins/${encodeURIComponent(id)}/json`);
+    return this.docker.plugin(id);
   }
 }

@@ -8,6 +8,7 @@ import YAML from 'yaml';
 import { runCli } from '../../src/cli/cli';
 import type { Context } from '../../src/cli/context';
 import { DockerClient, PluginInfo, RunOptions, RunResult } from '../../src/cli/docker';
+import { engineAbsent, fakeEngine } from './fakes';
 import { EXIT } from '../../src/cli/errors';
 import type { VaultHealth } from '../../src/cli/health';
 import {
@@ -61,20 +62,25 @@ function fakePlugin(name: string, env: string[], source: string, enabled = true)
   };
 }
 
-/** A docker CLI that knows plugins, services, secrets, tasks and the swarm state; records every call. */
+/**
+ * A Docker engine that knows plugins, services, secrets, tasks and the swarm state, reached
+ * through the Engine API (facts, plugin settings) or the docker CLI (install, stack deploy).
+ * Every call is recorded in docker's own verbs: ['docker', ...argv] for the CLI,
+ * ['engine', 'plugin', 'set', name, ...pairs] and so on for the API.
+ */
 class FakeDocker {
   plugins = new Map<string, FakePlugin>();
   services: Record<string, unknown>[] = [];
   secrets: Record<string, unknown>[] = [];
-  tasks: Record<string, string>[] = [];
+  tasks: Record<string, unknown>[] = [];
   swarm = { LocalNodeState: 'active', ControlAvailable: true };
   calls: string[][] = [];
   inputs: (string | undefined)[] = [];
   deployResult: RunResult = { code: 0, stdout: 'Creating service x_web\n', stderr: '' };
   /** Whether `stack deploy` knows --detach (a current CLI) or not (Debian's 20.10). */
   deployHasDetach = true;
-  /** What `stack services --format '{{.Name}} {{.Replicas}}'` prints, one answer per call. */
-  stackReplicas: string[] = [];
+  /** Running/desired tasks of the stack's one service (x_web), one answer per poll. */
+  stackTasks: Array<[number, number]> = [];
   /** What `docker plugin install` finds in the image: its privileges; undefined: no such image. */
   image: { privileges: string[] } | undefined = {
     privileges: ['network: [host]', 'mount: [/var/run/docker.sock]', 'mount: [/etc/dso]'],
@@ -84,6 +90,40 @@ class FakeDocker {
     return this.plugins.get(name.replace(/:latest$/, ''));
   }
 
+  readonly engine = fakeEngine(async (method, [kind, id, action], _query, body) => {
+    const record = (...verbs: string[]) => {
+      this.calls.push(['engine', ...verbs]);
+      this.inputs.push(undefined);
+    };
+    if (kind === 'info') return { Swarm: this.swarm };
+    if (kind === 'plugins') {
+      record('plugin', action === 'json' ? 'inspect' : action, id, ...((body as string[] | undefined) ?? []));
+      const p = this.plugin(id);
+      if (!p) return engineAbsent(`plugin "${id}"`);
+      if (action === 'json') return p;
+      if (action === 'enable' || action === 'disable') p.Enabled = action === 'enable';
+      if (action === 'set') {
+        for (const pair of body as string[]) {
+          const [k, v] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
+          if (k === 'etc-dso.source') p.Settings.Mounts[0].Source = v;
+          else p.Settings.Env = [...p.Settings.Env.filter((e) => !e.startsWith(`${k}=`)), `${k}=${v}`];
+        }
+      }
+      return undefined;
+    }
+    const named = (list: Record<string, unknown>[]) =>
+      list.find((x) => x.ID === id || (x.Spec as { Name: string }).Name === id);
+    if (kind === 'services' && id) return named(this.services) ?? engineAbsent(`service ${id}`);
+    if (kind === 'services') {
+      record('stack', 'services');
+      const [running, desired] = this.stackTasks.shift() ?? [1, 1];
+      return [{ ID: 'w', Spec: { Name: 'x_web' }, ServiceStatus: { RunningTasks: running, DesiredTasks: desired } }];
+    }
+    if (kind === 'secrets') return named(this.secrets) ?? engineAbsent(`secret ${id}`);
+    if (kind === 'tasks') return this.tasks;
+    throw new Error(`fake engine: unexpected ${method} /${kind}`);
+  });
+
   run = async (cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> => {
     this.calls.push([cmd, ...args]);
     this.inputs.push(options.input === undefined ? undefined : String(options.input));
@@ -91,26 +131,6 @@ class FakeDocker {
     const fail = (stderr: string) => ({ code: 1, stdout: '', stderr });
     const [a, b] = args;
     const last = args[args.length - 1];
-    if (a === 'info') return ok(JSON.stringify(this.swarm));
-    if (a === 'plugin' && b === 'inspect') {
-      const p = this.plugin(last);
-      return p ? ok(JSON.stringify(p)) : fail(`Error response from daemon: plugin "${last}" not found`);
-    }
-    if (a === 'plugin' && (b === 'disable' || b === 'enable')) {
-      const p = this.plugin(last);
-      if (!p) return fail('not found');
-      p.Enabled = b === 'enable';
-      return ok(last);
-    }
-    if (a === 'plugin' && b === 'set') {
-      const p = this.plugin(args[2])!;
-      for (const pair of args.slice(3)) {
-        const [k, v] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
-        if (k === 'etc-dso.source') p.Settings.Mounts[0].Source = v;
-        else p.Settings.Env = [...p.Settings.Env.filter((e) => !e.startsWith(`${k}=`)), `${k}=${v}`];
-      }
-      return ok();
-    }
     if (a === 'plugin' && b === 'install') {
       // As the docker CLI: show the privileges and ask, unless granted up front or none are asked.
       if (!this.image) return fail(`Error response from daemon: pull access denied for ${last}`);
@@ -135,16 +155,6 @@ class FakeDocker {
       this.plugins.set(alias, fakePlugin(alias, [], '/etc/dso', false));
       return ok(`Installed plugin ${last}\n`);
     }
-    if (a === 'service' && b === 'inspect') {
-      const s = this.services.find((x) => x.ID === last || (x.Spec as { Name: string }).Name === last);
-      return s ? ok(JSON.stringify(s)) : fail(`Error: no such service: ${last}`);
-    }
-    if (a === 'service' && b === 'ps') return ok(this.tasks.map((t) => JSON.stringify(t)).join('\n'));
-    if (a === 'service' && b === 'ls') return ok(this.services.map((s) => s.ID).join('\n'));
-    if (a === 'secret' && b === 'inspect') {
-      const s = this.secrets.find((x) => x.ID === last || (x.Spec as { Name: string }).Name === last);
-      return s ? ok(JSON.stringify(s)) : fail(`Error response from daemon: secret ${last} not found`);
-    }
     if (a === 'stack' && b === 'deploy' && args.includes('--help')) {
       const detach = this.deployHasDetach ? '  -d, --detach   Exit immediately\n' : '';
       return ok(`Options:\n  -c, --compose-file strings\n${detach}`);
@@ -152,7 +162,6 @@ class FakeDocker {
     if (a === 'stack' && b === 'deploy' && args.includes('--detach=false') && !this.deployHasDetach) {
       return fail('unknown flag: --detach');
     }
-    if (a === 'stack' && b === 'services') return ok(this.stackReplicas.shift() ?? 'x_web 1/1\n');
     if (a === 'stack' && b === 'deploy') {
       options.onStdout?.(this.deployResult.stdout);
       options.onStderr?.(this.deployResult.stderr);
@@ -193,6 +202,17 @@ class FakePluginApi implements PluginApi {
     if (this.rotation instanceof Error) throw this.rotation;
     return this.rotation;
   }
+  // No compose project in these tests: the plain-host journey has its own (plainhost.test.ts).
+  runtimeDir = '/nonexistent/plugin-runtime';
+  async composeUp(): Promise<never> {
+    throw new Error('no compose project in this test');
+  }
+  async composeDown(): Promise<never> {
+    throw new Error('no compose project in this test');
+  }
+  async composeList() {
+    return { Projects: [] };
+  }
 }
 
 function setup(options: { stdin?: string; cwd?: string; health?: VaultHealth; noBuildScript?: boolean } = {}) {
@@ -210,7 +230,7 @@ function setup(options: { stdin?: string; cwd?: string; health?: VaultHealth; no
       env: {},
       cwd: options.cwd ?? os.tmpdir(),
     },
-    docker: new DockerClient(docker.run),
+    docker: new DockerClient(docker.run, [], () => docker.engine),
     runner: async (cmd, args) => {
       buildCalls.push([cmd, ...args]);
       const name = args[args.indexOf('--name') + 1];
@@ -803,10 +823,9 @@ describe('cli: docker dso inspect', () => {
     );
     docker.tasks.push({
       ID: 't1',
-      Name: 'app.1',
-      DesiredState: 'Running',
-      CurrentState: 'Running 5 minutes ago',
-      Error: '',
+      DesiredState: 'running',
+      CreatedAt: '2030-01-01T11:55:00Z',
+      Status: { State: 'running', Err: '' },
     });
     api.status$.secrets = [
       record('db_password', { path: 'secret/data/app/db', field: 'password', version: 4, doNotReuse: false }),
@@ -838,10 +857,9 @@ describe('cli: docker dso inspect', () => {
     docker.secrets.push(dsoSecret('s1', 'denied', { 'dso.ref': 'dso://secret/data/denied/x#v' }));
     docker.tasks.push({
       ID: 't1',
-      Name: 'app.1',
-      DesiredState: 'Shutdown',
-      CurrentState: 'Rejected 1 minute ago',
-      Error: 'secret s1 not found',
+      DesiredState: 'shutdown',
+      CreatedAt: '2030-01-01T11:59:00Z',
+      Status: { State: 'rejected', Err: 'secret s1 not found' },
     });
     api.status$.secrets = [
       record('denied', {
@@ -871,10 +889,9 @@ describe('cli: docker dso inspect', () => {
     docker.secrets.push(dsoSecret('s1', 'pw', { 'dso.ref': 'dso://secret/x#y' }));
     docker.tasks.push({
       ID: 't1',
-      Name: 'app.1',
-      DesiredState: 'Shutdown',
-      CurrentState: 'Rejected 1 minute ago',
-      Error: 'secret s1 not found',
+      DesiredState: 'shutdown',
+      CreatedAt: '2030-01-01T11:59:00Z',
+      Status: { State: 'rejected', Err: 'secret s1 not found' },
     });
     const r = await cli('inspect', 'app');
     expect(r.code).to.equal(EXIT.FAILURE);
@@ -884,10 +901,9 @@ describe('cli: docker dso inspect', () => {
     );
     docker.tasks.unshift({
       ID: 't2',
-      Name: 'app.1',
-      DesiredState: 'Running',
-      CurrentState: 'Running 1 second ago',
-      Error: '',
+      DesiredState: 'running',
+      CreatedAt: '2030-01-01T11:59:59Z',
+      Status: { State: 'running', Err: '' },
     });
     expect((await cli('inspect', 'app')).code).to.equal(0);
   });
@@ -899,10 +915,9 @@ describe('cli: docker dso inspect', () => {
     docker.secrets.push(dsoSecret('s1', 'db_user', { 'dso.ref': 'dso://database/creds/app#username' }));
     docker.tasks.push({
       ID: 't1',
-      Name: 'app.1',
-      DesiredState: 'Running',
-      CurrentState: 'Running 5 minutes ago',
-      Error: '',
+      DesiredState: 'running',
+      CreatedAt: '2030-01-01T11:55:00Z',
+      Status: { State: 'running', Err: '' },
     });
     api.status$.rotation = {
       unmanagedLeases: [
@@ -998,19 +1013,23 @@ services:
     for (const current of [true, false]) {
       const { docker, cli } = setup({ cwd: dir });
       docker.deployHasDetach = current;
-      docker.stackReplicas = ['shop_web 0/2\n', 'shop_web 1/2\n', 'shop_web 2/2\n'];
+      docker.stackTasks = [
+        [0, 2],
+        [1, 2],
+        [2, 2],
+      ];
       docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
       const r = await cli('up', '--wait');
       expect(r.code, r.err).to.equal(0);
       const deploy = docker.calls.find((c) => c[1] === 'stack' && c[2] === 'deploy' && !c.includes('--help'))!;
-      const polls = docker.calls.filter((c) => c[1] === 'stack' && c[2] === 'services');
+      const polls = docker.calls.filter((c) => c[0] === 'engine' && c[1] === 'stack' && c[2] === 'services');
       if (current) {
         expect(deploy).to.include('--detach=false');
         expect(polls).to.have.length(0);
       } else {
         expect(deploy.some((a) => a.startsWith('--detach'))).to.equal(false);
         expect(polls).to.have.length(3);
-        expect(r.out).to.contain('Waiting for shop_web 0/2').and.contain('Stack shop: every service has converged');
+        expect(r.out).to.contain('Waiting for x_web 0/2').and.contain('Stack shop: every service has converged');
       }
     }
   });

@@ -1,6 +1,7 @@
 // `docker dso` as Docker runs it: the metadata handshake, the arguments Docker passes, the
 // command-line parser, help and exit codes, and the small pieces the commands share.
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -10,7 +11,8 @@ import { findCommand, metadata, runCli, splitInvocation } from '../../src/cli/cl
 import type { Context } from '../../src/cli/context';
 import { hostPathOf, sameName } from '../../src/cli/context';
 import { checkCredential, readCredentials, writePrivateFile } from '../../src/cli/credentials';
-import { DockerClient } from '../../src/cli/docker';
+import { DockerClient, engineEndpoint, engineFor } from '../../src/cli/docker';
+import { DockerApi } from '../../src/docker/api';
 import { CliError, EXIT, UsageError } from '../../src/cli/errors';
 import { fixFor } from '../../src/cli/fixes';
 import { describeHealthStatus } from '../../src/cli/health';
@@ -60,11 +62,16 @@ function quietContext(): { ctx: Context; out: string[]; err: string[] } {
       env: {},
       cwd: '/',
     },
-    docker: new DockerClient(async () => ({
-      code: 1,
-      stdout: '',
-      stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock',
-    })),
+    // An engine socket that does not exist: the engine "does not answer".
+    docker: new DockerClient(
+      async () => ({
+        code: 1,
+        stdout: '',
+        stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock',
+      }),
+      [],
+      () => new DockerApi('/nonexistent/docker.sock'),
+    ),
     runner: async () => ({ code: 1, stdout: '', stderr: '' }),
     connect: () => {
       throw new Error('no plugin in this test');
@@ -116,14 +123,80 @@ describe('cli: Docker CLI plugin protocol', () => {
     const docker = new DockerClient(
       async (cmd, args) => {
         calls.push([cmd, ...args]);
-        return { code: 0, stdout: '{"LocalNodeState":"active","ControlAvailable":true}', stderr: '' };
+        return { code: 0, stdout: '  -d, --detach   Exit immediately', stderr: '' };
       },
       ['--context', 'prod'],
+      () => new DockerApi('/nonexistent/docker.sock'),
     );
-    expect(await docker.swarm()).to.deep.equal({ state: 'active', manager: true });
-    expect(calls[0]).to.deep.equal(['docker', '--context', 'prod', 'info', '--format', '{{json .Swarm}}']);
+    expect(await docker.stackDeployCanWait()).to.equal(true);
+    expect(calls[0]).to.deep.equal(['docker', '--context', 'prod', 'stack', 'deploy', '--help']);
+  });
+
+  it('reaches the engine the docker CLI would: -H, --context, DOCKER_HOST, DOCKER_CONTEXT, the current context', () => {
+    const config = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-contexts-'));
+    const context = (name: string, host: string) => {
+      const dir = path.join(config, 'contexts', 'meta', createHash('sha256').update(name).digest('hex'));
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(
+        path.join(dir, 'meta.json'),
+        JSON.stringify({ Name: name, Endpoints: { docker: { Host: host } } }),
+      );
+    };
+    context('prod', 'unix:///srv/prod.sock');
+    context('mine', 'unix:///srv/mine.sock');
+    const env = { DOCKER_CONFIG: config };
+    expect(engineEndpoint([], env)).to.equal('unix:///var/run/docker.sock');
+    expect(engineEndpoint(['-H', 'unix:///a.sock'], { ...env, DOCKER_HOST: 'unix:///b.sock' })).to.equal(
+      'unix:///a.sock',
+    );
+    expect(engineEndpoint(['--host=unix:///a.sock'], env)).to.equal('unix:///a.sock');
+    expect(engineEndpoint(['--context', 'prod'], { ...env, DOCKER_HOST: 'unix:///b.sock' })).to.equal(
+      'unix:///srv/prod.sock',
+    );
+    expect(engineEndpoint([], { ...env, DOCKER_HOST: 'unix:///b.sock', DOCKER_CONTEXT: 'prod' })).to.equal(
+      'unix:///b.sock',
+    );
+    expect(engineEndpoint([], { ...env, DOCKER_CONTEXT: 'prod' })).to.equal('unix:///srv/prod.sock');
+    fs.writeFileSync(path.join(config, 'config.json'), JSON.stringify({ currentContext: 'mine' }));
+    expect(engineEndpoint([], env)).to.equal('unix:///srv/mine.sock');
+    expect(engineEndpoint(['--context', 'default'], env)).to.equal('unix:///var/run/docker.sock');
+    const missing = thrownCli(() => engineEndpoint(['--context', 'nope'], env));
+    expect(missing.exitCode).to.equal(EXIT.DOCKER);
+    expect(missing.message).to.contain('docker context "nope" not found');
+    fs.rmSync(config, { recursive: true, force: true });
+  });
+
+  it('refuses an engine endpoint that is not a Unix socket on this host, saying why', () => {
+    const err = thrownCli(() => engineFor('tcp://10.0.0.5:2376'));
+    expect(err.exitCode).to.equal(EXIT.DOCKER);
+    expect(err.message).to.contain("the plugin's socket is there").and.contain('tcp://10.0.0.5:2376');
+    expect(engineFor('unix:///var/run/docker.sock')).to.be.instanceOf(DockerApi);
+  });
+
+  it('says the engine does not answer (exit 4) when its socket is absent', async () => {
+    const docker = new DockerClient(
+      async () => ({ code: 0, stdout: '', stderr: '' }),
+      [],
+      () => new DockerApi('/nonexistent/docker.sock'),
+    );
+    const err = await docker.swarm().then(
+      () => undefined,
+      (e: CliError) => e,
+    );
+    expect(err?.exitCode).to.equal(EXIT.DOCKER);
+    expect(err?.message).to.contain('the Docker engine does not answer');
   });
 });
+
+function thrownCli(fn: () => unknown): CliError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CliError) return err;
+    throw err;
+  }
+  throw new Error('expected a CliError');
+}
 
 describe('cli: command line', () => {
   it('parses long, short, inline, repeated and boolean options and arguments', () => {

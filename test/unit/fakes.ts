@@ -1,6 +1,7 @@
-// In-memory stand-ins for Vault and a login method (unit tests only; no network).
+// In-memory stand-ins for Vault, a login method and the Docker Engine API (unit tests only; no network).
 import type { AuthMethod, LoginContext, LoginResult } from '../../src/vault/auth/method';
 import type { VaultCall, VaultClient } from '../../src/vault/client';
+import { DockerApi } from '../../src/docker/api';
 
 /** A login method whose answers the test scripts; counts its logins. */
 export class FakeAuthMethod implements AuthMethod {
@@ -44,4 +45,25 @@ export function fakeVault(handler: (call: VaultCall) => unknown | Promise<unknow
     },
   };
   return { client: client as unknown as VaultClient, calls, callsTo: (path) => calls.filter((c) => c.path === path) };
+}
+
+/**
+ * The Docker Engine API client with its requests answered by `answer` (path split into
+ * decoded parts, query, body); a rejection with `status` is the engine's refusal.
+ */
+export function fakeEngine(
+  answer: (method: string, parts: string[], query: URLSearchParams, body: unknown) => unknown,
+): DockerApi {
+  return Object.assign(new DockerApi('/nonexistent/docker.sock'), {
+    request: async (method: string, url: string, body?: unknown) => {
+      const route = new URL(url, 'http://engine');
+      const parts = route.pathname.split('/').slice(1).map(decodeURIComponent);
+      return answer(method, parts, route.searchParams, body);
+    },
+  });
+}
+
+/** The engine's "no such object" refusal. */
+export function engineAbsent(what: string): Promise<never> {
+  return Promise.reject(Object.assign(new Error(`${what} not found`), { status: 404 }));
 }

@@ -14,6 +14,7 @@ import { DockerClient, RunOptions, RunResult } from '../../src/cli/docker';
 import { PluginApi, PluginRouteError, PluginStatus } from '../../src/cli/plugin-client';
 import type { LeaseSummary } from '../../src/vault/leases';
 import { secret } from '../support/capture';
+import { fakeEngine } from './fakes';
 import { parseCompose, planFileSecrets, transformCompose } from '../../src/cli/compose';
 import { DsoError } from '../../src/errors';
 import { silentLogger } from '../../src/log';
@@ -473,23 +474,30 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
     const inputs: string[] = [];
     const upRequests: ComposeUpRequest[] = [];
     let refuseTmpfs = options.tmpfsFirst === true;
-    const pluginJson = JSON.stringify({
+    const plugin = {
       Id: 'a'.repeat(64),
       Name: 'dso:latest',
       Enabled: true,
       Settings: { Env: [], Mounts: [] },
       Config: { Interface: { Socket: 'dso.sock' }, Env: [] },
-    });
+    };
     const run = async (cmd: string, args: string[], o: RunOptions = {}): Promise<RunResult> => {
       calls.push([cmd, ...args]);
       if (o.input !== undefined) inputs.push(String(o.input));
       const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
-      if (args[0] === 'info') return ok(JSON.stringify({ LocalNodeState: 'inactive', ControlAvailable: false }));
-      if (args[0] === 'plugin') return ok(args[1] === 'inspect' ? pluginJson : 'dso');
       if (args[0] === 'compose') return ok(args.includes('version') ? '2.40.3' : '');
-      if (args[0] === 'ps') return ok('');
       return { code: 1, stdout: '', stderr: `unexpected ${args.join(' ')}` };
     };
+    // No swarm; the plugin enabled; no container left after `down`.
+    const engine = fakeEngine(async (_method, [kind, id, action]) => {
+      if (kind === 'info') return { Swarm: { LocalNodeState: 'inactive', ControlAvailable: false } };
+      if (kind === 'plugins') {
+        calls.push(['engine', 'plugin', action === 'json' ? 'inspect' : action, id]);
+        return action === 'json' ? plugin : undefined;
+      }
+      if (kind === 'containers') return [];
+      throw new Error(`fake engine: unexpected /${kind}`);
+    });
     const api: PluginApi = {
       runtimeDir,
       status: async () => ({}) as PluginStatus,
@@ -512,6 +520,7 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
         };
       },
       composeDown: async (p) => ({ Project: p, Removed: 5 }),
+      composeList: async () => ({ Projects: [] }),
     };
     const out: string[] = [];
     const err: string[] = [];
@@ -524,7 +533,7 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
         env: { DSO_RUN_DIR: path.join(project, 'run-dso') },
         cwd: project,
       },
-      docker: new DockerClient(run),
+      docker: new DockerClient(run, [], () => engine),
       runner: run,
       connect: () => api,
       health: async () => {

@@ -83,7 +83,6 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
     );
   unlinkProject(ctx, project);
   const { api } = await requirePlugin(ctx, plugin);
-  if (!api.composeDown) return EXIT.OK;
   const reply = await api.composeDown(project);
   ctx.io.out(
     `Project ${project}: ${reply.Removed} secret file${reply.Removed === 1 ? '' : 's'} ` +

@@ -165,7 +165,7 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
     for (const p of status.problems ?? []) report.problems.push(`invalid setting: ${p}`);
     const compose = await ctx
       .connect(plugin)
-      .composeList?.()
+      .composeList()
       .catch(() => undefined);
     if (compose?.Projects.length) {
       report.composeProjects = compose.Projects.map((p) => ({

@@ -474,18 +474,23 @@ async function createPlugin(ctx: Context, name: string, image: string | undefine
 }
 
 async function disable(ctx: Context, name: string): Promise<void> {
-  const res = await ctx.docker.run(['plugin', 'disable', name]);
-  if (res.code === 0) return;
-  if (/in use/i.test(res.stderr)) {
-    // Secrets that name the driver keep it "in use"; running tasks already hold their values.
-    ctx.io.out(
-      `Plugin ${name} is in use by secrets; disabling it anyway (running tasks keep their ` +
-        `secrets; new tasks wait for it)\n`,
-    );
-    await ctx.docker.ok(['plugin', 'disable', '-f', name]);
-    return;
+  if (await ctx.docker.disablePlugin(name)) return;
+  // Secrets that name the driver keep it "in use"; running tasks already hold their values.
+  ctx.io.out(
+    `Plugin ${name} is in use by secrets; disabling it anyway (running tasks keep their ` +
+      `secrets; new tasks wait for it)\n`,
+  );
+  await ctx.docker.disablePlugin(name, true);
+}
+
+/** A failure of `step` with `fix` as its fix (what state it leaves and what to do). */
+async function withFix(step: Promise<void>, fix: string): Promise<void> {
+  try {
+    await step;
+  } catch (err) {
+    if (err instanceof CliError) throw new CliError(err.exitCode, err.message, fix);
+    throw err;
   }
-  throw new CliError(EXIT.FAILURE, `docker plugin disable ${name} failed: ${oneLine(res.stderr)}`);
 }
 
 async function waitForStatus(ctx: Context, plugin: PluginInfo, timeoutMs: number): Promise<PluginStatus> {
@@ -587,18 +592,14 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const pairs = Object.entries(plan.settings).map(([k, v]) => `${k}=${v}`);
   if (plugin.etcDsoSource !== configDir) pairs.push(`etc-dso.source=${configDir}`);
   if (pairs.length) {
-    const res = await ctx.docker.run(['plugin', 'set', plugin.name, ...pairs]);
-    if (res.code !== 0)
-      throw new CliError(EXIT.FAILURE, `docker plugin set failed: ${oneLine(res.stderr)}`, leftDisabled);
+    await withFix(ctx.docker.setPlugin(plugin.name, pairs), leftDisabled);
     ctx.io.out(
       `Set ${pairs.map((p) => p.slice(0, p.indexOf('='))).join(', ')} (credentials stay in ` +
         `files, never in plugin settings)\n`,
     );
   }
 
-  const enabled = await ctx.docker.run(['plugin', 'enable', '--timeout', '60', plugin.name]);
-  if (enabled.code !== 0)
-    throw new CliError(EXIT.PLUGIN, `docker plugin enable ${shown} failed: ${oneLine(enabled.stderr)}`, leftDisabled);
+  await withFix(ctx.docker.enablePlugin(plugin.name, 60), leftDisabled);
   plugin = (await ctx.docker.plugin(plugin.name)) ?? plugin;
   ctx.io.out(`Plugin ${shown}: enabled (secrets driver "${shown}", config dir ${configDir})\n`);
 

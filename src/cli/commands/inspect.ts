@@ -63,6 +63,10 @@ export function referenceOf(labels: Record<string, string>): string | null {
   return null;
 }
 
+function isRunning(t: TaskInfo): boolean {
+  return t.desiredState === 'running' && t.state === 'running';
+}
+
 export function decide(
   secrets: SecretReport[],
   tasks: TaskInfo[],
@@ -83,7 +87,7 @@ export function decide(
       reason: `the plugin ${plugin} is ${pluginState}: no secret of this service can be served`,
     };
   const never = dso.filter((s) => !s.lastFetch);
-  const running = tasks.filter((t) => t.desiredState === 'Running' && /^Running/.test(t.currentState));
+  const running = tasks.filter(isRunning);
   if (never.length && running.length === 0) {
     const taskError = tasks.find((t) => t.error)?.error;
     return {
@@ -183,8 +187,8 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
     pluginState,
     secrets,
     tasks: {
-      running: tasks.filter((t) => t.desiredState === 'Running' && /^Running/.test(t.currentState)).length,
-      failed: tasks.filter((t) => /^(Failed|Rejected)/.test(t.currentState)).length,
+      running: tasks.filter(isRunning).length,
+      failed: tasks.filter((t) => t.state === 'failed' || t.state === 'rejected').length,
       lastError: tasks.find((t) => t.error)?.error ?? null,
     },
     ...decision,
@@ -259,8 +263,7 @@ export async function gatherComposeInspect(
   const info = await ctx.docker.plugin(plugin);
   if (!info?.enabled) return undefined;
   const api = ctx.connect(info);
-  const list = await api.composeList?.();
-  if (!list) return undefined;
+  const list = await api.composeList();
   const matches = list.Projects.flatMap((p) =>
     p.Files.filter(
       (f) => f.Service === name || `${p.Project}_${f.Service}` === name || `${p.Project}-${f.Service}` === name,
@@ -305,20 +308,14 @@ export async function gatherComposeInspect(
     };
   });
   const containers = await composeContainers(ctx, project, service).catch(() => []);
-  const tasks: TaskInfo[] = containers.map((c) => ({
-    id: c.id,
-    name: `${project}-${service}`,
-    desiredState: 'Running',
-    currentState: c.state === 'running' ? 'Running' : c.state,
-    error: '',
-  }));
+  const tasks: TaskInfo[] = containers.map((c) => ({ id: c.id, desiredState: 'running', state: c.state, error: '' }));
   const decision = decide(secrets, tasks, shown, 'enabled');
   return {
     service: { id: owner, name: `${service} (compose project ${project}, secret files on a tmpfs)` },
     plugin: shown,
     pluginState: 'enabled',
     secrets,
-    tasks: { running: tasks.filter((t) => t.currentState === 'Running').length, failed: 0, lastError: null },
+    tasks: { running: tasks.filter(isRunning).length, failed: 0, lastError: null },
     // A compose project's leases are the plugin's own (no swarm leader change to outlive).
     warnings: [],
     ...decision,

@@ -239,14 +239,9 @@ async function waitForStack(ctx: Context, stack: string, timeoutMs = 600_000): P
   const end = ctx.now() + timeoutMs;
   let last = '';
   for (;;) {
-    const out = await ctx.docker.ok(['stack', 'services', '--format', '{{.Name}} {{.Replicas}}', stack]);
-    const lines = out.split('\n').filter((l) => l.trim());
-    // "name 2/3", or "name 1/1 (max 1 per node)": converged when the two counts are equal.
-    const pending = lines.filter((l) => {
-      const m = /\s(\d+)\/(\d+)/.exec(l);
-      return !m || m[1] !== m[2];
-    });
-    if (lines.length > 0 && pending.length === 0) {
+    const services = await ctx.docker.stackServices(stack);
+    const pending = services.filter((s) => s.running !== s.desired).map((s) => `${s.name} ${s.running}/${s.desired}`);
+    if (services.length > 0 && pending.length === 0) {
       ctx.io.out(`Stack ${stack}: every service has converged\n`);
       return;
     }
