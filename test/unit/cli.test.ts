@@ -597,7 +597,7 @@ describe('cli: the plugin socket client', () => {
     expect(broken.message).to.contain('VAULT_ADDR is not set').and.not.contain('version');
   });
 
-  it("the plugin's own routes satisfy the contract, also with invalid settings (rotate says why, never 'unsupported')", async () => {
+  it("the plugin's own routes satisfy the contract, also with invalid settings (rotate and compose say why, never 'unsupported')", async () => {
     const { settings, problems } = loadSettings({});
     expect(problems).to.not.deep.equal([]);
     const plugin = buildPlugin(settings, problems, silentLogger());
@@ -611,6 +611,11 @@ describe('cli: the plugin socket client', () => {
     const rotate = await refused(() => client().rotate('pw'));
     expect(rotate).to.include({ exitCode: EXIT.FAILURE, code: 'ERR_SETTINGS' });
     expect(rotate.message).to.contain(problems[0]);
+    const secrets = [{ Name: 'pw', Service: 'web', Labels: { 'dso.ref': 'dso://secret/app#pw' } }];
+    const up = await refused(() => client().composeUp({ Project: 'shop', Secrets: secrets }));
+    expect(up).to.include({ exitCode: EXIT.FAILURE, code: 'ERR_SETTINGS' });
+    expect(up.message).to.contain(problems[0]);
+    expect(await client().composeList()).to.deep.equal({ Projects: [] });
   });
 
   it('a socket that does not answer is exit 3, with where to look', async () => {

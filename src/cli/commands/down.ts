@@ -9,7 +9,7 @@ import { parseCompose, stackNameFrom } from '../compose';
 import { Context, PLUGIN_OPTION, pluginName, requirePlugin } from '../context';
 import { EXIT, UsageError } from '../errors';
 import { checkProjectName, composeContainers, composeTool, unlinkProject } from '../plainhost';
-import { DEFAULT_FILES } from './up';
+import { composeFile, composeFileOption } from './up';
 
 export const spec: CommandSpec = {
   path: ['down'],
@@ -21,15 +21,7 @@ export const spec: CommandSpec = {
     "PROJECT defaults to the compose file's top-level name:, else the name of the current directory.",
   ].join('\n'),
   options: [
-    {
-      name: 'file',
-      short: 'f',
-      type: 'string',
-      valueName: 'FILE',
-      description:
-        `compose file to take the project name from (default: ${DEFAULT_FILES.join(', ')} in ` +
-        `the current directory)`,
-    },
+    composeFileOption('compose file to take the project name from'),
     {
       name: 'volumes',
       short: 'v',
@@ -45,10 +37,7 @@ export const spec: CommandSpec = {
 };
 
 function projectFrom(ctx: Context, file: string | undefined): string {
-  const chosen =
-    file !== undefined
-      ? path.resolve(ctx.io.cwd, file)
-      : DEFAULT_FILES.map((f) => path.join(ctx.io.cwd, f)).find((f) => fs.existsSync(f));
+  const chosen = composeFile(ctx, file);
   if (chosen) {
     try {
       const doc = parseCompose(fs.readFileSync(chosen, 'utf8'), chosen);

@@ -6,7 +6,7 @@
 // file goes to `docker compose -p <project> up -d` instead.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CommandSpec, Parsed } from '../args';
+import type { CommandSpec, OptionSpec, Parsed } from '../args';
 import {
   ComposeError,
   parseCompose,
@@ -20,7 +20,19 @@ import { checkProjectName, composeTool, linkProject, resolveFiles } from '../pla
 import { Context, PLUGIN_OPTION, pluginName } from '../context';
 import { CliError, EXIT, UsageError } from '../errors';
 
-export const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
+const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
+
+/** `-f FILE` of up and down; `purpose` says what the file is for. */
+export function composeFileOption(purpose: string): OptionSpec {
+  const defaults = `default: ${DEFAULT_FILES.join(', ')} in the current directory`;
+  return { name: 'file', short: 'f', type: 'string', valueName: 'FILE', description: `${purpose} (${defaults})` };
+}
+
+/** The file given (relative to the current directory), else the first of Compose's default names there. */
+export function composeFile(ctx: Context, file: string | undefined): string | undefined {
+  if (file !== undefined) return path.resolve(ctx.io.cwd, file);
+  return DEFAULT_FILES.map((f) => path.join(ctx.io.cwd, f)).find((f) => fs.existsSync(f));
+}
 
 export const spec: CommandSpec = {
   path: ['up'],
@@ -39,14 +51,7 @@ export const spec: CommandSpec = {
     "STACK defaults to the file's top-level name:, else the name of the compose file's directory.",
   ].join('\n'),
   options: [
-    {
-      name: 'file',
-      short: 'f',
-      type: 'string',
-      valueName: 'FILE',
-      description:
-        `compose file, "-" for standard input (default: ${DEFAULT_FILES.join(', ')} in the ` + `current directory)`,
-    },
+    composeFileOption('compose file, "-" for standard input'),
     {
       name: 'detach',
       short: 'd',
@@ -112,18 +117,12 @@ interface Source {
 async function readSource(ctx: Context, file: string | undefined): Promise<Source> {
   if (file === '-')
     return { text: (await ctx.io.readStdin()).toString('utf8'), label: 'standard input', dir: ctx.io.cwd };
-  let chosen: string;
-  if (file !== undefined) {
-    chosen = path.resolve(ctx.io.cwd, file);
-  } else {
-    const found = DEFAULT_FILES.map((f) => path.join(ctx.io.cwd, f)).find((f) => fs.existsSync(f));
-    if (!found)
-      throw new UsageError(
-        `no compose file in ${ctx.io.cwd} (looked for ${DEFAULT_FILES.join(', ')})`,
-        'give one: docker dso up -f FILE',
-      );
-    chosen = found;
-  }
+  const chosen = composeFile(ctx, file);
+  if (!chosen)
+    throw new UsageError(
+      `no compose file in ${ctx.io.cwd} (looked for ${DEFAULT_FILES.join(', ')})`,
+      'give one: docker dso up -f FILE',
+    );
   try {
     return { text: fs.readFileSync(chosen, 'utf8'), label: chosen, dir: path.dirname(chosen) };
   } catch (err) {
