@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../support/openbao';
-import { run, waitFor } from '../e2e/docker';
+import { run, serviceCreateArgs, waitFor } from '../e2e/docker';
 
 export const NODES = [1, 2, 3] as const;
 export type NodeNo = (typeof NODES)[number];
@@ -16,7 +16,6 @@ export const HOST_IP = '10.213.7.1';
 export const REGISTRY = `${HOST_IP}:5213`;
 export const REPOSITORY = `${REGISTRY}/dso/vault`;
 export const VERSION: string = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version;
-export const IMAGE = 'dso-busybox:latest';
 /** Where each node's plugins get their /etc/dso: memory, so no token reaches the disk. */
 export const SHM = '/dev/shm/dsoc';
 export const LOG_DIR = '/var/lib/dsoc/logs';
@@ -220,26 +219,7 @@ export async function removeByPrefix(prefix: string): Promise<void> {
 
 /** `service create` with the options every cluster test uses: fast stop, start-first updates. */
 export function serviceArgs(name: string, secrets: string[], replicas = 1, extra: string[] = []): string[] {
-  return [
-    'service',
-    'create',
-    '--detach',
-    '--no-resolve-image',
-    '--stop-grace-period',
-    '1s',
-    '--update-order',
-    'start-first',
-    '--name',
-    name,
-    '--replicas',
-    String(replicas),
-    ...secrets.flatMap((s) => ['--secret', s]),
-    ...extra,
-    IMAGE,
-    'sh',
-    '-c',
-    'exec sleep 3600',
-  ];
+  return serviceCreateArgs(name, secrets, ['--update-order', 'start-first', '--replicas', String(replicas), ...extra]);
 }
 
 /**

@@ -51,6 +51,36 @@ export async function docker(args: string[], opts: { input?: string; timeoutMs?:
   return res.stdout.toString('utf8').trim();
 }
 
+/** The busybox image scripts/docker-up.sh imports (and cluster-bed.sh on each node): no registry. */
+export const BUSYBOX_IMAGE = 'dso-busybox:latest';
+
+/**
+ * `docker service create` arguments for a test service with the `secrets`: returns at once,
+ * uses the local image as it is, stops in 1 s. `options` are further flags (--replicas,
+ * --restart-condition, ...); `command` is what its task runs.
+ */
+export function serviceCreateArgs(
+  name: string,
+  secrets: string[],
+  options: string[] = [],
+  command = ['sleep', '3600'],
+): string[] {
+  return [
+    'service',
+    'create',
+    '--detach',
+    '--no-resolve-image',
+    '--stop-grace-period',
+    '1s',
+    ...options,
+    '--name',
+    name,
+    ...secrets.flatMap((secret) => ['--secret', secret]),
+    BUSYBOX_IMAGE,
+    ...command,
+  ];
+}
+
 /** `docker secret create` arguments for a secret served by `driver` (it takes no data). */
 export function driverSecretArgs(driver: string, name: string, labels: string[]): string[] {
   return ['secret', 'create', '--driver', driver, ...labels.flatMap((label) => ['--label', label]), name];

@@ -26,13 +26,13 @@ import {
   removeTokenPlugin,
   run,
   runningContainer,
+  serviceCreateArgs,
   serviceTasks,
   waitFor,
 } from './docker';
 
 const PREFIX = 'dsoiso';
 const PLUGIN = 'dso-e2e-iso';
-const IMAGE = 'dso-busybox:latest';
 const ETC_DSO = path.join(workDir, 'e2e-iso', 'etc-dso');
 const STACK_LABEL = 'com.docker.stack.namespace';
 
@@ -56,23 +56,7 @@ describe('e2e: isolation on a shared node', function () {
   let ciphertext = '';
 
   const service = (name: string, secrets: string[], labels: string[] = [], extra: string[] = []) =>
-    docker([
-      'service',
-      'create',
-      '--detach',
-      '--no-resolve-image',
-      '--stop-grace-period',
-      '1s',
-      '--name',
-      name,
-      ...labels.flatMap((l) => ['--label', l]),
-      ...secrets.flatMap((s) => ['--secret', s]),
-      ...extra,
-      IMAGE,
-      'sh',
-      '-c',
-      'exec sleep 3600',
-    ]);
+    docker(serviceCreateArgs(name, secrets, [...labels.flatMap((l) => ['--label', l]), ...extra]));
 
   async function statusOf(secretName: string, serviceName: string): Promise<StatusEntry> {
     return waitFor(`a status entry for ${secretName} of ${serviceName}`, 60_000, async () => {
@@ -166,7 +150,7 @@ describe('e2e: isolation on a shared node', function () {
 
   it('never gives a service of stack blog the secret of stack shop, though both run on one node', async () => {
     const name = `${PREFIX}-shop_cfg`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/data/shop/cfg#k', name]);
+    await docker(driverSecretArgs(PLUGIN, name, ['dso.ref=dso://secret/data/shop/cfg#k']));
     await service(`${PREFIX}-shop-web`, [name], [`${STACK_LABEL}=shop`]);
     const shop = await runningContainer(`${PREFIX}-shop-web`);
     expect(

@@ -22,6 +22,7 @@ import {
   pluginSocket,
   readInContainer,
   removeTokenPlugin,
+  serviceCreateArgs,
   sleep,
   waitFor,
 } from './docker';
@@ -29,7 +30,6 @@ import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 
 const PREFIX = 'dsorot';
 const PLUGIN = 'dso-e2e-rot';
-const IMAGE = 'dso-busybox:latest';
 const INTERVAL_MS = 3_000;
 /** "Within two intervals", plus what polling `docker service inspect` every 0.5 s adds. */
 const TWO_INTERVALS = 2 * INTERVAL_MS + 1_000;
@@ -93,26 +93,9 @@ async function allRead(
 }
 
 function createService(name: string, secretName: string, replicas: number): Promise<string> {
-  return docker([
-    'service',
-    'create',
-    '--detach',
-    '--no-resolve-image',
-    '--stop-grace-period',
-    '1s',
-    '--update-order',
-    'start-first',
-    '--name',
-    name,
-    '--replicas',
-    String(replicas),
-    '--secret',
-    secretName,
-    IMAGE,
-    'sh',
-    '-c',
-    'exec sleep 3600',
-  ]);
+  return docker(
+    serviceCreateArgs(name, [secretName], ['--update-order', 'start-first', '--replicas', String(replicas)]),
+  );
 }
 
 /** disable -f then enable, as an operator restarting or upgrading the plugin; returns when enabled. */
@@ -152,8 +135,7 @@ describe('e2e: rotation in a real swarm', function () {
     );
     await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, [`DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`]);
 
-    const mk = (name: string, labels: string[]) =>
-      docker(['secret', 'create', '--driver', PLUGIN, ...labels.flatMap((l) => ['--label', l]), name]);
+    const mk = (name: string, labels: string[]) => docker(driverSecretArgs(PLUGIN, name, labels));
     await mk(`${PREFIX}-app-v`, ['dso.ref=dso://secret/data/rot/app#v', 'dso.rotate=true']);
     await mk(`${PREFIX}-app-v-off`, ['dso.ref=dso://secret/data/rot/app#v', 'dso.rotate=false']);
     await mk(`${PREFIX}-other`, ['dso.ref=dso://secret/data/rot/other#v', 'dso.rotate=true']);
