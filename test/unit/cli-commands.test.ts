@@ -5,8 +5,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { runCli } from '../../src/cli/cli';
-import type { Context } from '../../src/cli/context';
 import { DockerClient, PluginInfo, RunOptions, RunResult } from '../../src/cli/docker';
 import { engineAbsent, fakeEngine } from './fakes';
 import { EXIT } from '../../src/cli/errors';
@@ -19,6 +17,7 @@ import {
   RotationReport,
   TestVaultResult,
 } from '../../src/cli/plugin-client';
+import { cliHarness } from '../support/cli';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 
@@ -218,48 +217,40 @@ class FakePluginApi implements PluginApi {
 function setup(options: { stdin?: string; cwd?: string; health?: VaultHealth; noBuildScript?: boolean } = {}) {
   const docker = new FakeDocker();
   const api = new FakePluginApi();
-  const out: string[] = [];
-  const err: string[] = [];
   const buildCalls: string[][] = [];
-  const ctx: Context = {
-    io: {
-      out: (t) => out.push(t),
-      err: (t) => err.push(t),
+  const { cli } = cliHarness(
+    {
       readStdin: async () => Buffer.from(options.stdin ?? ''),
       stdinIsTTY: false,
       env: {},
       cwd: options.cwd ?? os.tmpdir(),
     },
-    docker: new DockerClient(docker.run, [], () => docker.engine),
-    runner: async (cmd, args) => {
-      buildCalls.push([cmd, ...args]);
-      const name = args[args.indexOf('--name') + 1];
-      docker.plugins.set(name, fakePlugin(name, [], '/etc/dso', false));
-      return { code: 0, stdout: '', stderr: '' };
-    },
-    connect: (_p: PluginInfo) => api,
-    health: async (address) =>
-      options.health ?? {
-        address,
-        reachable: true,
-        status: 200,
-        state: 'active',
-        healthy: true,
-        sealed: false,
-        initialized: true,
-        version: '2.1.0',
+    {
+      docker: new DockerClient(docker.run, [], () => docker.engine),
+      runner: async (cmd, args) => {
+        buildCalls.push([cmd, ...args]);
+        const name = args[args.indexOf('--name') + 1];
+        docker.plugins.set(name, fakePlugin(name, [], '/etc/dso', false));
+        return { code: 0, stdout: '', stderr: '' };
       },
-    now: () => NOW,
-    sleep: async () => undefined,
-    buildScript: options.noBuildScript ? undefined : '/repo/plugin/build.sh',
-    version: '0.1.0',
-  };
-  const cli = async (...args: string[]) => {
-    out.length = 0;
-    err.length = 0;
-    const code = await runCli(['dso', ...args], () => ctx);
-    return { code, out: out.join(''), err: err.join('') };
-  };
+      connect: (_p: PluginInfo) => api,
+      health: async (address) =>
+        options.health ?? {
+          address,
+          reachable: true,
+          status: 200,
+          state: 'active',
+          healthy: true,
+          sealed: false,
+          initialized: true,
+          version: '2.1.0',
+        },
+      now: () => NOW,
+      sleep: async () => undefined,
+      buildScript: options.noBuildScript ? undefined : '/repo/plugin/build.sh',
+      version: '0.1.0',
+    },
+  );
   return { docker, api, cli, buildCalls };
 }
 

@@ -8,7 +8,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { commandHelp, CommandSpec, parseCommandLine } from '../../src/cli/args';
 import { findCommand, metadata, runCli, splitInvocation } from '../../src/cli/cli';
-import type { Context } from '../../src/cli/context';
 import { hostPathOf, sameName } from '../../src/cli/context';
 import { checkCredential, readCredentials, writePrivateFile } from '../../src/cli/credentials';
 import { DockerClient, engineEndpoint, engineFor } from '../../src/cli/docker';
@@ -23,6 +22,7 @@ import { StatusStore } from '../../src/status/store';
 import { buildPlugin } from '../../src/wiring';
 import { silentLogger } from '../../src/log';
 import { errorAndFix, formatDuration, formatTime, keyValues } from '../../src/cli/format';
+import { cliHarness, CliHarness } from '../support/cli';
 
 const SPEC: CommandSpec = {
   path: ['demo'],
@@ -50,38 +50,30 @@ function usage(fn: () => unknown): UsageError {
 }
 
 /** A context whose output is kept; no Docker, no plugin. */
-function quietContext(): { ctx: Context; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const ctx: Context = {
-    io: {
-      out: (t) => out.push(t),
-      err: (t) => err.push(t),
-      readStdin: async () => Buffer.alloc(0),
-      stdinIsTTY: false,
-      env: {},
-      cwd: '/',
+function quietContext(): CliHarness {
+  return cliHarness(
+    { readStdin: async () => Buffer.alloc(0), stdinIsTTY: false, env: {}, cwd: '/' },
+    {
+      // An engine socket that does not exist: the engine "does not answer".
+      docker: new DockerClient(
+        async () => ({
+          code: 1,
+          stdout: '',
+          stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock',
+        }),
+        [],
+        () => new DockerApi('/nonexistent/docker.sock'),
+      ),
+      runner: async () => ({ code: 1, stdout: '', stderr: '' }),
+      connect: () => {
+        throw new Error('no plugin in this test');
+      },
+      health: async (address) => ({ address, reachable: false, state: 'unreachable', healthy: false }),
+      now: () => Date.parse('2030-01-01T00:00:00Z'),
+      sleep: async () => undefined,
+      version: '9.9.9',
     },
-    // An engine socket that does not exist: the engine "does not answer".
-    docker: new DockerClient(
-      async () => ({
-        code: 1,
-        stdout: '',
-        stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock',
-      }),
-      [],
-      () => new DockerApi('/nonexistent/docker.sock'),
-    ),
-    runner: async () => ({ code: 1, stdout: '', stderr: '' }),
-    connect: () => {
-      throw new Error('no plugin in this test');
-    },
-    health: async (address) => ({ address, reachable: false, state: 'unreachable', healthy: false }),
-    now: () => Date.parse('2030-01-01T00:00:00Z'),
-    sleep: async () => undefined,
-    version: '9.9.9',
-  };
-  return { ctx, out, err };
+  );
 }
 
 describe('cli: Docker CLI plugin protocol', () => {
@@ -249,11 +241,8 @@ describe('cli: command line', () => {
 });
 
 describe('cli: dispatcher and exit codes', () => {
-  async function cli(args: string[]) {
-    const { ctx, out, err } = quietContext();
-    const code = await runCli(['dso', ...args], () => ctx);
-    return { code, out: out.join(''), err: err.join('') };
-  }
+  /** Each run in a context of its own. */
+  const cli = (args: string[]) => quietContext().cli(...args);
 
   it('prints help for no command, --help, and each command, with the exit codes (exit 0)', async () => {
     for (const args of [
