@@ -284,24 +284,25 @@ export function fileSize(file: string): number {
   }
 }
 
-/**
- * Makes the host directory mounted at /etc/dso (mode 0700) with a token file (0600), then
- * builds the rootfs and (re)creates the plugin `name` with token login to `vaultAddr` and
- * the extra `settings` (NAME=value); `dsoJson`, when given, becomes /etc/dso/dso.json (for
- * settings the plugin's config.json does not let `docker plugin set` change).
- */
-export async function createTokenPlugin(
-  name: string,
-  etcDir: string,
-  token: string,
-  vaultAddr: string,
-  settings: string[] = [],
-  dsoJson?: Record<string, unknown>,
-): Promise<void> {
+/** A fresh host directory for a plugin's /etc/dso (mode 0700) holding its token file (0600). */
+export function freshTokenDir(etcDir: string, token: string): void {
   fs.rmSync(etcDir, { recursive: true, force: true });
   fs.mkdirSync(etcDir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(etcDir, 'token'), token, { mode: 0o600 });
-  if (dsoJson) fs.writeFileSync(path.join(etcDir, 'dso.json'), JSON.stringify(dsoJson), { mode: 0o600 });
+}
+
+/**
+ * plugin/build.sh: builds the rootfs and (re)creates the plugin `name` with token login to
+ * `vaultAddr` (the token in /etc/dso/token), the extra `settings` (NAME=value) and /etc/dso
+ * mounted from `etcDir`. `env` is the build's environment (e.g. DOCKER_HOST for another engine).
+ */
+export async function buildTokenPlugin(
+  name: string,
+  etcDir: string,
+  vaultAddr: string,
+  settings: string[] = [],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<void> {
   const build = await run(
     'bash',
     [
@@ -315,9 +316,26 @@ export async function createTokenPlugin(
       ...settings,
       `etc-dso.source=${etcDir}`,
     ],
-    { timeoutMs: 480_000 },
+    { env: opts.env, timeoutMs: opts.timeoutMs ?? 480_000 },
   );
   if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
+}
+
+/**
+ * A fresh /etc/dso with the token, then buildTokenPlugin(); `dsoJson`, when given, becomes
+ * /etc/dso/dso.json (for settings the plugin's config.json does not let `docker plugin set` change).
+ */
+export async function createTokenPlugin(
+  name: string,
+  etcDir: string,
+  token: string,
+  vaultAddr: string,
+  settings: string[] = [],
+  dsoJson?: Record<string, unknown>,
+): Promise<void> {
+  freshTokenDir(etcDir, token);
+  if (dsoJson) fs.writeFileSync(path.join(etcDir, 'dso.json'), JSON.stringify(dsoJson), { mode: 0o600 });
+  await buildTokenPlugin(name, etcDir, vaultAddr, settings);
 }
 
 /** Removes what createTokenPlugin made, and the suite's services, stacks and secrets. */

@@ -17,7 +17,7 @@ import { OpenBao, policyToken, repoRoot, startOpenBao } from '../support/openbao
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { startTcpProxy } from '../support/proxy';
-import { run, waitFor } from './docker';
+import { buildTokenPlugin, run, waitFor } from './docker';
 
 const BASE = '/tmp/dsop';
 const ETC_DSO = path.join(BASE, 'etc-dso');
@@ -165,23 +165,16 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
       mode: 0o600,
     });
 
-    const build = await run(
-      'bash',
+    await buildTokenPlugin(
+      PLUGIN,
+      ETC_DSO,
+      `http://${HOST_IP}:${fwd.port}`,
       [
-        path.join(repoRoot, 'plugin', 'build.sh'),
-        '--name',
-        PLUGIN,
-        '--fresh',
-        `VAULT_ADDR=http://${HOST_IP}:${fwd.port}`,
-        'VAULT_AUTH_METHOD=token',
-        'VAULT_TOKEN_FILE=/etc/dso/token',
         `DSO_ROTATE_INTERVAL=${ROTATE_INTERVAL_MS / 1000}s`,
         'DSO_ALLOWED_PATHS=secret/data/{stack}/*,secret/data/app/*,database/creds/app',
-        `etc-dso.source=${ETC_DSO}`,
       ],
-      { env, timeoutMs: 480_000 },
+      { env },
     );
-    if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
     pluginId = await engine(['plugin', 'inspect', '--format', '{{.Id}}', PLUGIN]);
     const install = await run('bash', [path.join(repoRoot, 'scripts', 'install-cli.sh')], { env, timeoutMs: 180_000 });
     if (install.code !== 0) throw new Error(`scripts/install-cli.sh failed: ${install.stderr.trim()}`);
