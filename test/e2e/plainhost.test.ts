@@ -124,6 +124,20 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     return res.stdout.toString('utf8');
   }
 
+  /** Reads the app's database user (into dbUser) and password (registered for the leak scan). */
+  async function readDbCredentials(app: string): Promise<string> {
+    dbUser = await readFile(app, '/run/secrets/db_user');
+    const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
+    dbValues.push(dbPassword);
+    return dbPassword;
+  }
+
+  /** Whether the pair logs in to PostgreSQL: retried, as a login may time out on a busy machine. */
+  async function logsIn(user: string, password: string, what: string): Promise<boolean> {
+    const loggedIn = async () => ((await pg.canLogin(user, password)) ? true : undefined);
+    return waitFor(what, 30_000, loggedIn, 1_000).catch(() => false);
+  }
+
   const hostFiles = () => path.join(RUNTIME, pluginId, 'compose', PROJECT);
   let pluginId = '';
 
@@ -253,17 +267,14 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     expect((await readFile(app, '/run/secrets/api_key')) === apiKey, 'API key from /run/secrets/api_key').to.equal(
       true,
     );
-    dbUser = await readFile(app, '/run/secrets/db_user');
-    const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
-    dbValues.push(dbPassword);
+    const dbPassword = await readDbCredentials(app);
     expect(dbUser).to.match(/^dso_app_/);
-    // A login may time out on a busy machine: retried, but a wrong pair never logs in.
-    const login = await waitFor(
+    // Retried, but a wrong pair never logs in.
+    const login = await logsIn(
+      dbUser,
+      dbPassword,
       'a PostgreSQL login with the username and password from /run/secrets',
-      30_000,
-      async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined),
-      1_000,
-    ).catch(() => false);
+    );
     expect(login, 'the username and password from /run/secrets log in to PostgreSQL').to.equal(true);
     const worker = await container('worker');
     expect((await readFile(worker, '/run/secrets/report_key')) === reportKey).to.equal(true);
@@ -362,16 +373,9 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     const rotate = await dso(['rotate', 'db_password'], DOCKER_CLIS[DOCKER_CLIS.length - 1]);
     expect(rotate.code, shown(rotate)).to.equal(0);
     const oldUser = dbUser;
-    dbUser = await readFile(app, '/run/secrets/db_user');
-    const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
-    dbValues.push(dbPassword);
+    const dbPassword = await readDbCredentials(app);
     expect(dbUser, 'a new user').to.not.equal(oldUser);
-    const login = await waitFor(
-      'a login with the new credentials',
-      30_000,
-      async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined),
-      1_000,
-    ).catch(() => false);
+    const login = await logsIn(dbUser, dbPassword, 'a login with the new credentials');
     expect(login, 'the new username and password log in').to.equal(true);
     expect(await engine(['inspect', '--format', '{{.State.StartedAt}}', app]), 'without a restart').to.equal(startedAt);
     await waitFor(`the old user to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () =>
