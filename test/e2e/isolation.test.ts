@@ -84,6 +84,21 @@ describe('e2e: isolation on a shared node', function () {
     });
   }
 
+  /**
+   * Runs `name` with the secret and no restarts, waits until its task fails closed (never
+   * holding `forbidden`), and returns what the plugin recorded for the secret.
+   */
+  async function refusedService(
+    name: string,
+    secretName: string,
+    forbidden: string,
+    labels: string[] = [],
+  ): Promise<StatusEntry> {
+    await service(name, [secretName], labels, ['--restart-condition', 'none']);
+    await failsClosed(name, `/run/secrets/${secretName}`, forbidden);
+    return statusOf(secretName, name);
+  }
+
   /** Audit entries of requests OpenBao received for `apiPath` (any namespace), other than mount lookups. */
   function auditedWrites(apiPath: string): number {
     return bao
@@ -160,9 +175,7 @@ describe('e2e: isolation on a shared node', function () {
     expect((await statusOf(name, `${PREFIX}-shop-web`)).outcome).to.equal('ok');
 
     // Blog names shop's secret while shop's task runs on the same node.
-    await service(`${PREFIX}-blog-web`, [name], [`${STACK_LABEL}=blog`], ['--restart-condition', 'none']);
-    await failsClosed(`${PREFIX}-blog-web`, `/run/secrets/${name}`, shopValue);
-    const refused = await statusOf(name, `${PREFIX}-blog-web`);
+    const refused = await refusedService(`${PREFIX}-blog-web`, name, shopValue, [`${STACK_LABEL}=blog`]);
     expect(refused.code).to.equal('ERR_PATH_REFUSED');
   });
 
@@ -202,10 +215,8 @@ describe('e2e: isolation on a shared node', function () {
         `dso.ref=dso://transit/encrypt/app?plaintext=${Buffer.from('hello').toString('base64')}#ciphertext`,
       ]),
     );
-    await service(`${PREFIX}-decrypt-svc`, [denied], [], ['--restart-condition', 'none']);
     await service(`${PREFIX}-encrypt-svc`, [allowed]);
-    await failsClosed(`${PREFIX}-decrypt-svc`, `/run/secrets/${denied}`, Buffer.from(plaintext).toString('base64'));
-    const refused = await statusOf(denied, `${PREFIX}-decrypt-svc`);
+    const refused = await refusedService(`${PREFIX}-decrypt-svc`, denied, Buffer.from(plaintext).toString('base64'));
     expect(refused.code).to.equal('ERR_WRITE_REFUSED');
     expect(String(refused.error)).to.contain('DSO_ALLOWED_WRITES');
     expect(auditedWrites('transit/decrypt/app'), 'OpenBao never received the decrypt').to.equal(0);
@@ -220,9 +231,7 @@ describe('e2e: isolation on a shared node', function () {
     await docker(
       driverSecretArgs(PLUGIN, name, ['dso.ref=dso://team-a/auth/approle/role/x/secret-id?metadata=x#secret_id']),
     );
-    await service(`${PREFIX}-ns-auth-svc`, [name], [], ['--restart-condition', 'none']);
-    await failsClosed(`${PREFIX}-ns-auth-svc`, `/run/secrets/${name}`, '-');
-    const refused = await statusOf(name, `${PREFIX}-ns-auth-svc`);
+    const refused = await refusedService(`${PREFIX}-ns-auth-svc`, name, '-');
     expect(refused.code).to.equal('ERR_PATH_REFUSED');
     expect(String(refused.error)).to.contain('approle');
     expect(auditedWrites('auth/approle/role/x/secret-id'), 'OpenBao never received the secret-id request').to.equal(0);
@@ -233,9 +242,7 @@ describe('e2e: isolation on a shared node', function () {
   it('refuses an auth method whose type a secrets engine shares (team-a/auth/kubernetes)', async () => {
     const name = `${PREFIX}-ns-k8s`;
     await docker(driverSecretArgs(PLUGIN, name, ['dso.ref=dso://team-a/auth/kubernetes/config']));
-    await service(`${PREFIX}-ns-k8s-svc`, [name], [], ['--restart-condition', 'none']);
-    await failsClosed(`${PREFIX}-ns-k8s-svc`, `/run/secrets/${name}`, 'kubernetes_host');
-    const refused = await statusOf(name, `${PREFIX}-ns-k8s-svc`);
+    const refused = await refusedService(`${PREFIX}-ns-k8s-svc`, name, 'kubernetes_host');
     expect(refused.code).to.equal('ERR_PATH_REFUSED');
     expect(String(refused.error)).to.contain('auth method');
     expect(auditedWrites('auth/kubernetes/config'), 'OpenBao never received the read').to.equal(0);
