@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../support/openbao';
-import { run, serviceCreateArgs, waitFor } from '../e2e/docker';
+import { removeByPrefix as removeFromSwarm, run, serviceCreateArgs, waitFor } from '../e2e/docker';
 
 export const NODES = [1, 2, 3] as const;
 export type NodeNo = (typeof NODES)[number];
@@ -195,26 +195,9 @@ export async function pluginSocket(n: NodeNo, alias: string): Promise<string> {
 }
 
 /** Removes the stacks, services and secrets whose names start with `prefix` (on a live manager). */
-export async function removeByPrefix(prefix: string): Promise<void> {
+export function removeByPrefix(prefix: string): Promise<void> {
   const n = liveNodes()[0];
-  for (const s of lines(await dk(n, ['stack', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
-    x.startsWith(prefix),
-  )) {
-    await dkQuiet(n, ['stack', 'rm', s]);
-  }
-  const services = lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
-    x.startsWith(prefix),
-  );
-  if (services.length) await dkQuiet(n, ['service', 'rm', ...services]);
-  await waitFor(`services ${prefix}* removed`, 60_000, async () =>
-    lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}'])).some((x) => x.startsWith(prefix)) ? undefined : true,
-  );
-  await waitFor(`secrets ${prefix}* removed`, 60_000, async () => {
-    const left = lines(await dk(n, ['secret', 'ls', '--format', '{{.Name}}'])).filter((x) => x.startsWith(prefix));
-    if (left.length === 0) return true;
-    await dkQuiet(n, ['secret', 'rm', ...left]);
-    return undefined;
-  });
+  return removeFromSwarm(prefix, { out: (args) => dk(n, args), ok: (args) => dkQuiet(n, args) });
 }
 
 /** `service create` with the options every cluster test uses: fast stop, start-first updates. */

@@ -142,31 +142,38 @@ function lines(s: string): string[] {
     .filter(Boolean);
 }
 
+/** The docker CLI against one engine: `out` is trimmed stdout (throws on failure), `ok` whether it succeeded. */
+export interface DockerCli {
+  out(args: string[]): Promise<string>;
+  ok(args: string[]): Promise<boolean>;
+}
+
+/** The host's engine, as `docker` finds it. */
+export const hostDocker: DockerCli = { out: (args) => docker(args), ok: (args) => dockerQuiet(args) };
+
 /**
- * Removes every stack, service and secret whose name starts with `prefix`, and waits
- * until their containers are gone. Safe when nothing is there.
+ * Removes every stack, service and secret whose name starts with `prefix` from `cli`'s
+ * swarm, and waits until their containers on its engine are gone. Safe when nothing is there.
  */
-export async function removeByPrefix(prefix: string): Promise<void> {
-  const stacks = lines(await docker(['stack', 'ls', '--format', '{{.Name}}']).catch(() => ''));
-  for (const s of stacks.filter((n) => n.startsWith(prefix))) {
-    await dockerQuiet(['stack', 'rm', s]);
-  }
-  const services = lines(await docker(['service', 'ls', '--format', '{{.Name}}']).catch(() => ''));
-  const mine = services.filter((n) => n.startsWith(prefix));
-  if (mine.length) await dockerQuiet(['service', 'rm', ...mine]);
-  await waitFor('services to be removed', 60_000, async () => {
-    const left = lines(await docker(['service', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
-    return left.length === 0 ? true : undefined;
-  });
-  await waitFor('secrets to be removed', 60_000, async () => {
-    const left = lines(await docker(['secret', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
+export async function removeByPrefix(prefix: string, cli: DockerCli = hostDocker): Promise<void> {
+  const named = async (kind: 'stack' | 'service' | 'secret') =>
+    lines(await cli.out([kind, 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
+  // Nothing to list (e.g. not a swarm yet) is nothing to remove; the waits below retry instead.
+  for (const s of await named('stack').catch(() => [])) await cli.ok(['stack', 'rm', s]);
+  const services = await named('service').catch(() => []);
+  if (services.length) await cli.ok(['service', 'rm', ...services]);
+  await waitFor(`services ${prefix}* to be removed`, 60_000, async () =>
+    (await named('service')).length === 0 ? true : undefined,
+  );
+  await waitFor(`secrets ${prefix}* to be removed`, 60_000, async () => {
+    const left = await named('secret');
     if (left.length === 0) return true;
-    await dockerQuiet(['secret', 'rm', ...left]);
+    await cli.ok(['secret', 'rm', ...left]);
     return undefined;
   });
-  await waitFor('containers to stop', 60_000, async () => {
+  await waitFor(`containers of ${prefix}* to stop`, 60_000, async () => {
     const ids = lines(
-      await docker([
+      await cli.out([
         'ps',
         '--filter',
         'label=com.docker.swarm.service.name',
