@@ -3,7 +3,6 @@
 // from, and the few questions every suite asks (who leads, where a service's containers
 // run, what they read). Command errors carry the command line and stderr, never a value:
 // callers never put values on a command line.
-import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../support/openbao';
@@ -108,14 +107,6 @@ export async function readIn(c: Placed, file: string): Promise<Buffer> {
 /** The task ID of a container (its label). */
 export async function taskOf(c: Placed): Promise<string> {
   return dk(c.node, ['inspect', '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}', c.id]);
-}
-
-/** Asserts equality of bytes without ever printing them. */
-export function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
-  expect(
-    actual.equals(expected),
-    `${what}: read ${actual.length} bytes, expected ${expected.length} (contents differ)`,
-  ).to.equal(true);
 }
 
 /** Waits until exactly `replicas` containers of `service` run and every one reads `value` at `file`. */

@@ -1,6 +1,7 @@
 // Helpers for the end-to-end suites: the docker CLI, bounded polling, the plugin's status
 // route. Nothing here prints secret values: command errors carry the command line and
 // stderr only, and callers never pass values on a command line.
+import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -223,6 +224,14 @@ export async function runningContainer(service: string, timeoutMs = 90_000): Pro
     const id = lines(out)[0];
     return id || undefined;
   });
+}
+
+/** Asserts equality of bytes without ever printing them: the message gives lengths only. */
+export function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
+  expect(
+    actual.equals(expected),
+    `${what}: read ${actual.length} bytes, expected ${expected.length} bytes (contents differ)`,
+  ).to.equal(true);
 }
 
 /** Reads a file in a container as raw bytes. */

@@ -16,6 +16,7 @@ import {
   docker,
   driverSecretArgs,
   engineReady,
+  expectSameBytes,
   fileSize,
   pluginGet,
   pluginLogLines,
@@ -48,14 +49,6 @@ interface StatusEntry {
 }
 
 const OK_OUTCOME = /^(ok|success|served|hit)$/i;
-
-/** Asserts equality of bytes without ever printing them. */
-function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
-  const same = actual.equals(expected);
-  expect(same, `${what}: read ${actual.length} bytes, expected ${expected.length} bytes (contents differ)`).to.equal(
-    true,
-  );
-}
 
 describe('e2e: DSO managed plugin in a real swarm', function () {
   this.timeout(300_000);
