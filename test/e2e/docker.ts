@@ -208,6 +208,11 @@ export async function serviceTasks(service: string): Promise<TaskState[]> {
   });
 }
 
+/** The IDs of the containers of `service` running on this engine. */
+export async function serviceContainers(service: string): Promise<string[]> {
+  return lines(await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]));
+}
+
 /**
  * Waits for a running task of `service` and returns its container ID. Fails fast, with
  * the task's error, when the task fails instead.
@@ -220,9 +225,7 @@ export async function runningContainer(service: string, timeoutMs = 90_000): Pro
       throw Object.assign(new Error(`task of ${service} failed: ${failed.error}`), { fatal: true });
     }
     if (!tasks.some((t) => t.state.startsWith('Running'))) return undefined;
-    const out = await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]);
-    const id = lines(out)[0];
-    return id || undefined;
+    return (await serviceContainers(service))[0];
   });
 }
 

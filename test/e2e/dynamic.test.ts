@@ -13,6 +13,7 @@ import {
   engineReady,
   readInContainer,
   removeTokenPlugin,
+  serviceContainers,
   serviceCreateArgs,
   waitFor,
 } from './docker';
@@ -52,9 +53,7 @@ describe('e2e: database credentials per task in a real swarm', function () {
     }
     await docker(serviceCreateArgs(service, [`${PREFIX}-db-username`, `${PREFIX}-db-password`], ['--replicas', '2']));
     const containers = await waitFor('2 running tasks', 120_000, async () => {
-      const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]))
-        .split('\n')
-        .filter(Boolean);
+      const ids = await serviceContainers(service);
       return ids.length === 2 ? ids : undefined;
     });
 

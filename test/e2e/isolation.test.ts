@@ -26,6 +26,7 @@ import {
   removeTokenPlugin,
   run,
   runningContainer,
+  serviceContainers,
   serviceCreateArgs,
   serviceTasks,
   waitFor,
@@ -71,9 +72,7 @@ describe('e2e: isolation on a shared node', function () {
     await waitFor(`the task of ${name} to fail`, 90_000, async () => {
       const tasks = await serviceTasks(name);
       if (tasks.some((t) => t.state.startsWith('Running'))) {
-        const id = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${name}`])).split(
-          '\n',
-        )[0];
+        const [id] = await serviceContainers(name);
         const seen = id ? await run('docker', ['exec', id, 'cat', file]) : undefined;
         const leaked = seen !== undefined && seen.stdout.toString('utf8').includes(forbidden);
         throw Object.assign(new Error(`a task of ${name} runs${leaked ? ' and holds a value it was refused' : ''}`), {
