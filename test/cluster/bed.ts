@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../support/openbao';
-import { removeByPrefix as removeFromSwarm, run, serviceCreateArgs, waitFor } from '../e2e/docker';
+import { lines, removeByPrefix as removeFromSwarm, run, serviceCreateArgs, waitFor } from '../e2e/docker';
 
 export const NODES = [1, 2, 3] as const;
 export type NodeNo = (typeof NODES)[number];
@@ -71,12 +71,6 @@ export async function leader(): Promise<NodeNo | undefined> {
   }
   return undefined;
 }
-
-export const lines = (s: string) =>
-  s
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
 
 export interface Placed {
   node: NodeNo;

@@ -136,7 +136,8 @@ export async function waitFor<T>(
   }
 }
 
-function lines(s: string): string[] {
+/** The non-blank lines of a command's output, trimmed. */
+export function lines(s: string): string[] {
   return s
     .split('\n')
     .map((l) => l.trim())
