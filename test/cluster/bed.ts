@@ -6,7 +6,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../support/openbao';
-import { lines, removeByPrefix as removeFromSwarm, run, serviceCreateArgs, waitFor } from '../e2e/docker';
+import {
+  freshTokenDir,
+  lines,
+  removeByPrefix as removeFromSwarm,
+  run,
+  serviceCreateArgs,
+  waitFor,
+} from '../e2e/docker';
 
 export const NODES = [1, 2, 3] as const;
 export type NodeNo = (typeof NODES)[number];
@@ -149,9 +156,7 @@ export async function installPlugin(
   settings: string[] = [],
 ): Promise<void> {
   const etc = path.join(SHM, `n${n}`, alias);
-  fs.rmSync(etc, { recursive: true, force: true });
-  fs.mkdirSync(etc, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(etc, 'token'), token, { mode: 0o600 });
+  freshTokenDir(etc, token);
   await dkQuiet(n, ['plugin', 'rm', '-f', alias], 60_000);
   await dk(
     n,
