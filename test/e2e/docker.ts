@@ -1,6 +1,7 @@
-// Helpers for the end-to-end suites: the docker CLI, bounded polling, the plugin's status
-// route. Nothing here prints secret values: command errors carry the command line and
-// stderr only, and callers never pass values on a command line.
+// Helpers for the end-to-end suites, also used by the cluster bed and the bench: the docker
+// CLI, the arguments of test services and secrets, bounded polling, the plugin's build and
+// status route. Nothing here prints secret values: command errors carry the command line and
+// stderr only, callers never pass values on a command line, byte comparisons give lengths.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
