@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../test/support/openbao';
+import { buildTokenPlugin, freshTokenDir } from '../test/e2e/docker';
 import { benchDir, httpRequest, median, nowMs, sleep } from './lib';
 
 export const PREFIX = 'dsobench';
@@ -213,29 +214,14 @@ export async function swarmScenario(o: SwarmOptions): Promise<SwarmResult> {
 
   // The plugin, configured for the bench's OpenBao (host network: 127.0.0.1 is the host's).
   const etcDso = path.join(benchDir, 'etc-dso');
-  fs.rmSync(etcDso, { recursive: true, force: true });
-  fs.mkdirSync(etcDso, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(etcDso, 'token'), o.token, { mode: 0o600 });
+  freshTokenDir(etcDso, o.token);
   o.log(`building and enabling plugin ${PLUGIN_NAME} (plugin/build.sh)`);
   const b0 = nowMs();
-  const build = await run(
-    'bash',
-    [
-      path.join(repoRoot, 'plugin', 'build.sh'),
-      '--name',
-      PLUGIN_NAME,
-      '--fresh',
-      `VAULT_ADDR=${o.baoAddr}`,
-      'VAULT_AUTH_METHOD=token',
-      'VAULT_TOKEN_FILE=/etc/dso/token',
-      `etc-dso.source=${etcDso}`,
-    ],
-    600_000,
+  await buildTokenPlugin(PLUGIN_NAME, etcDso, o.baoAddr, [], {
     // Package the dist/ this run built and measured, never recompile src/ behind its back.
-    { ...process.env, DSO_DIST_DIR: path.join(repoRoot, 'dist') },
-  );
-  if (build.code !== 0)
-    throw new Error(`plugin/build.sh failed: ${build.out.trim().split('\n').slice(-5).join(' | ')}`);
+    env: { ...process.env, DSO_DIST_DIR: path.join(repoRoot, 'dist') },
+    timeoutMs: 600_000,
+  });
   const pluginBuildMs = nowMs() - b0;
 
   const dsoSecret = await api<{ ID: string }>('POST', '/secrets/create', {

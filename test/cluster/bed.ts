@@ -3,11 +3,17 @@
 // from, and the few questions every suite asks (who leads, where a service's containers
 // run, what they read). Command errors carry the command line and stderr, never a value:
 // callers never put values on a command line.
-import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../support/openbao';
-import { run, waitFor } from '../e2e/docker';
+import {
+  freshTokenDir,
+  lines,
+  removeByPrefix as removeFromSwarm,
+  run,
+  serviceCreateArgs,
+  waitFor,
+} from '../e2e/docker';
 
 export const NODES = [1, 2, 3] as const;
 export type NodeNo = (typeof NODES)[number];
@@ -16,7 +22,6 @@ export const HOST_IP = '10.213.7.1';
 export const REGISTRY = `${HOST_IP}:5213`;
 export const REPOSITORY = `${REGISTRY}/dso/vault`;
 export const VERSION: string = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version;
-export const IMAGE = 'dso-busybox:latest';
 /** Where each node's plugins get their /etc/dso: memory, so no token reaches the disk. */
 export const SHM = '/dev/shm/dsoc';
 export const LOG_DIR = '/var/lib/dsoc/logs';
@@ -74,12 +79,6 @@ export async function leader(): Promise<NodeNo | undefined> {
   return undefined;
 }
 
-export const lines = (s: string) =>
-  s
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
-
 export interface Placed {
   node: NodeNo;
   id: string;
@@ -109,14 +108,6 @@ export async function readIn(c: Placed, file: string): Promise<Buffer> {
 /** The task ID of a container (its label). */
 export async function taskOf(c: Placed): Promise<string> {
   return dk(c.node, ['inspect', '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}', c.id]);
-}
-
-/** Asserts equality of bytes without ever printing them. */
-export function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
-  expect(
-    actual.equals(expected),
-    `${what}: read ${actual.length} bytes, expected ${expected.length} (contents differ)`,
-  ).to.equal(true);
 }
 
 /** Waits until exactly `replicas` containers of `service` run and every one reads `value` at `file`. */
@@ -165,9 +156,7 @@ export async function installPlugin(
   settings: string[] = [],
 ): Promise<void> {
   const etc = path.join(SHM, `n${n}`, alias);
-  fs.rmSync(etc, { recursive: true, force: true });
-  fs.mkdirSync(etc, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(etc, 'token'), token, { mode: 0o600 });
+  freshTokenDir(etc, token);
   await dkQuiet(n, ['plugin', 'rm', '-f', alias], 60_000);
   await dk(
     n,
@@ -196,50 +185,14 @@ export async function pluginSocket(n: NodeNo, alias: string): Promise<string> {
 }
 
 /** Removes the stacks, services and secrets whose names start with `prefix` (on a live manager). */
-export async function removeByPrefix(prefix: string): Promise<void> {
+export function removeByPrefix(prefix: string): Promise<void> {
   const n = liveNodes()[0];
-  for (const s of lines(await dk(n, ['stack', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
-    x.startsWith(prefix),
-  )) {
-    await dkQuiet(n, ['stack', 'rm', s]);
-  }
-  const services = lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}']).catch(() => '')).filter((x) =>
-    x.startsWith(prefix),
-  );
-  if (services.length) await dkQuiet(n, ['service', 'rm', ...services]);
-  await waitFor(`services ${prefix}* removed`, 60_000, async () =>
-    lines(await dk(n, ['service', 'ls', '--format', '{{.Name}}'])).some((x) => x.startsWith(prefix)) ? undefined : true,
-  );
-  await waitFor(`secrets ${prefix}* removed`, 60_000, async () => {
-    const left = lines(await dk(n, ['secret', 'ls', '--format', '{{.Name}}'])).filter((x) => x.startsWith(prefix));
-    if (left.length === 0) return true;
-    await dkQuiet(n, ['secret', 'rm', ...left]);
-    return undefined;
-  });
+  return removeFromSwarm(prefix, { out: (args) => dk(n, args), ok: (args) => dkQuiet(n, args) });
 }
 
 /** `service create` with the options every cluster test uses: fast stop, start-first updates. */
 export function serviceArgs(name: string, secrets: string[], replicas = 1, extra: string[] = []): string[] {
-  return [
-    'service',
-    'create',
-    '--detach',
-    '--no-resolve-image',
-    '--stop-grace-period',
-    '1s',
-    '--update-order',
-    'start-first',
-    '--name',
-    name,
-    '--replicas',
-    String(replicas),
-    ...secrets.flatMap((s) => ['--secret', s]),
-    ...extra,
-    IMAGE,
-    'sh',
-    '-c',
-    'exec sleep 3600',
-  ];
+  return serviceCreateArgs(name, secrets, ['--update-order', 'start-first', '--replicas', String(replicas), ...extra]);
 }
 
 /**

@@ -11,12 +11,11 @@ import { secret } from '../support/capture';
 import { OpenBao, policyToken, startOpenBao } from '../support/openbao';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
-import { driverSecretArgs, pluginGet, sleep, waitFor } from '../e2e/docker';
+import { driverSecretArgs, expectSameBytes, pluginGet, sleep, waitFor } from '../e2e/docker';
 import {
   allRead,
   containersOf,
   dk,
-  expectSameBytes,
   forceUpdate,
   HOST_IP,
   installPlugin,

@@ -9,12 +9,11 @@ import * as path from 'node:path';
 import { secret } from '../support/capture';
 import { OpenBao, policyToken, startOpenBao, workDir } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
-import { sleep, waitFor } from '../e2e/docker';
+import { expectSameBytes, sleep, waitFor } from '../e2e/docker';
 import {
   allRead,
   containersOf,
   dk,
-  expectSameBytes,
   forceUpdate,
   HOST_IP,
   installPlugin,

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { capture, secret } from '../support/capture';
 import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
 import {
+  BUSYBOX_IMAGE,
   docker,
   dockerQuiet,
   driverSecretArgs,
@@ -18,6 +19,7 @@ import {
   removeByPrefix,
   run,
   runningContainer,
+  serviceCreateArgs,
   serviceTasks,
   waitFor,
 } from './docker';
@@ -25,7 +27,6 @@ import {
 const PREFIX = 'dsocli';
 // A plugin of its own: `dso` (users, `make demo`) and the other suites' plugins are left alone.
 const PLUGIN = 'dso-cli-e2e';
-const IMAGE = 'dso-busybox:latest';
 const DIR = path.join(workDir, 'e2e-cli');
 const ETC_DSO = path.join(DIR, 'etc-dso');
 const DOCKER_CONFIG = path.join(DIR, 'docker-config');
@@ -206,38 +207,8 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
   it('inspect: ACTIVE for a working service, FAILED with the real reason for a denied path', async () => {
     await docker(driverSecretArgs(PLUGIN, `${PREFIX}-pw`, ['dso.ref=dso://secret/cli/app#password']));
     await docker(driverSecretArgs(PLUGIN, `${PREFIX}-denied`, ['dso.ref=dso://secret/denied/x#v']));
-    await docker([
-      'service',
-      'create',
-      '--detach',
-      '--no-resolve-image',
-      '--stop-grace-period',
-      '1s',
-      '--name',
-      `${PREFIX}-ok`,
-      '--secret',
-      `${PREFIX}-pw`,
-      IMAGE,
-      'sleep',
-      '3600',
-    ]);
-    await docker([
-      'service',
-      'create',
-      '--detach',
-      '--no-resolve-image',
-      '--stop-grace-period',
-      '1s',
-      '--restart-condition',
-      'none',
-      '--name',
-      `${PREFIX}-bad`,
-      '--secret',
-      `${PREFIX}-denied`,
-      IMAGE,
-      'sleep',
-      '3600',
-    ]);
+    await docker(serviceCreateArgs(`${PREFIX}-ok`, [`${PREFIX}-pw`]));
+    await docker(serviceCreateArgs(`${PREFIX}-bad`, [`${PREFIX}-denied`], ['--restart-condition', 'none']));
 
     await runningContainer(`${PREFIX}-ok`);
     const ok = await dso(['inspect', `${PREFIX}-ok`, '--plugin', PLUGIN]);
@@ -274,7 +245,7 @@ describe('e2e: docker dso (the Docker CLI plugin)', function () {
       [
         'services:',
         '  app:',
-        `    image: ${IMAGE}`,
+        `    image: ${BUSYBOX_IMAGE}`,
         '    command: ["sh", "-c", "exec sleep 3600"]',
         '    stop_grace_period: 1s',
         '    environment:',

@@ -1,6 +1,8 @@
-// Helpers for the end-to-end suites: the docker CLI, bounded polling, the plugin's status
-// route. Nothing here prints secret values: command errors carry the command line and
-// stderr only, and callers never pass values on a command line.
+// Helpers for the end-to-end suites, also used by the cluster bed and the bench: the docker
+// CLI, the arguments of test services and secrets, bounded polling, the plugin's build and
+// status route. Nothing here prints secret values: command errors carry the command line and
+// stderr only, callers never pass values on a command line, byte comparisons give lengths.
+import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -49,6 +51,36 @@ export async function docker(args: string[], opts: { input?: string; timeoutMs?:
     throw new Error(`docker ${args.join(' ')} failed (${res.code}): ${res.stderr.trim()}`);
   }
   return res.stdout.toString('utf8').trim();
+}
+
+/** The busybox image scripts/docker-up.sh imports (and cluster-bed.sh on each node): no registry. */
+export const BUSYBOX_IMAGE = 'dso-busybox:latest';
+
+/**
+ * `docker service create` arguments for a test service with the `secrets`: returns at once,
+ * uses the local image as it is, stops in 1 s. `options` are further flags (--replicas,
+ * --restart-condition, ...); `command` is what its task runs.
+ */
+export function serviceCreateArgs(
+  name: string,
+  secrets: string[],
+  options: string[] = [],
+  command = ['sleep', '3600'],
+): string[] {
+  return [
+    'service',
+    'create',
+    '--detach',
+    '--no-resolve-image',
+    '--stop-grace-period',
+    '1s',
+    ...options,
+    '--name',
+    name,
+    ...secrets.flatMap((secret) => ['--secret', secret]),
+    BUSYBOX_IMAGE,
+    ...command,
+  ];
 }
 
 /** `docker secret create` arguments for a secret served by `driver` (it takes no data). */
@@ -105,38 +137,46 @@ export async function waitFor<T>(
   }
 }
 
-function lines(s: string): string[] {
+/** The non-blank lines of a command's output, trimmed. */
+export function lines(s: string): string[] {
   return s
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
 }
 
+/** The docker CLI against one engine: `out` is trimmed stdout (throws on failure), `ok` whether it succeeded. */
+export interface DockerCli {
+  out(args: string[]): Promise<string>;
+  ok(args: string[]): Promise<boolean>;
+}
+
+/** The host's engine, as `docker` finds it. */
+export const hostDocker: DockerCli = { out: (args) => docker(args), ok: (args) => dockerQuiet(args) };
+
 /**
- * Removes every stack, service and secret whose name starts with `prefix`, and waits
- * until their containers are gone. Safe when nothing is there.
+ * Removes every stack, service and secret whose name starts with `prefix` from `cli`'s
+ * swarm, and waits until their containers on its engine are gone. Safe when nothing is there.
  */
-export async function removeByPrefix(prefix: string): Promise<void> {
-  const stacks = lines(await docker(['stack', 'ls', '--format', '{{.Name}}']).catch(() => ''));
-  for (const s of stacks.filter((n) => n.startsWith(prefix))) {
-    await dockerQuiet(['stack', 'rm', s]);
-  }
-  const services = lines(await docker(['service', 'ls', '--format', '{{.Name}}']).catch(() => ''));
-  const mine = services.filter((n) => n.startsWith(prefix));
-  if (mine.length) await dockerQuiet(['service', 'rm', ...mine]);
-  await waitFor('services to be removed', 60_000, async () => {
-    const left = lines(await docker(['service', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
-    return left.length === 0 ? true : undefined;
-  });
-  await waitFor('secrets to be removed', 60_000, async () => {
-    const left = lines(await docker(['secret', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
+export async function removeByPrefix(prefix: string, cli: DockerCli = hostDocker): Promise<void> {
+  const named = async (kind: 'stack' | 'service' | 'secret') =>
+    lines(await cli.out([kind, 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(prefix));
+  // Nothing to list (e.g. not a swarm yet) is nothing to remove; the waits below retry instead.
+  for (const s of await named('stack').catch(() => [])) await cli.ok(['stack', 'rm', s]);
+  const services = await named('service').catch(() => []);
+  if (services.length) await cli.ok(['service', 'rm', ...services]);
+  await waitFor(`services ${prefix}* to be removed`, 60_000, async () =>
+    (await named('service')).length === 0 ? true : undefined,
+  );
+  await waitFor(`secrets ${prefix}* to be removed`, 60_000, async () => {
+    const left = await named('secret');
     if (left.length === 0) return true;
-    await dockerQuiet(['secret', 'rm', ...left]);
+    await cli.ok(['secret', 'rm', ...left]);
     return undefined;
   });
-  await waitFor('containers to stop', 60_000, async () => {
+  await waitFor(`containers of ${prefix}* to stop`, 60_000, async () => {
     const ids = lines(
-      await docker([
+      await cli.out([
         'ps',
         '--filter',
         'label=com.docker.swarm.service.name',
@@ -170,6 +210,11 @@ export async function serviceTasks(service: string): Promise<TaskState[]> {
   });
 }
 
+/** The IDs of the containers of `service` running on this engine. */
+export async function serviceContainers(service: string): Promise<string[]> {
+  return lines(await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]));
+}
+
 /**
  * Waits for a running task of `service` and returns its container ID. Fails fast, with
  * the task's error, when the task fails instead.
@@ -182,10 +227,16 @@ export async function runningContainer(service: string, timeoutMs = 90_000): Pro
       throw Object.assign(new Error(`task of ${service} failed: ${failed.error}`), { fatal: true });
     }
     if (!tasks.some((t) => t.state.startsWith('Running'))) return undefined;
-    const out = await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]);
-    const id = lines(out)[0];
-    return id || undefined;
+    return (await serviceContainers(service))[0];
   });
+}
+
+/** Asserts equality of bytes without ever printing them: the message gives lengths only. */
+export function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
+  expect(
+    actual.equals(expected),
+    `${what}: read ${actual.length} bytes, expected ${expected.length} bytes (contents differ)`,
+  ).to.equal(true);
 }
 
 /** Reads a file in a container as raw bytes. */
@@ -254,24 +305,25 @@ export function fileSize(file: string): number {
   }
 }
 
-/**
- * Makes the host directory mounted at /etc/dso (mode 0700) with a token file (0600), then
- * builds the rootfs and (re)creates the plugin `name` with token login to `vaultAddr` and
- * the extra `settings` (NAME=value); `dsoJson`, when given, becomes /etc/dso/dso.json (for
- * settings the plugin's config.json does not let `docker plugin set` change).
- */
-export async function createTokenPlugin(
-  name: string,
-  etcDir: string,
-  token: string,
-  vaultAddr: string,
-  settings: string[] = [],
-  dsoJson?: Record<string, unknown>,
-): Promise<void> {
+/** A fresh host directory for a plugin's /etc/dso (mode 0700) holding its token file (0600). */
+export function freshTokenDir(etcDir: string, token: string): void {
   fs.rmSync(etcDir, { recursive: true, force: true });
   fs.mkdirSync(etcDir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(etcDir, 'token'), token, { mode: 0o600 });
-  if (dsoJson) fs.writeFileSync(path.join(etcDir, 'dso.json'), JSON.stringify(dsoJson), { mode: 0o600 });
+}
+
+/**
+ * plugin/build.sh: builds the rootfs and (re)creates the plugin `name` with token login to
+ * `vaultAddr` (the token in /etc/dso/token), the extra `settings` (NAME=value) and /etc/dso
+ * mounted from `etcDir`. `env` is the build's environment (e.g. DOCKER_HOST for another engine).
+ */
+export async function buildTokenPlugin(
+  name: string,
+  etcDir: string,
+  vaultAddr: string,
+  settings: string[] = [],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<void> {
   const build = await run(
     'bash',
     [
@@ -285,9 +337,26 @@ export async function createTokenPlugin(
       ...settings,
       `etc-dso.source=${etcDir}`,
     ],
-    { timeoutMs: 480_000 },
+    { env: opts.env, timeoutMs: opts.timeoutMs ?? 480_000 },
   );
   if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
+}
+
+/**
+ * A fresh /etc/dso with the token, then buildTokenPlugin(); `dsoJson`, when given, becomes
+ * /etc/dso/dso.json (for settings the plugin's config.json does not let `docker plugin set` change).
+ */
+export async function createTokenPlugin(
+  name: string,
+  etcDir: string,
+  token: string,
+  vaultAddr: string,
+  settings: string[] = [],
+  dsoJson?: Record<string, unknown>,
+): Promise<void> {
+  freshTokenDir(etcDir, token);
+  if (dsoJson) fs.writeFileSync(path.join(etcDir, 'dso.json'), JSON.stringify(dsoJson), { mode: 0o600 });
+  await buildTokenPlugin(name, etcDir, vaultAddr, settings);
 }
 
 /** Removes what createTokenPlugin made, and the suite's services, stacks and secrets. */

@@ -13,13 +13,14 @@ import {
   engineReady,
   readInContainer,
   removeTokenPlugin,
+  serviceContainers,
+  serviceCreateArgs,
   waitFor,
 } from './docker';
 import { dynamicPolicy } from '../support/policies';
 
 const PREFIX = 'dsodyn';
 const PLUGIN = 'dso-e2e-dyn';
-const IMAGE = 'dso-busybox:latest';
 const ETC_DSO = path.join(workDir, 'e2e-dyn', 'etc-dso');
 /** The bound README states for revocation after a task is gone (reaper every 5 s). */
 const REVOCATION_BOUND_MS = 15_000;
@@ -50,30 +51,9 @@ describe('e2e: database credentials per task in a real swarm', function () {
     for (const field of ['username', 'password']) {
       await docker(driverSecretArgs(PLUGIN, `${PREFIX}-db-${field}`, [`dso.ref=dso://database/creds/e2e#${field}`]));
     }
-    await docker([
-      'service',
-      'create',
-      '--detach',
-      '--no-resolve-image',
-      '--stop-grace-period',
-      '1s',
-      '--name',
-      service,
-      '--replicas',
-      '2',
-      '--secret',
-      `${PREFIX}-db-username`,
-      '--secret',
-      `${PREFIX}-db-password`,
-      IMAGE,
-      'sh',
-      '-c',
-      'exec sleep 3600',
-    ]);
+    await docker(serviceCreateArgs(service, [`${PREFIX}-db-username`, `${PREFIX}-db-password`], ['--replicas', '2']));
     const containers = await waitFor('2 running tasks', 120_000, async () => {
-      const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]))
-        .split('\n')
-        .filter(Boolean);
+      const ids = await serviceContainers(service);
       return ids.length === 2 ? ids : undefined;
     });
 

@@ -26,13 +26,14 @@ import {
   removeTokenPlugin,
   run,
   runningContainer,
+  serviceContainers,
+  serviceCreateArgs,
   serviceTasks,
   waitFor,
 } from './docker';
 
 const PREFIX = 'dsoiso';
 const PLUGIN = 'dso-e2e-iso';
-const IMAGE = 'dso-busybox:latest';
 const ETC_DSO = path.join(workDir, 'e2e-iso', 'etc-dso');
 const STACK_LABEL = 'com.docker.stack.namespace';
 
@@ -56,23 +57,7 @@ describe('e2e: isolation on a shared node', function () {
   let ciphertext = '';
 
   const service = (name: string, secrets: string[], labels: string[] = [], extra: string[] = []) =>
-    docker([
-      'service',
-      'create',
-      '--detach',
-      '--no-resolve-image',
-      '--stop-grace-period',
-      '1s',
-      '--name',
-      name,
-      ...labels.flatMap((l) => ['--label', l]),
-      ...secrets.flatMap((s) => ['--secret', s]),
-      ...extra,
-      IMAGE,
-      'sh',
-      '-c',
-      'exec sleep 3600',
-    ]);
+    docker(serviceCreateArgs(name, secrets, [...labels.flatMap((l) => ['--label', l]), ...extra]));
 
   async function statusOf(secretName: string, serviceName: string): Promise<StatusEntry> {
     return waitFor(`a status entry for ${secretName} of ${serviceName}`, 60_000, async () => {
@@ -87,9 +72,7 @@ describe('e2e: isolation on a shared node', function () {
     await waitFor(`the task of ${name} to fail`, 90_000, async () => {
       const tasks = await serviceTasks(name);
       if (tasks.some((t) => t.state.startsWith('Running'))) {
-        const id = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${name}`])).split(
-          '\n',
-        )[0];
+        const [id] = await serviceContainers(name);
         const seen = id ? await run('docker', ['exec', id, 'cat', file]) : undefined;
         const leaked = seen !== undefined && seen.stdout.toString('utf8').includes(forbidden);
         throw Object.assign(new Error(`a task of ${name} runs${leaked ? ' and holds a value it was refused' : ''}`), {
@@ -98,6 +81,21 @@ describe('e2e: isolation on a shared node', function () {
       }
       return tasks.find((t) => /^(Failed|Rejected)/.test(t.state)) ? true : undefined;
     });
+  }
+
+  /**
+   * Runs `name` with the secret and no restarts, waits until its task fails closed (never
+   * holding `forbidden`), and returns what the plugin recorded for the secret.
+   */
+  async function refusedService(
+    name: string,
+    secretName: string,
+    forbidden: string,
+    labels: string[] = [],
+  ): Promise<StatusEntry> {
+    await service(name, [secretName], labels, ['--restart-condition', 'none']);
+    await failsClosed(name, `/run/secrets/${secretName}`, forbidden);
+    return statusOf(secretName, name);
   }
 
   /** Audit entries of requests OpenBao received for `apiPath` (any namespace), other than mount lookups. */
@@ -166,7 +164,7 @@ describe('e2e: isolation on a shared node', function () {
 
   it('never gives a service of stack blog the secret of stack shop, though both run on one node', async () => {
     const name = `${PREFIX}-shop_cfg`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/data/shop/cfg#k', name]);
+    await docker(driverSecretArgs(PLUGIN, name, ['dso.ref=dso://secret/data/shop/cfg#k']));
     await service(`${PREFIX}-shop-web`, [name], [`${STACK_LABEL}=shop`]);
     const shop = await runningContainer(`${PREFIX}-shop-web`);
     expect(
@@ -176,9 +174,7 @@ describe('e2e: isolation on a shared node', function () {
     expect((await statusOf(name, `${PREFIX}-shop-web`)).outcome).to.equal('ok');
 
     // Blog names shop's secret while shop's task runs on the same node.
-    await service(`${PREFIX}-blog-web`, [name], [`${STACK_LABEL}=blog`], ['--restart-condition', 'none']);
-    await failsClosed(`${PREFIX}-blog-web`, `/run/secrets/${name}`, shopValue);
-    const refused = await statusOf(name, `${PREFIX}-blog-web`);
+    const refused = await refusedService(`${PREFIX}-blog-web`, name, shopValue, [`${STACK_LABEL}=blog`]);
     expect(refused.code).to.equal('ERR_PATH_REFUSED');
   });
 
@@ -218,10 +214,8 @@ describe('e2e: isolation on a shared node', function () {
         `dso.ref=dso://transit/encrypt/app?plaintext=${Buffer.from('hello').toString('base64')}#ciphertext`,
       ]),
     );
-    await service(`${PREFIX}-decrypt-svc`, [denied], [], ['--restart-condition', 'none']);
     await service(`${PREFIX}-encrypt-svc`, [allowed]);
-    await failsClosed(`${PREFIX}-decrypt-svc`, `/run/secrets/${denied}`, Buffer.from(plaintext).toString('base64'));
-    const refused = await statusOf(denied, `${PREFIX}-decrypt-svc`);
+    const refused = await refusedService(`${PREFIX}-decrypt-svc`, denied, Buffer.from(plaintext).toString('base64'));
     expect(refused.code).to.equal('ERR_WRITE_REFUSED');
     expect(String(refused.error)).to.contain('DSO_ALLOWED_WRITES');
     expect(auditedWrites('transit/decrypt/app'), 'OpenBao never received the decrypt').to.equal(0);
@@ -236,9 +230,7 @@ describe('e2e: isolation on a shared node', function () {
     await docker(
       driverSecretArgs(PLUGIN, name, ['dso.ref=dso://team-a/auth/approle/role/x/secret-id?metadata=x#secret_id']),
     );
-    await service(`${PREFIX}-ns-auth-svc`, [name], [], ['--restart-condition', 'none']);
-    await failsClosed(`${PREFIX}-ns-auth-svc`, `/run/secrets/${name}`, '-');
-    const refused = await statusOf(name, `${PREFIX}-ns-auth-svc`);
+    const refused = await refusedService(`${PREFIX}-ns-auth-svc`, name, '-');
     expect(refused.code).to.equal('ERR_PATH_REFUSED');
     expect(String(refused.error)).to.contain('approle');
     expect(auditedWrites('auth/approle/role/x/secret-id'), 'OpenBao never received the secret-id request').to.equal(0);
@@ -249,9 +241,7 @@ describe('e2e: isolation on a shared node', function () {
   it('refuses an auth method whose type a secrets engine shares (team-a/auth/kubernetes)', async () => {
     const name = `${PREFIX}-ns-k8s`;
     await docker(driverSecretArgs(PLUGIN, name, ['dso.ref=dso://team-a/auth/kubernetes/config']));
-    await service(`${PREFIX}-ns-k8s-svc`, [name], [], ['--restart-condition', 'none']);
-    await failsClosed(`${PREFIX}-ns-k8s-svc`, `/run/secrets/${name}`, 'kubernetes_host');
-    const refused = await statusOf(name, `${PREFIX}-ns-k8s-svc`);
+    const refused = await refusedService(`${PREFIX}-ns-k8s-svc`, name, 'kubernetes_host');
     expect(refused.code).to.equal('ERR_PATH_REFUSED');
     expect(String(refused.error)).to.contain('auth method');
     expect(auditedWrites('auth/kubernetes/config'), 'OpenBao never received the read').to.equal(0);

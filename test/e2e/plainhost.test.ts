@@ -17,7 +17,7 @@ import { OpenBao, policyToken, repoRoot, startOpenBao } from '../support/openbao
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 import { startTcpProxy } from '../support/proxy';
-import { run, waitFor } from './docker';
+import { buildTokenPlugin, run, waitFor } from './docker';
 
 const BASE = '/tmp/dsop';
 const ETC_DSO = path.join(BASE, 'etc-dso');
@@ -124,6 +124,20 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     return res.stdout.toString('utf8');
   }
 
+  /** Reads the app's database user (into dbUser) and password (registered for the leak scan). */
+  async function readDbCredentials(app: string): Promise<string> {
+    dbUser = await readFile(app, '/run/secrets/db_user');
+    const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
+    dbValues.push(dbPassword);
+    return dbPassword;
+  }
+
+  /** Whether the pair logs in to PostgreSQL: retried, as a login may time out on a busy machine. */
+  async function logsIn(user: string, password: string, what: string): Promise<boolean> {
+    const loggedIn = async () => ((await pg.canLogin(user, password)) ? true : undefined);
+    return waitFor(what, 30_000, loggedIn, 1_000).catch(() => false);
+  }
+
   const hostFiles = () => path.join(RUNTIME, pluginId, 'compose', PROJECT);
   let pluginId = '';
 
@@ -165,23 +179,16 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
       mode: 0o600,
     });
 
-    const build = await run(
-      'bash',
+    await buildTokenPlugin(
+      PLUGIN,
+      ETC_DSO,
+      `http://${HOST_IP}:${fwd.port}`,
       [
-        path.join(repoRoot, 'plugin', 'build.sh'),
-        '--name',
-        PLUGIN,
-        '--fresh',
-        `VAULT_ADDR=http://${HOST_IP}:${fwd.port}`,
-        'VAULT_AUTH_METHOD=token',
-        'VAULT_TOKEN_FILE=/etc/dso/token',
         `DSO_ROTATE_INTERVAL=${ROTATE_INTERVAL_MS / 1000}s`,
         'DSO_ALLOWED_PATHS=secret/data/{stack}/*,secret/data/app/*,database/creds/app',
-        `etc-dso.source=${ETC_DSO}`,
       ],
-      { env, timeoutMs: 480_000 },
+      { env },
     );
-    if (build.code !== 0) throw new Error(`plugin/build.sh failed (${build.code}):\n${build.stderr.trim()}`);
     pluginId = await engine(['plugin', 'inspect', '--format', '{{.Id}}', PLUGIN]);
     const install = await run('bash', [path.join(repoRoot, 'scripts', 'install-cli.sh')], { env, timeoutMs: 180_000 });
     if (install.code !== 0) throw new Error(`scripts/install-cli.sh failed: ${install.stderr.trim()}`);
@@ -260,17 +267,14 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     expect((await readFile(app, '/run/secrets/api_key')) === apiKey, 'API key from /run/secrets/api_key').to.equal(
       true,
     );
-    dbUser = await readFile(app, '/run/secrets/db_user');
-    const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
-    dbValues.push(dbPassword);
+    const dbPassword = await readDbCredentials(app);
     expect(dbUser).to.match(/^dso_app_/);
-    // A login may time out on a busy machine: retried, but a wrong pair never logs in.
-    const login = await waitFor(
+    // Retried, but a wrong pair never logs in.
+    const login = await logsIn(
+      dbUser,
+      dbPassword,
       'a PostgreSQL login with the username and password from /run/secrets',
-      30_000,
-      async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined),
-      1_000,
-    ).catch(() => false);
+    );
     expect(login, 'the username and password from /run/secrets log in to PostgreSQL').to.equal(true);
     const worker = await container('worker');
     expect((await readFile(worker, '/run/secrets/report_key')) === reportKey).to.equal(true);
@@ -369,16 +373,9 @@ describe('e2e: plain Docker host (no swarm): docker dso up -d / down with compos
     const rotate = await dso(['rotate', 'db_password'], DOCKER_CLIS[DOCKER_CLIS.length - 1]);
     expect(rotate.code, shown(rotate)).to.equal(0);
     const oldUser = dbUser;
-    dbUser = await readFile(app, '/run/secrets/db_user');
-    const dbPassword = secret(await readFile(app, '/run/secrets/db_password'));
-    dbValues.push(dbPassword);
+    const dbPassword = await readDbCredentials(app);
     expect(dbUser, 'a new user').to.not.equal(oldUser);
-    const login = await waitFor(
-      'a login with the new credentials',
-      30_000,
-      async () => ((await pg.canLogin(dbUser, dbPassword)) ? true : undefined),
-      1_000,
-    ).catch(() => false);
+    const login = await logsIn(dbUser, dbPassword, 'a login with the new credentials');
     expect(login, 'the new username and password log in').to.equal(true);
     expect(await engine(['inspect', '--format', '{{.State.StartedAt}}', app]), 'without a restart').to.equal(startedAt);
     await waitFor(`the old user to be dropped within ${REVOCATION_BOUND_MS} ms`, REVOCATION_BOUND_MS, async () =>

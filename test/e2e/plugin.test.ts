@@ -11,10 +11,12 @@ import { secret } from '../support/capture';
 import { OpenBao, startOpenBao, workDir } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import {
+  BUSYBOX_IMAGE,
   createTokenPlugin,
   docker,
   driverSecretArgs,
   engineReady,
+  expectSameBytes,
   fileSize,
   pluginGet,
   pluginLogLines,
@@ -23,6 +25,7 @@ import {
   removeByPrefix,
   removeTokenPlugin,
   runningContainer,
+  serviceCreateArgs,
   serviceTasks,
   stackDeploy,
   waitFor,
@@ -31,7 +34,6 @@ import {
 const PREFIX = 'dsoe2e';
 // Its own plugin name, so that a `dso` plugin set up by a user or `make demo` is left alone.
 const PLUGIN = process.env.DSO_E2E_PLUGIN || 'dso-e2e';
-const IMAGE = 'dso-busybox:latest';
 const DOCKERD_LOG = process.env.DSO_DOCKERD_LOG || '/var/log/dso-dockerd.log';
 const E2E_DIR = path.join(workDir, 'e2e');
 const ETC_DSO = path.join(E2E_DIR, 'etc-dso');
@@ -47,14 +49,6 @@ interface StatusEntry {
 }
 
 const OK_OUTCOME = /^(ok|success|served|hit)$/i;
-
-/** Asserts equality of bytes without ever printing them. */
-function expectSameBytes(actual: Buffer, expected: Buffer, what: string): void {
-  const same = actual.equals(expected);
-  expect(same, `${what}: read ${actual.length} bytes, expected ${expected.length} bytes (contents differ)`).to.equal(
-    true,
-  );
-}
 
 describe('e2e: DSO managed plugin in a real swarm', function () {
   this.timeout(300_000);
@@ -155,22 +149,9 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     expect(spec.Driver.Name).to.equal(PLUGIN);
     expect(spec.Data ?? null, 'no value is stored in the swarm').to.equal(null);
 
-    await docker([
-      'service',
-      'create',
-      '--detach',
-      '--no-resolve-image',
-      '--stop-grace-period',
-      '1s',
-      '--name',
-      service,
-      '--secret',
-      secret,
-      IMAGE,
-      'sh',
-      '-c',
-      `cat /run/secrets/${secret} >/dev/null; exec sleep 3600`,
-    ]);
+    await docker(
+      serviceCreateArgs(service, [secret], [], ['sh', '-c', `cat /run/secrets/${secret} >/dev/null; exec sleep 3600`]),
+    );
     const container = await runningContainer(service);
     expectSameBytes(await readInContainer(container, `/run/secrets/${secret}`), password, `/run/secrets/${secret}`);
 
@@ -185,7 +166,7 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
       'version: "3.8"',
       'services:',
       '  app:',
-      `    image: ${IMAGE}`,
+      `    image: ${BUSYBOX_IMAGE}`,
       '    command: ["sh", "-c", "exec sleep 3600"]',
       '    stop_grace_period: 1s',
       '    secrets:',
@@ -225,24 +206,8 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
   it('refuses a path outside DSO_ALLOWED_PATHS: the task fails and the plugin says why', async () => {
     const secret = `${PREFIX}-denied`;
     const service = `${PREFIX}-denied-svc`;
-    await docker(['secret', 'create', '--driver', PLUGIN, '--label', 'dso.ref=dso://secret/data/other/x#v', secret]);
-    await docker([
-      'service',
-      'create',
-      '--detach',
-      '--no-resolve-image',
-      '--stop-grace-period',
-      '1s',
-      '--restart-condition',
-      'none',
-      '--name',
-      service,
-      '--secret',
-      secret,
-      IMAGE,
-      'sleep',
-      '3600',
-    ]);
+    await docker(driverSecretArgs(PLUGIN, secret, ['dso.ref=dso://secret/data/other/x#v']));
+    await docker(serviceCreateArgs(service, [secret], ['--restart-condition', 'none']));
     // Docker hides the plugin's Err: the task just fails with "secret <id> not found".
     const failed = await waitFor(`the task of ${service} to fail`, 90_000, async () => {
       const tasks = await serviceTasks(service);

@@ -22,6 +22,8 @@ import {
   pluginSocket,
   readInContainer,
   removeTokenPlugin,
+  serviceContainers,
+  serviceCreateArgs,
   sleep,
   waitFor,
 } from './docker';
@@ -29,19 +31,12 @@ import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 
 const PREFIX = 'dsorot';
 const PLUGIN = 'dso-e2e-rot';
-const IMAGE = 'dso-busybox:latest';
 const INTERVAL_MS = 3_000;
 /** "Within two intervals", plus what polling `docker service inspect` every 0.5 s adds. */
 const TWO_INTERVALS = 2 * INTERVAL_MS + 1_000;
 const ETC_DSO = path.join(workDir, 'e2e-rot', 'etc-dso');
 const APP = `${PREFIX}-app`;
 const APP_FILE = `/run/secrets/${PREFIX}-app-v`;
-
-async function containers(service: string): Promise<string[]> {
-  return (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]))
-    .split('\n')
-    .filter(Boolean);
-}
 
 async function runningTaskIds(service: string): Promise<string[]> {
   const out = await docker([
@@ -82,7 +77,7 @@ async function allRead(
   timeoutMs: number,
 ): Promise<void> {
   await waitFor(`${replicas} tasks of ${service} reading the expected value`, timeoutMs, async () => {
-    const ids = await containers(service);
+    const ids = await serviceContainers(service);
     if (ids.length !== replicas) return undefined;
     for (const id of ids) {
       const read = await readInContainer(id, file).catch(() => undefined);
@@ -93,26 +88,9 @@ async function allRead(
 }
 
 function createService(name: string, secretName: string, replicas: number): Promise<string> {
-  return docker([
-    'service',
-    'create',
-    '--detach',
-    '--no-resolve-image',
-    '--stop-grace-period',
-    '1s',
-    '--update-order',
-    'start-first',
-    '--name',
-    name,
-    '--replicas',
-    String(replicas),
-    '--secret',
-    secretName,
-    IMAGE,
-    'sh',
-    '-c',
-    'exec sleep 3600',
-  ]);
+  return docker(
+    serviceCreateArgs(name, [secretName], ['--update-order', 'start-first', '--replicas', String(replicas)]),
+  );
 }
 
 /** disable -f then enable, as an operator restarting or upgrading the plugin; returns when enabled. */
@@ -152,8 +130,7 @@ describe('e2e: rotation in a real swarm', function () {
     );
     await createTokenPlugin(PLUGIN, ETC_DSO, token, bao.addr, [`DSO_ROTATE_INTERVAL=${INTERVAL_MS}ms`]);
 
-    const mk = (name: string, labels: string[]) =>
-      docker(['secret', 'create', '--driver', PLUGIN, ...labels.flatMap((l) => ['--label', l]), name]);
+    const mk = (name: string, labels: string[]) => docker(driverSecretArgs(PLUGIN, name, labels));
     await mk(`${PREFIX}-app-v`, ['dso.ref=dso://secret/data/rot/app#v', 'dso.rotate=true']);
     await mk(`${PREFIX}-app-v-off`, ['dso.ref=dso://secret/data/rot/app#v', 'dso.rotate=false']);
     await mk(`${PREFIX}-other`, ['dso.ref=dso://secret/data/rot/other#v', 'dso.rotate=true']);
@@ -161,7 +138,7 @@ describe('e2e: rotation in a real swarm', function () {
     await createService(`${PREFIX}-off`, `${PREFIX}-app-v-off`, 1);
     await allRead(`${PREFIX}-off`, `/run/secrets/${PREFIX}-app-v-off`, v(1), 1, 120_000);
     await waitFor('the look-alike service running', 120_000, async () =>
-      (await containers(`${PREFIX}-app-2`)).length === 1 ? true : undefined,
+      (await serviceContainers(`${PREFIX}-app-2`)).length === 1 ? true : undefined,
     );
   });
 
@@ -201,7 +178,7 @@ describe('e2e: rotation in a real swarm', function () {
     expect(await runningTaskIds(APP)).to.deep.equal(tasks);
     expect(await runningTaskIds(`${PREFIX}-app-2`), 'the look-alike service keeps its tasks').to.deep.equal(lookAlike);
     expect(await runningTaskIds(`${PREFIX}-off`), 'rotation off: tasks untouched').to.deep.equal(off);
-    const offContainer = (await containers(`${PREFIX}-off`))[0];
+    const offContainer = (await serviceContainers(`${PREFIX}-off`))[0];
     expect(
       (await readInContainer(offContainer, `/run/secrets/${PREFIX}-app-v-off`)).toString() === v(1),
       'rotation off keeps v1',
@@ -243,7 +220,7 @@ describe('e2e: rotation in a real swarm', function () {
       driverSecretArgs(PLUGIN, `${PREFIX}-db-user`, ['dso.ref=dso://database/creds/rot#username', 'dso.rotate=true']),
     );
     await createService(service, `${PREFIX}-db-user`, 1);
-    const first = await waitFor('the database task', 60_000, async () => (await containers(service))[0]);
+    const first = await waitFor('the database task', 60_000, async () => (await serviceContainers(service))[0]);
     const started = Date.now();
     const user1 = (await readInContainer(first, `/run/secrets/${PREFIX}-db-user`)).toString();
     // max_ttl is 30 s: renewals (every ~6 s) learn of the end about 6 s before it, and the
@@ -254,7 +231,7 @@ describe('e2e: rotation in a real swarm', function () {
     expect(rolledAfter).to.be.below(30_000);
     const fresh = async (not: string[]) =>
       waitFor('a new task with new credentials', 60_000, async () => {
-        const ids = await containers(service);
+        const ids = await serviceContainers(service);
         if (ids.length !== 1 || not.includes(ids[0])) return undefined;
         const user = (
           await readInContainer(ids[0], `/run/secrets/${PREFIX}-db-user`).catch(() => Buffer.from(''))

@@ -63,6 +63,19 @@ describe('Vault login with a real OpenBao', function () {
     return { roleId, secretId: secret(secretId) };
   }
 
+  /**
+   * A plugin that logs in with the AppRole `role` on auth/approle, its secret id in the
+   * credential file `file`: a new one of the role's, or `secretId` when given.
+   */
+  async function startAppRole(role: string, file: string, secretId?: string): Promise<TestPlugin> {
+    const issued = await roleCredentials('approle', role);
+    return start({
+      VAULT_AUTH_METHOD: 'approle',
+      VAULT_ROLE_ID: issued.roleId,
+      VAULT_SECRET_ID_FILE: credentialFile(file, secretId ?? issued.secretId),
+    });
+  }
+
   it('logs in with a token read from VAULT_TOKEN_FILE', async () => {
     const token = await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
       policies: ['dso-auth-test'],
@@ -95,12 +108,7 @@ describe('Vault login with a real OpenBao', function () {
   });
 
   it('logs in with AppRole', async () => {
-    const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const plugin = start({
-      VAULT_AUTH_METHOD: 'approle',
-      VAULT_ROLE_ID: roleId,
-      VAULT_SECRET_ID_FILE: credentialFile('secret-id', secretId),
-    });
+    const plugin = await startAppRole('dso', 'secret-id');
     expect((await plugin.get(request)).value!.toString()).to.equal(VALUE);
   });
 
@@ -116,12 +124,7 @@ describe('Vault login with a real OpenBao', function () {
   });
 
   it("explains a wrong secret id with Vault's reason and a hint", async () => {
-    const { roleId } = await roleCredentials('approle', 'dso');
-    const plugin = start({
-      VAULT_AUTH_METHOD: 'approle',
-      VAULT_ROLE_ID: roleId,
-      VAULT_SECRET_ID_FILE: credentialFile('wrong-secret-id', secret('00000000-1111-2222-3333-444444444444')),
-    });
+    const plugin = await startAppRole('dso', 'wrong-secret-id', secret('00000000-1111-2222-3333-444444444444'));
     const { reply } = await plugin.get(request);
     expect(reply.Err)
       .to.match(/approle login at auth\/approle failed: invalid (role or )?secret id/i)
@@ -157,12 +160,7 @@ describe('Vault login with a real OpenBao', function () {
   });
 
   it('renews a short-lived token and logs in again when max TTL comes', async () => {
-    const { roleId, secretId } = await roleCredentials('approle', 'dso-short');
-    const plugin = start({
-      VAULT_AUTH_METHOD: 'approle',
-      VAULT_ROLE_ID: roleId,
-      VAULT_SECRET_ID_FILE: credentialFile('short-secret-id', secretId),
-    });
+    const plugin = await startAppRole('dso-short', 'short-secret-id');
     expect((await plugin.get(request)).reply.Err).to.equal('');
     const end = Date.now() + 9_000;
     while (Date.now() < end) {
@@ -176,12 +174,7 @@ describe('Vault login with a real OpenBao', function () {
   });
 
   it('logs in again when its token is revoked behind its back', async () => {
-    const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const plugin = start({
-      VAULT_AUTH_METHOD: 'approle',
-      VAULT_ROLE_ID: roleId,
-      VAULT_SECRET_ID_FILE: credentialFile('revoke-secret-id', secretId),
-    });
+    const plugin = await startAppRole('dso', 'revoke-secret-id');
     expect((await plugin.get(request)).reply.Err).to.equal('');
     // Revoke every token the role issued, as an operator would.
     const accessors = await bao.api<{ data: { keys: string[] } }>('LIST', 'auth/token/accessors');
@@ -201,12 +194,7 @@ describe('Vault login with a real OpenBao', function () {
   });
 
   it('reports login and a test read on POST /DSO.TestVault, and which stage failed', async () => {
-    const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const good = start({
-      VAULT_AUTH_METHOD: 'approle',
-      VAULT_ROLE_ID: roleId,
-      VAULT_SECRET_ID_FILE: credentialFile('test-vault-secret-id', secretId),
-    });
+    const good = await startAppRole('dso', 'test-vault-secret-id');
     const ok = await supertest(good.app)
       .post('/DSO.TestVault')
       .send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/auth-test/app#key' })));
@@ -222,23 +210,14 @@ describe('Vault login with a real OpenBao', function () {
       .post('/DSO.TestVault')
       .send(Buffer.from(JSON.stringify({ Reference: 'dso://secret/forbidden/x#k' })));
     expect(denied.body).to.include({ ok: false, stage: 'read', code: 'ERR_VAULT_DENIED' });
-    const bad = start({
-      VAULT_AUTH_METHOD: 'approle',
-      VAULT_ROLE_ID: roleId,
-      VAULT_SECRET_ID_FILE: credentialFile('test-vault-bad-id', secret('99999999-1111-2222-3333-444444444444')),
-    });
+    const bad = await startAppRole('dso', 'test-vault-bad-id', secret('99999999-1111-2222-3333-444444444444'));
     const failed = await supertest(bad.app).post('/DSO.TestVault').send(Buffer.from('{}'));
     expect(failed.body).to.include({ ok: false, stage: 'login', code: 'ERR_LOGIN' });
     expect(failed.body.error).to.match(/invalid role or secret id/i);
   });
 
   it('answers a policy denial with a clear error and no login storm', async () => {
-    const { roleId, secretId } = await roleCredentials('approle', 'dso');
-    const plugin = start({
-      VAULT_AUTH_METHOD: 'approle',
-      VAULT_ROLE_ID: roleId,
-      VAULT_SECRET_ID_FILE: credentialFile('deny-secret-id', secretId),
-    });
+    const plugin = await startAppRole('dso', 'deny-secret-id');
     await bao.api('POST', 'secret/data/forbidden/x', { data: { k: 'v' } });
     const denied = { ...request, SecretLabels: { 'dso.ref': 'dso://secret/data/forbidden/x#k' } };
     for (let i = 0; i < 5; i++) {

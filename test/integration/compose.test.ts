@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { secret } from '../support/capture';
 import { OpenBao, sharedOpenBao } from '../support/openbao';
-import { credentialFile, startTestPlugin, TestPlugin } from '../support/plugin';
+import { startTestPlugin, TestPlugin, tokenLoginSettings } from '../support/plugin';
 import { dynamicPolicy, staticReadPolicy } from '../support/policies';
 import { configureDatabaseEngine, Postgres, sharedPostgres } from '../support/postgres';
 
@@ -46,23 +46,14 @@ describe('compose projects (plain hosts) through the plugin, real OpenBao and Po
     for (const header of ['X-DSO-Service', 'X-DSO-Task', 'X-DSO-Secret']) {
       await bao.api('PUT', `sys/config/auditing/request-headers/${header}`, { hmac: false });
     }
-    // Vault would allow secret/data/other: the refusal below is DSO_ALLOWED_PATHS's.
-    await bao.api('PUT', 'sys/policies/acl/dso-compose', {
-      policy: [staticReadPolicy('secret/data/*'), dynamicPolicy(['composedb/creds/app'])].join('\n'),
-    });
-    const token = secret(
-      (
-        await bao.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
-          policies: ['dso-compose'],
-          ttl: '1h',
-        })
-      ).auth.client_token,
-    );
     runtime = fs.mkdtempSync(path.join(SHM, 'dso-compose-it-'));
     plugin = startTestPlugin({
-      VAULT_ADDR: bao.addr,
-      VAULT_AUTH_METHOD: 'token',
-      VAULT_TOKEN_FILE: credentialFile('compose-token', token),
+      // Vault would allow secret/data/other: the refusal below is DSO_ALLOWED_PATHS's.
+      ...(await tokenLoginSettings(
+        bao,
+        'dso-compose',
+        [staticReadPolicy('secret/data/*'), dynamicPolicy(['composedb/creds/app'])].join('\n'),
+      )),
       DSO_ALLOWED_PATHS: 'secret/data/{stack}/*,composedb/creds/app',
       DSO_SOCKET: path.join(runtime, 'dso.sock'),
       // No engine here: liveness is unknown, so leases are kept until down + reap.

@@ -1,9 +1,9 @@
 // Prometheus metrics on DSO_METRICS_ADDR, scraped from the real plugin process.
 import { expect } from 'chai';
 import { capture, secret } from '../support/capture';
-import { freePort, OpenBao, policyToken, sharedOpenBao } from '../support/openbao';
+import { freePort, OpenBao, sharedOpenBao } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
-import { credentialFile } from '../support/plugin';
+import { tokenLoginSettings } from '../support/plugin';
 import { PluginProcess, socketRequest, startPluginProcess } from '../support/process';
 
 function sample(text: string, name: string, labels = ''): number | undefined {
@@ -36,12 +36,7 @@ describe('Prometheus metrics', function () {
     await bao.api('POST', 'secret/data/metrics/app', { data: { key: secret('metrics-canary-value-2b7c') } });
     address = `127.0.0.1:${await freePort()}`;
     p = await startPluginProcess({
-      VAULT_ADDR: bao.addr,
-      VAULT_AUTH_METHOD: 'token',
-      VAULT_TOKEN_FILE: credentialFile(
-        'metrics-token',
-        await policyToken(bao, 'dso-metrics', staticReadPolicy('secret/data/metrics/*')),
-      ),
+      ...(await tokenLoginSettings(bao, 'dso-metrics', staticReadPolicy('secret/data/metrics/*'))),
       DSO_METRICS_ADDR: address,
     });
   });

@@ -5,9 +5,9 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, policyToken, sharedOpenBao } from '../support/openbao';
+import { OpenBao, sharedOpenBao } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
-import { credentialFile } from '../support/plugin';
+import { tokenLoginSettings } from '../support/plugin';
 import { PluginProcess, socketRequest, startPluginProcess } from '../support/process';
 
 const VALUE = secret('process-canary-value-40d1be');
@@ -86,14 +86,9 @@ describe('the plugin process', function () {
   describe('serving from a real OpenBao', () => {
     let p: PluginProcess;
     before(async () => {
-      p = await startPluginProcess({
-        VAULT_ADDR: bao.addr,
-        VAULT_AUTH_METHOD: 'token',
-        VAULT_TOKEN_FILE: credentialFile(
-          'process-token',
-          await policyToken(bao, 'dso-process', staticReadPolicy('secret/data/process/*')),
-        ),
-      });
+      p = await startPluginProcess(
+        await tokenLoginSettings(bao, 'dso-process', staticReadPolicy('secret/data/process/*')),
+      );
     });
     after(() => p.stop());
 

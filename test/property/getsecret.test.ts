@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/log';
 import { createApp, MAX_BODY_BYTES, PLUGIN_CONTENT_TYPE } from '../../src/plugin/app';
 import type { GetSecretRequest, SecretDriver, SecretResult } from '../../src/plugin/protocol';
 import { PathPolicy } from '../../src/resolve/policy';
+import { LABELS } from '../../src/resolve/labels';
 import { Resolver, STACK_LABEL } from '../../src/resolve/resolver';
 import { StatusStore } from '../../src/status/store';
 import { contextValue, post, referenceText, RUNS, Served, serveOnSocket, watchProcess } from './support';
@@ -134,15 +135,8 @@ const anyValue = fc.oneof(
 const labelKey = fc.oneof(
   {
     weight: 3,
-    arbitrary: fc.constantFrom(
-      'dso.ref',
-      'dso.path',
-      'dso.field',
-      'dso.version',
-      'dso.format',
-      'dso.reuse',
-      'dso.rotate',
-    ),
+    // Every label the driver reads, as its parser lists them.
+    arbitrary: fc.constantFrom(...LABELS),
   },
   { weight: 1, arbitrary: fc.constantFrom('dso.nope', STACK_LABEL, '__proto__', 'constructor', '', 'a'.repeat(300)) },
   { weight: 1, arbitrary: weirdString },

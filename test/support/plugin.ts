@@ -12,7 +12,7 @@ import { createApp } from '../../src/plugin/app';
 import type { GetSecretRequest, GetSecretReply } from '../../src/plugin/protocol';
 import { StatusStore } from '../../src/status/store';
 import { captureReply, captureStream } from './capture';
-import { workDir } from './openbao';
+import { OpenBao, policyToken, workDir } from './openbao';
 
 export interface TestPlugin {
   app: Express;
@@ -98,4 +98,13 @@ export function credentialFile(name: string, content: string): string {
   const file = path.join(credentialDir, name);
   fs.writeFileSync(file, content, { mode: 0o600 });
   return file;
+}
+
+/** Settings for token login to `bao` with a new token of the policy `name` (`policy`, HCL), kept in a file. */
+export async function tokenLoginSettings(bao: OpenBao, name: string, policy: string): Promise<Record<string, string>> {
+  return {
+    VAULT_ADDR: bao.addr,
+    VAULT_AUTH_METHOD: 'token',
+    VAULT_TOKEN_FILE: credentialFile(`${name}-token`, await policyToken(bao, name, policy)),
+  };
 }

@@ -29,43 +29,14 @@ export function makePki(name: string): TestPki {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   // Private keys of the test PKI: gone when the test process ends.
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const ca = (prefix: string, cn: string) =>
-    openssl(
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        `${prefix}.key`,
-        '-out',
-        `${prefix}.crt`,
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${cn}`,
-      ],
-      dir,
-    );
+  /** A new key `<prefix>.key` and what `output` asks for with it: a certificate or a request. */
+  const newKey = (prefix: string, cn: string, output: string[]) =>
+    openssl(['req', ...output, '-newkey', 'rsa:2048', '-nodes', '-keyout', `${prefix}.key`, '-subj', `/CN=${cn}`], dir);
+  const ca = (prefix: string, cn: string) => newKey(prefix, cn, ['-x509', '-out', `${prefix}.crt`, '-days', '2']);
   ca('ca', 'DSO test CA');
   ca('other-ca', 'Unrelated CA');
   const leaf = (prefix: string, cn: string, ext: string) => {
-    openssl(
-      [
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        `${prefix}.key`,
-        '-out',
-        `${prefix}.csr`,
-        '-subj',
-        `/CN=${cn}`,
-      ],
-      dir,
-    );
+    newKey(prefix, cn, ['-out', `${prefix}.csr`]);
     fs.writeFileSync(path.join(dir, `${prefix}.ext`), ext);
     openssl(
       [
@@ -162,15 +133,19 @@ export async function startTlsOpenBao(pki: TestPki): Promise<TlsOpenBao> {
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
   const end = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await call('GET', 'sys/seal-status');
-      break;
-    } catch {
-      if (Date.now() > end) throw new Error('TLS OpenBao did not start');
-      await new Promise((r) => setTimeout(r, 100));
+  /** Polls `GET apiPath` until it succeeds, at most until `end`. */
+  const answered = async (apiPath: string, failure: string) => {
+    for (;;) {
+      try {
+        await call('GET', apiPath);
+        return;
+      } catch {
+        if (Date.now() > end) throw new Error(failure);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
-  }
+  };
+  await answered('sys/seal-status', 'TLS OpenBao did not start');
   const init = await call<{ keys_base64: string[]; root_token: string }>('PUT', 'sys/init', {
     secret_shares: 1,
     secret_threshold: 1,
@@ -178,15 +153,7 @@ export async function startTlsOpenBao(pki: TestPki): Promise<TlsOpenBao> {
   rootToken = secret(init.root_token);
   secret(init.keys_base64[0]);
   await call('PUT', 'sys/unseal', { key: init.keys_base64[0] });
-  for (;;) {
-    try {
-      await call('GET', 'sys/mounts');
-      break;
-    } catch {
-      if (Date.now() > end) throw new Error('TLS OpenBao did not become active');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await answered('sys/mounts', 'TLS OpenBao did not become active');
   return {
     addr,
     rootToken,

@@ -5,8 +5,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { runCli } from '../../src/cli/cli';
-import type { Context } from '../../src/cli/context';
 import { DockerClient, PluginInfo, RunOptions, RunResult } from '../../src/cli/docker';
 import { engineAbsent, fakeEngine } from './fakes';
 import { EXIT } from '../../src/cli/errors';
@@ -19,6 +17,7 @@ import {
   RotationReport,
   TestVaultResult,
 } from '../../src/cli/plugin-client';
+import { cliHarness } from '../support/cli';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 
@@ -218,54 +217,66 @@ class FakePluginApi implements PluginApi {
 function setup(options: { stdin?: string; cwd?: string; health?: VaultHealth; noBuildScript?: boolean } = {}) {
   const docker = new FakeDocker();
   const api = new FakePluginApi();
-  const out: string[] = [];
-  const err: string[] = [];
   const buildCalls: string[][] = [];
-  const ctx: Context = {
-    io: {
-      out: (t) => out.push(t),
-      err: (t) => err.push(t),
+  const { cli } = cliHarness(
+    {
       readStdin: async () => Buffer.from(options.stdin ?? ''),
       stdinIsTTY: false,
       env: {},
       cwd: options.cwd ?? os.tmpdir(),
     },
-    docker: new DockerClient(docker.run, [], () => docker.engine),
-    runner: async (cmd, args) => {
-      buildCalls.push([cmd, ...args]);
-      const name = args[args.indexOf('--name') + 1];
-      docker.plugins.set(name, fakePlugin(name, [], '/etc/dso', false));
-      return { code: 0, stdout: '', stderr: '' };
-    },
-    connect: (_p: PluginInfo) => api,
-    health: async (address) =>
-      options.health ?? {
-        address,
-        reachable: true,
-        status: 200,
-        state: 'active',
-        healthy: true,
-        sealed: false,
-        initialized: true,
-        version: '2.1.0',
+    {
+      docker: new DockerClient(docker.run, [], () => docker.engine),
+      runner: async (cmd, args) => {
+        buildCalls.push([cmd, ...args]);
+        const name = args[args.indexOf('--name') + 1];
+        docker.plugins.set(name, fakePlugin(name, [], '/etc/dso', false));
+        return { code: 0, stdout: '', stderr: '' };
       },
-    now: () => NOW,
-    sleep: async () => undefined,
-    buildScript: options.noBuildScript ? undefined : '/repo/plugin/build.sh',
-    version: '0.1.0',
-  };
-  const cli = async (...args: string[]) => {
-    out.length = 0;
-    err.length = 0;
-    const code = await runCli(['dso', ...args], () => ctx);
-    return { code, out: out.join(''), err: err.join('') };
-  };
+      connect: (_p: PluginInfo) => api,
+      health: async (address) =>
+        options.health ?? {
+          address,
+          reachable: true,
+          status: 200,
+          state: 'active',
+          healthy: true,
+          sealed: false,
+          initialized: true,
+          version: '2.1.0',
+        },
+      now: () => NOW,
+      sleep: async () => undefined,
+      buildScript: options.noBuildScript ? undefined : '/repo/plugin/build.sh',
+      version: '0.1.0',
+    },
+  );
   return { docker, api, cli, buildCalls };
 }
 
 const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-unit-'));
 
+/** setup() with the plugin dso installed and enabled. */
+function setupWithPlugin(options: Parameters<typeof setup>[0] = {}) {
+  const t = setup(options);
+  t.docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+  return t;
+}
+
 describe('cli: docker dso init', () => {
+  /** `init` with a literal token for http://a:8200, the credential files in `dir`. */
+  const tokenInit = (dir: string) => [
+    'init',
+    '--vault-address',
+    'http://a:8200',
+    '--vault-auth-method',
+    'token',
+    '--vault-token',
+    'tok-1234567',
+    '--config-dir',
+    dir,
+  ];
+
   it("configures an existing plugin from the seed's flags: files 0600, settings, disable/set/enable, login test", async () => {
     const dir = tmpDir();
     const { docker, api, cli } = setup();
@@ -331,40 +342,27 @@ describe('cli: docker dso init', () => {
 
   it('creates the plugin with plugin/build.sh when it is absent, then sets and enables it', async () => {
     const dir = tmpDir();
-    const { cli, buildCalls } = setup();
-    const r = await cli(
+    // The token on standard input; the two addresses in either of the forms --vault-address takes.
+    const init = (...addresses: string[]) => [
       'init',
       '--plugin',
       'dso-x',
-      '--vault-address',
-      'http://a:8200,http://b:8200',
+      ...addresses.flatMap((address) => ['--vault-address', address]),
       '--vault-auth-method',
       'token',
       '--vault-token',
       '-',
       '--config-dir',
       dir,
-    );
+    ];
+    const { cli, buildCalls } = setup();
+    const r = await cli(...init('http://a:8200,http://b:8200'));
     expect(r.code, r.err).to.equal(EXIT.USAGE);
     expect(r.err, 'an empty token is refused before anything changes').to.contain('--vault-token: the value is empty');
     expect(buildCalls).to.deep.equal([]);
 
     const s = setup({ stdin: 'tok-123456' });
-    const r2 = await s.cli(
-      'init',
-      '--plugin',
-      'dso-x',
-      '--vault-address',
-      'http://a:8200',
-      '--vault-address',
-      'http://b:8200',
-      '--vault-auth-method',
-      'token',
-      '--vault-token',
-      '-',
-      '--config-dir',
-      dir,
-    );
+    const r2 = await s.cli(...init('http://a:8200', 'http://b:8200'));
     expect(r2.code, r2.err).to.equal(0);
     expect(s.buildCalls).to.deep.equal([
       ['bash', '/repo/plugin/build.sh', '--name', 'dso-x', '--fresh', '--no-enable'],
@@ -380,19 +378,7 @@ describe('cli: docker dso init', () => {
   });
 
   describe('--plugin-image: the privileges the image asks for need --grant-all-permissions', () => {
-    const args = (dir: string) => [
-      'init',
-      '--plugin-image',
-      'registry.example:5000/dso/vault:0.2.0',
-      '--vault-address',
-      'http://a:8200',
-      '--vault-auth-method',
-      'token',
-      '--vault-token',
-      'tok-1234567',
-      '--config-dir',
-      dir,
-    ];
+    const args = (dir: string) => [...tokenInit(dir), '--plugin-image', 'registry.example:5000/dso/vault:0.2.0'];
 
     it('without the flag: lists the privileges, installs nothing, changes nothing (exit 2)', async () => {
       const dir = tmpDir();
@@ -453,17 +439,7 @@ describe('cli: docker dso init', () => {
 
   it('tells the exact commands when the plugin is absent and cannot be built here (exit 3)', async () => {
     const { cli, buildCalls } = setup({ noBuildScript: true });
-    const r = await cli(
-      'init',
-      '--vault-address',
-      'http://a:8200',
-      '--vault-auth-method',
-      'token',
-      '--vault-token',
-      'tok-1234567',
-      '--config-dir',
-      tmpDir(),
-    );
+    const r = await cli(...tokenInit(tmpDir()));
     expect(r.code).to.equal(EXIT.PLUGIN);
     expect(r.err)
       .to.contain('the DSO plugin dso is not installed')
@@ -725,8 +701,7 @@ describe('cli: docker dso system info / test-vault', () => {
   });
 
   it('test-vault: OK with the read described but never the value (exit 0)', async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { api, cli } = setupWithPlugin();
     api.test = {
       ok: true,
       login: { method: 'approle', mount: 'auth/approle', ttlSeconds: 60, policies: ['p'] },
@@ -741,8 +716,7 @@ describe('cli: docker dso system info / test-vault', () => {
   });
 
   it('test-vault: a denied read names the path and the policy line to add (exit 1, also in JSON)', async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { api, cli } = setupWithPlugin();
     api.test = {
       ok: false,
       stage: 'read',
@@ -765,8 +739,7 @@ describe('cli: docker dso system info / test-vault', () => {
   });
 
   it('test-vault: invalid settings are reported as such', async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { api, cli } = setupWithPlugin();
     api.test = {
       ok: false,
       stage: 'settings',
@@ -806,9 +779,30 @@ describe('cli: docker dso inspect', () => {
     ...extra,
   });
 
+  const runningTask = (id: string, createdAt: string) => ({
+    ID: id,
+    DesiredState: 'running',
+    CreatedAt: createdAt,
+    Status: { State: 'running', Err: '' },
+  });
+  /** The task Docker rejected because the plugin gave it no value for s1. */
+  const rejectedTask = () => ({
+    ID: 't1',
+    DesiredState: 'shutdown',
+    CreatedAt: '2030-01-01T11:59:00Z',
+    Status: { State: 'rejected', Err: 'secret s1 not found' },
+  });
+  /** setup() with the plugin dso and the service app: one task, one DSO secret (s1, `name`, of `ref`). */
+  function appWithOneSecret(name: string, ref: string, task: Record<string, unknown>) {
+    const t = setupWithPlugin();
+    t.docker.services.push(service([{ id: 's1', name }]));
+    t.docker.secrets.push(dsoSecret('s1', name, { 'dso.ref': ref }));
+    t.docker.tasks.push(task);
+    return t;
+  }
+
   it('ACTIVE: every DSO secret served; shows reference, last fetch, version, DoNotReuse; plain secrets are named as such', async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { docker, api, cli } = setupWithPlugin();
     docker.services.push(
       service([
         { id: 's1', name: 'db_password' },
@@ -821,12 +815,7 @@ describe('cli: docker dso inspect', () => {
       { ID: 's2', Spec: { Name: 'tls', Labels: {} } },
       dsoSecret('s3', 'creds', { 'dso.path': 'database/creds/app', 'dso.field': 'username' }, 'dso:latest'),
     );
-    docker.tasks.push({
-      ID: 't1',
-      DesiredState: 'running',
-      CreatedAt: '2030-01-01T11:55:00Z',
-      Status: { State: 'running', Err: '' },
-    });
+    docker.tasks.push(runningTask('t1', '2030-01-01T11:55:00Z'));
     api.status$.secrets = [
       record('db_password', { path: 'secret/data/app/db', field: 'password', version: 4, doNotReuse: false }),
       record('creds', {
@@ -851,16 +840,7 @@ describe('cli: docker dso inspect', () => {
   });
 
   it("FAILED with the plugin's real reason and the fix (exit 1, also in JSON)", async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    docker.services.push(service([{ id: 's1', name: 'denied' }]));
-    docker.secrets.push(dsoSecret('s1', 'denied', { 'dso.ref': 'dso://secret/data/denied/x#v' }));
-    docker.tasks.push({
-      ID: 't1',
-      DesiredState: 'shutdown',
-      CreatedAt: '2030-01-01T11:59:00Z',
-      Status: { State: 'rejected', Err: 'secret s1 not found' },
-    });
+    const { api, cli } = appWithOneSecret('denied', 'dso://secret/data/denied/x#v', rejectedTask());
     api.status$.secrets = [
       record('denied', {
         outcome: 'error',
@@ -883,42 +863,23 @@ describe('cli: docker dso inspect', () => {
   });
 
   it('a secret never fetched: FAILED when no task runs (with the task error), ACTIVE when tasks run', async () => {
-    const { docker, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    docker.services.push(service([{ id: 's1', name: 'pw' }]));
-    docker.secrets.push(dsoSecret('s1', 'pw', { 'dso.ref': 'dso://secret/x#y' }));
-    docker.tasks.push({
-      ID: 't1',
-      DesiredState: 'shutdown',
-      CreatedAt: '2030-01-01T11:59:00Z',
-      Status: { State: 'rejected', Err: 'secret s1 not found' },
-    });
+    const { docker, cli } = appWithOneSecret('pw', 'dso://secret/x#y', rejectedTask());
     const r = await cli('inspect', 'app');
     expect(r.code).to.equal(EXIT.FAILURE);
     expect(r.out).to.match(/last fetch:\s+never \(since the plugin started\)/);
     expect(r.out).to.contain(
       'FAILED: pw was never asked of the plugin dso and no task runs (task error: secret s1 not found)',
     );
-    docker.tasks.unshift({
-      ID: 't2',
-      DesiredState: 'running',
-      CreatedAt: '2030-01-01T11:59:59Z',
-      Status: { State: 'running', Err: '' },
-    });
+    docker.tasks.unshift(runningTask('t2', '2030-01-01T11:59:59Z'));
     expect((await cli('inspect', 'app')).code).to.equal(0);
   });
 
   it('warns, with the command, when running tasks hold leases issued before the plugin started', async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
-    docker.services.push(service([{ id: 's1', name: 'db_user' }]));
-    docker.secrets.push(dsoSecret('s1', 'db_user', { 'dso.ref': 'dso://database/creds/app#username' }));
-    docker.tasks.push({
-      ID: 't1',
-      DesiredState: 'running',
-      CreatedAt: '2030-01-01T11:55:00Z',
-      Status: { State: 'running', Err: '' },
-    });
+    const { api, cli } = appWithOneSecret(
+      'db_user',
+      'dso://database/creds/app#username',
+      runningTask('t1', '2030-01-01T11:55:00Z'),
+    );
     api.status$.rotation = {
       unmanagedLeases: [
         {
@@ -947,8 +908,7 @@ describe('cli: docker dso inspect', () => {
   });
 
   it('no such service (exit 1); a service without DSO secrets (NONE, exit 1); plugin absent (exit 3)', async () => {
-    const { docker, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { docker, cli } = setupWithPlugin();
     const none = await cli('inspect', 'nope');
     expect(none.code).to.equal(EXIT.FAILURE);
     expect(none.err).to.contain('no such service: nope');
@@ -1011,14 +971,13 @@ services:
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'compose.yaml'), COMPOSE);
     for (const current of [true, false]) {
-      const { docker, cli } = setup({ cwd: dir });
+      const { docker, cli } = setupWithPlugin({ cwd: dir });
       docker.deployHasDetach = current;
       docker.stackTasks = [
         [0, 2],
         [1, 2],
         [2, 2],
       ];
-      docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
       const r = await cli('up', '--wait');
       expect(r.code, r.err).to.equal(0);
       const deploy = docker.calls.find((c) => c[1] === 'stack' && c[2] === 'deploy' && !c.includes('--help'))!;
@@ -1064,8 +1023,7 @@ services:
 
   it('usage and file errors: no compose file (2), bad reference (1), stdin without a stack name (2), deploy failure (1)', async () => {
     const dir = tmpDir();
-    const { docker, cli } = setup({ cwd: dir, stdin: COMPOSE });
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { docker, cli } = setupWithPlugin({ cwd: dir, stdin: COMPOSE });
     const missing = await cli('up');
     expect(missing.code).to.equal(EXIT.USAGE);
     expect(missing.err).to.contain('no compose file in');
@@ -1083,8 +1041,7 @@ services:
 
 describe('cli: docker dso rotate', () => {
   it('asks the plugin to roll the services of the secret and reports each (exit 0; 1 when one was not rolled)', async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { api, cli } = setupWithPlugin();
     api.rotation = {
       secret: 'pw',
       reason: 'on-demand',
@@ -1111,8 +1068,7 @@ describe('cli: docker dso rotate', () => {
   });
 
   it('a refusal of the plugin (invalid settings) is shown with its fix, never as an unsupported version (exit 1)', async () => {
-    const { docker, api, cli } = setup();
-    docker.plugins.set('dso', fakePlugin('dso', [], tmpDir()));
+    const { api, cli } = setupWithPlugin();
     api.rotation = new PluginRouteError(
       'the plugin dso refused POST /DSO.Rotate: VAULT_ADDR is not set',
       'ERR_SETTINGS',

@@ -10,6 +10,7 @@ import {
   stringifyCompose,
   transformCompose,
 } from '../../src/cli/compose';
+import { thrownBy } from './helpers';
 
 type Obj = Record<string, any>;
 const doc = (yaml: string): Obj => parseCompose(yaml, 'compose.yml');
@@ -18,15 +19,7 @@ const transform = (yaml: string, driver = 'dso') => {
   return { ...r, compose: r.compose as Obj };
 };
 
-function composeError(fn: () => unknown): ComposeError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(ComposeError);
-    return err as ComposeError;
-  }
-  return expect.fail('expected a ComposeError');
-}
+const composeError = (fn: () => unknown): ComposeError => thrownBy(ComposeError, fn);
 
 describe('cli: compose transformation (docker dso up)', () => {
   it('turns a dso:// environment value (mapping form) into a secret and <VAR>_FILE', () => {

@@ -8,7 +8,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { commandHelp, CommandSpec, parseCommandLine } from '../../src/cli/args';
 import { findCommand, metadata, runCli, splitInvocation } from '../../src/cli/cli';
-import type { Context } from '../../src/cli/context';
 import { hostPathOf, sameName } from '../../src/cli/context';
 import { checkCredential, readCredentials, writePrivateFile } from '../../src/cli/credentials';
 import { DockerClient, engineEndpoint, engineFor } from '../../src/cli/docker';
@@ -23,6 +22,8 @@ import { StatusStore } from '../../src/status/store';
 import { buildPlugin } from '../../src/wiring';
 import { silentLogger } from '../../src/log';
 import { errorAndFix, formatDuration, formatTime, keyValues } from '../../src/cli/format';
+import { cliHarness, CliHarness } from '../support/cli';
+import { rejectedWith, thrownBy } from './helpers';
 
 const SPEC: CommandSpec = {
   path: ['demo'],
@@ -39,49 +40,33 @@ const SPEC: CommandSpec = {
   ],
 };
 
-function usage(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(UsageError);
-    return err as UsageError;
-  }
-  return expect.fail('expected a UsageError');
-}
+const usage = (fn: () => unknown): UsageError => thrownBy(UsageError, fn);
 
 /** A context whose output is kept; no Docker, no plugin. */
-function quietContext(): { ctx: Context; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const ctx: Context = {
-    io: {
-      out: (t) => out.push(t),
-      err: (t) => err.push(t),
-      readStdin: async () => Buffer.alloc(0),
-      stdinIsTTY: false,
-      env: {},
-      cwd: '/',
+function quietContext(): CliHarness {
+  return cliHarness(
+    { readStdin: async () => Buffer.alloc(0), stdinIsTTY: false, env: {}, cwd: '/' },
+    {
+      // An engine socket that does not exist: the engine "does not answer".
+      docker: new DockerClient(
+        async () => ({
+          code: 1,
+          stdout: '',
+          stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock',
+        }),
+        [],
+        () => new DockerApi('/nonexistent/docker.sock'),
+      ),
+      runner: async () => ({ code: 1, stdout: '', stderr: '' }),
+      connect: () => {
+        throw new Error('no plugin in this test');
+      },
+      health: async (address) => ({ address, reachable: false, state: 'unreachable', healthy: false }),
+      now: () => Date.parse('2030-01-01T00:00:00Z'),
+      sleep: async () => undefined,
+      version: '9.9.9',
     },
-    // An engine socket that does not exist: the engine "does not answer".
-    docker: new DockerClient(
-      async () => ({
-        code: 1,
-        stdout: '',
-        stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock',
-      }),
-      [],
-      () => new DockerApi('/nonexistent/docker.sock'),
-    ),
-    runner: async () => ({ code: 1, stdout: '', stderr: '' }),
-    connect: () => {
-      throw new Error('no plugin in this test');
-    },
-    health: async (address) => ({ address, reachable: false, state: 'unreachable', healthy: false }),
-    now: () => Date.parse('2030-01-01T00:00:00Z'),
-    sleep: async () => undefined,
-    version: '9.9.9',
-  };
-  return { ctx, out, err };
+  );
 }
 
 describe('cli: Docker CLI plugin protocol', () => {
@@ -160,14 +145,14 @@ describe('cli: Docker CLI plugin protocol', () => {
     fs.writeFileSync(path.join(config, 'config.json'), JSON.stringify({ currentContext: 'mine' }));
     expect(engineEndpoint([], env)).to.equal('unix:///srv/mine.sock');
     expect(engineEndpoint(['--context', 'default'], env)).to.equal('unix:///var/run/docker.sock');
-    const missing = thrownCli(() => engineEndpoint(['--context', 'nope'], env));
+    const missing = thrownBy(CliError, () => engineEndpoint(['--context', 'nope'], env));
     expect(missing.exitCode).to.equal(EXIT.DOCKER);
     expect(missing.message).to.contain('docker context "nope" not found');
     fs.rmSync(config, { recursive: true, force: true });
   });
 
   it('refuses an engine endpoint that is not a Unix socket on this host, saying why', () => {
-    const err = thrownCli(() => engineFor('tcp://10.0.0.5:2376'));
+    const err = thrownBy(CliError, () => engineFor('tcp://10.0.0.5:2376'));
     expect(err.exitCode).to.equal(EXIT.DOCKER);
     expect(err.message).to.contain("the plugin's socket is there").and.contain('tcp://10.0.0.5:2376');
     expect(engineFor('unix:///var/run/docker.sock')).to.be.instanceOf(DockerApi);
@@ -187,16 +172,6 @@ describe('cli: Docker CLI plugin protocol', () => {
     expect(err?.message).to.contain('the Docker engine does not answer');
   });
 });
-
-function thrownCli(fn: () => unknown): CliError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CliError) return err;
-    throw err;
-  }
-  throw new Error('expected a CliError');
-}
 
 describe('cli: command line', () => {
   it('parses long, short, inline, repeated and boolean options and arguments', () => {
@@ -249,11 +224,8 @@ describe('cli: command line', () => {
 });
 
 describe('cli: dispatcher and exit codes', () => {
-  async function cli(args: string[]) {
-    const { ctx, out, err } = quietContext();
-    const code = await runCli(['dso', ...args], () => ctx);
-    return { code, out: out.join(''), err: err.join('') };
-  }
+  /** Each run in a context of its own. */
+  const cli = (args: string[]) => quietContext().cli(...args);
 
   it('prints help for no command, --help, and each command, with the exit codes (exit 0)', async () => {
     for (const args of [
@@ -355,31 +327,28 @@ describe('cli: credentials', () => {
   });
 
   it('allows standard input for one credential only, and refuses empty, multi-line or spaced values', async () => {
-    try {
-      await readCredentials(
+    const twoFromStdin = await rejectedWith(
+      UsageError,
+      readCredentials(
         [
           { flag: '--a', spec: '-' },
           { flag: '--b', spec: '-' },
         ],
         io('x'),
-      );
-      expect.fail('expected a UsageError');
-    } catch (err) {
-      expect(err).to.be.instanceOf(UsageError);
-      expect((err as Error).message).to.contain('only one credential');
-    }
+      ),
+    );
+    expect(twoFromStdin.message).to.contain('only one credential');
     expect(usage(() => checkCredential('  \n', '--x')).message).to.contain('empty');
     expect(usage(() => checkCredential('a\nb', '--x')).message).to.contain('several lines');
     expect(usage(() => checkCredential('a b', '--x')).message).to.contain('whitespace');
   });
 
   it('names an unreadable @file without showing anything else', async () => {
-    try {
-      await readCredentials([{ flag: '--vault-secret-id', spec: '@/nonexistent/dso-x' }], io(''));
-      expect.fail('expected a UsageError');
-    } catch (err) {
-      expect((err as Error).message).to.equal('--vault-secret-id: cannot read /nonexistent/dso-x (ENOENT)');
-    }
+    const unreadable = await rejectedWith(
+      UsageError,
+      readCredentials([{ flag: '--vault-secret-id', spec: '@/nonexistent/dso-x' }], io('')),
+    );
+    expect(unreadable.message).to.equal('--vault-secret-id: cannot read /nonexistent/dso-x (ENOENT)');
   });
 
   it('writes private files with mode 0600 from the start, replacing the old one atomically', () => {
@@ -546,15 +515,7 @@ describe('cli: the plugin socket client', () => {
   const SETTINGS = { vaultAddresses: ['http://v:8200'], authMethod: 'approle', authMount: 'approle' };
   const STATUS = { version: '0.1.0', problems: [], settings: SETTINGS, secrets: [], recent: [] };
 
-  const refused = async (call: () => Promise<unknown>): Promise<CliError> => {
-    try {
-      await call();
-    } catch (err) {
-      expect(err).to.be.instanceOf(CliError);
-      return err as CliError;
-    }
-    return expect.fail('expected a CliError');
-  };
+  const refused = (call: () => Promise<unknown>): Promise<CliError> => rejectedWith(CliError, call());
 
   it('asks GET /DSO.Status, with ?service= when given', async () => {
     routes.set('GET /DSO.Status', () => [200, STATUS]);
@@ -620,17 +581,10 @@ describe('cli: the plugin socket client', () => {
 
   it('a socket that does not answer is exit 3, with where to look', async () => {
     const gone = new PluginClient(path.join(dir, 'nothing.sock'), 'dso');
-    try {
-      await gone.status();
-      expect.fail('expected a CliError');
-    } catch (err) {
-      expect(err).to.be.instanceOf(CliError);
-      expect((err as CliError).exitCode).to.equal(EXIT.PLUGIN);
-      expect((err as CliError).message)
-        .to.contain('does not answer')
-        .and.to.contain('ENOENT');
-      expect((err as CliError).fix).to.contain('docker plugin disable dso && docker plugin enable dso');
-    }
+    const err = await rejectedWith(CliError, gone.status());
+    expect(err.exitCode).to.equal(EXIT.PLUGIN);
+    expect(err.message).to.contain('does not answer').and.to.contain('ENOENT');
+    expect(err.fix).to.contain('docker plugin disable dso && docker plugin enable dso');
   });
 
   it('reads Vault health codes as Vault documents them', () => {

@@ -81,6 +81,13 @@ const req = (labels: Record<string, string>, over: Partial<RequestFacts> = {}): 
 });
 
 const v2answer = { data: { data: { password: PASSWORD, user: 'web' }, metadata: { version: 7 } } };
+/** A leased read of `apiPath` (database credentials, a certificate) that ends in 2030. */
+const lease = (apiPath: string): SecretRead => ({
+  apiPath,
+  data: { username: 'v-user', password: PASSWORD },
+  leased: true,
+  lease: { id: `${apiPath}/abc`, expiresAt: Date.UTC(2030, 0, 1) },
+});
 
 describe('VaultSecretDriver', () => {
   it('reads a KV v2 field given in CLI form from the data/ API path', async () => {
@@ -168,13 +175,6 @@ describe('VaultSecretDriver', () => {
   });
 
   describe('leased (dynamic) secrets', () => {
-    const lease = (apiPath: string): SecretRead => ({
-      apiPath,
-      data: { username: 'v-user', password: PASSWORD },
-      leased: true,
-      lease: { id: 'database/creds/app/abc', expiresAt: Date.UTC(2030, 0, 1) },
-    });
-
     it('gives each task its own copy by default (DoNotReuse true), owned by the task', async () => {
       const { driver, leasedReads } = driverFor({ mount: db, leased: lease });
       const result = await driver.getSecret(req({ 'dso.ref': 'dso://database/creds/app#username' }));
@@ -208,12 +208,6 @@ describe('VaultSecretDriver', () => {
 
 describe('VaultSecretDriver: no shareable answer when the answer depends on who asks', () => {
   const kvAnswers = { 'secret/data/shop/cfg': v2answer, 'secret/data/web/cfg': v2answer };
-  const lease = (apiPath: string): SecretRead => ({
-    apiPath,
-    data: { username: 'v-user', password: PASSWORD },
-    leased: true,
-    lease: { id: 'x', expiresAt: Date.UTC(2030, 0, 1) },
-  });
 
   it('keeps a KV answer shareable when neither the path nor the policy uses the requester', async () => {
     const { driver } = driverFor({ mount: kv2, policy: ['secret/data/*', 'x/{secret}/*'], answers: kvAnswers });

@@ -4,27 +4,36 @@ import { PassThrough } from 'node:stream';
 import { DsoError } from '../../src/errors';
 import { createLogger, Logger } from '../../src/log';
 
-/** The DsoError `fn` throws; fails the test when it throws nothing or something else. */
-export function thrown(fn: () => unknown): DsoError {
+/** The error of class `type` that `fn` throws; fails the test when it throws nothing or something else. */
+export function thrownBy<E extends Error>(type: abstract new (...args: never[]) => E, fn: () => unknown): E {
   try {
     fn();
   } catch (err) {
-    expect(err, `expected a DsoError, got ${String(err)}`).to.be.instanceOf(DsoError);
-    return err as DsoError;
+    expect(err, `expected a ${type.name}, got ${String(err)}`).to.be.instanceOf(type);
+    return err as E;
   }
-  return expect.fail('expected a DsoError to be thrown');
+  return expect.fail(`expected a ${type.name} to be thrown`);
 }
 
-/** The DsoError a promise rejects with. */
-export async function rejected(promise: Promise<unknown>): Promise<DsoError> {
+/** The error of class `type` that `promise` rejects with; fails the test otherwise. */
+export async function rejectedWith<E extends Error>(
+  type: abstract new (...args: never[]) => E,
+  promise: Promise<unknown>,
+): Promise<E> {
   try {
     await promise;
   } catch (err) {
-    expect(err, `expected a DsoError, got ${String(err)}`).to.be.instanceOf(DsoError);
-    return err as DsoError;
+    expect(err, `expected a ${type.name}, got ${String(err)}`).to.be.instanceOf(type);
+    return err as E;
   }
-  return expect.fail('expected the promise to reject with a DsoError');
+  return expect.fail(`expected the promise to reject with a ${type.name}`);
 }
+
+/** The DsoError `fn` throws. */
+export const thrown = (fn: () => unknown): DsoError => thrownBy(DsoError, fn);
+
+/** The DsoError a promise rejects with. */
+export const rejected = (promise: Promise<unknown>): Promise<DsoError> => rejectedWith(DsoError, promise);
 
 /** A logger whose JSON lines are kept, parsed, for assertions. */
 export function capturingLogger(level: 'error' | 'warn' | 'info' | 'debug' = 'debug'): {

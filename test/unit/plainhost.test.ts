@@ -8,12 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import YAML from 'yaml';
-import { runCli } from '../../src/cli/cli';
-import type { Context } from '../../src/cli/context';
 import { DockerClient, RunOptions, RunResult } from '../../src/cli/docker';
 import { PluginApi, PluginRouteError, PluginStatus } from '../../src/cli/plugin-client';
 import type { LeaseSummary } from '../../src/vault/leases';
 import { secret } from '../support/capture';
+import { cliHarness } from '../support/cli';
 import { fakeEngine } from './fakes';
 import { parseCompose, planFileSecrets, transformCompose } from '../../src/cli/compose';
 import { DsoError } from '../../src/errors';
@@ -522,33 +521,25 @@ describe('plain host: docker dso up -d / down (CLI, fake docker and plugin)', ()
       composeDown: async (p) => ({ Project: p, Removed: 5 }),
       composeList: async () => ({ Projects: [] }),
     };
-    const out: string[] = [];
-    const err: string[] = [];
-    const ctx: Context = {
-      io: {
-        out: (t) => out.push(t),
-        err: (t) => err.push(t),
+    const { cli } = cliHarness(
+      {
         readStdin: async () => Buffer.alloc(0),
         stdinIsTTY: false,
         env: { DSO_RUN_DIR: path.join(project, 'run-dso') },
         cwd: project,
       },
-      docker: new DockerClient(run, [], () => engine),
-      runner: run,
-      connect: () => api,
-      health: async () => {
-        throw new Error('unused');
+      {
+        docker: new DockerClient(run, [], () => engine),
+        runner: run,
+        connect: () => api,
+        health: async () => {
+          throw new Error('unused');
+        },
+        now: () => Date.now(),
+        sleep: async () => undefined,
+        version: '0.1.0',
       },
-      now: () => Date.now(),
-      sleep: async () => undefined,
-      version: '0.1.0',
-    };
-    const cli = async (...args: string[]) => {
-      out.length = 0;
-      err.length = 0;
-      const code = await runCli(['dso', ...args], () => ctx);
-      return { code, out: out.join(''), err: err.join('') };
-    };
+    );
     return { cli, calls, inputs, upRequests, runtimeDir, project };
   }
 

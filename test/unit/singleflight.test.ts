@@ -3,19 +3,25 @@ import { expect } from 'chai';
 import { SingleFlight } from '../../src/singleflight';
 import { deferred } from './helpers';
 
+/** Work that counts its runs and settles when the test settles `gate`. */
+function gatedWork() {
+  const gate = deferred<string>();
+  let count = 0;
+  const work = () => {
+    count++;
+    return gate.promise;
+  };
+  return { gate, work, runs: () => count };
+}
+
 describe('SingleFlight', () => {
   it('runs concurrent calls of one key once and gives each caller the result, counting the merged ones', async () => {
     const flights = new SingleFlight<string>();
-    const gate = deferred<string>();
-    let runs = 0;
-    const work = () => {
-      runs++;
-      return gate.promise;
-    };
+    const { gate, work, runs } = gatedWork();
     const callers = [flights.run('k', work), flights.run('k', work), flights.run('k', work)];
     gate.resolve('v');
     expect(await Promise.all(callers)).to.deep.equal(['v', 'v', 'v']);
-    expect(runs).to.equal(1);
+    expect(runs()).to.equal(1);
     expect(flights.merged).to.equal(2);
   });
 
@@ -65,12 +71,7 @@ describe('SingleFlight', () => {
 
   it('shares a rejection with every waiting caller and frees the key afterwards', async () => {
     const flights = new SingleFlight<string>();
-    const gate = deferred<string>();
-    let runs = 0;
-    const failing = () => {
-      runs++;
-      return gate.promise;
-    };
+    const { gate, work: failing, runs } = gatedWork();
     const callers = [flights.run('k', failing), flights.run('k', failing)].map((p) =>
       p.then(
         () => expect.fail('should reject'),
@@ -82,7 +83,7 @@ describe('SingleFlight', () => {
     const errors = await Promise.all(callers);
     expect(errors).to.deep.equal([boom, boom]);
     expect(errors[0]).to.equal(boom);
-    expect(runs).to.equal(1);
+    expect(runs()).to.equal(1);
 
     expect(await flights.run('k', async () => 'again')).to.equal('again');
   });
