@@ -110,7 +110,9 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
     return p;
   };
 
-  before(async () => {
+  before(async function () {
+    // Three OpenBao nodes to start, join and see as healthy voters: minutes on a loaded machine.
+    this.timeout(240_000);
     await startEngine();
     cluster = await startOpenBaoCluster();
     pg = sharedPostgres();

@@ -257,17 +257,23 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
       if (options.unseal) await unseal(node);
     },
     unseal,
-    async waitVoters(withinMs = 60_000) {
+    // Autopilot's health lags on a loaded 2-core machine (a node's last contact, its index):
+    // allow two minutes, and say what was seen last when it is not reached.
+    async waitVoters(withinMs = 120_000) {
+      let seen = 'no answer';
       await until('every node a healthy raft voter', withinMs, async () => {
         const state = await cluster.api<{
           data: { healthy: boolean; servers: Record<string, { status: string; healthy: boolean }> };
         }>('GET', 'sys/storage/raft/autopilot/state');
         const servers = Object.values(state.data.servers ?? {});
+        seen = `healthy=${state.data.healthy}, ${servers.map((s) => `${s.status}/${s.healthy ? 'ok' : 'unhealthy'}`)}`;
         return state.data.healthy &&
           servers.length === nodes.length &&
           servers.every((s) => s.status === 'voter' || s.status === 'leader')
           ? true
           : undefined;
+      }).catch((err: Error) => {
+        throw new Error(`${err.message} (last seen: ${seen})`);
       });
     },
     async stop() {
