@@ -264,7 +264,7 @@ export class VaultClient {
     let lastError: unknown;
     for (let round = 0; ; round++) {
       // VAULT_ADDR order, skipped addresses left out while any other is usable.
-      const usable = this.endpoints.filter((e) => !e.skipped);
+      const usable = this.endpoints.some((e) => e.skipped) ? this.endpoints.filter((e) => !e.skipped) : this.endpoints;
       const candidates = usable.length ? usable : [...this.endpoints].sort((a, b) => a.nextProbeAt - b.nextProbeAt);
       let election = false;
       for (let i = 0; i < candidates.length; i++) {

@@ -32,8 +32,8 @@ function headerValue(text: string): string {
   return out;
 }
 
-export function auditHeaders(workload?: Workload): Record<string, string> {
-  const headers: Record<string, string> = {};
+/** The audit headers of `workload`, added to `headers` (a new object when not given). */
+export function auditHeaders(workload?: Workload, headers: Record<string, string> = {}): Record<string, string> {
   if (workload?.service) headers['X-DSO-Service'] = headerValue(workload.service);
   if (workload?.task) headers['X-DSO-Task'] = headerValue(workload.task);
   if (workload?.secret) headers['X-DSO-Secret'] = headerValue(workload.secret);
@@ -59,8 +59,9 @@ export class VaultSession {
 
   async call<T = Record<string, unknown>>(request: SessionCall): Promise<T> {
     const { workload, usedToken, ...call } = request;
-    const headers = { ...call.headers, ...auditHeaders(workload) };
-    const token = await this.tokens.token(call.deadline);
+    const headers = auditHeaders(workload, { ...call.headers });
+    // A valid token is used at once; only a login costs a wait.
+    const token = this.tokens.validToken() ?? (await this.tokens.token(call.deadline));
     try {
       const body = await this.vault.call<T>({ ...call, headers, token });
       usedToken?.(token);
