@@ -130,6 +130,8 @@ export function logLine(
   level: 'info' | 'warn',
   message: string,
   fields: Record<string, unknown>,
+  /** The line's timestamp when the caller has it already (ISO 8601), else now. */
+  timestamp = new Date().toISOString(),
 ): void {
   const sink = sinks.get(logger);
   if (!sink) {
@@ -138,7 +140,7 @@ export function logLine(
   }
   if (logger.silent || !logger.isLevelEnabled(level)) return;
   const text = flat(fields) ? JSON.stringify(fields) : serialize(fields, level, message);
-  const tail = `"level":"${level}","message":${JSON.stringify(message)},"timestamp":"${new Date().toISOString()}"}`;
+  const tail = `"level":"${level}","message":${JSON.stringify(message)},"timestamp":"${timestamp}"}`;
   sink.write(text.length > 2 ? `${text.slice(0, -1)},${tail}` : `{${tail}`);
 }
 

@@ -65,7 +65,7 @@ export class VaultSecretDriver {
     this.writes = options.writes ?? new WritePolicy();
   }
 
-  async getSecret(request: RequestFacts, signal?: AbortSignal): Promise<DriverResult> {
+  async getSecret(request: RequestFacts, signal?: Pick<AbortSignal, 'throwIfAborted'>): Promise<DriverResult> {
     const deadline = Date.now() + this.options.timeoutMs;
     const plan = this.options.resolver.plan(request);
     const source: DriverResult['source'] = { path: plan.path, field: plan.ref.field };
