@@ -74,7 +74,18 @@ export class Resolver {
       if (err instanceof DsoError) err.source = { path, field: spec.ref.field };
       throw err;
     }
-    return { ...spec, path, params, context, requesterDependence: this.dependence(spec, request) };
+    // Written out: V8 copies a spread object and then adds properties to it in microseconds, not nanoseconds.
+    return {
+      ref: spec.ref,
+      version: spec.version,
+      format: spec.format,
+      reuse: spec.reuse,
+      rotate: spec.rotate,
+      path,
+      params,
+      context,
+      requesterDependence: this.dependence(spec, request),
+    };
   }
 
   private dependence(spec: SecretSpec, request: RequestFacts): string | undefined {
