@@ -354,12 +354,17 @@ export function createApp(options: AppOptions): express.Express {
     return send(res, 500, errorReply('internal error (see the plugin log)'));
   });
 
-  // The status store keeps up to 10,000 records. Tasks of one service arrive together, so
-  // each record shares the service name and ID strings of the request before when they are
-  // equal, instead of keeping a copy parsed from its own body.
+  // The status store keeps up to 10,000 records, so what each keeps is kept small. Tasks of
+  // one service arrive together, and secrets often name the same field: a record shares the
+  // service name, ID and field strings of the record before when they are equal, instead of
+  // keeping a copy parsed from its own body. The path is kept as a copy of its own: V8 keeps
+  // a substring as a view of the string it was cut from, here the request's whole label.
   let lastService = '';
   let lastServiceId = '';
+  let lastField = '';
   const shared = (text: string | undefined, last: string): string => (text === last ? last : (text ?? ''));
+  const ownCopy = (text: string | undefined): string | undefined =>
+    text === undefined ? undefined : (JSON.parse(JSON.stringify(text)) as string);
 
   function record(
     request: GetSecretRequest,
@@ -379,8 +384,8 @@ export function createApp(options: AppOptions): express.Express {
       serviceId,
       task: request.TaskName ?? request.TaskID ?? '',
       secret: request.SecretName ?? '',
-      path: source.path,
-      field: source.field,
+      path: ownCopy(source.path),
+      field: source.field === undefined ? undefined : (lastField = shared(source.field, lastField)),
       version: source.version,
       leaseExpiresAt: source.leaseExpiresAt,
       ...outcome,
