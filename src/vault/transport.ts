@@ -67,7 +67,8 @@ interface Target {
 
 /** A path that WHATWG URL parsing would leave exactly as it is: no dot segment, nothing to escape. */
 const VERBATIM_PATH = /^\/[A-Za-z0-9_\-@+=:,~/%.]*(?:\?[A-Za-z0-9_\-@+=:,~/%.&]*)?$/;
-const DOT_SEGMENT = /\/\.\.?(?:[/?]|$)/;
+/** A "." or ".." segment, or what URL would take for one ("%2e"): such a path is parsed. */
+const DOT_SEGMENT = /\/\.\.?(?:[/?]|$)|%2e/i;
 
 /** What node's http.request(url) would take from `url` (its urlToHttpOptions). */
 function targetOf(url: URL): Target {
