@@ -252,7 +252,14 @@ export function startPlugin(
 /** The minimal proxy of floor-proxy.ts: the floor for a Node.js plugin. */
 export function startFloorProxy(vaultPort: number, tokenFile: string): Promise<PluginProc> {
   return startSocketProcess(
-    (socket) => [path.join(__dirname, 'floor-proxy.js'), socket, String(vaultPort), tokenFile],
+    // DSO_BENCH_FLOOR_NODE_ARGS: node flags for the floor too (e.g. --cpu-prof, to compare profiles).
+    (socket) => [
+      ...(process.env.DSO_BENCH_FLOOR_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      path.join(__dirname, 'floor-proxy.js'),
+      socket,
+      String(vaultPort),
+      tokenFile,
+    ],
     {},
     'floor-proxy',
     10_000,

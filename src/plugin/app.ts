@@ -14,6 +14,7 @@ import type { PluginStatus, RotationReport, RouteError, StatusFacts, TestVaultRe
 import { checkComposeDown, checkComposeUp, ComposeFetch, ComposeService } from './compose-protocol';
 import {
   checkGetSecretRequest,
+  DeadlineSignal,
   errorReply,
   GetSecretRequest,
   SecretDriver,
@@ -72,6 +73,21 @@ function parseBody(raw: unknown): unknown {
   }
 }
 
+/** A request's deadline as its driver sees it: an AbortSignal's two members, without an EventTarget per request. */
+class RequestDeadline implements DeadlineSignal {
+  aborted = false;
+  reason: unknown;
+
+  abort(reason: unknown): void {
+    this.aborted = true;
+    this.reason = reason;
+  }
+
+  throwIfAborted(): void {
+    if (this.aborted) throw this.reason;
+  }
+}
+
 /** Runs the driver against a deadline; a late driver result is dropped, never crashes. */
 function withDeadline(
   driver: SecretDriver,
@@ -80,7 +96,7 @@ function withDeadline(
   timeoutMs: number,
 ): Promise<SecretResult> {
   return new Promise<SecretResult>((resolve, reject) => {
-    const controller = new AbortController();
+    const controller = new RequestDeadline();
     const timer = setTimeout(() => {
       const err = new DsoError(
         'ERR_TIMEOUT',
@@ -92,7 +108,7 @@ function withDeadline(
     // Even a driver that throws synchronously settles here, inside the deadline.
     let work: Promise<SecretResult>;
     try {
-      work = Promise.resolve(driver.getSecret(request, controller.signal));
+      work = Promise.resolve(driver.getSecret(request, controller));
     } catch (err) {
       clearTimeout(timer);
       reject(err);
@@ -132,7 +148,7 @@ export function createApp(options: AppOptions): express.Express {
   app.post('/Plugin.Activate', (_req, res) => send(res, 200, { Implements: ['secretprovider'] }));
 
   /** GetSecret on a whole body (a Buffer, or what Express's parser left): reply, status record, metrics, log line. */
-  async function getSecret(body: unknown, res: ServerResponse, started: bigint): Promise<void> {
+  async function getSecret(body: unknown, res: ServerResponse, started: number): Promise<void> {
     let request: GetSecretRequest = {};
     let source: SecretSource = {};
     try {
@@ -155,7 +171,7 @@ export function createApp(options: AppOptions): express.Express {
 
   /** Reads the body itself (the 1 MiB limit as express.raw applies it) and serves GetSecret. */
   function fastGetSecret(req: IncomingMessage, res: ServerResponse): void {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const declared = Number(req.headers['content-length']);
     const refuse = () => {
       logger.warn('request refused', {
@@ -194,7 +210,7 @@ export function createApp(options: AppOptions): express.Express {
   const routed = mounted.handle.bind(app);
   mounted.handle = (req, res, next) => (takesFastPath(req) ? fastGetSecret(req, res) : routed(req, res, next));
 
-  app.post(GET_SECRET_PATH, (req: Request, res: Response) => getSecret(req.body, res, process.hrtime.bigint()));
+  app.post(GET_SECRET_PATH, (req: Request, res: Response) => getSecret(req.body, res, performance.now()));
 
   app.get('/DSO.Status', (req, res) => {
     const service = typeof req.query.service === 'string' ? req.query.service : undefined;
@@ -272,7 +288,7 @@ export function createApp(options: AppOptions): express.Express {
     const checked = checkComposeUp(jsonBody(req));
     if (!checked.request) return send(res, 400, { Err: checked.problem, code: 'ERR_BAD_REQUEST' });
     const project = checked.request.Project;
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const recordFetch = (f: ComposeFetch) =>
       record(
         {
@@ -338,21 +354,38 @@ export function createApp(options: AppOptions): express.Express {
     return send(res, 500, errorReply('internal error (see the plugin log)'));
   });
 
+  // The status store keeps up to 10,000 records, so what each keeps is kept small. Tasks of
+  // one service arrive together, and secrets often name the same field: a record shares the
+  // service name, ID and field strings of the record before when they are equal, instead of
+  // keeping a copy parsed from its own body. The path is kept as a copy of its own: V8 keeps
+  // a substring as a view of the string it was cut from, here the request's whole label.
+  let lastService = '';
+  let lastServiceId = '';
+  let lastField = '';
+  const shared = (text: string | undefined, last: string): string => (text === last ? last : (text ?? ''));
+  const ownCopy = (text: string | undefined): string | undefined =>
+    text === undefined ? undefined : (JSON.parse(JSON.stringify(text)) as string);
+
   function record(
     request: GetSecretRequest,
     source: SecretSource,
-    started: bigint,
+    /** performance.now() when the request arrived. */
+    started: number,
     outcome: { outcome: 'ok' | 'error'; code?: string; subcode?: ErrorSubcode; error?: string; doNotReuse?: boolean },
   ): void {
-    const durationMs = Number((process.hrtime.bigint() - started) / 1000n) / 1000;
+    // Whole microseconds, in ms.
+    const durationMs = Math.floor((performance.now() - started) * 1000) / 1000;
+    const at = new Date().toISOString();
+    const service = (lastService = shared(request.ServiceName, lastService));
+    const serviceId = (lastServiceId = shared(request.ServiceID, lastServiceId));
     const entry = {
-      at: new Date().toISOString(),
-      service: request.ServiceName ?? '',
-      serviceId: request.ServiceID ?? '',
+      at,
+      service,
+      serviceId,
       task: request.TaskName ?? request.TaskID ?? '',
       secret: request.SecretName ?? '',
-      path: source.path,
-      field: source.field,
+      path: ownCopy(source.path),
+      field: source.field === undefined ? undefined : (lastField = shared(source.field, lastField)),
       version: source.version,
       leaseExpiresAt: source.leaseExpiresAt,
       ...outcome,
@@ -361,7 +394,7 @@ export function createApp(options: AppOptions): express.Express {
     status.record(entry);
     options.observe?.(outcome.outcome, outcome.code, durationMs / 1000);
     const { at: _at, ...line } = entry;
-    logLine(logger, outcome.outcome === 'ok' ? 'info' : 'warn', 'GetSecret', line);
+    logLine(logger, outcome.outcome === 'ok' ? 'info' : 'warn', 'GetSecret', line, at);
   }
 
   return app;

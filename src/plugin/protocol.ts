@@ -38,8 +38,14 @@ export interface SecretSource {
   leaseExpiresAt?: string;
 }
 
+/** What a driver asks of its request's deadline: whether it has passed (an AbortSignal is one). */
+export interface DeadlineSignal {
+  readonly aborted: boolean;
+  throwIfAborted(): void;
+}
+
 export interface SecretDriver {
-  getSecret(request: GetSecretRequest, signal: AbortSignal): Promise<SecretResult>;
+  getSecret(request: GetSecretRequest, signal: DeadlineSignal): Promise<SecretResult>;
 }
 
 // Go encodes a nil map as null, so every map may arrive as null.

@@ -65,7 +65,7 @@ export class VaultSecretDriver {
     this.writes = options.writes ?? new WritePolicy();
   }
 
-  async getSecret(request: RequestFacts, signal?: AbortSignal): Promise<DriverResult> {
+  async getSecret(request: RequestFacts, signal?: Pick<AbortSignal, 'throwIfAborted'>): Promise<DriverResult> {
     const deadline = Date.now() + this.options.timeoutMs;
     const plan = this.options.resolver.plan(request);
     const source: DriverResult['source'] = { path: plan.path, field: plan.ref.field };
@@ -75,7 +75,11 @@ export class VaultSecretDriver {
         task: request.TaskName ?? request.TaskID,
         secret: request.SecretName,
       };
-      const { mount, engine, apiPath } = await this.locate(plan, deadline, workload);
+      // A cached mount (the usual case) is used at once, without a turn of the event loop.
+      const found = this.options.mounts.find(plan.path, deadline, workload);
+      const mount = found instanceof Promise ? await found : found;
+      const engine = this.engineFor(mount, plan.path);
+      const apiPath = engine.apiPath(plan.path, mount);
       signal?.throwIfAborted();
       source.path = apiPath;
       this.options.resolver.policy.check(apiPath, plan.context);
@@ -125,10 +129,10 @@ export class VaultSecretDriver {
    * dso.reuse=true label is overridden, said once per secret in the log.
    */
   private perRequester(plan: ReadPlan, request: RequestFacts): boolean {
+    if (plan.requesterDependence === undefined && this.writes.requesterDependence === undefined) return false;
     const reasons = [plan.requesterDependence, this.writes.requesterDependence].filter(
       (r): r is string => r !== undefined,
     );
-    if (reasons.length === 0) return false;
     const secret = request.SecretName ?? '';
     if (plan.reuse === true && !this.warned.has(secret)) {
       if (this.warned.size >= MAX_WARNED) this.warned.clear();

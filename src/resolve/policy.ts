@@ -5,7 +5,7 @@
 // Matching takes time linear in the path (./glob.ts), however many `*` a pattern has.
 import { DsoError } from '../errors';
 import { compileGlob, Glob, matchGlob } from './glob';
-import { templateNames, TemplateContext } from './template';
+import { hasTemplate, templateNames, TemplateContext } from './template';
 
 /** Templates whose value depends on who asks (the secret's own name does not). */
 export const REQUESTER_TEMPLATES = ['service', 'stack', 'task', 'node'] as const;
@@ -18,27 +18,36 @@ export function requesterTemplates(text: string): string[] {
 }
 
 export class PathPolicy {
-  constructor(private readonly patterns: string[]) {}
+  /**
+   * Why the policy's answer depends on who asks (a pattern with {stack}, {service}, {task}
+   * or {node}), or undefined when it is the same for every requester.
+   */
+  readonly requesterDependence: string | undefined;
+  /** Each pattern compiled once when it holds no template (most do), else compiled per request. */
+  private readonly globs: Array<Glob | string>;
+
+  constructor(private readonly patterns: string[]) {
+    const used = [...new Set(patterns.flatMap(requesterTemplates))];
+    this.requesterDependence = used.length ? `${used.join(', ')} in DSO_ALLOWED_PATHS` : undefined;
+    this.globs = patterns
+      .map((p) => p.replace(/^\/+/, ''))
+      .map((p) => (hasTemplate(p) ? p : compileGlob(p, {}, 'DSO_ALLOWED_PATHS')));
+  }
 
   get restricted(): boolean {
     return this.patterns.length > 0;
   }
 
-  /**
-   * Why the policy's answer depends on who asks (a pattern with {stack}, {service}, {task}
-   * or {node}), or undefined when it is the same for every requester.
-   */
-  get requesterDependence(): string | undefined {
-    const used = [...new Set(this.patterns.flatMap(requesterTemplates))];
-    return used.length ? `${used.join(', ')} in DSO_ALLOWED_PATHS` : undefined;
-  }
-
   /** The patterns, templates filled for this request; a pattern whose template cannot be filled allows nothing. */
   private compiled(context: TemplateContext): Glob[] {
     const out: Glob[] = [];
-    for (const pattern of this.patterns) {
+    for (const glob of this.globs) {
+      if (typeof glob !== 'string') {
+        out.push(glob);
+        continue;
+      }
       try {
-        out.push(compileGlob(pattern.replace(/^\/+/, ''), context, 'DSO_ALLOWED_PATHS'));
+        out.push(compileGlob(glob, context, 'DSO_ALLOWED_PATHS'));
       } catch {
         // e.g. {stack} for a service that is not part of a stack: this pattern does not apply.
       }

@@ -19,10 +19,17 @@ const PLACEHOLDER = /\{([^{}]*)\}/g;
 const SAFE_VALUE = /^[A-Za-z0-9_.\-@+=:,~]+$/;
 
 export function templateNames(text: string): string[] {
+  if (!text.includes('{')) return [];
   return [...text.matchAll(PLACEHOLDER)].map((m) => m[1]);
 }
 
+/** Whether `text` has anything fillTemplate would look at ("{" or "}"): most paths have not. */
+export function hasTemplate(text: string): boolean {
+  return text.includes('{') || text.includes('}');
+}
+
 export function fillTemplate(text: string, context: TemplateContext, what: string): string {
+  if (!hasTemplate(text)) return text;
   const filled = text.replace(PLACEHOLDER, (_all, name: string) => {
     if (!(TEMPLATE_NAMES as readonly string[]).includes(name)) {
       throw new DsoError(

@@ -79,12 +79,12 @@ export function parseAllowedWrites(text: string | undefined): WriteRule[] {
 const shown = (names: string[]) => names.map((n) => n.slice(0, 64).replace(/[^A-Za-z0-9_.-]/g, '?')).join(',');
 
 export class WritePolicy {
-  constructor(private readonly rules: WriteRule[] = []) {}
-
   /** Why the decision depends on who asks (a template such as {stack} in a pattern). */
-  get requesterDependence(): string | undefined {
-    const used = [...new Set(this.rules.flatMap((r) => requesterTemplates(r.pattern)))];
-    return used.length ? `${used.join(', ')} in DSO_ALLOWED_WRITES` : undefined;
+  readonly requesterDependence: string | undefined;
+
+  constructor(private readonly rules: WriteRule[] = []) {
+    const used = [...new Set(rules.flatMap((r) => requesterTemplates(r.pattern)))];
+    this.requesterDependence = used.length ? `${used.join(', ')} in DSO_ALLOWED_WRITES` : undefined;
   }
 
   /**

@@ -92,13 +92,18 @@ export class TokenManager {
 
   /** A valid token, logging in first if there is none (shared with concurrent callers). */
   async token(deadline: number): Promise<string> {
+    return this.validToken() ?? (await this.login(deadline)).token;
+  }
+
+  /** The token when it is valid as it is (no login needed), else undefined: the usual case, without a promise. */
+  validToken(): string | undefined {
     const state = this.state;
     if (
       state &&
       state.expiresAt - this.now() > Math.min(EXPIRY_MARGIN_MS, state.ttlSeconds * 1000 * EXPIRY_MARGIN_FRACTION)
     )
       return state.token;
-    return (await this.login(deadline)).token;
+    return undefined;
   }
 
   /** Vault refused `token` as stale: forget it, so the next call logs in again. */

@@ -1,6 +1,7 @@
 // The HTTP transport under node-vault: node's own http/https with keep-alive agents, an
-// abort signal and a connect timeout on every attempt (so a hung or trickling address never
-// keeps a pooled connection past its budget), 307/308 redirects followed only to an address
+// abort signal or a time limit (one timer, no signal: reads are most requests) and a connect
+// timeout on every attempt (so a hung or trickling address never keeps a pooled connection
+// past its budget), 307/308 redirects followed only to an address
 // the operator named (VAULT_ADDR, or the same host) and never from https to http, and
 // errors that carry no request headers.
 import * as http from 'node:http';
@@ -15,6 +16,8 @@ export interface TransportOptions {
   json?: unknown;
   /** Aborts the attempt (its budget, or the caller's deadline); the socket is destroyed, not pooled. */
   signal?: AbortSignal;
+  /** Milliseconds the whole attempt (redirects included) may take: then it ends as an abort does. */
+  timeoutMs?: number;
   /** Milliseconds a new connection may take to be established. */
   connectTimeout?: number;
 }
@@ -52,29 +55,73 @@ function networkReason(err: NodeJS.ErrnoException): string {
   return known[err.code ?? ''] ?? `${err.code ?? 'network error'}`;
 }
 
+/** Where a request goes: what node's http.request takes, parsed once per origin. */
+interface Target {
+  protocol: string;
+  hostname: string;
+  port?: number;
+  auth?: string;
+  path: string;
+  origin: string;
+}
+
+/** A path that WHATWG URL parsing would leave exactly as it is: no dot segment, nothing to escape. */
+const VERBATIM_PATH = /^\/[A-Za-z0-9_\-@+=:,~/%.]*(?:\?[A-Za-z0-9_\-@+=:,~/%.&]*)?$/;
+/** A "." or ".." segment, or what URL would take for one ("%2e"): such a path is parsed. */
+const DOT_SEGMENT = /\/\.\.?(?:[/?]|$)|%2e/i;
+
+/** What node's http.request(url) would take from `url` (its urlToHttpOptions). */
+function targetOf(url: URL): Target {
+  return {
+    protocol: url.protocol,
+    // http.request wants an IPv6 literal without its brackets.
+    hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+    port: url.port === '' ? undefined : Number(url.port),
+    auth:
+      url.username || url.password
+        ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
+        : undefined,
+    path: `${url.pathname}${url.search}`,
+    origin: url.origin,
+  };
+}
+
+/** One attempt: the request in flight and whether its time ran out (then it ends as an abort). */
+interface Attempt {
+  request?: http.ClientRequest;
+  expired: boolean;
+}
+
 function once(
   options: TransportOptions,
-  url: URL,
+  target: Target,
   agents: Agents,
+  attempt: Attempt,
 ): Promise<{ status: number; location?: string; text: string }> {
   return new Promise((resolve, reject) => {
-    const isHttps = url.protocol === 'https:';
+    const isHttps = target.protocol === 'https:';
     const payload = options.json === undefined ? undefined : Buffer.from(JSON.stringify(options.json));
     const headers: Record<string, string | number> = { Accept: 'application/json', ...options.headers };
     if (payload) {
       headers['Content-Type'] = 'application/json';
       headers['Content-Length'] = payload.length;
     }
-    if (options.signal?.aborted) {
-      reject(new VaultAbortedError(url.origin));
+    if (options.signal?.aborted || attempt.expired) {
+      reject(new VaultAbortedError(target.origin));
       return;
     }
-    const req = (isHttps ? https : http).request(url, {
+    const req = (isHttps ? https : http).request({
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      auth: target.auth,
+      path: target.path,
       method: options.method,
       headers,
       agent: isHttps ? agents.https : agents.http,
       signal: options.signal,
     });
+    attempt.request = req;
     let connectTimer: NodeJS.Timeout | undefined;
     const clearConnectTimer = () => {
       if (connectTimer) clearTimeout(connectTimer);
@@ -88,12 +135,13 @@ function once(
         options.connectTimeout,
       );
       socket.once('connect', clearConnectTimer);
+      req.once('close', clearConnectTimer);
     });
-    req.on('close', clearConnectTimer);
     const fail = (err: NodeJS.ErrnoException) => {
       clearConnectTimer();
-      if (options.signal?.aborted || err.name === 'AbortError') reject(new VaultAbortedError(url.origin));
-      else reject(new VaultUnavailableError(url.origin, networkReason(err)));
+      if (options.signal?.aborted || attempt.expired || err.name === 'AbortError')
+        reject(new VaultAbortedError(target.origin));
+      else reject(new VaultUnavailableError(target.origin, networkReason(err)));
     };
     req.on('error', fail);
     req.on('response', (res) => {
@@ -111,7 +159,7 @@ function once(
         resolve({
           status: res.statusCode ?? 0,
           location: res.headers.location,
-          text: Buffer.concat(chunks).toString('utf8'),
+          text: chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
         }),
       );
       res.on('error', fail);
@@ -131,14 +179,34 @@ export function createTransport(
   namedOrigins: Iterable<string> = [],
 ): (options: TransportOptions) => Promise<TransportResponse> {
   const named = new Set(namedOrigins);
-  return async (options) => {
+  /** Origins as written in a uri (`http://127.0.0.1:8200`) and what they parse to: a handful, never more. */
+  const origins = new Map<string, Target>();
+
+  /**
+   * The uri as http.request takes it. WHATWG URL parses it, unless its origin was seen
+   * before written exactly as URL writes origins and its path is one URL leaves as it is.
+   */
+  const parse = (uri: string): Target => {
+    const slash = uri.indexOf('/', uri.indexOf('//') + 2);
+    if (slash > 0) {
+      const known = origins.get(uri.slice(0, slash));
+      const path = uri.slice(slash);
+      if (known && VERBATIM_PATH.test(path) && !DOT_SEGMENT.test(path)) return { ...known, path };
+    }
+    const target = targetOf(new URL(uri));
+    if (slash > 0 && uri.slice(0, slash) === target.origin && !target.auth && origins.size < 64)
+      origins.set(target.origin, target);
+    return target;
+  };
+
+  const send = async (options: TransportOptions, attempt: Attempt): Promise<TransportResponse> => {
     let current = options;
-    const first = new URL(options.uri);
-    let url = first;
+    const first = parse(options.uri);
+    let target = first;
     for (let hop = 0; ; hop++) {
       let answer: { status: number; location?: string; text: string };
       try {
-        answer = await once(current, url, agents);
+        answer = await once(current, target, agents, attempt);
       } catch (err) {
         // A redirect target that cannot be reached (an HA standby pointing at the active
         // node that just died) says nothing about the address the operator named.
@@ -148,25 +216,25 @@ export function createTransport(
       }
       const { status, location, text } = answer;
       if ((status === 307 || status === 308) && location && hop < MAX_REDIRECTS) {
-        const target = new URL(location, current.uri);
-        const from = url;
-        if (from.protocol === 'https:' && target.protocol !== 'https:') {
+        const next = new URL(location, current.uri);
+        const from = target;
+        if (from.protocol === 'https:' && next.protocol !== 'https:') {
           throw new DsoError(
             'ERR_VAULT',
-            `Vault at ${from.origin} redirected to ${target.origin}, which is not https; refusing ` +
+            `Vault at ${from.origin} redirected to ${next.origin}, which is not https; refusing ` +
               `to send the token there`,
           );
         }
-        if (!named.has(target.origin) && target.hostname !== first.hostname) {
+        if (!named.has(next.origin) && targetOf(next).hostname !== first.hostname) {
           throw new DsoError(
             'ERR_VAULT',
-            `Vault at ${from.origin} redirected to ${target.origin}, which is not in VAULT_ADDR; ` +
-              `refusing to send the token there (add ${target.origin} to VAULT_ADDR if it is one of ` +
+            `Vault at ${from.origin} redirected to ${next.origin}, which is not in VAULT_ADDR; ` +
+              `refusing to send the token there (add ${next.origin} to VAULT_ADDR if it is one of ` +
               `your Vault nodes)`,
           );
         }
-        current = { ...current, uri: target.toString() };
-        url = target;
+        current = { ...current, uri: next.toString() };
+        target = targetOf(next);
         continue;
       }
       let body: unknown = text;
@@ -177,7 +245,23 @@ export function createTransport(
           body = { errors: [`non-JSON answer (HTTP ${status})`] };
         }
       }
-      return { statusCode: status, body, request: { path: url.pathname } };
+      return { statusCode: status, body, request: { path: target.path.split('?')[0] } };
     }
+  };
+
+  return (options) => {
+    const attempt: Attempt = { expired: false };
+    if (options.timeoutMs === undefined) return send(options, attempt);
+    // One timer for the attempt, redirects included; when it fires the request in flight is
+    // destroyed (its socket is not pooled) and the attempt ends as an aborted one.
+    const timer = setTimeout(
+      () => {
+        attempt.expired = true;
+        attempt.request?.destroy(Object.assign(new Error('attempt timed out'), { name: 'AbortError' }));
+      },
+      Math.max(1, Math.floor(options.timeoutMs)),
+    );
+    timer.unref();
+    return send(options, attempt).finally(() => clearTimeout(timer));
   };
 }

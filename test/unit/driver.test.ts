@@ -38,12 +38,11 @@ function driverFor({ mount, policy = [], answers = {}, leased, writes, pathTempl
     },
   } as unknown as VaultSession;
   const lookups: string[] = [];
-  const mounts = {
-    async lookup(path: string) {
-      lookups.push(path);
-      return mount;
-    },
-  } as unknown as MountResolver;
+  const lookup = async (path: string) => {
+    lookups.push(path);
+    return mount;
+  };
+  const mounts = { lookup, find: lookup } as unknown as MountResolver;
   const leasedReads: Array<{ apiPath: string; owner: unknown; write?: boolean }> = [];
   const leasedEngine = leased
     ? ({
