@@ -19,6 +19,14 @@ function session(handler: (call: VaultCall) => unknown) {
   return { session: new VaultSession(vault.client, tokens), vault, method, tokens };
 }
 
+/** A session whose reads of PATH are refused (403); every other call (lookup-self) gets `otherwise()`. */
+function pathDenied(otherwise: () => unknown) {
+  return session((call) => {
+    if (call.path === PATH) throw denied(PATH);
+    return otherwise();
+  });
+}
+
 const deadline = () => Date.now() + 1000;
 
 describe('VaultSession', () => {
@@ -31,14 +39,7 @@ describe('VaultSession', () => {
   });
 
   it('throws a 403 without logging in again when lookup-self says the token is still valid (a policy denial)', async () => {
-    const {
-      session: s,
-      vault,
-      method,
-    } = session((call) => {
-      if (call.path === PATH) throw denied(PATH);
-      return { data: { ttl: 100 } };
-    });
+    const { session: s, vault, method } = pathDenied(() => ({ data: { ttl: 100 } }));
     const err = await rejected(s.call({ method: 'GET', path: PATH, deadline: deadline() }));
     expect(err).to.be.instanceOf(VaultApiError);
     expect((err as VaultApiError).status).to.equal(403);
@@ -49,14 +50,7 @@ describe('VaultSession', () => {
   });
 
   it('does not ask lookup-self again for every denial in a burst', async () => {
-    const {
-      session: s,
-      vault,
-      method,
-    } = session((call) => {
-      if (call.path === PATH) throw denied(PATH);
-      return { data: {} };
-    });
+    const { session: s, vault, method } = pathDenied(() => ({ data: {} }));
     for (let i = 0; i < 3; i++) await rejected(s.call({ method: 'GET', path: PATH, deadline: deadline() }));
     expect(vault.callsTo('auth/token/lookup-self')).to.have.length(1);
     expect(method.logins).to.equal(1);
@@ -95,8 +89,7 @@ describe('VaultSession', () => {
   });
 
   it('treats a token as alive when lookup-self cannot be asked (Vault unreachable)', async () => {
-    const { session: s, method } = session((call) => {
-      if (call.path === PATH) throw denied(PATH);
+    const { session: s, method } = pathDenied(() => {
       throw new VaultUnavailableError('https://vault:8200', 'connection refused');
     });
     expect((await rejected(s.call({ method: 'GET', path: PATH, deadline: deadline() }))).code).to.equal(

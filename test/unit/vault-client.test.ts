@@ -26,28 +26,35 @@ describe('VaultClient: faults and recoveries of an address', () => {
   });
   after(() => server.close());
 
-  it('does not take a late answer to a request sent before the fault for a recovery', async () => {
+  /** A client of the fake Vault whose log lines are kept; probes far apart, so only requests move its state. */
+  function watchedClient(options: { rounds?: number } = {}) {
     const { logger, lines } = capturingLogger();
-    // Probes far apart: only requests move the address's state in this test.
     const client = new VaultClient({
       addresses: [address],
       tls: { skipVerify: false },
       logger,
-      rounds: 1,
       probeIntervalMs: 60_000,
+      ...options,
     });
     const count = (message: string) => lines.filter((l) => l.includes(`"${message}"`)).length;
+    const read = (path: string, withinMs = 5_000) =>
+      client.call({ method: 'GET', path, deadline: Date.now() + withinMs });
+    return { client, count, read };
+  }
+
+  it('does not take a late answer to a request sent before the fault for a recovery', async () => {
+    const { client, count, read } = watchedClient({ rounds: 1 });
     try {
       mode = { kind: 'answer', delayMs: 300 };
-      const early = client.call({ method: 'GET', path: 'secret/x', deadline: Date.now() + 5_000 });
+      const early = read('secret/x');
       await sleep(50);
       mode = { kind: 'reset' };
-      await client.call({ method: 'GET', path: 'secret/y', deadline: Date.now() + 5_000 }).catch(() => undefined);
+      await read('secret/y').catch(() => undefined);
       expect(count('Vault not answering')).to.equal(1);
       await early; // sent before the fault was seen, answered after it
       expect(count('Vault answering again'), 'a stale answer is no recovery').to.equal(0);
       mode = { kind: 'answer', delayMs: 0 };
-      await client.call({ method: 'GET', path: 'secret/z', deadline: Date.now() + 5_000 });
+      await read('secret/z');
       expect(count('Vault answering again')).to.equal(1);
       expect(count('Vault not answering')).to.equal(1);
     } finally {
@@ -56,27 +63,19 @@ describe('VaultClient: faults and recoveries of an address', () => {
   });
 
   it('does not take a late failure of a request sent before the recovery for a new fault', async () => {
-    const { logger, lines } = capturingLogger();
-    const client = new VaultClient({
-      addresses: [address],
-      tls: { skipVerify: false },
-      logger,
-      rounds: 1,
-      probeIntervalMs: 60_000,
-    });
-    const count = (message: string) => lines.filter((l) => l.includes(`"${message}"`)).length;
+    const { client, count, read } = watchedClient({ rounds: 1 });
     try {
       mode = { kind: 'reset' };
-      await client.call({ method: 'GET', path: 'secret/a', deadline: Date.now() + 5_000 }).catch(() => undefined);
+      await read('secret/a').catch(() => undefined);
       expect(count('Vault not answering')).to.equal(1);
       mode = { kind: 'answer', delayMs: 1_000 };
-      const slow = client.call({ method: 'GET', path: 'secret/b', deadline: Date.now() + 400 }).then(
+      const slow = read('secret/b', 400).then(
         () => 'answered',
         () => 'failed',
       );
       await sleep(50);
       mode = { kind: 'answer', delayMs: 0 };
-      await client.call({ method: 'GET', path: 'secret/c', deadline: Date.now() + 5_000 });
+      await read('secret/c');
       expect(count('Vault answering again')).to.equal(1);
       expect(await slow).to.equal('failed'); // hung through the recovery, fails after it
       expect(count('Vault not answering'), 'a stale failure is no new fault').to.equal(1);
@@ -86,20 +85,14 @@ describe('VaultClient: faults and recoveries of an address', () => {
     }
   });
   it("does not mark an address hung for an attempt cut short by the caller's nearly spent deadline", async () => {
-    const { logger, lines } = capturingLogger();
-    const client = new VaultClient({
-      addresses: [address],
-      tls: { skipVerify: false },
-      logger,
-      probeIntervalMs: 60_000,
-    });
-    const faults = () => lines.filter((l) => l.includes('"Vault not answering"')).length;
+    const { client, count, read } = watchedClient();
+    const faults = () => count('Vault not answering');
     try {
       mode = { kind: 'answer', delayMs: 1_000 };
-      await client.call({ method: 'GET', path: 'secret/a', deadline: Date.now() + 50 }).catch(() => undefined);
+      await read('secret/a', 50).catch(() => undefined);
       expect(faults(), 'a 50 ms attempt proves nothing').to.equal(0);
       expect(client.status()[0].skipped).to.equal(false);
-      await client.call({ method: 'GET', path: 'secret/b', deadline: Date.now() + 600 }).catch(() => undefined);
+      await read('secret/b', 600).catch(() => undefined);
       expect(faults(), 'a 600 ms attempt without an answer does').to.equal(1);
     } finally {
       mode = { kind: 'answer', delayMs: 0 };
