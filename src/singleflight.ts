@@ -16,6 +16,8 @@ interface Flight<T> {
   deadline?: number;
 }
 
+const DEADLINE_SLACK_MS = 10;
+
 export class SingleFlight<T> {
   private readonly flights = new Map<string, Flight<T>>();
   private sweeper?: NodeJS.Timeout;
@@ -33,7 +35,9 @@ export class SingleFlight<T> {
       const started = found.deadline;
       return found.promise.catch((err: unknown) => {
         // Failed because the flight's own time ran out, while this caller still has some.
-        if (Date.now() >= started && Date.now() < deadline) return this.run(key, work, deadline);
+        // A timer set for a deadline may fire when Date.now() still reads a millisecond or two
+        // before it (the clocks round apart): within DEADLINE_SLACK_MS it counts as reached.
+        if (Date.now() >= started - DEADLINE_SLACK_MS && Date.now() < deadline) return this.run(key, work, deadline);
         throw err;
       });
     }

@@ -49,12 +49,24 @@ export type SessionCall = Omit<VaultCall, 'token'> & {
 /** How long a token that lookup-self accepted counts as alive when Vault answers 403. */
 const VERIFIED_FOR_MS = 1_000;
 
+/**
+ * OpenBao's standbys serve reads from their own copy of the storage (2.x, by default), which
+ * trails the active node: a token minted moments ago may not have reached the node that
+ * answers, which then refuses it (403) although it is valid. A token this young that is
+ * refused is asked again, with the same token, until it reaches that node; a fresh login
+ * would mint another token with the same lag.
+ */
+const REPLICATION_GRACE_MS = 5_000;
+const REPLICATION_RETRY_MS = [50, 100, 200, 400, 800];
+
 export class VaultSession {
   private verified?: { token: string; at: number };
 
   constructor(
     readonly vault: VaultClient,
     readonly tokens: TokenManager,
+    /** REPLICATION_GRACE_MS; 0 turns the wait off (unit tests of the stale-token path). */
+    private readonly replicationGraceMs = REPLICATION_GRACE_MS,
   ) {}
 
   async call<T = Record<string, unknown>>(request: SessionCall): Promise<T> {
@@ -83,6 +95,11 @@ export class VaultSession {
       // latter earns a fresh login and one retry (a denial must not cause a login storm).
       if (!(err instanceof VaultApiError) || err.status !== 403) throw err;
       if (await this.tokenAlive(token, call.deadline)) throw err;
+      const replicated = await this.afterReplication<T>(call);
+      if (replicated) {
+        usedToken?.(token);
+        return replicated.body;
+      }
       this.tokens.invalidate(token);
       const fresh = await this.tokens.token(call.deadline);
       if (fresh === token) throw err;
@@ -90,6 +107,21 @@ export class VaultSession {
       usedToken?.(fresh);
       return body;
     }
+  }
+
+  /** The call again with its young token while the node that refused it may not have it yet; undefined if not. */
+  private async afterReplication<T>(call: VaultCall): Promise<{ body: T } | undefined> {
+    for (const wait of REPLICATION_RETRY_MS) {
+      const age = call.token === undefined ? undefined : this.tokens.ageOf(call.token);
+      if (age === undefined || age + wait > this.replicationGraceMs || Date.now() + wait >= call.deadline) return;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      try {
+        return { body: await this.vault.call<T>(call) };
+      } catch (err) {
+        if (!(err instanceof VaultApiError) || err.status !== 403) throw err;
+      }
+    }
+    return undefined;
   }
 
   private async tokenAlive(token: string, deadline: number): Promise<boolean> {

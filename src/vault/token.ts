@@ -106,6 +106,11 @@ export class TokenManager {
     return undefined;
   }
 
+  /** How long ago the login that gave `token` was (ms); undefined when it is not the current token. */
+  ageOf(token: string): number | undefined {
+    return this.state?.token === token ? this.now() - this.state.obtainedAt : undefined;
+  }
+
   /** Vault refused `token` as stale: forget it, so the next call logs in again. */
   invalidate(token: string): void {
     if (this.state?.token === token) {

@@ -11,12 +11,15 @@ import { rejected, silent } from './helpers';
 const PATH = 'secret/data/app/db';
 const denied = (path: string) => new VaultApiError(403, ['permission denied'], path);
 
-/** A session over a fake Vault; tokens never expire, so only the session causes logins. */
-function session(handler: (call: VaultCall) => unknown) {
+/**
+ * A session over a fake Vault; tokens never expire, so only the session causes logins. No
+ * wait for replication unless `replicationGraceMs` says so (every token here is seconds young).
+ */
+function session(handler: (call: VaultCall) => unknown, replicationGraceMs = 0) {
   const vault = fakeVault(handler);
   const method = new FakeAuthMethod();
   const tokens = new TokenManager({ vault: vault.client, method, logger: silent(), timeoutMs: 1000 });
-  return { session: new VaultSession(vault.client, tokens), vault, method, tokens };
+  return { session: new VaultSession(vault.client, tokens, replicationGraceMs), vault, method, tokens };
 }
 
 /** A session whose reads of PATH are refused (403); every other call (lookup-self) gets `otherwise()`. */
@@ -72,6 +75,47 @@ describe('VaultSession', () => {
     expect(vault.callsTo(PATH).map((c) => c.token)).to.deep.equal(['hvs.fake-token-1', 'hvs.fake-token-2']);
     expect(vault.callsTo('auth/token/lookup-self')).to.have.length(1);
     expect(used).to.deep.equal(['hvs.fake-token-2']);
+  });
+
+  it('asks again with a young token a standby does not know yet (replication lag), without logging in again', async () => {
+    let refusals = 0;
+    const {
+      session: s,
+      vault,
+      method,
+    } = session((call) => {
+      // The node that answers learns of the new token after three refusals (its read and lookup-self).
+      if (refusals < 3) {
+        refusals++;
+        throw denied(call.path);
+      }
+      return { data: { data: { password: 'replicated' } } };
+    }, 5_000);
+    const body = await s.call({ method: 'GET', path: PATH, deadline: Date.now() + 5_000 });
+    expect(body).to.deep.equal({ data: { data: { password: 'replicated' } } });
+    expect(method.logins, 'no second login: it would mint another token with the same lag').to.equal(1);
+    expect(vault.callsTo(PATH).map((c) => c.token)).to.deep.equal([
+      'hvs.fake-token-1',
+      'hvs.fake-token-1',
+      'hvs.fake-token-1',
+    ]);
+  });
+
+  it('logs in again once the young token is still refused after the replication grace', async () => {
+    const {
+      session: s,
+      vault,
+      method,
+    } = session((call) => {
+      if (call.token === 'hvs.fake-token-1') throw denied(call.path);
+      return { data: { data: { password: 'fresh' } } };
+    }, 300);
+    const body = await s.call({ method: 'GET', path: PATH, deadline: Date.now() + 5_000 });
+    expect(body).to.deep.equal({ data: { data: { password: 'fresh' } } });
+    expect(method.logins).to.equal(2);
+    const tokens = vault.callsTo(PATH).map((c) => c.token);
+    expect(tokens[tokens.length - 1]).to.equal('hvs.fake-token-2');
+    expect(tokens.filter((t) => t === 'hvs.fake-token-1').length, 'asked again within 300 ms only').to.be.within(2, 4);
   });
 
   it('gives up after that one retry when the fresh token is denied too', async () => {
