@@ -108,14 +108,22 @@ export async function startOpenBao(
     },
     process: undefined as unknown as ChildProcess,
     async api(method, apiPath, body, token) {
-      const res = await fetch(`${addr}/v1/${apiPath.replace(/^\//, '')}`, {
-        method,
-        headers: { 'X-Vault-Token': token ?? rootToken, 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`OpenBao ${method} ${apiPath}: ${res.status} ${text}`);
-      return (text ? JSON.parse(text) : {}) as any;
+      // Right after start the dev server's KV v2 mount may still be upgrading its storage; it
+      // says so (400, "...will resume service shortly"): wait for it, up to 10 s, then fail.
+      for (const end = Date.now() + 10_000; ;) {
+        const res = await fetch(`${addr}/v1/${apiPath.replace(/^\//, '')}`, {
+          method,
+          headers: { 'X-Vault-Token': token ?? rootToken, 'Content-Type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const text = await res.text();
+        if (res.status === 400 && text.includes('Upgrading from non-versioned') && Date.now() < end) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        if (!res.ok) throw new Error(`OpenBao ${method} ${apiPath}: ${res.status} ${text}`);
+        return (text ? JSON.parse(text) : {}) as any;
+      }
     },
     async start() {
       // OpenBao creates audit devices only from its configuration file.
