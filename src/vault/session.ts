@@ -111,9 +111,11 @@ export class VaultSession {
 
   /** The call again with its young token while the node that refused it may not have it yet; undefined if not. */
   private async afterReplication<T>(call: VaultCall): Promise<{ body: T } | undefined> {
+    // At most half the time left goes to waiting: the other half stays for a login and a retry.
+    const waitUntil = call.deadline - (call.deadline - Date.now()) / 2;
     for (const wait of REPLICATION_RETRY_MS) {
       const age = call.token === undefined ? undefined : this.tokens.ageOf(call.token);
-      if (age === undefined || age + wait > this.replicationGraceMs || Date.now() + wait >= call.deadline) return;
+      if (age === undefined || age + wait > this.replicationGraceMs || Date.now() + wait > waitUntil) return;
       await new Promise((resolve) => setTimeout(resolve, wait));
       try {
         return { body: await this.vault.call<T>(call) };

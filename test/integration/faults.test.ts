@@ -148,10 +148,12 @@ describe('faults under load', function () {
     const keys = [...log.matchAll(/Unseal Key: (\S+)/g)].map((m) => m[1]);
     const unsealKey = secret(keys[keys.length - 1]);
     const logsBefore = plugin.logs.length;
-    const { outcomes, faultEnd } = await underLoad(plugin, request, 4_000, async () => {
+    // Sealed for longer than DSO_TIMEOUT: a request that waits the seal out cannot be served
+    // in time, so the fault is felt whatever the client's retry timing (1 s was sometimes not).
+    const { outcomes, faultEnd } = await underLoad(plugin, request, 6_000, async () => {
       await new Promise((r) => setTimeout(r, 1_000));
       await bao.api('PUT', 'sys/seal');
-      await new Promise((r) => setTimeout(r, 1_000));
+      await new Promise((r) => setTimeout(r, TIMEOUT_MS + 1_000));
       await bao.api('PUT', 'sys/unseal', { key: unsealKey });
       return Date.now();
     });
