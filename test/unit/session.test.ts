@@ -30,6 +30,14 @@ function pathDenied(otherwise: () => unknown) {
   });
 }
 
+/** A session whose first token Vault refuses everywhere (revoked, or unknown to the node); later ones work. */
+function firstTokenRefused(replicationGraceMs = 0) {
+  return session((call) => {
+    if (call.token === 'hvs.fake-token-1') throw denied(call.path);
+    return { data: { data: { password: 'fresh' } } };
+  }, replicationGraceMs);
+}
+
 const deadline = () => Date.now() + 1000;
 
 describe('VaultSession', () => {
@@ -61,14 +69,7 @@ describe('VaultSession', () => {
 
   it('logs in once and retries once when lookup-self also answers 403 (a stale token)', async () => {
     const used: string[] = [];
-    const {
-      session: s,
-      vault,
-      method,
-    } = session((call) => {
-      if (call.token === 'hvs.fake-token-1') throw denied(call.path);
-      return { data: { data: { password: 'fresh' } } };
-    });
+    const { session: s, vault, method } = firstTokenRefused();
     const body = await s.call({ method: 'GET', path: PATH, deadline: deadline(), usedToken: (t) => used.push(t) });
     expect(body).to.deep.equal({ data: { data: { password: 'fresh' } } });
     expect(method.logins).to.equal(2);
@@ -102,14 +103,7 @@ describe('VaultSession', () => {
   });
 
   it('logs in again once the young token is still refused after the replication grace', async () => {
-    const {
-      session: s,
-      vault,
-      method,
-    } = session((call) => {
-      if (call.token === 'hvs.fake-token-1') throw denied(call.path);
-      return { data: { data: { password: 'fresh' } } };
-    }, 300);
+    const { session: s, vault, method } = firstTokenRefused(300);
     const body = await s.call({ method: 'GET', path: PATH, deadline: Date.now() + 5_000 });
     expect(body).to.deep.equal({ data: { data: { password: 'fresh' } } });
     expect(method.logins).to.equal(2);
