@@ -64,9 +64,7 @@ export class MountResolver {
   ) {}
 
   async lookup(path: string, deadline: number, workload?: Workload): Promise<MountInfo> {
-    const cached = this.cached(path);
-    if (cached) return cached;
-    return this.ask(path, deadline, workload);
+    return this.find(path, deadline, workload);
   }
 
   /**

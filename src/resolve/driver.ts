@@ -8,7 +8,6 @@ import { render } from './formats';
 import { MountInfo, MountResolver, SECRET_ENGINE_TYPES } from '../engines/mounts';
 import { DsoError } from '../errors';
 import type { Logger } from '../log';
-import type { Workload } from '../vault/session';
 import type { ReadPlan, RequestFacts, Resolver } from './resolver';
 import { WritePolicy } from './writes';
 
@@ -78,8 +77,7 @@ export class VaultSecretDriver {
       // A cached mount (the usual case) is used at once, without a turn of the event loop.
       const found = this.options.mounts.find(plan.path, deadline, workload);
       const mount = found instanceof Promise ? await found : found;
-      const engine = this.engineFor(mount, plan.path);
-      const apiPath = engine.apiPath(plan.path, mount);
+      const { engine, apiPath } = this.placed(plan, mount);
       signal?.throwIfAborted();
       source.path = apiPath;
       this.options.resolver.policy.check(apiPath, plan.context);
@@ -116,7 +114,8 @@ export class VaultSecretDriver {
    */
   async target(request: RequestFacts, deadline: number): Promise<SecretTarget> {
     const plan = this.options.resolver.plan(request);
-    const { mount, apiPath } = await this.locate(plan, deadline);
+    const mount = await this.options.mounts.lookup(plan.path, deadline);
+    const { apiPath } = this.placed(plan, mount);
     this.options.resolver.policy.check(apiPath, plan.context);
     return { apiPath, mount, version: plan.version, kv: mount.kvVersion !== undefined, rotate: plan.rotate };
   }
@@ -147,15 +146,10 @@ export class VaultSecretDriver {
     return true;
   }
 
-  /** The mount (asked of Vault, cached), its engine, and the API path the plan resolves to. */
-  private async locate(
-    plan: ReadPlan,
-    deadline: number,
-    workload?: Workload,
-  ): Promise<{ mount: MountInfo; engine: SecretEngine; apiPath: string }> {
-    const mount = await this.options.mounts.lookup(plan.path, deadline, workload);
+  /** The engine of `mount` (refused unless it is one DSO serves) and the API path the plan resolves to there. */
+  private placed(plan: ReadPlan, mount: MountInfo): { engine: SecretEngine; apiPath: string } {
     const engine = this.engineFor(mount, plan.path);
-    return { mount, engine, apiPath: engine.apiPath(plan.path, mount) };
+    return { engine, apiPath: engine.apiPath(plan.path, mount) };
   }
 
   /**
