@@ -251,6 +251,10 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
   });
 
   it('serves with VAULT_ADDR naming only a standby (the load-balancer mistake)', async () => {
+    // The test before killed and restarted a node: let every standby catch up with the
+    // active node's log first (OpenBao standbys answer reads from their own copy), so this
+    // test is about the address, not about a node still replaying the election's writes.
+    await cluster.waitVoters();
     const active = await cluster.active();
     const standby = cluster.nodes.find((n) => n !== active)!;
     expect(await cluster.role(standby)).to.equal('standby');
