@@ -13,6 +13,8 @@
 // node-vault would send them but without its per-call request validation and copying;
 // writes (auth logins, token and lease calls) go through node-vault's request(), which
 // adds the namespace and token headers and maps a non-2xx answer to its ApiResponseError.
+// Every answer's storage index is kept and sent again (consistency.ts): a standby that
+// trails the active node never answers DSO with older state than it has seen.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -20,6 +22,7 @@ import nodeVault from 'node-vault';
 import type { TlsSettings } from '../config/settings';
 import { DsoError } from '../errors';
 import { FaultLog, Logger } from '../log';
+import { StorageIndex } from './consistency';
 import { VaultAbortedError, VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
 import { Agents, createTransport, TransportOptions, TransportResponse } from './transport';
 
@@ -176,6 +179,7 @@ export class VaultClient {
   /** The address that answered last. */
   private answered?: Endpoint;
   private readonly faults: FaultLog;
+  private readonly index = new StorageIndex();
   /** HTTP attempts, for metrics. */
   readonly attempts = { ok: 0, failed: 0 };
   private readonly rounds: number;
@@ -209,7 +213,14 @@ export class VaultClient {
         namespace: options.namespace,
         // node-vault's debug output prints request bodies (secret ids, JWTs): keep it off.
         debug: noop,
-        'request-promise': { defaults: () => this.transport },
+        // node-vault hands back only the body: the index of a write's answer is learned here.
+        'request-promise': {
+          defaults: () => (request: TransportOptions) =>
+            this.transport(request).then((answer) => {
+              this.index.learn(answer.index);
+              return answer;
+            }),
+        },
       });
       // node-vault falls back to $VAULT_TOKEN; every call here names its token itself.
       api.token = '';
@@ -436,6 +447,7 @@ export class VaultClient {
     // Object.assign, not a spread: V8 adds properties to a spread copy ten times slower.
     const headers: Record<string, string> = Object.assign({}, call.headers);
     if (call.token) headers['X-Vault-Token'] = call.token;
+    this.index.stamp(headers);
     const connectTimeout = Math.min(CONNECT_TIMEOUT_MS, budget);
     try {
       let body: T;
@@ -451,6 +463,7 @@ export class VaultClient {
           timeoutMs: budget,
           connectTimeout,
         });
+        this.index.learn(answer.index);
         if (answer.statusCode !== 200 && answer.statusCode !== 204)
           throw apiError(answer.statusCode, answer.body, call.path);
         body = answer.body as T;

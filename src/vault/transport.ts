@@ -26,6 +26,8 @@ export interface TransportResponse {
   statusCode: number;
   body: unknown;
   request: { path: string };
+  /** X-Vault-Index: the storage index the answer reflects (OpenBao 2.7 and later). */
+  index?: string;
 }
 
 export interface Agents {
@@ -86,18 +88,27 @@ function targetOf(url: URL): Target {
   };
 }
 
+interface Answer {
+  status: number;
+  location?: string;
+  index?: string;
+  text: string;
+}
+
+/** A header's value from rawHeaders (names as sent, any case), without building res.headers. */
+function rawHeader(raw: string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i].length === lowerName.length && raw[i].toLowerCase() === lowerName) return raw[i + 1];
+  return undefined;
+}
+
 /** One attempt: the request in flight and whether its time ran out (then it ends as an abort). */
 interface Attempt {
   request?: http.ClientRequest;
   expired: boolean;
 }
 
-function once(
-  options: TransportOptions,
-  target: Target,
-  agents: Agents,
-  attempt: Attempt,
-): Promise<{ status: number; location?: string; text: string }> {
+function once(options: TransportOptions, target: Target, agents: Agents, attempt: Attempt): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const isHttps = target.protocol === 'https:';
     const payload = options.json === undefined ? undefined : Buffer.from(JSON.stringify(options.json));
@@ -158,7 +169,8 @@ function once(
       res.on('end', () =>
         resolve({
           status: res.statusCode ?? 0,
-          location: res.headers.location,
+          location: res.statusCode === 307 || res.statusCode === 308 ? res.headers.location : undefined,
+          index: rawHeader(res.rawHeaders, 'x-vault-index'),
           text: chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
         }),
       );
@@ -204,7 +216,7 @@ export function createTransport(
     const first = parse(options.uri);
     let target = first;
     for (let hop = 0; ; hop++) {
-      let answer: { status: number; location?: string; text: string };
+      let answer: Answer;
       try {
         answer = await once(current, target, agents, attempt);
       } catch (err) {
@@ -214,7 +226,7 @@ export function createTransport(
           throw new VaultUnavailableError(err.address, err.cause_, { viaRedirect: true });
         throw err;
       }
-      const { status, location, text } = answer;
+      const { status, location, index, text } = answer;
       if ((status === 307 || status === 308) && location && hop < MAX_REDIRECTS) {
         const next = new URL(location, current.uri);
         const from = target;
@@ -245,7 +257,7 @@ export function createTransport(
           body = { errors: [`non-JSON answer (HTTP ${status})`] };
         }
       }
-      return { statusCode: status, body, request: { path: target.path.split('?')[0] } };
+      return { statusCode: status, body, request: { path: target.path.split('?')[0] }, index };
     }
   };
 

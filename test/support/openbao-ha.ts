@@ -12,12 +12,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from './capture';
 import { baoBinary, freePort, workDir } from './openbao';
+import { startTcpProxy, TcpProxy } from './proxy';
 
 export interface HaNode {
   name: string;
   addr: string;
   apiPort: number;
   clusterPort: number;
+  /** In front of clusterPort, advertised as the node's cluster_addr: what other nodes send it passes here. */
+  clusterProxy: TcpProxy;
   process?: ChildProcess;
 }
 
@@ -37,6 +40,11 @@ export interface HaCluster {
   /** Starts the node's server again on its data; sealed unless `unseal`. */
   restart(node: HaNode, options?: { unseal?: boolean }): Promise<void>;
   unseal(node: HaNode): Promise<void>;
+  /**
+   * Holds what the other nodes send `node` over the cluster port (the leader's raft log) until
+   * the returned function is called: a standby that still answers but lags the active node.
+   */
+  holdReplication(node: HaNode): () => void;
   /** Waits until raft's autopilot counts every node as a healthy voter. */
   waitVoters(withinMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -130,7 +138,8 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
   for (let i = 1; i <= size; i++) {
     const apiPort = await freePort();
     const clusterPort = await freePort();
-    nodes.push({ name: `node${i}`, addr: `http://127.0.0.1:${apiPort}`, apiPort, clusterPort });
+    const clusterProxy = await startTcpProxy(clusterPort);
+    nodes.push({ name: `node${i}`, addr: `http://127.0.0.1:${apiPort}`, apiPort, clusterPort, clusterProxy });
   }
   let rootToken = '';
   let unsealKey = '';
@@ -145,7 +154,7 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
         `storage "raft" {\n  path = "${data}"\n  node_id = "${node.name}"\n  performance_multiplier = 1\n}`,
         `listener "tcp" {\n  address = "127.0.0.1:${node.apiPort}"\n  cluster_address = "127.0.0.1:${node.clusterPort}"\n  tls_disable = true\n}`,
         `api_addr = "${node.addr}"`,
-        `cluster_addr = "https://127.0.0.1:${node.clusterPort}"`,
+        `cluster_addr = "https://127.0.0.1:${node.clusterProxy.port}"`,
         'disable_mlock = true',
         '',
       ].join('\n'),
@@ -257,6 +266,7 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
       if (options.unseal) await unseal(node);
     },
     unseal,
+    holdReplication: (node) => node.clusterProxy.hold(),
     // Autopilot's health lags on a loaded 2-core machine (a node's last contact, its index):
     // allow two minutes, and say what was seen last when it is not reached.
     async waitVoters(withinMs = 120_000) {
@@ -278,6 +288,7 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
     },
     async stop() {
       for (const node of nodes) await cluster.kill(node);
+      for (const node of nodes) await node.clusterProxy.close();
       fs.rmSync(dir, { recursive: true, force: true });
       dirs.delete(dir);
     },

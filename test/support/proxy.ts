@@ -1,6 +1,7 @@
 // A TCP proxy in front of a server on loopback, listening on loopback or another local
-// address (a test bridge): counts connections (keep-alive checks), can slow answers or cut
-// the open connections (faults mid-run).
+// address (a test bridge): counts connections (keep-alive checks), can slow answers, hold
+// what clients send (a raft follower that stops receiving the leader's log) or cut the open
+// connections (faults mid-run).
 import * as net from 'node:net';
 
 export interface TcpProxy {
@@ -8,6 +9,8 @@ export interface TcpProxy {
   connections: number;
   /** Holds every answer this long before passing it on (0: none): a slow Vault. */
   delayMs: number;
+  /** Queues what clients send until the returned function is called; answers still flow. */
+  hold(): () => void;
   /** Closes every open connection at once, as a crash would. */
   cutAll(): void;
   close(): Promise<void>;
@@ -15,10 +18,19 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetPort: number, listenHost = '127.0.0.1'): Promise<TcpProxy> {
   const open = new Set<net.Socket>();
+  let held: Array<() => void> | undefined;
   const proxy: TcpProxy = {
     port: 0,
     connections: 0,
     delayMs: 0,
+    hold() {
+      held ??= [];
+      return () => {
+        const queued = held ?? [];
+        held = undefined;
+        for (const send of queued) send();
+      };
+    },
     cutAll() {
       for (const s of open) s.destroy();
     },
@@ -40,7 +52,13 @@ export async function startTcpProxy(targetPort: number, listenHost = '127.0.0.1'
     };
     client.on('error', done).on('close', done);
     upstream.on('error', done).on('close', done);
-    client.pipe(upstream);
+    client.on('data', (chunk: Buffer) => {
+      const send = () => {
+        if (!upstream.destroyed) upstream.write(chunk);
+      };
+      if (held) held.push(send);
+      else send();
+    });
     upstream.on('data', (chunk: Buffer) => {
       const send = () => {
         if (!client.destroyed) client.write(chunk);
