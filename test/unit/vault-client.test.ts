@@ -128,84 +128,64 @@ describe('VaultClient: the storage index (X-Vault-Index) it has seen goes with e
     address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(() => server.close());
+  let c: VaultClient;
   beforeEach(() => {
     received.length = 0;
     answerIndex = undefined;
+    c = new VaultClient({ addresses: [address], tls: { skipVerify: false }, logger: capturingLogger().logger });
   });
+  afterEach(() => c.close());
 
-  function client() {
-    return new VaultClient({ addresses: [address], tls: { skipVerify: false }, logger: capturingLogger().logger });
-  }
-  const read = (c: VaultClient) => c.call({ method: 'GET', path: 'secret/data/x', deadline: Date.now() + 5_000 });
-  const login = (c: VaultClient) =>
+  const read = () => c.call({ method: 'GET', path: 'secret/data/x', deadline: Date.now() + 5_000 });
+  const login = () =>
     c.call({ method: 'PUT', path: 'auth/approle/login', body: { role_id: 'r' }, deadline: Date.now() + 5_000 });
   const last = () => received[received.length - 1];
 
   it('sends nothing to a server that sends no index', async () => {
-    const c = client();
-    try {
-      await read(c);
-      await login(c);
-      await read(c);
-      expect(received.map((r) => [r.index, r.inconsistent])).to.deep.equal([
-        [undefined, undefined],
-        [undefined, undefined],
-        [undefined, undefined],
-      ]);
-    } finally {
-      c.close();
-    }
+    await read();
+    await login();
+    await read();
+    expect(received.map((r) => [r.index, r.inconsistent])).to.deep.equal([
+      [undefined, undefined],
+      [undefined, undefined],
+      [undefined, undefined],
+    ]);
   });
 
   it("sends a write's index, and a read's, with forward-active-node on the next requests (reads and writes)", async () => {
-    const c = client();
-    try {
-      answerIndex = index('41');
-      await login(c); // through node-vault: its answer's index is learned too
-      await read(c);
-      expect(last()).to.include({ method: 'GET', index: index('41'), inconsistent: 'forward-active-node' });
-      answerIndex = index('57');
-      await read(c);
-      await login(c);
-      expect(last()).to.include({ method: 'PUT', index: index('57'), inconsistent: 'forward-active-node' });
-    } finally {
-      c.close();
-    }
+    answerIndex = index('41');
+    await login(); // through node-vault: its answer's index is learned too
+    await read();
+    expect(last()).to.include({ method: 'GET', index: index('41'), inconsistent: 'forward-active-node' });
+    answerIndex = index('57');
+    await read();
+    await login();
+    expect(last()).to.include({ method: 'PUT', index: index('57'), inconsistent: 'forward-active-node' });
   });
 
   it('never goes back to a lower index of the same cluster; another cluster or a non-numeric value replaces it', async () => {
-    const c = client();
-    try {
-      answerIndex = index('100');
-      await read(c);
-      answerIndex = index('99'); // a standby that trails
-      await read(c);
-      await read(c);
-      expect(last().index).to.equal(index('100'));
-      answerIndex = index('7', 'c2');
-      await read(c);
-      await read(c);
-      expect(last().index).to.equal(index('7', 'c2'));
-      answerIndex = index('opaque-pg-lsn', 'c2');
-      await read(c);
-      await read(c);
-      expect(last().index).to.equal(index('opaque-pg-lsn', 'c2'));
-    } finally {
-      c.close();
-    }
+    answerIndex = index('100');
+    await read();
+    answerIndex = index('99'); // a standby that trails
+    await read();
+    await read();
+    expect(last().index).to.equal(index('100'));
+    answerIndex = index('7', 'c2');
+    await read();
+    await read();
+    expect(last().index).to.equal(index('7', 'c2'));
+    answerIndex = index('opaque-pg-lsn', 'c2');
+    await read();
+    await read();
+    expect(last().index).to.equal(index('opaque-pg-lsn', 'c2'));
   });
 
   it('ignores what is not an OpenBao index (Vault Enterprise replication state, garbage)', async () => {
-    const c = client();
-    try {
-      for (const bad of ['v1:Zm9vYmFy', 'not base64 !', Buffer.from('[1,2]').toString('base64'), index('5').slice(3)]) {
-        answerIndex = bad;
-        await read(c);
-      }
-      await read(c);
-      expect(received.every((r) => r.index === undefined && r.inconsistent === undefined)).to.equal(true);
-    } finally {
-      c.close();
+    for (const bad of ['v1:Zm9vYmFy', 'not base64 !', Buffer.from('[1,2]').toString('base64'), index('5').slice(3)]) {
+      answerIndex = bad;
+      await read();
     }
+    await read();
+    expect(received.every((r) => r.index === undefined && r.inconsistent === undefined)).to.equal(true);
   });
 });
