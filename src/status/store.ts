@@ -23,7 +23,9 @@ export interface FetchRecord {
 }
 
 export class StatusStore {
+  /** The last historySize records, a ring: `next` is where the next one goes (the oldest, once full). */
   private readonly recent: FetchRecord[] = [];
+  private next = 0;
   private readonly latest = new Map<string, FetchRecord>();
 
   constructor(
@@ -32,8 +34,10 @@ export class StatusStore {
   ) {}
 
   record(entry: FetchRecord): void {
-    this.recent.push(entry);
-    if (this.recent.length > this.historySize) this.recent.shift();
+    // A ring, not push() + shift(): shift() moves the whole history on every request.
+    if (this.recent.length < this.historySize) this.recent.push(entry);
+    else this.recent[this.next] = entry;
+    this.next = (this.next + 1) % this.historySize;
     const key = `${entry.serviceId || entry.service}\u0000${entry.secret}`;
     this.latest.delete(key);
     this.latest.set(key, entry);
@@ -41,8 +45,10 @@ export class StatusStore {
     if (this.latest.size > this.maxTracked) this.latest.delete(this.latest.keys().next().value as string);
   }
 
+  /** Oldest first. */
   recentRecords(): FetchRecord[] {
-    return [...this.recent];
+    if (this.recent.length < this.historySize) return [...this.recent];
+    return [...this.recent.slice(this.next), ...this.recent.slice(0, this.next)];
   }
 
   /** The last record of each secret, optionally only for one service (by name or ID). */
