@@ -100,6 +100,8 @@ export class StatusStore {
    */
   private readonly latest = new Map<string, Map<string, KeptRecord>>();
   private tracked = 0;
+  /** The service of the last record: last in `latest` already. */
+  private lastServiceKey: string | undefined;
 
   constructor(
     private readonly historySize = 200,
@@ -114,9 +116,13 @@ export class StatusStore {
     this.next = (this.next + 1) % this.historySize;
     const serviceKey = entry.serviceId || entry.service;
     let secrets = this.latest.get(serviceKey);
-    if (secrets) this.latest.delete(serviceKey);
-    else secrets = new Map();
-    this.latest.set(serviceKey, secrets);
+    // Moved to the end (most recently served) unless it is there already, as for a service's tasks in a row.
+    if (serviceKey !== this.lastServiceKey || !secrets) {
+      if (secrets) this.latest.delete(serviceKey);
+      else secrets = new Map();
+      this.latest.set(serviceKey, secrets);
+      this.lastServiceKey = serviceKey;
+    }
     if (!secrets.delete(entry.secret)) this.tracked++;
     secrets.set(entry.secret, kept);
     // Beyond the bound, the least recently served secret of the least recently served service goes.
