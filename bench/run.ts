@@ -896,15 +896,15 @@ function report(r: Results): string {
   for (const x of issueRows) {
     target(
       x.p50 <= 1.1,
-      `${x.label}: DSO p50 at most 1.1x the floor's: ${f(x.row.plugin.p50, 3)} vs ${f(x.row.floor.p50, 3)} ms (${f(x.p50)}x)`,
+      `${x.label}: DSO p50 at most 1.1x the floor's: ${f(x.row.plugin.p50, 3)} vs ${f(x.row.floor.p50, 3)} ms (${f(x.p50)}x round median)`,
     );
     target(
       x.cpu <= 1.5,
-      `${x.label}: DSO CPU per request at most 1.5x the floor's: ${f(x.row.cpuUsPerRequest.plugin, 0)} vs ${f(x.row.cpuUsPerRequest.floor, 0)} µs (${f(x.cpu)}x)`,
+      `${x.label}: DSO CPU per request at most 1.5x the floor's: ${f(x.row.cpuUsPerRequest.plugin, 0)} vs ${f(x.row.cpuUsPerRequest.floor, 0)} µs (${f(x.cpu)}x round median)`,
     );
     target(
       x.rps >= 0.9,
-      `${x.label}: DSO throughput at least 0.9x the floor's: ${f(x.row.plugin.rps, 0)} vs ${f(x.row.floor.rps, 0)} req/s (${f(x.rps)}x)`,
+      `${x.label}: DSO throughput at least 0.9x the floor's: ${f(x.row.plugin.rps, 0)} vs ${f(x.row.floor.rps, 0)} req/s (${f(x.rps)}x round median)`,
     );
   }
   if (!issueRows.length) target(undefined, 'latency rows (scenario 1 not run)');
