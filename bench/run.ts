@@ -8,7 +8,7 @@
 //
 // Usage: node build/bench/run.js [--quick] [--no-swarm] [--only=1,2,3,4,5] [--idle=SECONDS]
 //                                [--json=FILE] [--wait-quiet=SECONDS] [--quiet-load=LOAD]
-//                                [--levels=1,16,64] [--variants=same,distinct] [--rounds=2]
+//                                [--levels=1,16,64] [--variants=same,distinct] [--rounds=4]
 // Environment for experiments: DSO_BENCH_DIST, DSO_BENCH_NODE_ARGS, DSO_BENCH_COMPARE_DIST,
 // DSO_BENCH_COMPARE_NODE_ARGS (A/B of two builds in one run), DSO_BENCH_PROBE_FILE
 // (heap figures, see mem-probe.ts), DSO_BENCH_SWARM=0 (same as --no-swarm).
