@@ -158,7 +158,8 @@ function once(
       res.on('end', () =>
         resolve({
           status: res.statusCode ?? 0,
-          location: res.headers.location,
+          // res.headers is built from the raw headers when first read: only a redirect needs it.
+          location: res.statusCode === 307 || res.statusCode === 308 ? res.headers.location : undefined,
           text: chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
         }),
       );
