@@ -8,7 +8,7 @@
 //
 // Usage: node build/bench/run.js [--quick] [--no-swarm] [--only=1,2,3,4,5] [--idle=SECONDS]
 //                                [--json=FILE] [--wait-quiet=SECONDS] [--quiet-load=LOAD]
-//                                [--levels=1,16,64] [--variants=same,distinct] [--rounds=2]
+//                                [--levels=1,16,64] [--variants=same,distinct] [--rounds=4]
 // Environment for experiments: DSO_BENCH_DIST, DSO_BENCH_NODE_ARGS, DSO_BENCH_COMPARE_DIST,
 // DSO_BENCH_COMPARE_NODE_ARGS (A/B of two builds in one run), DSO_BENCH_PROBE_FILE
 // (heap figures, see mem-probe.ts), DSO_BENCH_SWARM=0 (same as --no-swarm).
@@ -86,14 +86,21 @@ const COMPARE =
 /** Issue 14's rows: c=1 and 16 for both variants, c=64 for distinct (and same, for the record). */
 const LEVELS = (option('levels') ?? '1,16,64').split(',').map(Number);
 const VARIANTS = (option('variants') ?? 'same,distinct').split(',') as Array<'same' | 'distinct'>;
-/** Requests per measured round, per target, per level; two rounds (ABBA) are pooled. */
+/** Requests per measured round, per target, per level; the rounds (ABBA order) are pooled. */
 const COUNT: Record<number, number> = QUICK
   ? { 1: 200, 16: 600, 64: 800, 128: 1000 }
-  : { 1: 1500, 16: 4000, 64: 5000, 128: 5000 };
+  : { 1: 1000, 16: 2500, 64: 3000, 128: 3000 };
 const WARMUP: Record<number, number> = QUICK
   ? { 1: 50, 16: 200, 64: 400, 128: 400 }
   : { 1: 1000, 16: 2000, 64: 2000, 128: 2000 };
-const ROUNDS = Number(option('rounds') ?? 2);
+/**
+ * Before the first level, each server process serves this many distinct-secret requests
+ * one at a time: V8 optimizes node's HTTP code and the plugin's own only after a few
+ * thousand calls, and without this the first row measured (one secret, c=1) would catch
+ * the processes mid-way while later rows see them warm. Its cost is reported on its own.
+ */
+const PROCESS_WARMUP = QUICK ? 300 : 5000;
+const ROUNDS = Number(option('rounds') ?? 4);
 const ROUND_LIMIT_MS = 20_000;
 const DISTINCT_PATHS_L1 = 1000; // scenario 1 "distinct" variant cycles over these
 const HERD = 1000;
@@ -154,6 +161,21 @@ interface LatencyRow {
   compare?: LoadResult;
   /** CPU µs per request: of the plugin, of the floor proxy, and of OpenBao (during the direct runs). */
   cpuUsPerRequest: { plugin: number; floor: number; openbaoDirect: number; openbaoViaPlugin: number; compare?: number };
+  /**
+   * Plugin / floor of each round (the two measured back to back in it): p50, throughput, CPU
+   * per request. Their medians are what the issue 14 targets are judged on.
+   */
+  roundRatios: { p50: number[]; rps: number[]; cpu: number[] };
+  /** A/B mode: B / A CPU per request of each round. */
+  compareRoundCpu?: number[];
+}
+
+/** CPU µs per request each process spent while serving PROCESS_WARMUP requests from its start. */
+interface ProcessWarmup {
+  requests: number;
+  floor: number;
+  plugin: number;
+  compare?: number;
 }
 
 async function latencyScenario(
@@ -162,7 +184,7 @@ async function latencyScenario(
   plugin: PluginProc,
   floor: PluginProc,
   other?: PluginProc,
-): Promise<LatencyRow[]> {
+): Promise<{ rows: LatencyRow[]; warmup: ProcessWarmup }> {
   const rows: LatencyRow[] = [];
   const distinct = Array.from({ length: DISTINCT_PATHS_L1 }, (_, i) => `bench/l1/${i}`);
   const bodies = {
@@ -170,6 +192,30 @@ async function latencyScenario(
     distinct: distinct.map((p, i) => getSecretBody(`bench_l1_${i}`, `dso://secret/data/${p}#password`, i)),
   };
   const apiPaths = { same: ['secret/data/bench/same'], distinct: distinct.map((p) => `secret/data/${p}`) };
+
+  const warmup: ProcessWarmup = { requests: PROCESS_WARMUP, floor: 0, plugin: 0 };
+  for (const [name, proc] of [
+    ['floor', floor],
+    ['plugin', plugin],
+    ['compare', other],
+  ] as const) {
+    if (!proc) continue;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const client = pluginClient(proc.socket, agent);
+    const before = cpuMsOf(proc.pid);
+    const res = await closedLoop(
+      1,
+      PROCESS_WARMUP,
+      120_000,
+      async (i) => void (await client(bodies.distinct[i % 1000])),
+    );
+    warmup[name] = ((cpuMsOf(proc.pid) - before) * 1000) / Math.max(1, res.requests);
+    agent.destroy();
+  }
+  log(
+    `  process warm-up, ${PROCESS_WARMUP} distinct requests at c=1: CPU µs/req floor ${warmup.floor.toFixed(0)} ` +
+      `plugin ${warmup.plugin.toFixed(0)}${other ? ` compare ${warmup.compare!.toFixed(0)}` : ''}`,
+  );
 
   for (const variant of VARIANTS) {
     for (const c of LEVELS) {
@@ -197,16 +243,25 @@ async function latencyScenario(
       const got: Record<Name, LoadResult[]> = { direct: [], floor: [], plugin: [], compare: [] };
       const server = { direct: bao.process.pid!, floor: floor.pid, plugin: plugin.pid, compare: other?.pid ?? 0 };
       const cpu = { direct: 0, floor: 0, plugin: 0, compare: 0, baoViaPlugin: 0 };
+      const roundRatios = { p50: [] as number[], rps: [] as number[], cpu: [] as number[] };
+      const compareRoundCpu: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
         // ABBA: direct, floor, plugin, then plugin, floor, direct, ...
         const order = r % 2 === 0 ? names : [...names].reverse();
+        const roundCpu = { direct: 0, floor: 0, plugin: 0, compare: 0 };
         for (const name of order) {
           const before = cpuMsOf(server[name]);
           const baoBefore = cpuMsOf(bao.process.pid!);
           got[name].push(await targets[name](COUNT[c] ?? 4000, 97 * (r + 1)));
-          cpu[name] += cpuMsOf(server[name]) - before;
+          roundCpu[name] = cpuMsOf(server[name]) - before;
+          cpu[name] += roundCpu[name];
           if (name === 'plugin') cpu.baoViaPlugin += cpuMsOf(bao.process.pid!) - baoBefore;
         }
+        const [fl, pl] = [got.floor[r], got.plugin[r]];
+        roundRatios.p50.push(pl.p50 / fl.p50);
+        roundRatios.rps.push(pl.rps / fl.rps);
+        roundRatios.cpu.push(roundCpu.plugin / pl.requests / (roundCpu.floor / fl.requests));
+        if (other) compareRoundCpu.push(roundCpu.compare / got.compare[r].requests / (roundCpu.plugin / pl.requests));
       }
       for (const a of agents) a.destroy();
       const perReq = (ms: number, results: LoadResult[]) => (ms * 1000) / results.reduce((n, x) => n + x.requests, 0);
@@ -224,6 +279,8 @@ async function latencyScenario(
           openbaoDirect: perReq(cpu.direct, got.direct),
           openbaoViaPlugin: perReq(cpu.baoViaPlugin, got.plugin),
         },
+        roundRatios,
+        compareRoundCpu: other ? compareRoundCpu : undefined,
       };
       rows.push(row);
       const errs = row.direct.errors + row.floor.errors + row.plugin.errors;
@@ -241,7 +298,7 @@ async function latencyScenario(
       );
     }
   }
-  return rows;
+  return { rows, warmup };
 }
 
 // --- scenario 2: herd -------------------------------------------------------------------
@@ -513,6 +570,7 @@ interface Results {
   quick: boolean;
   machine: ReturnType<typeof machine>;
   latency?: LatencyRow[];
+  processWarmup?: ProcessWarmup;
   herd?: HerdRun[];
   memory?: MemoryResult;
   cold?: ColdResult;
@@ -522,7 +580,14 @@ interface Results {
   totalSeconds?: number;
 }
 
-/** The five loads of issue 14, as measured in scenario 1, with DSO/floor ratios. */
+/** The middle value (the mean of the two middle ones for an even count). */
+function midpoint(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const half = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
+}
+
+/** The five loads of issue 14, as measured in scenario 1, with DSO/floor ratios (medians of the rounds'). */
 function issue14Rows(r: Results): Array<{ label: string; row: LatencyRow; p50: number; rps: number; cpu: number }> {
   const wanted: Array<['same' | 'distinct', number]> = [
     ['same', 1],
@@ -539,9 +604,9 @@ function issue14Rows(r: Results): Array<{ label: string; row: LatencyRow; p50: n
       {
         label,
         row,
-        p50: row.plugin.p50 / row.floor.p50,
-        rps: row.plugin.rps / row.floor.rps,
-        cpu: row.cpuUsPerRequest.plugin / row.cpuUsPerRequest.floor,
+        p50: midpoint(row.roundRatios.p50),
+        rps: midpoint(row.roundRatios.rps),
+        cpu: midpoint(row.roundRatios.cpu),
       },
     ];
   });
@@ -621,6 +686,13 @@ function report(r: Results): string {
       ),
     );
   }
+  if (r.processWarmup) {
+    const w = r.processWarmup;
+    out.push(
+      `   process warm-up (before the first level, from start, ${w.requests} distinct requests at c=1): CPU µs per request ` +
+        `floor ${f(w.floor, 0)}, plugin ${f(w.plugin, 0)}${w.compare === undefined ? '' : `, B ${f(w.compare, 0)}`}`,
+    );
+  }
   if (r.latency?.some((x) => x.compare)) {
     out.push('');
     out.push(
@@ -643,6 +715,7 @@ function report(r: Results): string {
           'cpu µs A',
           'cpu µs B',
           'B/A',
+          'B/A of rounds',
           'p50 B/direct',
         ],
         r.latency.map((x) => [
@@ -660,6 +733,7 @@ function report(r: Results): string {
           f(x.cpuUsPerRequest.plugin, 0),
           f(x.cpuUsPerRequest.compare!, 0),
           f(x.cpuUsPerRequest.compare! / x.cpuUsPerRequest.plugin),
+          `${f(midpoint(x.compareRoundCpu!))} (${x.compareRoundCpu!.map((v) => f(v)).join(' ')})`,
           f(x.compare!.p50 / x.direct.p50),
         ]),
       ),
@@ -669,7 +743,12 @@ function report(r: Results): string {
   if (issueRows.length) {
     out.push('');
     out.push('1c. Issue 14 rows: direct read, floor (floor-proxy.ts) and DSO; targets per row: DSO p50 <= 1.1x floor,');
-    out.push('    CPU per request <= 1.5x floor, throughput >= 0.9x floor (met/MISS each; ratios DSO/floor)');
+    out.push(
+      '    CPU per request <= 1.5x floor, throughput >= 0.9x floor (met/MISS each). Figures: all rounds pooled;',
+    );
+    out.push(
+      `    ratios D/f: the median of the ${ROUNDS} rounds' own DSO/floor (the two run back to back in each round)`,
+    );
     out.push(
       table(
         [
@@ -698,6 +777,8 @@ function report(r: Results): string {
         ]),
       ),
     );
+    out.push('    per round, DSO/floor CPU per request:');
+    for (const x of issueRows) out.push(`      ${x.label}: ${x.row.roundRatios.cpu.map((v) => f(v)).join(' ')}`);
   }
   if (r.herd) {
     out.push('');
@@ -815,15 +896,15 @@ function report(r: Results): string {
   for (const x of issueRows) {
     target(
       x.p50 <= 1.1,
-      `${x.label}: DSO p50 at most 1.1x the floor's: ${f(x.row.plugin.p50, 3)} vs ${f(x.row.floor.p50, 3)} ms (${f(x.p50)}x)`,
+      `${x.label}: DSO p50 at most 1.1x the floor's: ${f(x.row.plugin.p50, 3)} vs ${f(x.row.floor.p50, 3)} ms (${f(x.p50)}x round median)`,
     );
     target(
       x.cpu <= 1.5,
-      `${x.label}: DSO CPU per request at most 1.5x the floor's: ${f(x.row.cpuUsPerRequest.plugin, 0)} vs ${f(x.row.cpuUsPerRequest.floor, 0)} µs (${f(x.cpu)}x)`,
+      `${x.label}: DSO CPU per request at most 1.5x the floor's: ${f(x.row.cpuUsPerRequest.plugin, 0)} vs ${f(x.row.cpuUsPerRequest.floor, 0)} µs (${f(x.cpu)}x round median)`,
     );
     target(
       x.rps >= 0.9,
-      `${x.label}: DSO throughput at least 0.9x the floor's: ${f(x.row.plugin.rps, 0)} vs ${f(x.row.floor.rps, 0)} req/s (${f(x.rps)}x)`,
+      `${x.label}: DSO throughput at least 0.9x the floor's: ${f(x.row.plugin.rps, 0)} vs ${f(x.row.floor.rps, 0)} req/s (${f(x.rps)}x round median)`,
     );
   }
   if (!issueRows.length) target(undefined, 'latency rows (scenario 1 not run)');
@@ -942,7 +1023,9 @@ async function main(): Promise<void> {
         ? await startPlugin(pluginEnv(bao, tokenFile), 'latency-compare', 10_000, 'compare')
         : undefined;
       try {
-        results.latency = await latencyScenario(bao, fs.readFileSync(tokenFile, 'utf8'), plugin, floor, other);
+        const measured = await latencyScenario(bao, fs.readFileSync(tokenFile, 'utf8'), plugin, floor, other);
+        results.latency = measured.rows;
+        results.processWarmup = measured.warmup;
       } finally {
         await plugin.stop();
         await floor.stop();

@@ -30,6 +30,9 @@ function redact(key: string, value: unknown): unknown {
   return key !== '' && FORBIDDEN_KEYS.has(key.toLowerCase()) ? undefined : value;
 }
 
+/** Field names found to be no credential's; a line's names are few and the same on every request. */
+const ALLOWED_KEYS = new Set<string>();
+
 /**
  * Fields of plain values under names that are no credential's: the redaction would drop
  * nothing, so they are serialized without a replacer (several times faster).
@@ -38,7 +41,10 @@ function flat(fields: Record<string, unknown>): boolean {
   for (const key in fields) {
     const value = fields[key];
     if ((typeof value === 'object' && value !== null) || typeof value === 'bigint') return false;
+    if (ALLOWED_KEYS.has(key)) continue;
     if (FORBIDDEN_KEYS.has(key.toLowerCase())) return false;
+    // Bounded: names are the code's own; should a caller ever make them up, the check just runs again.
+    if (ALLOWED_KEYS.size < 256) ALLOWED_KEYS.add(key);
   }
   return true;
 }

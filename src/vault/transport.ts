@@ -169,6 +169,7 @@ function once(options: TransportOptions, target: Target, agents: Agents, attempt
       res.on('end', () =>
         resolve({
           status: res.statusCode ?? 0,
+          // res.headers is built from the raw headers when first read: only a redirect needs it.
           location: res.statusCode === 307 || res.statusCode === 308 ? res.headers.location : undefined,
           index: rawHeader(res.rawHeaders, 'x-vault-index'),
           text: chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),

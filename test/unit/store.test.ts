@@ -84,4 +84,50 @@ describe('StatusStore', () => {
     store.recentRecords().pop();
     expect(store.recentRecords()).to.have.length(1);
   });
+
+  it('gives back every field of a record as it was given, absent fields absent', () => {
+    const store = new StatusStore();
+    const ok = rec({
+      secret: 'ok',
+      path: 'secret/data/app/db',
+      field: 'password',
+      version: 7,
+      leaseExpiresAt: '2026-12-02T15:00:00.000Z',
+      doNotReuse: true,
+      durationMs: 1.234,
+    });
+    const failed = rec({
+      secret: 'failed',
+      outcome: 'error',
+      code: 'ERR_VAULT',
+      subcode: 'engine-failed',
+      error: 'the engine answered 500',
+      durationMs: 10.001,
+    });
+    const odd = rec({ secret: 'odd', at: 'not a time' });
+    for (const r of [ok, failed, odd]) store.record(r);
+    expect(store.latestRecords()).to.deep.equal([ok, failed, odd]);
+    expect(store.recentRecords()).to.deep.equal([ok, failed, odd]);
+    expect(JSON.stringify(store.latestRecords())).to.equal(JSON.stringify([ok, failed, odd]));
+  });
+
+  it('forgets the least recently served secret of the least recently served service beyond the bound', () => {
+    const store = new StatusStore(200, 3);
+    store.record(rec({ serviceId: 'svc-a', secret: 'x' }));
+    store.record(rec({ serviceId: 'svc-b', secret: 'x' }));
+    store.record(rec({ serviceId: 'svc-a', secret: 'y' }));
+    // svc-b was served least recently: its one secret goes, though svc-a's x is older.
+    store.record(rec({ serviceId: 'svc-c', secret: 'x' }));
+    expect(store.latestRecords().map((r) => `${r.serviceId}/${r.secret}`)).to.have.members([
+      'svc-a/x',
+      'svc-a/y',
+      'svc-c/x',
+    ]);
+    store.record(rec({ serviceId: 'svc-d', secret: 'x' }));
+    expect(store.latestRecords().map((r) => `${r.serviceId}/${r.secret}`)).to.have.members([
+      'svc-a/y',
+      'svc-c/x',
+      'svc-d/x',
+    ]);
+  });
 });
