@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PROJECT_NAME } from '../plugin/compose-protocol';
 import type { ComposeUpReply, ComposeUpRequest } from '../plugin/compose-protocol';
+import type { DockerContainer } from '../docker/api';
+import { PROJECT_LABEL, SERVICE_LABEL } from '../rotation/compose-liveness';
 import { isTmpfs } from '../rotation/files';
 import type { Context } from './context';
 import { requirePlugin } from './context';
@@ -152,15 +154,10 @@ export async function resolveFiles(
 }
 
 /** The containers (in any state) of a compose project, or of one of its services. */
-export async function composeContainers(
-  ctx: Context,
-  project: string,
-  service?: string,
-): Promise<Array<{ id: string; state: string; service: string }>> {
-  const labels = [`com.docker.compose.project=${project}`];
-  if (service) labels.push(`com.docker.compose.service=${service}`);
-  const containers = await ctx.docker.containers(labels);
-  return containers.map((c) => ({ id: c.id, state: c.state, service: c.labels['com.docker.compose.service'] ?? '' }));
+export function composeContainers(ctx: Context, project: string, service?: string): Promise<DockerContainer[]> {
+  const labels = [`${PROJECT_LABEL}=${project}`];
+  if (service) labels.push(`${SERVICE_LABEL}=${service}`);
+  return ctx.docker.containers(labels);
 }
 
 /**

@@ -4,9 +4,10 @@
 import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, sameName } from '../context';
-import { oneLine, TaskInfo } from '../docker';
+import type { SwarmServiceFull, SwarmTask } from '../../docker/api';
+import { oneLine } from '../docker';
 import { CliError, EXIT } from '../errors';
-import { fixFor } from '../fixes';
+import { FixContext, fixFor } from '../fixes';
 import { formatTime } from '../format';
 import type { FetchRecord } from '../plugin-client';
 import { composeContainers } from '../plainhost';
@@ -63,13 +64,35 @@ export function referenceOf(labels: Record<string, string>): string | null {
   return null;
 }
 
-function isRunning(t: TaskInfo): boolean {
-  return t.desiredState === 'running' && t.state === 'running';
+function isRunning(t: SwarmTask): boolean {
+  return t.DesiredState === 'running' && t.Status?.State === 'running';
+}
+
+/** A secret's report: what Docker says of it (`docker`) and what the plugin recorded when it served it. */
+function secretReport(
+  docker: Pick<SecretReport, 'secret' | 'target' | 'driver' | 'dso' | 'reference' | 'rotate'>,
+  rec: FetchRecord | undefined,
+  fix: FixContext,
+): SecretReport {
+  const failed = rec?.outcome === 'error';
+  return {
+    ...docker,
+    lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
+    path: rec?.path ?? null,
+    field: rec?.field ?? null,
+    version: rec?.version ?? null,
+    leaseExpiresAt: rec?.leaseExpiresAt ?? null,
+    doNotReuse: rec?.doNotReuse ?? null,
+    rotate: docker.rotate,
+    lastError: failed ? (rec.error ?? 'failed') : null,
+    code: failed ? (rec.code ?? null) : null,
+    fix: failed ? fixFor(rec, { ...fix, path: rec.path }) : null,
+  };
 }
 
 export function decide(
   secrets: SecretReport[],
-  tasks: TaskInfo[],
+  tasks: SwarmTask[],
   plugin: string,
   pluginState: InspectReport['pluginState'],
 ): Pick<InspectReport, 'status' | 'reason'> {
@@ -89,7 +112,7 @@ export function decide(
   const never = dso.filter((s) => !s.lastFetch);
   const running = tasks.filter(isRunning);
   if (never.length && running.length === 0) {
-    const taskError = tasks.find((t) => t.error)?.error;
+    const taskError = tasks.find((t) => t.Status?.Err)?.Status?.Err;
     return {
       status: 'FAILED',
       reason:
@@ -102,7 +125,7 @@ export function decide(
 
 export async function gatherInspect(ctx: Context, plugin: string, serviceName: string): Promise<InspectReport> {
   // A swarm service, else a service of a compose project that `docker dso up` started on a plain host.
-  let service: Awaited<ReturnType<Context['docker']['service']>>;
+  let service: SwarmServiceFull | undefined;
   try {
     service = await ctx.docker.service(serviceName);
   } catch (err) {
@@ -119,6 +142,7 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       'docker service ls lists the services (docker compose ls the compose projects)',
     );
   }
+  const { ID: id, Spec: spec } = service;
 
   const info = await ctx.docker.plugin(plugin);
   const shown = info ? shortName(info.name) : plugin;
@@ -129,15 +153,13 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   const warnings: string[] = [];
   if (info?.enabled) {
     try {
-      const status = await ctx.connect(info).status(service.id);
-      records = (status.secrets ?? []).filter(
-        (r) => r.serviceId === service.id || (!r.serviceId && r.service === service.name),
-      );
-      method = status.settings?.authMethod;
-      rotateDefault = status.rotation?.default ?? status.settings?.rotate;
+      const status = await ctx.connect(info).status(id);
+      records = status.secrets.filter((r) => r.serviceId === id || (!r.serviceId && r.service === spec.Name));
+      method = status.settings.authMethod;
+      rotateDefault = status.rotation?.default ?? status.settings.rotate;
       // Leases issued before the plugin (re)started are renewed by nobody: they end at their TTL.
       for (const u of status.rotation?.unmanagedLeases ?? []) {
-        if (u.serviceId !== service.id) continue;
+        if (u.serviceId !== id) continue;
         warnings.push(
           `${u.secret}: running tasks hold leases of ${u.path} issued before the plugin started; ` +
             `they are not renewed and end at their TTL. Run: ${u.fix}`,
@@ -150,46 +172,35 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   }
 
   const secrets: SecretReport[] = [];
-  for (const ref of service.secrets) {
-    const s = await ctx.docker.secret(ref.secretId);
-    const driver = s?.driver ?? null;
+  for (const ref of spec.TaskTemplate.ContainerSpec?.Secrets ?? []) {
+    const s = await ctx.docker.secret(ref.SecretID);
+    const driver = s?.Spec.Driver?.Name || null;
     const dso = sameName(driver ?? undefined, plugin);
-    const labels = s?.labels ?? {};
-    const rec = dso ? records.find((r) => r.secret === ref.secretName) : undefined;
-    secrets.push({
-      secret: ref.secretName,
-      target: ref.target,
+    const labels = s?.Spec.Labels ?? {};
+    const labelled = labels['dso.rotate'];
+    const docker = {
+      secret: ref.SecretName,
+      target: ref.File?.Name ?? ref.SecretName,
       driver,
       dso,
       reference: dso ? (referenceOf(labels) ?? '(no dso.ref label: DSO_PATH_TEMPLATE)') : null,
-      lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
-      path: rec?.path ?? null,
-      field: rec?.field ?? null,
-      version: rec?.version ?? null,
-      leaseExpiresAt: rec?.leaseExpiresAt ?? null,
-      doNotReuse: rec?.doNotReuse ?? null,
-      rotate: !dso
-        ? null
-        : labels['dso.rotate'] !== undefined
-          ? labels['dso.rotate'] === 'true'
-          : (rotateDefault ?? null),
-      lastError: rec?.outcome === 'error' ? (rec.error ?? 'failed') : null,
-      code: rec?.outcome === 'error' ? (rec.code ?? null) : null,
-      fix: rec?.outcome === 'error' ? fixFor(rec, { plugin: shown, method, path: rec.path }) : null,
-    });
+      rotate: !dso ? null : labelled !== undefined ? labelled === 'true' : (rotateDefault ?? null),
+    };
+    const rec = dso ? records.find((r) => r.secret === ref.SecretName) : undefined;
+    secrets.push(secretReport(docker, rec, { plugin: shown, method }));
   }
 
-  const tasks = await ctx.docker.tasks(service.id).catch(() => [] as TaskInfo[]);
+  const tasks = await ctx.docker.tasks(id).catch(() => [] as SwarmTask[]);
   const decision = decide(secrets, tasks, shown, pluginState);
   return {
-    service: { id: service.id, name: service.name },
+    service: { id, name: spec.Name },
     plugin: shown,
     pluginState,
     secrets,
     tasks: {
       running: tasks.filter(isRunning).length,
-      failed: tasks.filter((t) => t.state === 'failed' || t.state === 'rejected').length,
-      lastError: tasks.find((t) => t.error)?.error ?? null,
+      failed: tasks.filter((t) => t.Status?.State === 'failed' || t.Status?.State === 'rejected').length,
+      lastError: tasks.find((t) => t.Status?.Err)?.Status?.Err ?? null,
     },
     ...decision,
     warnings,
@@ -281,34 +292,26 @@ export async function gatherComposeInspect(
   const service = matches[0].file.Service;
   const shown = shortName(info.name);
   const owner = `compose:${project}/${service}`;
-  const status = await ctx.connect(info).status();
-  const records = (status.secrets ?? []).filter((r) => r.serviceId === owner);
+  const status = await api.status();
+  const records = status.secrets.filter((r) => r.serviceId === owner);
   const secrets: SecretReport[] = matches.map(({ file: f }) => {
+    const docker = { secret: f.Name, target: f.Name, driver: shown, dso: true, reference: f.Reference ?? null };
     const rec = records.find((r) => r.secret === f.Name);
-    const error = rec?.outcome === 'error' ? (rec.error ?? 'failed') : (f.Error ?? null);
+    const report = secretReport({ ...docker, rotate: f.Refresh !== 'off' }, rec, {
+      plugin: shown,
+      method: status.settings.authMethod,
+    });
     return {
-      secret: f.Name,
-      target: f.Name,
-      driver: shown,
-      dso: true,
-      reference: f.Reference ?? null,
-      lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
-      path: f.Path ?? rec?.path ?? null,
-      field: f.Field ?? rec?.field ?? null,
-      version: f.Version ?? rec?.version ?? null,
-      leaseExpiresAt: f.LeaseExpiresAt ?? rec?.leaseExpiresAt ?? null,
-      doNotReuse: rec?.doNotReuse ?? null,
-      rotate: f.Refresh !== 'off',
-      lastError: error,
-      code: rec?.outcome === 'error' ? (rec.code ?? null) : null,
-      fix:
-        rec?.outcome === 'error'
-          ? fixFor(rec, { plugin: shown, method: status.settings?.authMethod, path: rec.path })
-          : null,
+      ...report,
+      path: f.Path ?? report.path,
+      field: f.Field ?? report.field,
+      version: f.Version ?? report.version,
+      leaseExpiresAt: f.LeaseExpiresAt ?? report.leaseExpiresAt,
+      lastError: report.lastError ?? f.Error ?? null,
     };
   });
   const containers = await composeContainers(ctx, project, service).catch(() => []);
-  const tasks: TaskInfo[] = containers.map((c) => ({ id: c.id, desiredState: 'running', state: c.state, error: '' }));
+  const tasks: SwarmTask[] = containers.map((c) => ({ ID: c.Id, DesiredState: 'running', Status: { State: c.State } }));
   const decision = decide(secrets, tasks, shown, 'enabled');
   return {
     service: { id: owner, name: `${service} (compose project ${project}, secret files on a tmpfs)` },

@@ -176,20 +176,21 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
 
   const swarm = o.compose ? undefined : await ctx.docker.swarm();
-  if (!swarm || swarm.state === 'inactive')
+  const state = swarm?.LocalNodeState || 'inactive';
+  if (!swarm || state === 'inactive')
     return upPlainHost(ctx, plugin, stack, result, source.dir, {
       wait: o.wait === true,
       recreate: o['force-recreate'] === true,
     });
-  if (swarm.state !== 'active') {
+  if (state !== 'active') {
     throw new CliError(
       EXIT.DOCKER,
-      `this Docker engine is not in swarm mode (swarm state: ${swarm.state}): docker dso up ` +
+      `this Docker engine is not in swarm mode (swarm state: ${state}): docker dso up ` +
         `deploys a stack, and secrets drivers work only in a swarm`,
       'docker swarm init (or join this node to a swarm as a manager), then run docker dso up again',
     );
   }
-  if (!swarm.manager)
+  if (!swarm.ControlAvailable)
     throw new CliError(
       EXIT.DOCKER,
       'this node is a swarm worker: stacks are deployed from a manager node',
@@ -239,7 +240,10 @@ async function waitForStack(ctx: Context, stack: string, timeoutMs = 600_000): P
   let last = '';
   for (;;) {
     const services = await ctx.docker.stackServices(stack);
-    const pending = services.filter((s) => s.running !== s.desired).map((s) => `${s.name} ${s.running}/${s.desired}`);
+    const pending = services
+      .map((s) => [s.Spec.Name, s.ServiceStatus?.RunningTasks ?? 0, s.ServiceStatus?.DesiredTasks ?? 0] as const)
+      .filter(([, running, desired]) => running !== desired)
+      .map(([name, running, desired]) => `${name} ${running}/${desired}`);
     if (services.length > 0 && pending.length === 0) {
       ctx.io.out(`Stack ${stack}: every service has converged\n`);
       return;
