@@ -14,9 +14,8 @@ import { CliError, EXIT, UsageError } from '../errors';
 import type { PluginStatus } from '../plugin-client';
 import { printTestResult } from './test-vault';
 
-export const MODES = ['cloud'] as const;
-export const PROVIDERS = ['vault', 'openbao'] as const;
-export const AUTH_METHODS = ['token', 'approle', 'jwt', 'cert'] as const;
+const MODES = ['cloud'];
+const PROVIDERS = ['vault', 'openbao'];
 
 /**
  * Every flag that becomes a plugin setting, in the order --help lists them: `value` sets the
@@ -33,6 +32,26 @@ interface SettingFlag extends OptionSpec {
   what?: string;
 }
 
+/** The flag of a setting: VAULT_AUTH_MOUNT -> vault-auth-mount, VAULT_TOKEN_FILE -> vault-token. */
+const flagName = (setting: SettingName) => setting.toLowerCase().replace(/_file$|_/g, (m) => (m === '_' ? '-' : ''));
+
+function flag(setting: SettingName, kind: SettingFlag['kind'], valueName: string, description: string, more = {}) {
+  const text = `${description} (${setting})`;
+  return { name: flagName(setting), setting, kind, type: 'string', valueName, description: text, ...more } as const;
+}
+
+/** Written to <config-dir>/<the flag's name without vault->, mode 0600 (said in the help of `secret` ones). */
+function credential(setting: SettingName, what: string, valueName: string, description: string, secret = false) {
+  const file = flagName(setting).replace(/^vault-/, '');
+  const written = `${description}; written to <config-dir>/${file}${secret ? ', mode 0600' : ''}`;
+  return flag(setting, 'credential', secret ? `${valueName}|-|@FILE` : valueName, written, { file, what, secret });
+}
+
+function pem(setting: SettingName, file: string, what: string, mode = 0o644, of = '') {
+  const copied = `${what} (PEM)${of}, copied to <config-dir>/${file}${mode === 0o600 ? ', mode 0600' : ''}`;
+  return flag(setting, 'pem', 'FILE', copied, { file, mode, what });
+}
+
 const SETTING_FLAGS: SettingFlag[] = [
   {
     name: 'vault-address',
@@ -41,152 +60,28 @@ const SETTING_FLAGS: SettingFlag[] = [
     valueName: 'URL',
     description: 'Vault/OpenBao address; repeat it or give a comma-separated list for failover (VAULT_ADDR)',
   },
-  {
-    name: 'vault-auth-method',
-    setting: 'VAULT_AUTH_METHOD',
-    kind: 'value',
-    type: 'string',
-    valueName: 'METHOD',
-    choices: AUTH_METHODS,
-    description: 'how the plugin logs in (VAULT_AUTH_METHOD)',
-  },
-  {
-    name: 'vault-auth-mount',
-    setting: 'VAULT_AUTH_MOUNT',
-    kind: 'value',
-    type: 'string',
-    valueName: 'PATH',
-    description: "mount path of the auth method, default the method's name (VAULT_AUTH_MOUNT)",
-  },
-  {
-    name: 'vault-role-id',
-    setting: 'VAULT_ROLE_ID_FILE',
-    kind: 'credential',
-    file: 'role-id',
-    what: 'AppRole role id',
-    type: 'string',
-    valueName: 'ID',
-    description: 'AppRole role id, or "-" / @FILE; written to <config-dir>/role-id (VAULT_ROLE_ID_FILE)',
-  },
-  {
-    name: 'vault-secret-id',
-    setting: 'VAULT_SECRET_ID_FILE',
-    kind: 'credential',
-    file: 'secret-id',
-    secret: true,
-    what: 'AppRole secret id',
-    type: 'string',
-    valueName: 'ID|-|@FILE',
-    description:
-      'AppRole secret id; "-" reads standard input; written to <config-dir>/secret-id, mode ' +
-      '0600 (VAULT_SECRET_ID_FILE)',
-  },
+  flag('VAULT_AUTH_METHOD', 'value', 'METHOD', 'how the plugin logs in', { choices: SETTINGS.VAULT_AUTH_METHOD.enum }),
+  flag('VAULT_AUTH_MOUNT', 'value', 'PATH', "mount path of the auth method, default the method's name"),
+  credential('VAULT_ROLE_ID_FILE', 'AppRole role id', 'ID', 'AppRole role id, or "-" / @FILE'),
+  credential('VAULT_SECRET_ID_FILE', 'AppRole secret id', 'ID', 'AppRole secret id; "-" reads standard input', true),
   {
     name: 'vault-secret-id-wrapped',
     type: 'boolean',
     description: 'the secret id is a response-wrapping token to unwrap (VAULT_SECRET_ID_WRAPPED=true)',
   },
-  {
-    name: 'vault-token',
-    setting: 'VAULT_TOKEN_FILE',
-    kind: 'credential',
-    file: 'token',
-    secret: true,
-    what: 'Vault token',
-    type: 'string',
-    valueName: 'TOKEN|-|@FILE',
-    description: 'token for the token method; written to <config-dir>/token, mode 0600 (VAULT_TOKEN_FILE)',
-  },
-  {
-    name: 'vault-jwt',
-    setting: 'VAULT_JWT_FILE',
-    kind: 'credential',
-    file: 'jwt',
-    secret: true,
-    what: 'JWT',
-    type: 'string',
-    valueName: 'JWT|-|@FILE',
-    description: 'JWT for the jwt method; written to <config-dir>/jwt, mode 0600 (VAULT_JWT_FILE)',
-  },
-  {
-    name: 'vault-jwt-role',
-    setting: 'VAULT_JWT_ROLE',
-    kind: 'value',
-    type: 'string',
-    valueName: 'ROLE',
-    description: 'role for the jwt method (VAULT_JWT_ROLE)',
-  },
-  {
-    name: 'vault-cert-role',
-    setting: 'VAULT_CERT_ROLE',
-    kind: 'value',
-    type: 'string',
-    valueName: 'ROLE',
-    description: 'role for the cert method (VAULT_CERT_ROLE)',
-  },
-  {
-    name: 'vault-client-cert',
-    setting: 'VAULT_CLIENT_CERT',
-    kind: 'pem',
-    file: 'client.pem',
-    mode: 0o644,
-    what: 'client certificate',
-    type: 'string',
-    valueName: 'FILE',
-    description: 'client certificate (PEM), copied to <config-dir>/client.pem (VAULT_CLIENT_CERT)',
-  },
-  {
-    name: 'vault-client-key',
-    setting: 'VAULT_CLIENT_KEY',
-    kind: 'pem',
-    file: 'client-key.pem',
-    mode: 0o600,
-    what: 'client key',
-    type: 'string',
-    valueName: 'FILE',
-    description: 'client key (PEM), copied to <config-dir>/client-key.pem, mode 0600 (VAULT_CLIENT_KEY)',
-  },
-  {
-    name: 'vault-cacert',
-    setting: 'VAULT_CACERT',
-    kind: 'pem',
-    file: 'ca.pem',
-    mode: 0o644,
-    what: 'CA certificate',
-    type: 'string',
-    valueName: 'FILE',
-    description: "CA certificate (PEM) of Vault's TLS certificate, copied to <config-dir>/ca.pem (VAULT_CACERT)",
-  },
-  {
-    name: 'vault-tls-server-name',
-    setting: 'VAULT_TLS_SERVER_NAME',
-    kind: 'value',
-    type: 'string',
-    valueName: 'NAME',
-    description: 'TLS server name to verify (VAULT_TLS_SERVER_NAME)',
-  },
-  {
-    name: 'vault-namespace',
-    setting: 'VAULT_NAMESPACE',
-    kind: 'value',
-    type: 'string',
-    valueName: 'NS',
-    description: 'Vault Enterprise / OpenBao namespace (VAULT_NAMESPACE)',
-  },
+  credential('VAULT_TOKEN_FILE', 'Vault token', 'TOKEN', 'token for the token method', true),
+  credential('VAULT_JWT_FILE', 'JWT', 'JWT', 'JWT for the jwt method', true),
+  flag('VAULT_JWT_ROLE', 'value', 'ROLE', 'role for the jwt method'),
+  flag('VAULT_CERT_ROLE', 'value', 'ROLE', 'role for the cert method'),
+  pem('VAULT_CLIENT_CERT', 'client.pem', 'client certificate'),
+  pem('VAULT_CLIENT_KEY', 'client-key.pem', 'client key', 0o600),
+  pem('VAULT_CACERT', 'ca.pem', 'CA certificate', 0o644, " of Vault's TLS certificate"),
+  flag('VAULT_TLS_SERVER_NAME', 'value', 'NAME', 'TLS server name to verify'),
+  flag('VAULT_NAMESPACE', 'value', 'NS', 'Vault Enterprise / OpenBao namespace'),
 ];
 
 /** The flags that write a file of the config dir, by the setting that names it. */
 const FILE_FLAGS = SETTING_FLAGS.filter((f) => f.kind === 'credential' || f.kind === 'pem');
-
-const optionOf = ({
-  setting: _s,
-  kind: _k,
-  file: _f,
-  mode: _m,
-  secret: _c,
-  what: _w,
-  ...option
-}: SettingFlag): OptionSpec => option;
 
 export const spec: CommandSpec = {
   path: ['init'],
@@ -199,7 +94,7 @@ export const spec: CommandSpec = {
     'enabled again, and a Vault login is tried through it. Settings not named keep their current value.',
   ].join('\n'),
   options: [
-    ...SETTING_FLAGS.map(optionOf),
+    ...SETTING_FLAGS,
     {
       name: 'set',
       type: 'string',
@@ -256,12 +151,12 @@ export const spec: CommandSpec = {
   ],
 };
 
-/** Where the plugin sees each credential file. */
 /** The entries of `record` whose value is set. */
 function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined));
 }
 
+/** Where the plugin sees each credential file. */
 const IN_PLUGIN = (name: string) => `${DEFAULT_CONFIG_DIR}/${name}`;
 
 interface Plan {
@@ -282,14 +177,14 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
   const warnings: string[] = [];
 
   const mode = str('mode');
-  if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
+  if (mode !== undefined && !MODES.includes(mode)) {
     throw new UsageError(
       `--mode ${mode} is not supported: DSO serves secrets from an external Vault or OpenBao, which is mode "cloud"`,
       'use --mode cloud (or leave it out)',
     );
   }
   const provider = str('provider');
-  if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider)) {
+  if (provider !== undefined && !PROVIDERS.includes(provider)) {
     throw new UsageError(
       `--provider ${provider} is not supported: DSO speaks the Vault API, served by HashiCorp Vault and OpenBao`,
       'use --provider vault or --provider openbao',
