@@ -3,7 +3,7 @@
 // flags and turns every error into a message, a fix and an exit code.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CommandSpec, commandHelp, distance, parseCommandLine, Parsed } from './args';
+import { argNames, CommandSpec, commandHelp, distance, parseCommandLine, Parsed } from './args';
 import * as info from './commands/info';
 import * as init from './commands/init';
 import * as inspect from './commands/inspect';
@@ -95,17 +95,11 @@ export function splitInvocation(argv: string[]): { dockerArgs: string[]; args: s
   return { dockerArgs: [], args: argv };
 }
 
+/** "inspect SERVICE", "up [STACK]": a command's words and arguments, as the command lists show it. */
+const commandLine = (spec: CommandSpec, words = spec.path) => [...words, ...argNames(spec)].join(' ');
+
 export function mainHelp(): string {
-  const rows: [string, string][] = [
-    ['init', init.spec.summary],
-    ['system info', info.spec.summary],
-    ['system test-vault', testVault.spec.summary],
-    ['inspect SERVICE', inspect.spec.summary],
-    ['up [STACK]', up.spec.summary],
-    ['down [PROJECT]', down.spec.summary],
-    ['rotate SECRET', rotate.spec.summary],
-    ['version', versionCommand.spec.summary],
-  ];
+  const rows = COMMANDS.map((c) => [commandLine(c.spec), c.spec.summary]);
   return [
     'Usage:  docker dso [--plugin NAME] COMMAND',
     '',
@@ -129,14 +123,14 @@ export function mainHelp(): string {
 }
 
 function systemHelp(): string {
+  const system = COMMANDS.filter((c) => c.spec.path[0] === 'system');
   return [
     'Usage:  docker dso system COMMAND',
     '',
     'Inspect the DSO plugin and its connection to Vault',
     '',
     'Commands:',
-    `  info                ${info.spec.summary}`,
-    `  test-vault          ${testVault.spec.summary}`,
+    ...system.map((c) => `  ${commandLine(c.spec, c.spec.path.slice(1)).padEnd(20)}${c.spec.summary}`),
     '',
     "Run 'docker dso system COMMAND --help' for more information on a command.",
     '',
@@ -187,7 +181,7 @@ export function findCommand(args: string[]): { command?: Command; rest: string[]
   }
   const command = COMMANDS.find((c) => c.spec.path.length === 1 && c.spec.path[0] === first);
   if (!command) {
-    const known = ['init', 'system', 'inspect', 'up', 'down', 'rotate', 'version'];
+    const known = [...new Set(COMMANDS.map((c) => c.spec.path[0]))];
     const close = known.filter((k) => distance(k, first) <= 2);
     const hint =
       first === 'info' || first === 'test-vault'
