@@ -7,6 +7,9 @@ import { TEMPLATE_NAMES, templateNames } from '../resolve/template';
 import { parseAllowedWrites, WriteRule } from '../resolve/writes';
 import { parseDuration } from './duration';
 import { RawSettings, rawSettingsSchema, SETTING_NAMES, SETTINGS, SettingName } from './schema';
+import { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET } from './socket';
+
+export { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET };
 
 export type AuthMethodName = 'token' | 'approle' | 'jwt' | 'cert';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -55,8 +58,6 @@ export interface LoadedSettings {
   problems: string[];
 }
 
-import { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET } from './socket';
-export { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET };
 const MAX_TIMEOUT_MS = 29_999;
 
 const ajv = new Ajv({ allErrors: true });
@@ -119,6 +120,9 @@ function list(text: string | undefined): string[] {
     .filter((s) => s.length > 0);
 }
 
+/** VAULT_ADDR's addresses, without trailing slashes (the plugin's reading, and `docker dso`'s). */
+export const vaultAddresses = (text: string | undefined) => list(text).map((a) => a.replace(/\/+$/, ''));
+
 export function loadSettings(
   env: NodeJS.ProcessEnv = process.env,
   configFile = env.DSO_CONFIG ?? DEFAULT_CONFIG_FILE,
@@ -154,7 +158,7 @@ export function loadSettings(
 
   const authMethod = (raw.VAULT_AUTH_METHOD ?? 'token') as AuthMethodName;
   const settings: Settings = {
-    vaultAddresses: list(raw.VAULT_ADDR).map((a) => a.replace(/\/+$/, '')),
+    vaultAddresses: vaultAddresses(raw.VAULT_ADDR),
     namespace: raw.VAULT_NAMESPACE,
     authMethod,
     authMount: (raw.VAULT_AUTH_MOUNT ?? authMethod).replace(/^\/+|\/+$/g, ''),
@@ -251,23 +255,9 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
 }
 
 /** What may be shown about the settings (status route, `docker dso system info`): no credentials. */
-/** The settings summary in GET /DSO.Status . */
-export interface SettingsSummary {
-  vaultAddresses: string[];
-  namespace: string | null;
-  authMethod: string;
-  authMount: string;
-  timeoutMs: number;
-  pathTemplate: string | null;
-  allowedPaths: string[];
-  allowedWrites: string[];
-  rotate: boolean;
-  rotateIntervalMs: number;
-  logLevel: string;
-  tlsSkipVerify: boolean;
-}
+export type SettingsSummary = ReturnType<typeof describeSettings>;
 
-export function describeSettings(s: Settings): SettingsSummary {
+export function describeSettings(s: Settings) {
   return {
     vaultAddresses: s.vaultAddresses,
     namespace: s.namespace ?? null,

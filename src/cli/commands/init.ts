@@ -4,7 +4,7 @@
 import { shortName } from '../../docker/objects';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadSettings } from '../../config/settings';
+import { loadSettings, vaultAddresses } from '../../config/settings';
 import { SETTING_NAMES, SETTINGS, SettingName } from '../../config/schema';
 import type { CommandSpec, OptionSpec, Parsed } from '../args';
 import { CLI_META_FILE, Context, DEFAULT_CONFIG_DIR, PLUGIN_OPTION, pluginName } from '../context';
@@ -191,17 +191,14 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
     );
   }
 
-  const addresses = ((o['vault-address'] as string[] | undefined) ?? [])
-    .flatMap((a) => a.split(','))
-    .map((a) => a.trim())
-    .filter(Boolean);
   if (o['vault-address'] !== undefined) {
+    const addresses = vaultAddresses((o['vault-address'] as string[]).join(','));
     if (addresses.length === 0) throw new UsageError('--vault-address is empty');
     for (const a of addresses) {
       if (!/^https?:\/\/[^\s,/]+(\/\S*)?$/.test(a))
         throw new UsageError(`--vault-address ${a} is not an http(s):// address, e.g. https://vault.example:8200`);
     }
-    settings.VAULT_ADDR = addresses.map((a) => a.replace(/\/+$/, '')).join(',');
+    settings.VAULT_ADDR = addresses.join(',');
   }
 
   for (const f of SETTING_FLAGS)
