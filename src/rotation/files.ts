@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DsoError, describeError } from '../errors';
+import { repeat } from '../timers';
 import type { Logger } from '../log';
 import type {
   ComposeDownReply,
@@ -86,7 +87,7 @@ const digestOf = (value: Buffer) => createHash('sha256').update(value).digest('h
 export class ComposeFiles implements ComposeService {
   private readonly projects = new Map<string, Map<string, Entry>>();
   private readonly isTmpfs: (dir: string) => boolean;
-  private timer?: NodeJS.Timeout;
+  private stopLoop?: () => void;
   private checking = false;
   private notTmpfsLogged = false;
   readonly root: string;
@@ -439,20 +440,15 @@ export class ComposeFiles implements ComposeService {
   }
 
   start(): void {
-    if (this.timer) return;
-    const tick = () => {
-      void this.check().finally(() => {
-        if (!this.timer) return;
-        this.timer = setTimeout(tick, this.options.intervalMs);
-        this.timer.unref();
-      });
-    };
-    this.timer = setTimeout(tick, this.options.intervalMs);
-    this.timer.unref();
+    this.stopLoop ??= repeat(
+      () => this.check(),
+      this.options.intervalMs,
+      () => this.options.intervalMs,
+    );
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopLoop?.();
+    this.stopLoop = undefined;
   }
 }

@@ -14,7 +14,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { DsoError } from '../errors';
 import { FaultLog } from '../log';
-import { timerDelay } from '../timers';
+import { repeat } from '../timers';
 import type { Logger } from '../log';
 import type { SecretTarget } from '../resolve/driver';
 import type { RequestFacts } from '../resolve/resolver';
@@ -156,8 +156,7 @@ export class RotationWatcher {
    */
   private readonly rolledFor = new Map<string, number>();
   private readonly faults: FaultLog;
-  private timer?: NodeJS.Timeout;
-  private running = false;
+  private stopLoop?: () => void;
   /** A version written less than the skew margin ago: pass again once it is past. */
   private nextPassAt?: number;
   private readonly now: () => number;
@@ -191,6 +190,11 @@ export class RotationWatcher {
     return structuredClone(this.state);
   }
 
+  /** The last problem, for the status route. */
+  private noteError(message: string): void {
+    this.state.lastError = { at: new Date(this.now()).toISOString(), message };
+  }
+
   private hash(data: Record<string, unknown>): string {
     return createHmac('sha256', this.key).update(JSON.stringify(data)).digest('hex');
   }
@@ -206,10 +210,7 @@ export class RotationWatcher {
         what,
         error: message(err),
       });
-      this.state.lastError = {
-        at: new Date(this.now()).toISOString(),
-        message: `cannot list ${what}: ${message(err)}`,
-      };
+      this.noteError(`cannot list ${what}: ${message(err)}`);
       throw new PassAborted();
     }
   }
@@ -234,30 +235,20 @@ export class RotationWatcher {
   /** One pass, recorded in the health the status route shows. */
   async check(): Promise<RotationReport[]> {
     const started = this.now();
+    let reports: RotationReport[] = [];
+    let outcome: 'ok' | 'not-leader' | 'failed' = 'failed';
     try {
-      const reports = await this.pass();
-      const leader = this.state.leader === true;
-      const rolls = reports.reduce((n, r) => n + r.services.filter((s) => s.outcome === 'rolled').length, 0);
-      this.state.lastPass = {
-        at: new Date(started).toISOString(),
-        outcome: leader ? 'ok' : 'not-leader',
-        durationMs: this.now() - started,
-        rolls,
-      };
-      return reports;
+      reports = await this.pass();
+      outcome = this.state.leader === true ? 'ok' : 'not-leader';
     } catch (err) {
       if (!(err instanceof PassAborted)) {
-        this.state.lastError = { at: new Date(this.now()).toISOString(), message: message(err) };
+        this.noteError(message(err));
         this.options.logger.warn('rotation pass failed', { error: message(err) });
       }
-      this.state.lastPass = {
-        at: new Date(started).toISOString(),
-        outcome: 'failed',
-        durationMs: this.now() - started,
-        rolls: 0,
-      };
-      return [];
     }
+    const rolls = reports.reduce((n, r) => n + r.services.filter((s) => s.outcome === 'rolled').length, 0);
+    this.state.lastPass = { at: new Date(started).toISOString(), outcome, durationMs: this.now() - started, rolls };
+    return reports;
   }
 
   private async pass(): Promise<RotationReport[]> {
@@ -331,10 +322,7 @@ export class RotationWatcher {
           path: apiPath,
           error: message(err),
         });
-        this.state.lastError = {
-          at: new Date(this.now()).toISOString(),
-          message: `cannot read ${apiPath}: ${message(err)}`,
-        };
+        this.noteError(`cannot read ${apiPath}: ${message(err)}`);
         continue;
       }
       const writtenAt = Date.parse(read.versionCreatedAt ?? '');
@@ -557,25 +545,14 @@ export class RotationWatcher {
     if (results.length === 0 && reason !== 'on-demand') return report;
     this.history.push(report);
     if (this.history.length > 100) this.history.shift();
-    const failed = results.some((r) => r.outcome !== 'rolled');
-    if (failed)
-      this.state.lastError = {
-        at: new Date(this.now()).toISOString(),
-        message: `roll for ${secret} failed: ${results
-          .filter((r) => r.outcome !== 'rolled')
-          .map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`)
-          .join(', ')}`,
-      };
-    this.options.logger[failed ? 'warn' : 'info']('rotation', {
+    const told = (rs: RollResult[]) => rs.map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`);
+    const failed = results.filter((r) => r.outcome !== 'rolled');
+    if (failed.length) this.noteError(`roll for ${secret} failed: ${told(failed).join(', ')}`);
+    this.options.logger[failed.length ? 'warn' : 'info']('rotation', {
       secret,
       reason,
       services: results.map((r) => r.service),
-      outcome:
-        results.length === 0
-          ? 'no services'
-          : failed
-            ? results.map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`).join(', ')
-            : 'rolled',
+      outcome: results.length === 0 ? 'no services' : failed.length ? told(results).join(', ') : 'rolled',
     });
     return report;
   }
@@ -599,26 +576,13 @@ export class RotationWatcher {
   }
 
   start(): void {
-    if (this.timer) return;
-    const tick = () => {
-      if (this.running) return;
-      this.running = true;
-      this.check().finally(() => {
-        this.running = false;
-        if (this.timer) {
-          // Normally the interval; sooner when a version just written waits out the skew margin.
-          const soon = this.nextPassAt === undefined ? Infinity : Math.max(100, this.nextPassAt - this.now());
-          this.timer = setTimeout(tick, timerDelay(Math.min(this.options.intervalMs, soon)));
-          this.timer.unref();
-        }
-      });
-    };
-    this.timer = setTimeout(tick, Math.min(this.options.intervalMs, 2_000));
-    this.timer.unref();
+    // Normally the interval; sooner when a version just written waits out the skew margin.
+    const next = () => Math.min(this.options.intervalMs, Math.max(100, (this.nextPassAt ?? Infinity) - this.now()));
+    this.stopLoop ??= repeat(() => this.check(), Math.min(this.options.intervalMs, 2_000), next);
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopLoop?.();
+    this.stopLoop = undefined;
   }
 }

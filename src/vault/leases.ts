@@ -12,6 +12,7 @@ import type { Logger } from '../log';
 import { RenewalTimer } from './renewal';
 import type { VaultSession } from './session';
 import { SingleFlight } from '../singleflight';
+import { repeat } from '../timers';
 import type { LeaseTokens } from './lease-tokens';
 
 export interface LeaseOwner {
@@ -94,7 +95,7 @@ export class LeaseManager {
   private readonly leases = new Map<string, Lease>();
   private readonly timers = new Map<string, RenewalTimer>();
   private readonly flights = new SingleFlight<Lease>();
-  private reaper?: NodeJS.Timeout;
+  private stopReaper?: () => void;
   private readonly faults: FaultLog;
   /** When the last liveness question failed: for a second, others do not ask again. */
   private livenessFailedAt = -Infinity;
@@ -183,40 +184,33 @@ export class LeaseManager {
 
   /** Whether `owner` still exists: true, false, or undefined when the Engine cannot say. */
   private async ownerAlive(owner: LeaseOwner): Promise<boolean | undefined> {
-    const liveness = this.options.liveness;
-    if (!liveness) return true; // no way to ask (plain tests): leases follow their TTL and renewals
+    if (!this.options.liveness) return true; // no way to ask (plain tests): leases follow their TTL and renewals
     if (Date.now() - this.livenessFailedAt < 1_000) return undefined;
-    let alive: Map<string, boolean> | undefined;
-    try {
-      alive = await liveness.alive([owner]);
-    } catch (err) {
-      this.livenessFault(err);
-      return undefined;
-    }
-    if (!alive) {
-      this.livenessFault(undefined);
-      return undefined;
-    }
-    this.livenessRecovered();
-    return alive.get(ownerKey(owner));
+    return (await this.askLiveness([owner]))?.get(ownerKey(owner));
   }
 
-  private livenessFault(err: unknown): void {
+  /** Which of `owners` exist; undefined when the Engine cannot say (logged once per outage). */
+  private async askLiveness(owners: LeaseOwner[]): Promise<Map<string, boolean> | undefined> {
+    let alive: Map<string, boolean> | undefined;
+    let error: unknown;
+    try {
+      alive = await this.options.liveness?.alive(owners);
+    } catch (err) {
+      error = err;
+    }
+    if (alive) {
+      const back = 'the Docker Engine tells again which tasks run: lease renewals and revocations resume';
+      this.faults.recovered('liveness', back, {});
+      return alive;
+    }
     this.livenessFailedAt = Date.now();
     const message =
       'cannot tell which tasks still run: leases are not renewed past their current TTL until the Docker Engine ' +
       'answers';
     this.faults.fault('liveness', message, {
-      error: err instanceof DsoError ? err.message : err === undefined ? 'no answer' : 'unexpected error',
+      error: error instanceof DsoError ? error.message : error === undefined ? 'no answer' : 'unexpected error',
     });
-  }
-
-  private livenessRecovered(): void {
-    this.faults.recovered(
-      'liveness',
-      'the Docker Engine tells again which tasks run: lease renewals and revocations resume',
-      {},
-    );
+    return undefined;
   }
 
   private async renew(lease: Lease): Promise<void> {
@@ -315,41 +309,26 @@ export class LeaseManager {
     if (this.leases.size === 0 || !this.options.liveness) return;
     const owners = new Map<string, LeaseOwner>();
     for (const lease of this.leases.values()) owners.set(ownerKey(lease.owner), lease.owner);
-    let alive: Map<string, boolean> | undefined;
-    try {
-      alive = await this.options.liveness.alive([...owners.values()]);
-    } catch (err) {
-      this.livenessFault(err);
-      return;
-    }
-    if (!alive) {
-      this.livenessFault(undefined);
-      return;
-    }
-    this.livenessRecovered();
+    const alive = await this.askLiveness([...owners.values()]);
+    if (!alive) return;
     for (const lease of [...this.leases.values()]) {
       if (alive.get(ownerKey(lease.owner)) === false) await this.revoke(lease, `${lease.owner.kind} is gone`);
     }
   }
 
   start(): void {
-    if (this.reaper || !this.options.liveness) return;
+    if (!this.options.liveness) return;
     const interval = this.options.reapIntervalMs ?? 5_000;
-    const tick = () => {
-      void this.reap().finally(() => {
-        if (this.reaper) {
-          this.reaper = setTimeout(tick, interval);
-          this.reaper.unref();
-        }
-      });
-    };
-    this.reaper = setTimeout(tick, interval);
-    this.reaper.unref();
+    this.stopReaper ??= repeat(
+      () => this.reap(),
+      interval,
+      () => interval,
+    );
   }
 
   stop(): void {
-    if (this.reaper) clearTimeout(this.reaper);
-    this.reaper = undefined;
+    this.stopReaper?.();
+    this.stopReaper = undefined;
     for (const key of [...this.timers.keys()]) this.clearTimer(key);
   }
 
