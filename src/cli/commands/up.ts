@@ -276,16 +276,7 @@ async function upPlainHost(
   const plan = planFileSecrets(result, plugin);
   let yaml: string;
   if (plan.files.length) {
-    const { reply, runtimeDir } = await resolveFiles(ctx, plugin, {
-      Project: project,
-      Secrets: plan.files.map((f) => ({
-        Name: f.key,
-        Service: f.service,
-        Labels: f.labels,
-        ...(f.uid !== undefined ? { Uid: f.uid } : {}),
-        ...(f.gid !== undefined ? { Gid: f.gid } : {}),
-      })),
-    });
+    const { reply, runtimeDir } = await resolveFiles(ctx, plugin, { Project: project, Secrets: plan.files });
     const link = linkProject(ctx, project, path.join(runtimeDir, 'compose', project));
     const files = new Map(reply.Files.map((f) => [f.Name, path.join(link, path.basename(f.File))]));
     yaml = stringifyCompose(plan.finish((key) => files.get(key)!));
