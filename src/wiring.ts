@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
 import { LeasedEngine } from './engines/leased';
-import { DockerApi, DockerSwarmApi } from './docker/api';
+import { DockerApi } from './docker/api';
 import { ownDriverNames } from './rotation/identity';
 import { RotationWatcher } from './rotation/watcher';
 import { DockerLiveness } from './rotation/liveness';
@@ -53,8 +53,6 @@ export interface PluginDeps {
   /** Which tasks and services still exist; by default asked of the Docker Engine API. */
   liveness?: OwnerLiveness;
   reapIntervalMs?: number;
-  /** The Engine API for rotation; by default the one on DSO_DOCKER_SOCKET. */
-  swarm?: DockerSwarmApi;
 }
 
 export function buildPlugin(settings: Settings, problems: string[], logger: Logger, deps: PluginDeps = {}): Plugin {
@@ -75,9 +73,9 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       });
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
-      const swarm = deps.swarm ?? new DockerSwarmApi(new DockerApi(settings.dockerSocket));
+      const docker = new DockerApi(settings.dockerSocket);
       // One reaper for swarm tasks and compose projects (owners compose:<project>/<service>).
-      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.docker), swarm.docker);
+      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(docker), docker);
       const leases = new LeaseManager({
         session,
         tokens: tokens.leaseTokens,
@@ -99,7 +97,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       });
       let driverNames: Promise<Set<string>> | undefined;
       const rotation = new RotationWatcher({
-        api: swarm,
+        api: docker,
         // Where a secret points comes from the driver; KV reads straight from the engine,
         // whose answer also carries the version's creation time rotation compares.
         reader: {
@@ -114,7 +112,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         rotateDefault: settings.rotate,
         // Found once; an empty answer (Engine not reachable yet) is asked again next time.
         driverNames: async () => {
-          driverNames ??= ownDriverNames(swarm, settings.driverName);
+          driverNames ??= ownDriverNames(docker, settings.driverName);
           const names = await driverNames;
           if (names.size === 0) driverNames = undefined;
           return names;
@@ -124,7 +122,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         driver,
         leases,
         liveness: composeLiveness,
-        docker: swarm.docker,
+        docker,
         logger,
         runtimeDir: path.dirname(settings.socket),
         intervalMs: settings.rotateIntervalMs,

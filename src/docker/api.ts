@@ -16,11 +16,6 @@ export interface SwarmTask {
   Status?: { State?: string; Err?: string };
 }
 
-export interface SwarmService {
-  ID: string;
-  Spec?: { Name?: string };
-}
-
 /** Ids per filtered request: ~40 bytes each, URL-encoded, well under any server's limit. */
 const ID_BATCH = 100;
 export class DockerApi {
@@ -97,8 +92,40 @@ export class DockerApi {
     return this.byIds<SwarmTask>('/tasks', ids);
   }
 
-  services(ids: string[]): Promise<SwarmService[]> {
-    return this.byIds<SwarmService>('/services', ids);
+  /** Every service, or those of `ids`. */
+  services(ids?: string[]): Promise<SwarmServiceFull[]> {
+    return ids ? this.byIds('/services', ids) : this.request('GET', '/services');
+  }
+
+  secrets(): Promise<SwarmSecret[]> {
+    return this.request('GET', '/secrets');
+  }
+
+  /** Whether this engine is the swarm's leader (rotation runs there only). */
+  async isLeader(): Promise<boolean> {
+    const swarm = (await this.info()).Swarm;
+    if (!swarm?.NodeID || !swarm.ControlAvailable) return false;
+    const node = await this.request<{ ManagerStatus?: { Leader?: boolean } }>(
+      'GET',
+      `/nodes/${encodeURIComponent(swarm.NodeID)}`,
+    );
+    return node.ManagerStatus?.Leader === true;
+  }
+
+  async updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void> {
+    await this.request('POST', `/services/${encodeURIComponent(id)}/update?version=${version}`, spec);
+  }
+
+  /** The service of a task; undefined when the task is gone or the engine cannot say. */
+  async taskService(taskId: string): Promise<string | undefined> {
+    return (await this.request<SwarmTask>('GET', `/tasks/${encodeURIComponent(taskId)}`).catch(() => undefined))
+      ?.ServiceID;
+  }
+
+  /** Tasks whose desired state is running, of every service: what containers hold now. */
+  runningTasks(): Promise<SwarmTask[]> {
+    const filters = encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }));
+    return this.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
   }
 
   /**
@@ -208,62 +235,8 @@ export interface DockerInfo {
   Swarm?: { NodeID?: string; ControlAvailable?: boolean; LocalNodeState?: string };
 }
 
-/** The calls rotation makes; an interface so the decision logic can be tested with a fake. */
-export interface SwarmApi {
-  isLeader(): Promise<boolean>;
-  secrets(): Promise<SwarmSecret[]>;
-  services(): Promise<SwarmServiceFull[]>;
-  service(id: string): Promise<SwarmServiceFull>;
-  updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void>;
-  taskService(taskId: string): Promise<string | undefined>;
-  /** Tasks whose desired state is running, of every service: what containers hold now. */
-  runningTasks(): Promise<SwarmTask[]>;
-}
-
-export class DockerSwarmApi implements SwarmApi {
-  constructor(readonly docker: DockerApi) {}
-
-  async isLeader(): Promise<boolean> {
-    const info = await this.docker.info();
-    const nodeId = info.Swarm?.NodeID;
-    if (!nodeId || !info.Swarm?.ControlAvailable) return false;
-    const node = await this.docker.request<{ ManagerStatus?: { Leader?: boolean } }>(
-      'GET',
-      `/nodes/${encodeURIComponent(nodeId)}`,
-    );
-    return node.ManagerStatus?.Leader === true;
-  }
-
-  secrets(): Promise<SwarmSecret[]> {
-    return this.docker.request<SwarmSecret[]>('GET', '/secrets');
-  }
-
-  services(): Promise<SwarmServiceFull[]> {
-    return this.docker.request<SwarmServiceFull[]>('GET', '/services');
-  }
-
-  service(id: string): Promise<SwarmServiceFull> {
-    return this.docker.service(id);
-  }
-
-  async updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void> {
-    await this.docker.request('POST', `/services/${encodeURIComponent(id)}/update?version=${version}`, spec);
-  }
-
-  async taskService(taskId: string): Promise<string | undefined> {
-    try {
-      return (await this.docker.request<SwarmTask>('GET', `/tasks/${encodeURIComponent(taskId)}`)).ServiceID;
-    } catch {
-      return undefined;
-    }
-  }
-
-  runningTasks(): Promise<SwarmTask[]> {
-    const filters = encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }));
-    return this.docker.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
-  }
-
-  plugin(id: string): Promise<DockerPlugin> {
-    return this.docker.plugin(id);
-  }
-}
+/** The calls rotation makes; a Pick so the decision logic can be tested with a fake. */
+export type SwarmApi = Pick<
+  DockerApi,
+  'isLeader' | 'secrets' | 'services' | 'service' | 'updateService' | 'taskService' | 'runningTasks'
+>;
