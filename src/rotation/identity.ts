@@ -10,10 +10,7 @@ export function pluginIdFromCgroup(text: string): string | undefined {
   return /([0-9a-f]{64})/.exec(text)?.[1];
 }
 
-export async function ownDriverNames(
-  api: Pick<DockerApi, 'plugin'>,
-  configured: string | undefined,
-): Promise<Set<string>> {
+export async function ownDriverNames(api: DockerApi, configured: string | undefined): Promise<Set<string>> {
   const names = new Set<string>();
   if (configured) names.add(shortName(configured));
   let cgroup = '';
