@@ -192,18 +192,15 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
   }
   logger.error('invalid settings: every GetSecret will fail until they are fixed', { problems });
   const driver = new MisconfiguredDriver(problems);
+  // The routes exist whatever the settings: their answer is why nothing can be rotated or resolved.
+  const refuse = () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message));
   return {
     driver,
     metrics: new Metrics(),
     describe: () => ({ ...base, problems }),
     testVault: async () => ({ ok: false, stage: 'settings', code: 'ERR_SETTINGS', error: driver.message }),
-    // The routes exist whatever the settings: their answer is why nothing can be rotated or resolved.
-    rotate: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
-    compose: {
-      up: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
-      down: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
-      list: () => ({ Projects: [] }),
-    },
+    rotate: refuse,
+    compose: { up: refuse, down: refuse, list: () => ({ Projects: [] }) },
     start: () => undefined,
     stop: () => undefined,
   };

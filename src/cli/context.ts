@@ -88,6 +88,20 @@ export async function requirePlugin(ctx: Context, name: string): Promise<{ info:
   return { info, api: ctx.connect(info) };
 }
 
+/** The plugin's client and status once its socket answers (after an enable or a restart), within `timeoutMs`. */
+export async function waitForPlugin(ctx: Context, name: string, timeoutMs = 30_000) {
+  const end = ctx.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { api } = await requirePlugin(ctx, name);
+      return { api, status: await api.status() };
+    } catch (err) {
+      if (ctx.now() > end) throw err;
+    }
+    await ctx.sleep(250);
+  }
+}
+
 export function defaultConnect(plugin: PluginInfo, runtimeRoot?: string): PluginApi {
   return new PluginClient(pluginSocketPath(plugin, runtimeRoot), shortName(plugin.name));
 }

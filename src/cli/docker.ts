@@ -201,14 +201,7 @@ export class DockerClient {
       if (status !== undefined && expected.includes(status)) return undefined;
       const message = (err as Error).message;
       if (status !== undefined) throw new CliError(exitCode, `${what} failed: ${message}`);
-      const denied = /EACCES/.test(message);
-      throw new CliError(
-        EXIT.DOCKER,
-        denied ? 'permission denied on the Docker socket' : `the Docker engine does not answer: ${message}`,
-        denied
-          ? 'run as root or as a member of the docker group'
-          : 'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
-      );
+      throw /EACCES/.test(message) ? socketDenied() : engineDown(message);
     }
   }
 
@@ -269,6 +262,16 @@ export class DockerClient {
   }
 }
 
+const socketDenied = () =>
+  new CliError(EXIT.DOCKER, 'permission denied on the Docker socket', 'run as root or as a member of the docker group');
+
+const engineDown = (detail: string) =>
+  new CliError(
+    EXIT.DOCKER,
+    `the Docker engine does not answer: ${detail}`,
+    'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
+  );
+
 /** A `docker` command that failed because the CLI or the engine is unusable (rather than the command itself). */
 function cliDaemonError(res: RunResult): CliError | undefined {
   const text = res.stderr;
@@ -278,20 +281,9 @@ function cliDaemonError(res: RunResult): CliError | undefined {
       'the docker command was not found',
       'install the Docker CLI (Debian: apt-get install docker.io)',
     );
-  if (/Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i.test(text)) {
-    return new CliError(
-      EXIT.DOCKER,
-      `the Docker engine does not answer: ${oneLine(text)}`,
-      'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
-    );
-  }
-  if (/permission denied while trying to connect to the Docker daemon/i.test(text)) {
-    return new CliError(
-      EXIT.DOCKER,
-      'permission denied on the Docker socket',
-      'run as root or as a member of the docker group',
-    );
-  }
+  if (/Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i.test(text))
+    return engineDown(oneLine(text));
+  if (/permission denied while trying to connect to the Docker daemon/i.test(text)) return socketDenied();
   return undefined;
 }
 

@@ -7,11 +7,18 @@ import * as path from 'node:path';
 import { loadSettings, vaultAddresses } from '../../config/settings';
 import { SETTING_NAMES, SETTINGS, SettingName } from '../../config/schema';
 import type { CommandSpec, OptionSpec, Parsed } from '../args';
-import { CLI_META_FILE, Context, DEFAULT_CONFIG_DIR, PLUGIN_OPTION, pluginName } from '../context';
+import {
+  CLI_META_FILE,
+  Context,
+  DEFAULT_CONFIG_DIR,
+  PLUGIN_OPTION,
+  pluginName,
+  readCliMeta,
+  waitForPlugin,
+} from '../context';
 import { CredentialSource, ensureDir, readCredentials, writePrivateFile } from '../credentials';
-import { oneLine, PluginInfo } from '../docker';
+import { oneLine } from '../docker';
 import { CliError, EXIT, UsageError } from '../errors';
-import type { PluginStatus } from '../plugin-client';
 import { printTestResult } from './test-vault';
 
 const MODES = ['cloud'];
@@ -150,11 +157,6 @@ export const spec: CommandSpec = {
     'docker dso init --vault-secret-id -          # only hand over a fresh secret id',
   ],
 };
-
-/** The entries of `record` whose value is set. */
-function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined));
-}
 
 /** Where the plugin sees each credential file. */
 const IN_PLUGIN = (name: string) => `${DEFAULT_CONFIG_DIR}/${name}`;
@@ -385,19 +387,6 @@ async function withFix(step: Promise<void>, fix: string): Promise<void> {
   }
 }
 
-async function waitForStatus(ctx: Context, plugin: PluginInfo, timeoutMs: number): Promise<PluginStatus> {
-  const api = ctx.connect(plugin);
-  const end = ctx.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await api.status();
-    } catch (err) {
-      if (ctx.now() > end) throw err;
-      await ctx.sleep(250);
-    }
-  }
-}
-
 export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const plan = await planInit(ctx, parsed);
@@ -458,20 +447,14 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
       writePrivateFile(configDir, f.name, f.content, f.mode);
       ctx.io.out(`Wrote ${f.what} to ${path.join(configDir, f.name)} (mode ${f.mode.toString(8).padStart(4, '0')})\n`);
     }
-    const meta = { mode: plan.mode ?? 'cloud', provider: plan.provider, plugin: shown };
-    const previous = (() => {
-      try {
-        return JSON.parse(fs.readFileSync(path.join(configDir, CLI_META_FILE), 'utf8')) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    })();
-    writePrivateFile(
-      configDir,
-      CLI_META_FILE,
-      `${JSON.stringify({ ...previous, ...definedOnly(meta) }, null, 2)}\n`,
-      0o644,
-    );
+    const previous = readCliMeta(configDir);
+    const meta = {
+      ...previous,
+      mode: plan.mode ?? 'cloud',
+      provider: plan.provider ?? previous.provider,
+      plugin: shown,
+    };
+    writePrivateFile(configDir, CLI_META_FILE, `${JSON.stringify(meta, null, 2)}\n`, 0o644);
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(
@@ -492,16 +475,15 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
 
   await withFix(ctx.docker.enablePlugin(plugin.name, 60), leftDisabled);
-  plugin = (await ctx.docker.plugin(plugin.name)) ?? plugin;
   ctx.io.out(`Plugin ${shown}: enabled (secrets driver "${shown}", config dir ${configDir})\n`);
 
-  const status = await waitForStatus(ctx, plugin, 30_000);
-  if (status.problems?.length) {
+  const { api, status } = await waitForPlugin(ctx, plugin.name);
+  if (status.problems.length) {
     ctx.io.err(`The plugin reports invalid settings:\n  - ${status.problems.join('\n  - ')}\n`);
     return EXIT.FAILURE;
   }
   if (parsed.options['no-test']) return EXIT.OK;
-  const result = await ctx.connect(plugin).testVault();
-  printTestResult(ctx, result, shown, undefined, status.settings?.authMethod);
+  const result = await api.testVault();
+  printTestResult(ctx, result, shown, undefined, status.settings.authMethod);
   return result.ok ? EXIT.OK : EXIT.FAILURE;
 }
