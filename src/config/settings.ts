@@ -100,11 +100,9 @@ function mergeSources(
     // DSO_ALLOWED_WRITES separates entries with ";" (its entries hold commas).
     merged[key] = Array.isArray(value)
       ? value.join(key === 'DSO_ALLOWED_WRITES' ? ';' : ',')
-      : typeof value === 'string'
+      : typeof value === 'object'
         ? value
-        : typeof value === 'object'
-          ? value
-          : String(value);
+        : String(value);
   }
   for (const name of SETTING_NAMES) {
     const value = env[name];

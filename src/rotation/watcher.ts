@@ -454,17 +454,11 @@ export class RotationWatcher {
         if (this.due(`${service.ID}|${path}|unmanaged`, this.leaderSince, service, path))
           toRoll.push({ secret, service });
       } else {
-        unmanaged.push({ service: service.Spec.Name, serviceId: service.ID, secret: secret.Spec.Name, path, fix });
-        this.faults.fault(
-          `unmanaged:${service.ID}|${path}`,
-          'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL',
-          {
-            service: service.Spec.Name,
-            secret: secret.Spec.Name,
-            path,
-            fix,
-          },
-        );
+        const facts = { service: service.Spec.Name, secret: secret.Spec.Name, path, fix };
+        unmanaged.push({ ...facts, serviceId: service.ID });
+        const problem =
+          'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL';
+        this.faults.fault(`unmanaged:${service.ID}|${path}`, problem, facts);
       }
     }
     this.state.unmanagedLeases = unmanaged;

@@ -19,7 +19,7 @@ import {
 import { CredentialSource, ensureDir, readCredentials, writePrivateFile } from '../credentials';
 import { oneLine } from '../docker';
 import { CliError, EXIT, UsageError } from '../errors';
-import { printTestResult } from './test-vault';
+import { describeTestResult } from './test-vault';
 
 const MODES = ['cloud'];
 const PROVIDERS = ['vault', 'openbao'];
@@ -484,6 +484,6 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
   if (parsed.options['no-test']) return EXIT.OK;
   const result = await api.testVault();
-  printTestResult(ctx, result, shown, undefined, status.settings.authMethod);
+  ctx.io.out(describeTestResult(result, shown, undefined, status.settings.authMethod));
   return result.ok ? EXIT.OK : EXIT.FAILURE;
 }

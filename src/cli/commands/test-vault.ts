@@ -83,16 +83,6 @@ export function describeTestResult(
   return `${lines.join('\n')}\n`;
 }
 
-export function printTestResult(
-  ctx: Context,
-  result: TestVaultResult,
-  plugin: string,
-  reference?: string,
-  method?: string,
-): void {
-  ctx.io.out(describeTestResult(result, plugin, reference, method));
-}
-
 export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const reference = normalizeReference(parsed.options.path as string | undefined);
@@ -109,7 +99,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
         });
     printJson(ctx, { plugin: shown, reference: reference ?? null, ...result, ...(fix ? { fix } : {}) });
   } else {
-    printTestResult(ctx, result, shown, reference);
+    ctx.io.out(describeTestResult(result, shown, reference));
   }
   return result.ok ? EXIT.OK : EXIT.FAILURE;
 }
