@@ -27,6 +27,7 @@ import type {
   ComposeUpRequest,
   RefreshMode,
 } from '../plugin/compose-protocol';
+import { referenceOf } from '../plugin/compose-protocol';
 import { STACK_LABEL, type RequestFacts } from '../resolve/resolver';
 import type { DriverResult } from '../resolve/driver';
 import type { LeaseSummary } from '../vault/leases';
@@ -131,8 +132,8 @@ export class ComposeFiles implements ComposeService {
     };
   }
 
-  /** Writes `value` to `file`: a new file 0400 for its owner, an existing one in place (same inode). */
-  private write(file: string, value: Buffer, uid: number, gid: number): void {
+  /** Writes `value` to `file`: a new file 0400 for `owner`, an existing one in place (same inode). */
+  private write(file: string, value: Buffer, owner: ComposeSecretSpec): void {
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
@@ -143,7 +144,7 @@ export class ComposeFiles implements ComposeService {
         fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
         0o400,
       );
-      fs.fchownSync(fd, uid, gid);
+      fs.fchownSync(fd, owner.Uid ?? 0, owner.Gid ?? owner.Uid ?? 0);
       fs.fchmodSync(fd, 0o400);
     }
     try {
@@ -158,12 +159,9 @@ export class ComposeFiles implements ComposeService {
   async up(request: ComposeUpRequest, record: (fetch: ComposeFetch) => void): Promise<ComposeUpReply> {
     const { Project: project } = request;
     this.requireTmpfs();
-    const names = new Set<string>();
-    for (const spec of request.Secrets) {
-      if (names.has(spec.Name))
-        throw new DsoError('ERR_BAD_REQUEST', `secret ${spec.Name} is named twice in project ${project}`);
-      names.add(spec.Name);
-    }
+    const names = request.Secrets.map((spec) => spec.Name);
+    const twice = names.find((name, i) => names.indexOf(name) !== i);
+    if (twice) throw new DsoError('ERR_BAD_REQUEST', `secret ${twice} is named twice in project ${project}`);
     const dir = path.join(this.root, project);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const before = this.projects.get(project);
@@ -180,7 +178,7 @@ export class ComposeFiles implements ComposeService {
           const result = await this.options.driver.getSecret(this.facts(project, { spec, labels }));
           Object.assign(source, result.source);
           const existed = fs.existsSync(file);
-          this.write(file, result.value, spec.Uid ?? 0, spec.Gid ?? spec.Uid ?? 0);
+          this.write(file, result.value, spec);
           if (!existed) created.push(file);
           entries.set(spec.Name, {
             project,
@@ -194,11 +192,7 @@ export class ComposeFiles implements ComposeService {
               Service: spec.Service,
               File: path.relative(this.options.runtimeDir, file),
               Refresh: refresh,
-              Reference:
-                labels['dso.ref'] ??
-                (labels['dso.path']
-                  ? `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}`
-                  : undefined),
+              Reference: referenceOf(labels) ?? undefined,
               ...this.sourceReport(result.source),
               WrittenAt: new Date().toISOString(),
             },
@@ -333,7 +327,7 @@ export class ComposeFiles implements ComposeService {
         if (digest === entry.digest) continue;
         if (!fs.existsSync(entry.file))
           throw new DsoError('ERR_NOT_FOUND', `${entry.file} is gone (removed outside DSO)`);
-        this.write(entry.file, result.value, entry.spec.Uid ?? 0, entry.spec.Gid ?? entry.spec.Uid ?? 0);
+        this.write(entry.file, result.value, entry.spec);
         entry.digest = digest;
         entry.report.WrittenAt = new Date().toISOString();
         if (entry.refresh === 'restart') restart.add(entry.spec.Service);

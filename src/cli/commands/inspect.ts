@@ -11,6 +11,7 @@ import { FixContext, fixFor } from '../fixes';
 import { formatTime } from '../format';
 import type { FetchRecord } from '../plugin-client';
 import { composeContainers } from '../plainhost';
+import { referenceOf } from '../../plugin/compose-protocol';
 
 export const spec: CommandSpec = {
   path: ['inspect'],
@@ -56,12 +57,6 @@ export interface InspectReport {
   reason: string | null;
   /** What will go wrong without action, with the command that prevents it. */
   warnings: string[];
-}
-
-export function referenceOf(labels: Record<string, string>): string | null {
-  if (labels['dso.ref']) return labels['dso.ref'];
-  if (labels['dso.path']) return `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}`;
-  return null;
 }
 
 function isRunning(t: SwarmTask): boolean {
