@@ -22,35 +22,8 @@ export interface TlsSettings {
   skipVerify: boolean;
 }
 
-export interface Settings {
-  vaultAddresses: string[];
-  namespace?: string;
-  authMethod: AuthMethodName;
-  authMount: string;
-  tokenFile?: string;
-  roleId?: string;
-  roleIdFile?: string;
-  secretIdFile?: string;
-  secretIdWrapped: boolean;
-  jwtFile?: string;
-  jwtRole?: string;
-  certRole?: string;
-  tls: TlsSettings;
-  timeoutMs: number;
-  pathTemplate?: string;
-  allowedPaths: string[];
-  /** DSO_ALLOWED_WRITES: where a reference's query string may be sent as a write, and which parameters. */
-  allowedWrites: WriteRule[];
-  rotate: boolean;
-  rotateIntervalMs: number;
-  logLevel: LogLevel;
-  metricsAddress?: string;
-  socket: string;
-  /** The Docker Engine API, to learn which tasks still run (lease revocation). */
-  dockerSocket: string;
-  /** This plugin's name as secrets' driver; found by itself inside a managed plugin. */
-  driverName?: string;
-}
+/** The plugin's settings, as settingsFrom() reads them. */
+export type Settings = ReturnType<typeof settingsFrom>;
 
 export interface LoadedSettings {
   settings: Settings;
@@ -144,6 +117,13 @@ export function loadSettings(
     Object.assign(raw, merged);
   }
 
+  const settings = settingsFrom(raw, problems);
+  problems.push(...checkCombination(settings, merged));
+  return { settings, problems };
+}
+
+/** The settings from their checked raw values; a duration out of range is a problem, and its default is used. */
+function settingsFrom(raw: RawSettings, problems: string[]) {
   const duration = (name: SettingName, fallbackMs: number, maxMs = Number.MAX_SAFE_INTEGER): number => {
     if (raw[name] === undefined) return fallbackMs;
     const ms = parseDuration(raw[name]!);
@@ -153,9 +133,8 @@ export function loadSettings(
     }
     return ms;
   };
-
   const authMethod = (raw.VAULT_AUTH_METHOD ?? 'token') as AuthMethodName;
-  const settings: Settings = {
+  return {
     vaultAddresses: vaultAddresses(raw.VAULT_ADDR),
     namespace: raw.VAULT_NAMESPACE,
     authMethod,
@@ -179,18 +158,18 @@ export function loadSettings(
     timeoutMs: duration('DSO_TIMEOUT', 10_000, MAX_TIMEOUT_MS),
     pathTemplate: raw.DSO_PATH_TEMPLATE,
     allowedPaths: list(raw.DSO_ALLOWED_PATHS),
+    /** DSO_ALLOWED_WRITES: where a reference's query string may be sent as a write, and which parameters. */
     allowedWrites: writes(raw.DSO_ALLOWED_WRITES, problems),
     rotate: raw.DSO_ROTATE === 'true',
     rotateIntervalMs: duration('DSO_ROTATE_INTERVAL', 60_000),
     logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
     metricsAddress: raw.DSO_METRICS_ADDR,
     socket: raw.DSO_SOCKET ?? DEFAULT_SOCKET,
+    /** The Docker Engine API, to learn which tasks still run (lease revocation). */
     dockerSocket: raw.DSO_DOCKER_SOCKET ?? DEFAULT_DOCKER_SOCKET,
+    /** This plugin's name as secrets' driver; found by itself inside a managed plugin. */
     driverName: raw.DSO_DRIVER_NAME,
   };
-
-  problems.push(...checkCombination(settings, merged));
-  return { settings, problems };
 }
 
 /** DSO_ALLOWED_WRITES; the schema checked its syntax already, so a failure here is a second guard. */
