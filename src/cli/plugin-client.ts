@@ -1,7 +1,7 @@
 // The plugin's own routes on its socket: what `docker dso` knows about the plugin comes from
 // here, not from guesses. Every reply is checked against the plugin's contract; one that does
 // not match is reported as such (plugin and CLI ship together: it is a defect, not an age).
-import * as http from 'node:http';
+import { SocketReply, socketRequest } from '../docker/api';
 import * as path from 'node:path';
 import type { ErrorSubcode } from '../errors';
 import type { ComposeDownReply, ComposeListReply, ComposeUpReply, ComposeUpRequest } from '../plugin/compose-protocol';
@@ -40,11 +40,6 @@ export class PluginRouteError extends CliError {
 
 type Route = 'GET /DSO.Status' | 'POST /DSO.TestVault' | 'POST /DSO.Rotate';
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
 export class PluginClient implements PluginApi {
   readonly runtimeDir: string;
 
@@ -55,30 +50,9 @@ export class PluginClient implements PluginApi {
     this.runtimeDir = path.dirname(socket);
   }
 
-  private request(method: string, route: string, body: unknown, timeoutMs: number): Promise<Reply> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          socketPath: this.socket,
-          method,
-          path: route,
-          timeout: timeoutMs,
-          headers:
-            payload === undefined
-              ? {}
-              : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(this.unreachable(err)));
-      req.end(payload);
+  private request(method: string, route: string, body: unknown, timeoutMs: number): Promise<SocketReply> {
+    return socketRequest(this.socket, method, route, body, timeoutMs).catch((err: NodeJS.ErrnoException) => {
+      throw this.unreachable(err);
     });
   }
 
@@ -115,7 +89,7 @@ export class PluginClient implements PluginApi {
     }
   }
 
-  private parse<T>(reply: Reply, route: string): T {
+  private parse<T>(reply: SocketReply, route: string): T {
     try {
       return JSON.parse(reply.body) as T;
     } catch {
