@@ -186,20 +186,15 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   }
 
   const tasks = await ctx.docker.tasks(id).catch(() => [] as SwarmTask[]);
-  const decision = decide(secrets, tasks, shown, pluginState);
-  return {
-    service: { id, name: spec.Name },
-    plugin: shown,
-    pluginState,
-    secrets,
-    tasks: {
-      running: tasks.filter(isRunning).length,
-      failed: tasks.filter((t) => t.Status?.State === 'failed' || t.Status?.State === 'rejected').length,
-      lastError: tasks.find((t) => t.Status?.Err)?.Status?.Err ?? null,
-    },
-    ...decision,
-    warnings,
-  };
+  return conclude({ service: { id, name: spec.Name }, plugin: shown, pluginState, secrets, warnings }, tasks);
+}
+
+/** The report: the facts gathered, the tasks' counts, and the verdict. */
+function conclude(facts: Omit<InspectReport, 'tasks' | 'status' | 'reason'>, tasks: SwarmTask[]): InspectReport {
+  const failed = tasks.filter((t) => t.Status?.State === 'failed' || t.Status?.State === 'rejected').length;
+  const lastError = tasks.find((t) => t.Status?.Err)?.Status?.Err ?? null;
+  const verdict = decide(facts.secrets, tasks, facts.plugin, facts.pluginState);
+  return { ...facts, tasks: { running: tasks.filter(isRunning).length, failed, lastError }, ...verdict };
 }
 
 export function formatInspect(r: InspectReport, now: number): string {
@@ -307,15 +302,10 @@ export async function gatherComposeInspect(
   });
   const containers = await composeContainers(ctx, project, service).catch(() => []);
   const tasks: SwarmTask[] = containers.map((c) => ({ ID: c.Id, DesiredState: 'running', Status: { State: c.State } }));
-  const decision = decide(secrets, tasks, shown, 'enabled');
-  return {
-    service: { id: owner, name: `${service} (compose project ${project}, secret files on a tmpfs)` },
-    plugin: shown,
-    pluginState: 'enabled',
-    secrets,
-    tasks: { running: tasks.filter(isRunning).length, failed: 0, lastError: null },
-    // A compose project's leases are the plugin's own (no swarm leader change to outlive).
-    warnings: [],
-    ...decision,
-  };
+  const shownAs = `${service} (compose project ${project}, secret files on a tmpfs)`;
+  // A compose project's leases are the plugin's own (no swarm leader change to outlive): no warnings.
+  return conclude(
+    { service: { id: owner, name: shownAs }, plugin: shown, pluginState: 'enabled', secrets, warnings: [] },
+    tasks,
+  );
 }
