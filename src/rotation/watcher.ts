@@ -195,8 +195,12 @@ export class RotationWatcher {
     this.state.lastError = { at: new Date(this.now()).toISOString(), message };
   }
 
-  private hash(data: Record<string, unknown>): string {
-    return createHmac('sha256', this.key).update(JSON.stringify(data)).digest('hex');
+  /** KV v1: what a read says of the value, a keyed hash and never the value. */
+  private observe(read: { data: Record<string, unknown>; version?: number }): Observation {
+    return {
+      version: read.version,
+      hash: createHmac('sha256', this.key).update(JSON.stringify(read.data)).digest('hex'),
+    };
   }
 
   /** One Engine API listing: a failure is a warning once per fault, and once at recovery. */
@@ -328,15 +332,7 @@ export class RotationWatcher {
       const writtenAt = Date.parse(read.versionCreatedAt ?? '');
       if (Number.isFinite(writtenAt))
         reports.push(...(await this.rollStale(apiPath, group.users, tasks, writtenAt, read.version, rolled)));
-      else
-        reports.push(
-          ...(await this.rollChangedV1(
-            apiPath,
-            group.users,
-            { version: read.version, hash: this.hash(read.data) },
-            rolled,
-          )),
-        );
+      else reports.push(...(await this.rollChangedV1(apiPath, group.users, this.observe(read), rolled)));
     }
 
     reports.push(...(await this.rollUnmanagedLeases(leased, tasks, rolled)));
@@ -400,17 +396,10 @@ export class RotationWatcher {
     const done = this.rolledFor.get(key);
     if (done === undefined || done < writtenAt) return true;
     if (/paused/.test(service.UpdateStatus?.State ?? '')) {
-      this.faults.fault(
-        `paused:${key}:${writtenAt}`,
-        'rotation: the roll of a service is paused, its tasks still hold an older value',
-        {
-          service: service.Spec.Name,
-          path,
-          fix:
-            `docker service ps ${service.Spec.Name} shows why its new tasks fail; ` +
-            `then docker service update --force ${service.Spec.Name}`,
-        },
-      );
+      const name = service.Spec.Name;
+      const fix = `docker service ps ${name} shows why its new tasks fail; then docker service update --force ${name}`;
+      const problem = 'rotation: the roll of a service is paused, its tasks still hold an older value';
+      this.faults.fault(`paused:${key}:${writtenAt}`, problem, { service: name, path, fix });
     }
     return false;
   }
@@ -438,17 +427,9 @@ export class RotationWatcher {
     const unmanaged: UnmanagedLease[] = [];
     const toRoll: User[] = [];
     for (const { secret, service, path } of leased) {
-      const orphans = this.oldTasks(service.ID, tasks).filter(
-        (t) =>
-          !leases?.holds(
-            [
-              { kind: 'task', id: t.ID },
-              { kind: 'service', id: service.ID },
-            ],
-            path,
-          ),
-      );
-      if (!orphans.length) continue;
+      const serviceOwner = { kind: 'service', id: service.ID } as const;
+      const held = (t: SwarmTask) => leases?.holds([{ kind: 'task', id: t.ID }, serviceOwner], path);
+      if (this.oldTasks(service.ID, tasks).every(held)) continue;
       const fix = `docker service update --force ${service.Spec.Name}`;
       if (this.rotates(secret)) {
         if (this.due(`${service.ID}|${path}|unmanaged`, this.leaderSince, service, path))

@@ -8,7 +8,7 @@ import type { SwarmServiceFull, SwarmTask } from '../../docker/api';
 import { oneLine } from '../docker';
 import { CliError, EXIT } from '../errors';
 import { FixContext, fixFor } from '../fixes';
-import { formatTime } from '../format';
+import { formatTime, keyValues } from '../format';
 import type { FetchRecord } from '../plugin-client';
 import { composeContainers } from '../plainhost';
 import { referenceOf } from '../../plugin/compose-protocol';
@@ -230,8 +230,7 @@ export function formatInspect(r: InspectReport, now: number): string {
       rows.push(['rotation', s.rotate ? 'on (services are rolled when the value changes)' : 'off']);
     rows.push(['last error', s.lastError ? oneLine(s.lastError) : '-']);
     if (s.fix) rows.push(['fix', s.fix]);
-    const width = Math.max(...rows.map(([k]) => k.length)) + 2;
-    for (const [k, v] of rows) out.push(`  ${`${k}:`.padEnd(width)}${v.split('\n').join(`\n  ${' '.repeat(width)}`)}`);
+    out.push(keyValues(rows, '  '));
   }
   out.push('');
   for (const w of r.warnings ?? []) out.push(`Warning: ${w}`);
