@@ -45,6 +45,13 @@ type Obj = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** `base`, else `base_2`, `base_3`...: the first that `taken` does not hold. */
+function freeName(base: string, taken: Set<unknown>): string {
+  let name = base;
+  for (let n = 2; taken.has(name); n++) name = `${base}_${n}`;
+  return name;
+}
+
 /** The secret a service's `secrets:` entry mounts (short or long syntax). */
 const sourceOf = (m: unknown): string => (typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : '');
 
@@ -149,9 +156,7 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
     const known = byReference.get(reference);
     if (known) return known;
     const base = secretKeyFor(variable);
-    const candidates = [base, `${secretKeyFor(service)}_${base}`];
-    let key = candidates.find((c) => !taken.has(c));
-    for (let n = 2; !key; n++) if (!taken.has(`${candidates[1]}_${n}`)) key = `${candidates[1]}_${n}`;
+    const key = taken.has(base) ? freeName(`${secretKeyFor(service)}_${base}`, taken) : base;
     taken.add(key);
     byReference.set(reference, key);
     secrets[key] = { driver, labels: { 'dso.ref': reference } };
@@ -169,30 +174,23 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
       );
 
     // Variables as [name, value] pairs, in order; list items without "=" pass through as is.
-    let pairs: [string, unknown][];
-    if (Array.isArray(env)) {
-      pairs = env.map((item) => {
-        const text = String(item);
-        const eq = text.indexOf('=');
-        return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
-      });
-    } else if (isObject(env)) {
-      pairs = Object.entries(env);
-    } else {
+    if (!Array.isArray(env) && !isObject(env))
       throw new ComposeError(`services.${serviceName}.environment must be a mapping or a list`);
-    }
+    const pairs: [string, unknown][] = Array.isArray(env)
+      ? env.map((item) => {
+          const text = String(item);
+          const eq = text.indexOf('=');
+          return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
+        })
+      : Object.entries(env);
 
     const isRef = (v: unknown): v is string => typeof v === 'string' && v.trim().startsWith(SCHEME);
     if (!pairs.some(([, v]) => isRef(v))) continue;
     const names = new Set(pairs.map(([k]) => k));
 
-    const mounts: unknown[] = Array.isArray(def.secrets)
-      ? [...(def.secrets as unknown[])]
-      : def.secrets === undefined
-        ? []
-        : (() => {
-            throw new ComposeError(`services.${serviceName}.secrets must be a list`);
-          })();
+    if (def.secrets !== undefined && !Array.isArray(def.secrets))
+      throw new ComposeError(`services.${serviceName}.secrets must be a list`);
+    const mounts: unknown[] = [...((def.secrets as unknown[] | undefined) ?? [])];
     const targetOf = (m: unknown): string | undefined =>
       typeof m === 'string' ? m : isObject(m) ? String(m.target ?? m.source ?? '') : undefined;
 
@@ -214,15 +212,8 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
       }
       const key = allocate(variable, serviceName, reference);
       const existing = mounts.find((m) => sourceOf(m) === key);
-      let target: string;
-      if (existing !== undefined) {
-        target = targetOf(existing) || key;
-      } else {
-        target = key;
-        const targets = new Set(mounts.map(targetOf));
-        for (let n = 2; targets.has(target); n++) target = `${key}_${n}`;
-        mounts.push(target === key ? key : { source: key, target });
-      }
+      const target = existing !== undefined ? targetOf(existing) || key : freeName(key, new Set(mounts.map(targetOf)));
+      if (existing === undefined) mounts.push(target === key ? key : { source: key, target });
       const file = `/run/secrets/${target}`;
       replaced.set(variable, [fileVar, file]);
       injected.push({ service: serviceName, variable, secret: key, reference, file });
@@ -292,12 +283,8 @@ export function planFileSecrets(result: TransformResult, driver: string): PlainH
     const labels = labelsOf(secrets[secret] as Obj);
     const list = users.get(secret) ?? [];
     for (const service of list) {
-      let key = secret;
-      if (list.length > 1) {
-        key = `${secretKeyFor(service)}_${secret}`;
-        for (let n = 2; taken.has(key); n++) key = `${secretKeyFor(service)}_${secret}_${n}`;
-        taken.add(key);
-      }
+      const key = list.length > 1 ? freeName(`${secretKeyFor(service)}_${secret}`, taken) : secret;
+      taken.add(key);
       keyFor.set(`${secret}\n${service}`, key);
       const def = services[service] as Obj;
       const mount = (def.secrets as unknown[]).find((m) => isObject(m) && m.source === secret) as Obj | undefined;
