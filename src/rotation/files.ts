@@ -258,21 +258,22 @@ export class ComposeFiles implements ComposeService {
     };
   }
 
+  /** A project's files that follow Vault (dso.rotate is not false). */
+  private refreshed(project: string): Entry[] {
+    return [...(this.projects.get(project)?.values() ?? [])].filter((e) => e.refresh !== 'off');
+  }
+
   /** Services whose leases end within `windowMs` and cannot be renewed past it get a new credential generation. */
   private renewEnding(windowMs: number): void {
     const now = Date.now();
     for (const lease of this.options.leases?.describe() ?? []) {
-      const owner = String(lease.owner ?? '');
-      const parsed = parseComposeOwner(owner.replace(/^(task|service):/, ''));
+      const parsed = parseComposeOwner(lease.owner.replace(/^(task|service):/, ''));
       if (!parsed || parsed.generation === undefined) continue;
       if (parsed.generation !== this.options.liveness.generation(parsed.project, parsed.service)) continue;
-      const entries = [...(this.projects.get(parsed.project)?.values() ?? [])].filter(
-        (e) => e.spec.Service === parsed.service && e.refresh !== 'off',
-      );
-      if (entries.length === 0) continue;
-      const endsAt = typeof lease.expiresAt === 'string' ? Date.parse(lease.expiresAt) : NaN;
-      if (Number.isNaN(endsAt) || endsAt - now > windowMs || !(lease.nearMaxTtl === true || lease.renewable === false))
-        continue;
+      const follows = this.refreshed(parsed.project).some((e) => e.spec.Service === parsed.service);
+      const endsAt = Date.parse(lease.expiresAt ?? '');
+      const ending = endsAt - now <= windowMs && (lease.nearMaxTtl || !lease.renewable); // NaN: no end known
+      if (!follows || !ending) continue;
       const generation = this.options.liveness.nextGeneration(parsed.project, parsed.service);
       this.options.logger.info('compose service gets fresh credentials before its lease ends', {
         project: parsed.project,
@@ -299,14 +300,11 @@ export class ComposeFiles implements ComposeService {
       }
       this.notTmpfsLogged = false;
       this.renewEnding(this.options.intervalMs * 1.5 + 5_000);
-      for (const [project, entries] of this.projects) {
+      for (const project of this.projects.keys()) {
         // A project whose containers are gone (`docker compose down` without `docker dso down`)
         // is not refreshed: new leases for it would only be revoked again by the reaper.
         if ((await this.options.liveness.present(project).catch(() => true)) === false) continue;
-        await this.refresh(
-          project,
-          [...entries.values()].filter((e) => e.refresh !== 'off'),
-        );
+        await this.refresh(project, this.refreshed(project));
       }
     } finally {
       this.checking = false;
