@@ -82,14 +82,7 @@ export function safeLeaseId(leaseId: string): string {
 }
 
 /** A lease as GET /DSO.Status shows it: no full lease id, no data. */
-export interface LeaseSummary {
-  lease: string;
-  path: string;
-  owner: string;
-  expiresAt: string | null;
-  renewable: boolean;
-  nearMaxTtl: boolean;
-}
+export type LeaseSummary = ReturnType<LeaseManager['describe']>[number];
 
 export class LeaseManager {
   private readonly leases = new Map<string, Lease>();
@@ -364,7 +357,7 @@ export class LeaseManager {
   }
 
   /** For the status route: no lease ids in full, no data. */
-  describe(): LeaseSummary[] {
+  describe() {
     return [...this.leases.values()].map((l) => ({
       lease: safeLeaseId(l.leaseId),
       path: l.path,

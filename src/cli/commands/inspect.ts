@@ -27,25 +27,19 @@ export const spec: CommandSpec = {
   examples: ['docker dso inspect myapp', 'docker dso inspect mystack_web --json'],
 };
 
-export interface SecretReport {
+/** What Docker (or the compose route) says of a secret a service mounts. */
+interface DockerFacts {
   secret: string;
   target: string;
   driver: string | null;
   /** Served by the DSO plugin (its driver is the plugin). */
   dso: boolean;
   reference: string | null;
-  lastFetch: { at: string; outcome: 'ok' | 'error'; task: string; durationMs: number } | null;
-  path: string | null;
-  field: string | null;
-  version: number | null;
-  leaseExpiresAt: string | null;
-  doNotReuse: boolean | null;
   /** Rolled by the plugin when the value changes (dso.rotate label, else DSO_ROTATE). */
   rotate: boolean | null;
-  lastError: string | null;
-  code: string | null;
-  fix: string | null;
 }
+
+export type SecretReport = ReturnType<typeof secretReport>;
 
 export interface InspectReport {
   service: { id: string; name: string };
@@ -64,11 +58,7 @@ function isRunning(t: SwarmTask): boolean {
 }
 
 /** A secret's report: what Docker says of it (`docker`) and what the plugin recorded when it served it. */
-function secretReport(
-  docker: Pick<SecretReport, 'secret' | 'target' | 'driver' | 'dso' | 'reference' | 'rotate'>,
-  rec: FetchRecord | undefined,
-  fix: FixContext,
-): SecretReport {
+function secretReport(docker: DockerFacts, rec: FetchRecord | undefined, fix: FixContext) {
   const failed = rec?.outcome === 'error';
   return {
     ...docker,
