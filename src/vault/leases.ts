@@ -81,6 +81,13 @@ export function safeLeaseId(leaseId: string): string {
   return `${leaseId.slice(0, cut + 1)}…${leaseId.slice(-6)}`;
 }
 
+/** What the log and the status route say of a lease: its safe id, path and owner. */
+const logged = (lease: Lease) => ({
+  lease: safeLeaseId(lease.leaseId),
+  path: lease.path,
+  owner: ownerKey(lease.owner),
+});
+
 /** A lease as GET /DSO.Status shows it: no full lease id, no data. */
 export type LeaseSummary = ReturnType<LeaseManager['describe']>[number];
 
@@ -142,9 +149,7 @@ export class LeaseManager {
       this.leases.set(key, lease);
       if (lease.leaseId && token) this.options.tokens.hold(token);
       this.options.logger.info('lease issued', {
-        lease: safeLeaseId(lease.leaseId),
-        path,
-        owner: ownerKey(owner),
+        ...logged(lease),
         ttlSeconds: ttl,
         renewable: lease.renewable,
       });
@@ -235,9 +240,7 @@ export class LeaseManager {
       if (granted < lease.ttlSeconds && !lease.nearMaxTtl) {
         lease.nearMaxTtl = true;
         logger.warn('lease reaches its max TTL: its credentials end then', {
-          lease: safeLeaseId(lease.leaseId),
-          path: lease.path,
-          owner: ownerKey(lease.owner),
+          ...logged(lease),
           endsAt: new Date(lease.expiresAt).toISOString(),
         });
         // The end may be only a third of a TTL away: rotation must not wait for its next pass.
@@ -247,9 +250,7 @@ export class LeaseManager {
       this.schedule(lease);
     } catch (err) {
       logger.error('lease renewal failed', {
-        lease: safeLeaseId(lease.leaseId),
-        path: lease.path,
-        owner: ownerKey(lease.owner),
+        ...logged(lease),
         error: err instanceof DsoError ? err.message : 'unexpected error',
       });
       // Try again while the lease lives; a lease Vault no longer knows is dropped.
@@ -271,16 +272,13 @@ export class LeaseManager {
       });
       this.revocations++;
       this.options.logger.info('lease revoked', {
-        lease: safeLeaseId(lease.leaseId),
-        path: lease.path,
-        owner: ownerKey(lease.owner),
+        ...logged(lease),
         reason,
       });
       return true;
     } catch (err) {
       this.options.logger.error('lease revocation failed: it ends at its TTL', {
-        lease: safeLeaseId(lease.leaseId),
-        path: lease.path,
+        ...logged(lease),
         endsAt: lease.expiresAt === Infinity ? 'never' : new Date(lease.expiresAt).toISOString(),
         error: err instanceof DsoError ? err.message : 'unexpected error',
       });
@@ -359,9 +357,7 @@ export class LeaseManager {
   /** For the status route: no lease ids in full, no data. */
   describe() {
     return [...this.leases.values()].map((l) => ({
-      lease: safeLeaseId(l.leaseId),
-      path: l.path,
-      owner: ownerKey(l.owner),
+      ...logged(l),
       expiresAt: l.expiresAt === Infinity ? null : new Date(l.expiresAt).toISOString(),
       renewable: l.renewable,
       nearMaxTtl: l.nearMaxTtl,
