@@ -7,7 +7,7 @@ import type { CommandSpec, Parsed } from '../args';
 import { Context, hostPathOf, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, readCliMeta } from '../context';
 import type { PluginInfo } from '../docker';
 import { CliError, EXIT } from '../errors';
-import { formatDuration, formatTime, keyValues } from '../format';
+import { counted, formatDuration, formatTime, keyValues } from '../format';
 import type { VaultHealth } from '../health';
 import type { PluginStatus, TokenStatus } from '../plugin-client';
 import type { RotationHealth } from '../../rotation/watcher';
@@ -240,7 +240,7 @@ export function formatInfo(r: InfoReport, now: number): string {
         lines.push(`watcher: ${where}`);
         lines.push(`driver names: ${w.driverNames?.length ? w.driverNames.join(', ') : 'none recognised yet'}`);
         if (w.lastPass) {
-          const rolls = w.lastPass.rolls ? `, ${w.lastPass.rolls} roll${w.lastPass.rolls === 1 ? '' : 's'}` : '';
+          const rolls = w.lastPass.rolls ? `, ${counted(w.lastPass.rolls, 'roll')}` : '';
           lines.push(`last pass: ${formatTime(w.lastPass.at, now)}: ${w.lastPass.outcome}${rolls}`);
         }
         if (w.lastError) lines.push(`last error: ${formatTime(w.lastError.at, now)}: ${w.lastError.message}`);
@@ -254,7 +254,7 @@ export function formatInfo(r: InfoReport, now: number): string {
         r.composeProjects
           .map(
             (p) =>
-              `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, ` +
+              `${p.project}: ${counted(p.files, 'secret file')} on a tmpfs, ` +
               `refreshed in place${every} (docker dso down ${p.project} removes them)`,
           )
           .join('\n'),

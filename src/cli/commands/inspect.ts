@@ -8,7 +8,7 @@ import type { SwarmServiceFull, SwarmTask } from '../../docker/api';
 import { oneLine } from '../docker';
 import { CliError, EXIT } from '../errors';
 import { FixContext, fixFor } from '../fixes';
-import { formatTime, keyValues } from '../format';
+import { counted, formatTime, keyValues } from '../format';
 import type { FetchRecord } from '../plugin-client';
 import { composeContainers } from '../plainhost';
 import { referenceOf } from '../../plugin/compose-protocol';
@@ -86,7 +86,7 @@ export function decide(
   const failed = dso.filter((s) => s.lastFetch?.outcome === 'error');
   if (failed.length) {
     const first = failed[0];
-    const more = failed.length > 1 ? ` (and ${failed.length - 1} more secret${failed.length > 2 ? 's' : ''})` : '';
+    const more = failed.length > 1 ? ` (and ${counted(failed.length - 1, 'more secret')})` : '';
     return { status: 'FAILED', reason: `${first.secret}: ${oneLine(first.lastError ?? 'failed')}${more}` };
   }
   if (pluginState !== 'enabled')
@@ -191,8 +191,8 @@ export function formatInspect(r: InspectReport, now: number): string {
   const out: string[] = [];
   const dso = r.secrets.filter((s) => s.dso);
   out.push(
-    `Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${dso.length} ` +
-      `secret${dso.length === 1 ? '' : 's'} from plugin ${r.plugin} (${r.pluginState}); ` +
+    `Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${counted(dso.length, 'secret')} ` +
+      `from plugin ${r.plugin} (${r.pluginState}); ` +
       `tasks running: ${r.tasks.running}`,
   );
   for (const s of r.secrets) {

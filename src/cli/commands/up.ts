@@ -18,6 +18,7 @@ import {
 } from '../compose';
 import { checkProjectName, composeTool, linkProject, resolveFiles } from '../plainhost';
 import { Context, PLUGIN_OPTION, pluginName } from '../context';
+import { counted } from '../format';
 import { CliError, EXIT, UsageError } from '../errors';
 
 const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
@@ -139,10 +140,8 @@ export function describeTransform(result: TransformResult, stack: string, plugin
   }
   for (const s of result.passedThrough) lines.push(`  secret ${stack}_${s}: declared with driver ${plugin}, kept`);
   const head =
-    `Stack ${stack}: ${result.injected.length} ` +
-    `reference${result.injected.length === 1 ? '' : 's'} from environment, ` +
-    `${result.passedThrough.length} declared DSO ` +
-    `secret${result.passedThrough.length === 1 ? '' : 's'} (driver ${plugin})`;
+    `Stack ${stack}: ${counted(result.injected.length, 'reference')} from environment, ` +
+    `${counted(result.passedThrough.length, 'declared DSO secret')} (driver ${plugin})`;
   return `${[head, ...lines].join('\n')}\n`;
 }
 
@@ -281,8 +280,7 @@ async function upPlainHost(
     const files = new Map(reply.Files.map((f) => [f.Name, path.join(link, path.basename(f.File))]));
     yaml = stringifyCompose(plan.finish((key) => files.get(key)!));
     ctx.io.out(
-      `Project ${project}: ${reply.Files.length} secret ` +
-        `file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ` +
+      `Project ${project}: ${counted(reply.Files.length, 'secret file')} on a tmpfs (${link} -> ` +
         `${path.join(runtimeDir, 'compose', project)})\n`,
     );
     for (const f of reply.Files) {
