@@ -217,14 +217,10 @@ async function testVault(
   leases: LeaseManager,
   reference: string | undefined,
 ): Promise<TestVaultResult> {
+  const { method, mount } = tokens.status();
   try {
-    const state = await tokens.login();
-    const login = {
-      method: tokens.status().method,
-      mount: tokens.status().mount,
-      ttlSeconds: state.ttlSeconds,
-      policies: state.policies,
-    };
+    const { ttlSeconds, policies } = await tokens.login();
+    const login = { method, mount, ttlSeconds, policies };
     if (!reference) return { ok: true, login };
     const owner = { kind: 'task' as const, id: `dso-test-vault-${randomBytes(6).toString('hex')}` };
     try {
@@ -233,14 +229,10 @@ async function testVault(
         SecretLabels: { 'dso.ref': reference },
         TaskID: owner.id,
       });
-      const read = {
-        path: result.source.path,
-        field: result.source.field,
-        version: result.source.version,
-        bytes: result.value.length,
-      };
+      const { source } = result;
+      const read = { path: source.path, field: source.field, version: source.version, bytes: result.value.length };
       const revoked = await leases.revokeOwner(owner, 'test read');
-      return { ok: true, login, read: result.source.leaseExpiresAt ? { ...read, leaseRevoked: revoked } : read };
+      return { ok: true, login, read: source.leaseExpiresAt ? { ...read, leaseRevoked: revoked } : read };
     } catch (err) {
       await leases.revokeOwner(owner, 'test read');
       const { code, message, subcode } = describeError(err);
@@ -248,7 +240,6 @@ async function testVault(
     }
   } catch (err) {
     const { code, message, subcode } = describeError(err);
-    const { method, mount } = tokens.status();
     return { ok: false, stage: 'login', code, subcode, error: message, login: { method, mount } };
   }
 }
