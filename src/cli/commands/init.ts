@@ -378,14 +378,10 @@ async function disable(ctx: Context, name: string): Promise<void> {
 }
 
 /** A failure of `step` with `fix` as its fix (what state it leaves and what to do). */
-async function withFix(step: Promise<void>, fix: string): Promise<void> {
-  try {
-    await step;
-  } catch (err) {
-    if (err instanceof CliError) throw new CliError(err.exitCode, err.message, fix);
-    throw err;
-  }
-}
+const withFix = (step: Promise<void>, fix: string) =>
+  step.catch((err: unknown) => {
+    throw err instanceof CliError ? new CliError(err.exitCode, err.message, fix) : err;
+  });
 
 export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
