@@ -11,6 +11,7 @@ import {
   CLI_META_FILE,
   Context,
   DEFAULT_CONFIG_DIR,
+  hostPathOf,
   PLUGIN_OPTION,
   pluginName,
   readCliMeta,
@@ -158,9 +159,6 @@ export const spec: CommandSpec = {
   ],
 };
 
-/** Where the plugin sees each credential file. */
-const IN_PLUGIN = (name: string) => `${DEFAULT_CONFIG_DIR}/${name}`;
-
 interface Plan {
   settings: Record<string, string>;
   /** Files to write into the config dir: name -> content and mode. */
@@ -248,7 +246,7 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
         throw new UsageError(`${flag}: ${file} is not a PEM file`);
     }
     files.push({ name: f.file!, content, mode: f.mode ?? 0o600, what: f.what! });
-    settings[f.setting!] = IN_PLUGIN(f.file!);
+    settings[f.setting!] = `${DEFAULT_CONFIG_DIR}/${f.file}`; // where the plugin sees the file
   }
   if (credentials.has('--vault-role-id')) settings.VAULT_ROLE_ID = ''; // the file replaces any inline role id
 
@@ -274,11 +272,9 @@ function checkFinal(current: Record<string, string>, plan: Plan, configDir: stri
   const writing = new Set(plan.files.map((f) => f.name));
   for (const f of FILE_FLAGS) {
     const v = env[f.setting!];
-    if (!v || !v.startsWith(`${DEFAULT_CONFIG_DIR}/`)) continue;
-    const rel = v.slice(DEFAULT_CONFIG_DIR.length + 1);
-    if (!writing.has(rel) && !fs.existsSync(path.join(configDir, rel))) {
-      problems.push(`${f.setting}=${v} but ${path.join(configDir, rel)} does not exist: give --${f.name}`);
-    }
+    const file = hostPathOf(v, configDir);
+    if (file && file !== configDir && !writing.has(path.relative(configDir, file)) && !fs.existsSync(file))
+      problems.push(`${f.setting}=${v} but ${file} does not exist: give --${f.name}`);
   }
   if (settable.length) {
     for (const name of Object.keys(plan.settings)) {
