@@ -1,7 +1,6 @@
 // `docker dso`: the Docker CLI plugin's dispatcher. Answers Docker's metadata handshake,
 // strips what Docker puts before the plugin's own arguments, finds the command, parses its
 // flags and turns every error into a message, a fix and an exit code.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { argNames, CommandSpec, commandHelp, distance, parseCommandLine, Parsed } from './args';
 import * as info from './commands/info';
@@ -12,6 +11,7 @@ import * as testVault from './commands/test-vault';
 import * as up from './commands/up';
 import * as down from './commands/down';
 import type { Context } from './context';
+import { readJson } from './docker';
 import { CliError, EXIT, EXIT_CODES_HELP } from './errors';
 
 export const METADATA_SUBCOMMAND = 'docker-cli-plugin-metadata';
@@ -35,15 +35,8 @@ export const COMMANDS: Command[] = [init, info, testVault, inspect, up, down, ro
 export function readVersion(): string {
   // dist/cli -> repository root (also build/src/cli in the test build).
   for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'dso-vault' && pkg.version) return pkg.version;
-    } catch {
-      // keep looking upwards
-    }
+    const pkg = readJson<{ name?: string; version?: string }>(path.join(dir, 'package.json'));
+    if (pkg?.name === 'dso-vault' && pkg.version) return pkg.version;
   }
   return '0.0.0-unknown';
 }

@@ -114,7 +114,8 @@ export function engineEndpoint(globalArgs: string[], env: NodeJS.ProcessEnv): st
   return endpoint;
 }
 
-function readJson<T>(file: string): T | undefined {
+/** A JSON file's content; undefined when it is missing or not JSON. */
+export function readJson<T>(file: string): T | undefined {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
   } catch {
