@@ -17,7 +17,7 @@ import {
   readCliMeta,
   waitForPlugin,
 } from '../context';
-import { CredentialSource, ensureDir, readCredentials, writePrivateFile } from '../credentials';
+import { CredentialSource, ensureDir, readCredentials, readGivenFile, writePrivateFile } from '../credentials';
 import { oneLine } from '../docker';
 import { CliError, EXIT, UsageError } from '../errors';
 import { describeTestResult } from './test-vault';
@@ -237,11 +237,7 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
       content = `${c.value}\n`;
     } else {
       const file = path.resolve(ctx.io.cwd, str(f.name)!.replace(/^@/, ''));
-      try {
-        content = fs.readFileSync(file);
-      } catch (err) {
-        throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
+      content = readGivenFile(flag, file);
       if (!content.toString('latin1').includes('-----BEGIN '))
         throw new UsageError(`${flag}: ${file} is not a PEM file`);
     }
