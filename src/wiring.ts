@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describeSettings, loadSettings, Settings } from './config/settings';
 import { KvEngine } from './engines/kv';
 import { LeasedEngine } from './engines/leased';
-import { DockerApi, DockerSwarmApi } from './docker/api';
+import { DockerApi } from './docker/api';
 import { ownDriverNames } from './rotation/identity';
 import { RotationWatcher } from './rotation/watcher';
 import { DockerLiveness } from './rotation/liveness';
@@ -53,8 +53,6 @@ export interface PluginDeps {
   /** Which tasks and services still exist; by default asked of the Docker Engine API. */
   liveness?: OwnerLiveness;
   reapIntervalMs?: number;
-  /** The Engine API for rotation; by default the one on DSO_DOCKER_SOCKET. */
-  swarm?: DockerSwarmApi;
 }
 
 export function buildPlugin(settings: Settings, problems: string[], logger: Logger, deps: PluginDeps = {}): Plugin {
@@ -75,9 +73,9 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       });
       const session = new VaultSession(vault, tokens);
       const kv = new KvEngine(session);
-      const swarm = deps.swarm ?? new DockerSwarmApi(new DockerApi(settings.dockerSocket));
+      const docker = new DockerApi(settings.dockerSocket);
       // One reaper for swarm tasks and compose projects (owners compose:<project>/<service>).
-      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(swarm.docker), swarm.docker);
+      const composeLiveness = new ComposeLiveness(deps.liveness ?? new DockerLiveness(docker), docker);
       const leases = new LeaseManager({
         session,
         tokens: tokens.leaseTokens,
@@ -99,7 +97,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
       });
       let driverNames: Promise<Set<string>> | undefined;
       const rotation = new RotationWatcher({
-        api: swarm,
+        api: docker,
         // Where a secret points comes from the driver; KV reads straight from the engine,
         // whose answer also carries the version's creation time rotation compares.
         reader: {
@@ -114,7 +112,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         rotateDefault: settings.rotate,
         // Found once; an empty answer (Engine not reachable yet) is asked again next time.
         driverNames: async () => {
-          driverNames ??= ownDriverNames(swarm, settings.driverName);
+          driverNames ??= ownDriverNames(docker, settings.driverName);
           const names = await driverNames;
           if (names.size === 0) driverNames = undefined;
           return names;
@@ -124,7 +122,7 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
         driver,
         leases,
         liveness: composeLiveness,
-        docker: swarm.docker,
+        docker,
         logger,
         runtimeDir: path.dirname(settings.socket),
         intervalMs: settings.rotateIntervalMs,
@@ -194,18 +192,15 @@ export function buildPlugin(settings: Settings, problems: string[], logger: Logg
   }
   logger.error('invalid settings: every GetSecret will fail until they are fixed', { problems });
   const driver = new MisconfiguredDriver(problems);
+  // The routes exist whatever the settings: their answer is why nothing can be rotated or resolved.
+  const refuse = () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message));
   return {
     driver,
     metrics: new Metrics(),
     describe: () => ({ ...base, problems }),
     testVault: async () => ({ ok: false, stage: 'settings', code: 'ERR_SETTINGS', error: driver.message }),
-    // The routes exist whatever the settings: their answer is why nothing can be rotated or resolved.
-    rotate: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
-    compose: {
-      up: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
-      down: () => Promise.reject(new DsoError('ERR_SETTINGS', driver.message)),
-      list: () => ({ Projects: [] }),
-    },
+    rotate: refuse,
+    compose: { up: refuse, down: refuse, list: () => ({ Projects: [] }) },
     start: () => undefined,
     stop: () => undefined,
   };
@@ -222,14 +217,10 @@ async function testVault(
   leases: LeaseManager,
   reference: string | undefined,
 ): Promise<TestVaultResult> {
+  const { method, mount } = tokens.status();
   try {
-    const state = await tokens.login();
-    const login = {
-      method: tokens.status().method,
-      mount: tokens.status().mount,
-      ttlSeconds: state.ttlSeconds,
-      policies: state.policies,
-    };
+    const { ttlSeconds, policies } = await tokens.login();
+    const login = { method, mount, ttlSeconds, policies };
     if (!reference) return { ok: true, login };
     const owner = { kind: 'task' as const, id: `dso-test-vault-${randomBytes(6).toString('hex')}` };
     try {
@@ -238,14 +229,10 @@ async function testVault(
         SecretLabels: { 'dso.ref': reference },
         TaskID: owner.id,
       });
-      const read = {
-        path: result.source.path,
-        field: result.source.field,
-        version: result.source.version,
-        bytes: result.value.length,
-      };
+      const { source } = result;
+      const read = { path: source.path, field: source.field, version: source.version, bytes: result.value.length };
       const revoked = await leases.revokeOwner(owner, 'test read');
-      return { ok: true, login, read: result.source.leaseExpiresAt ? { ...read, leaseRevoked: revoked } : read };
+      return { ok: true, login, read: source.leaseExpiresAt ? { ...read, leaseRevoked: revoked } : read };
     } catch (err) {
       await leases.revokeOwner(owner, 'test read');
       const { code, message, subcode } = describeError(err);
@@ -253,7 +240,6 @@ async function testVault(
     }
   } catch (err) {
     const { code, message, subcode } = describeError(err);
-    const { method, mount } = tokens.status();
     return { ok: false, stage: 'login', code, subcode, error: message, login: { method, mount } };
   }
 }

@@ -152,9 +152,12 @@ export function distance(a: string, b: string): number {
   return row[b.length];
 }
 
+/** The arguments as usage lines show them: SERVICE, [STACK]. */
+export const argNames = (spec: CommandSpec) =>
+  spec.args.map((a) => (a.required ? a.name.toUpperCase() : `[${a.name.toUpperCase()}]`));
+
 export function usageLine(spec: CommandSpec): string {
-  const args = spec.args.map((a) => (a.required ? a.name.toUpperCase() : `[${a.name.toUpperCase()}]`)).join(' ');
-  return `docker dso ${spec.path.join(' ')} [OPTIONS]${args ? ` ${args}` : ''}`;
+  return ['docker dso', ...spec.path, '[OPTIONS]', ...argNames(spec)].join(' ');
 }
 
 function optionLabel(o: OptionSpec): string {

@@ -1,9 +1,8 @@
 // `docker dso`: the Docker CLI plugin's dispatcher. Answers Docker's metadata handshake,
 // strips what Docker puts before the plugin's own arguments, finds the command, parses its
 // flags and turns every error into a message, a fix and an exit code.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CommandSpec, commandHelp, distance, parseCommandLine, Parsed } from './args';
+import { argNames, CommandSpec, commandHelp, distance, parseCommandLine, Parsed } from './args';
 import * as info from './commands/info';
 import * as init from './commands/init';
 import * as inspect from './commands/inspect';
@@ -12,6 +11,7 @@ import * as testVault from './commands/test-vault';
 import * as up from './commands/up';
 import * as down from './commands/down';
 import type { Context } from './context';
+import { readJson } from './docker';
 import { CliError, EXIT, EXIT_CODES_HELP } from './errors';
 
 export const METADATA_SUBCOMMAND = 'docker-cli-plugin-metadata';
@@ -35,15 +35,8 @@ export const COMMANDS: Command[] = [init, info, testVault, inspect, up, down, ro
 export function readVersion(): string {
   // dist/cli -> repository root (also build/src/cli in the test build).
   for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'dso-vault' && pkg.version) return pkg.version;
-    } catch {
-      // keep looking upwards
-    }
+    const pkg = readJson<{ name?: string; version?: string }>(path.join(dir, 'package.json'));
+    if (pkg?.name === 'dso-vault' && pkg.version) return pkg.version;
   }
   return '0.0.0-unknown';
 }
@@ -95,17 +88,11 @@ export function splitInvocation(argv: string[]): { dockerArgs: string[]; args: s
   return { dockerArgs: [], args: argv };
 }
 
+/** "inspect SERVICE", "up [STACK]": a command's words and arguments, as the command lists show it. */
+const commandLine = (spec: CommandSpec, words = spec.path) => [...words, ...argNames(spec)].join(' ');
+
 export function mainHelp(): string {
-  const rows: [string, string][] = [
-    ['init', init.spec.summary],
-    ['system info', info.spec.summary],
-    ['system test-vault', testVault.spec.summary],
-    ['inspect SERVICE', inspect.spec.summary],
-    ['up [STACK]', up.spec.summary],
-    ['down [PROJECT]', down.spec.summary],
-    ['rotate SECRET', rotate.spec.summary],
-    ['version', versionCommand.spec.summary],
-  ];
+  const rows = COMMANDS.map((c) => [commandLine(c.spec), c.spec.summary]);
   return [
     'Usage:  docker dso [--plugin NAME] COMMAND',
     '',
@@ -129,14 +116,14 @@ export function mainHelp(): string {
 }
 
 function systemHelp(): string {
+  const system = COMMANDS.filter((c) => c.spec.path[0] === 'system');
   return [
     'Usage:  docker dso system COMMAND',
     '',
     'Inspect the DSO plugin and its connection to Vault',
     '',
     'Commands:',
-    `  info                ${info.spec.summary}`,
-    `  test-vault          ${testVault.spec.summary}`,
+    ...system.map((c) => `  ${commandLine(c.spec, c.spec.path.slice(1)).padEnd(20)}${c.spec.summary}`),
     '',
     "Run 'docker dso system COMMAND --help' for more information on a command.",
     '',
@@ -187,7 +174,7 @@ export function findCommand(args: string[]): { command?: Command; rest: string[]
   }
   const command = COMMANDS.find((c) => c.spec.path.length === 1 && c.spec.path[0] === first);
   if (!command) {
-    const known = ['init', 'system', 'inspect', 'up', 'down', 'rotate', 'version'];
+    const known = [...new Set(COMMANDS.map((c) => c.spec.path[0]))];
     const close = known.filter((k) => distance(k, first) <= 2);
     const hint =
       first === 'info' || first === 'test-vault'

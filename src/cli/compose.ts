@@ -5,6 +5,7 @@
 import { shortName } from '../docker/objects';
 import YAML from 'yaml';
 import { isDsoError } from '../errors';
+import type { ComposeSecretSpec } from '../plugin/compose-protocol';
 import { parseReference, SCHEME } from '../resolve/reference';
 
 export class ComposeError extends Error {
@@ -43,6 +44,16 @@ export interface TransformOptions {
 type Obj = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `base`, else `base_2`, `base_3`...: the first that `taken` does not hold. */
+function freeName(base: string, taken: Set<unknown>): string {
+  let name = base;
+  for (let n = 2; taken.has(name); n++) name = `${base}_${n}`;
+  return name;
+}
+
+/** The secret a service's `secrets:` entry mounts (short or long syntax). */
+const sourceOf = (m: unknown): string => (typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : '');
 
 /** Parses compose YAML (merge keys allowed, as Docker's loader does). */
 export function parseCompose(text: string, file: string): Obj {
@@ -145,9 +156,7 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
     const known = byReference.get(reference);
     if (known) return known;
     const base = secretKeyFor(variable);
-    const candidates = [base, `${secretKeyFor(service)}_${base}`];
-    let key = candidates.find((c) => !taken.has(c));
-    for (let n = 2; !key; n++) if (!taken.has(`${candidates[1]}_${n}`)) key = `${candidates[1]}_${n}`;
+    const key = taken.has(base) ? freeName(`${secretKeyFor(service)}_${base}`, taken) : base;
     taken.add(key);
     byReference.set(reference, key);
     secrets[key] = { driver, labels: { 'dso.ref': reference } };
@@ -165,34 +174,25 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
       );
 
     // Variables as [name, value] pairs, in order; list items without "=" pass through as is.
-    let pairs: [string, unknown][];
-    if (Array.isArray(env)) {
-      pairs = env.map((item) => {
-        const text = String(item);
-        const eq = text.indexOf('=');
-        return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
-      });
-    } else if (isObject(env)) {
-      pairs = Object.entries(env);
-    } else {
+    if (!Array.isArray(env) && !isObject(env))
       throw new ComposeError(`services.${serviceName}.environment must be a mapping or a list`);
-    }
+    const pairs: [string, unknown][] = Array.isArray(env)
+      ? env.map((item) => {
+          const text = String(item);
+          const eq = text.indexOf('=');
+          return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
+        })
+      : Object.entries(env);
 
     const isRef = (v: unknown): v is string => typeof v === 'string' && v.trim().startsWith(SCHEME);
     if (!pairs.some(([, v]) => isRef(v))) continue;
     const names = new Set(pairs.map(([k]) => k));
 
-    const mounts: unknown[] = Array.isArray(def.secrets)
-      ? [...(def.secrets as unknown[])]
-      : def.secrets === undefined
-        ? []
-        : (() => {
-            throw new ComposeError(`services.${serviceName}.secrets must be a list`);
-          })();
+    if (def.secrets !== undefined && !Array.isArray(def.secrets))
+      throw new ComposeError(`services.${serviceName}.secrets must be a list`);
+    const mounts: unknown[] = [...((def.secrets as unknown[] | undefined) ?? [])];
     const targetOf = (m: unknown): string | undefined =>
       typeof m === 'string' ? m : isObject(m) ? String(m.target ?? m.source ?? '') : undefined;
-    const sourceOf = (m: unknown): string | undefined =>
-      typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : undefined;
 
     const replaced = new Map<string, [string, string]>();
     for (const [variable, value] of pairs) {
@@ -212,33 +212,19 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
       }
       const key = allocate(variable, serviceName, reference);
       const existing = mounts.find((m) => sourceOf(m) === key);
-      let target: string;
-      if (existing !== undefined) {
-        target = targetOf(existing) || key;
-      } else {
-        target = key;
-        const targets = new Set(mounts.map(targetOf));
-        for (let n = 2; targets.has(target); n++) target = `${key}_${n}`;
-        mounts.push(target === key ? key : { source: key, target });
-      }
+      const target = existing !== undefined ? targetOf(existing) || key : freeName(key, new Set(mounts.map(targetOf)));
+      if (existing === undefined) mounts.push(target === key ? key : { source: key, target });
       const file = `/run/secrets/${target}`;
       replaced.set(variable, [fileVar, file]);
       injected.push({ service: serviceName, variable, secret: key, reference, file });
     }
 
     def.secrets = mounts;
-    if (Array.isArray(env)) {
-      def.environment = env.map((item) => {
-        const text = String(item);
-        const eq = text.indexOf('=');
-        const r = eq < 0 ? undefined : replaced.get(text.slice(0, eq));
-        return r ? `${r[0]}=${r[1]}` : item;
-      });
-    } else {
-      def.environment = Object.fromEntries(
-        Object.entries(env as Obj).map(([k, v]) => (replaced.has(k) ? replaced.get(k)! : [k, v])),
-      );
-    }
+    // A variable that held a reference becomes <VAR>_FILE in its place; list items without "=" stay.
+    const swap = ([k, v]: [string, unknown]) => (v === undefined ? undefined : replaced.get(k));
+    def.environment = Array.isArray(env)
+      ? env.map((item, i) => swap(pairs[i])?.join('=') ?? item)
+      : Object.fromEntries(pairs.map((p) => swap(p) ?? p));
   }
 
   if (injected.length || passedThrough.length) {
@@ -256,19 +242,9 @@ export function stackNameFrom(text: string): string {
     .replace(/^[^a-z0-9]+/, '');
 }
 
-/** One file a plain-host project needs: a DSO secret as one service mounts it. */
-export interface FileSecretPlan {
-  /** Key under the rewritten file's top-level `secrets` (and the file's name). */
-  key: string;
-  service: string;
-  /** The secret's dso.* labels. */
-  labels: Record<string, string>;
-  uid?: number;
-  gid?: number;
-}
-
 export interface PlainHostPlan {
-  files: FileSecretPlan[];
+  /** One file per DSO secret and service that mounts it (key under the rewritten `secrets`, and file name). */
+  files: ComposeSecretSpec[];
   /** The compose file with each DSO secret as a file-based secret at `hostPathOf(key)`. */
   finish(hostPathOf: (key: string) => string): Obj;
 }
@@ -290,50 +266,34 @@ export function planFileSecrets(result: TransformResult, driver: string): PlainH
   const secrets: Obj = isObject(doc.secrets) ? doc.secrets : {};
   const isOurs = (d: unknown) =>
     isObject(d) && typeof d.driver === 'string' && shortName(d.driver) === shortName(driver);
-  const ours = new Set(
-    Object.entries(secrets)
-      .filter(([, d]) => isOurs(d))
-      .map(([k]) => k),
-  );
+  const ours = new Set(Object.keys(secrets).filter((k) => isOurs(secrets[k])));
   const services = isObject(doc.services) ? doc.services : {};
   const users = new Map<string, string[]>();
   for (const [name, def] of Object.entries(services)) {
     if (!isObject(def) || !Array.isArray(def.secrets)) continue;
     for (const m of def.secrets) {
-      const source = typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : '';
+      const source = sourceOf(m);
       if (ours.has(source)) users.set(source, [...(users.get(source) ?? []), name]);
     }
   }
-  const files: FileSecretPlan[] = [];
+  const files: ComposeSecretSpec[] = [];
   const taken = new Set(Object.keys(secrets));
   const keyFor = new Map<string, string>(); // `${secret}\n${service}` -> file key
   for (const secret of ours) {
     const labels = labelsOf(secrets[secret] as Obj);
     const list = users.get(secret) ?? [];
     for (const service of list) {
-      let key = secret;
-      if (list.length > 1) {
-        key = `${secretKeyFor(service)}_${secret}`;
-        for (let n = 2; taken.has(key); n++) key = `${secretKeyFor(service)}_${secret}_${n}`;
-        taken.add(key);
-      }
+      const key = list.length > 1 ? freeName(`${secretKeyFor(service)}_${secret}`, taken) : secret;
+      taken.add(key);
       keyFor.set(`${secret}\n${service}`, key);
       const def = services[service] as Obj;
       const mount = (def.secrets as unknown[]).find((m) => isObject(m) && m.source === secret) as Obj | undefined;
-      const fromMount = {
-        uid: mount?.uid !== undefined ? Number(mount.uid) : undefined,
-        gid: mount?.gid !== undefined ? Number(mount.gid) : undefined,
+      // The mount's own uid/gid, else the service's numeric user.
+      const owner = (id: 'uid' | 'gid') => {
+        const n = mount?.[id] === undefined ? undefined : Number(mount[id]);
+        return Number.isInteger(n) ? n : numericUser(def.user)[id];
       };
-      const fromUser = numericUser(def.user);
-      const uid = Number.isInteger(fromMount.uid) ? fromMount.uid : fromUser.uid;
-      const gid = Number.isInteger(fromMount.gid) ? fromMount.gid : fromUser.gid;
-      files.push({
-        key,
-        service,
-        labels,
-        ...(uid !== undefined ? { uid } : {}),
-        ...(gid !== undefined ? { gid } : {}),
-      });
+      files.push({ Name: key, Service: service, Labels: labels, Uid: owner('uid'), Gid: owner('gid') });
     }
   }
   return {
@@ -342,12 +302,12 @@ export function planFileSecrets(result: TransformResult, driver: string): PlainH
       const out = structuredClone(doc);
       const outSecrets: Obj = isObject(out.secrets) ? out.secrets : {};
       for (const secret of ours) delete outSecrets[secret];
-      for (const f of files) outSecrets[f.key] = { file: hostPathOf(f.key) };
+      for (const f of files) outSecrets[f.Name] = { file: hostPathOf(f.Name) };
       const outServices = out.services as Obj;
       for (const [name, def] of Object.entries(outServices)) {
         if (!isObject(def) || !Array.isArray(def.secrets)) continue;
         def.secrets = def.secrets.map((m) => {
-          const source = typeof m === 'string' ? m : isObject(m) ? String(m.source ?? '') : '';
+          const source = sourceOf(m);
           const key = keyFor.get(`${source}\n${name}`);
           if (!key) return m;
           // uid/gid/mode are not applied to file-based secrets by compose: the plugin sets the owner.

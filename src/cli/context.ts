@@ -1,10 +1,9 @@
 // What every command gets: output streams, the Docker client, a way to reach the plugin's
 // socket, a clock. Tests pass fakes for each.
 import { pluginSocketPath, shortName } from '../docker/objects';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { OptionSpec, Parsed } from './args';
-import { DockerClient, PluginInfo, Runner } from './docker';
+import { DockerClient, PluginInfo, readJson, Runner } from './docker';
 import { CliError, EXIT } from './errors';
 import { PluginApi, PluginClient } from './plugin-client';
 import type { HealthChecker } from './health';
@@ -88,6 +87,20 @@ export async function requirePlugin(ctx: Context, name: string): Promise<{ info:
   return { info, api: ctx.connect(info) };
 }
 
+/** The plugin's client and status once its socket answers (after an enable or a restart), within `timeoutMs`. */
+export async function waitForPlugin(ctx: Context, name: string, timeoutMs = 30_000) {
+  const end = ctx.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { api } = await requirePlugin(ctx, name);
+      return { api, status: await api.status() };
+    } catch (err) {
+      if (ctx.now() > end) throw err;
+    }
+    await ctx.sleep(250);
+  }
+}
+
 export function defaultConnect(plugin: PluginInfo, runtimeRoot?: string): PluginApi {
   return new PluginClient(pluginSocketPath(plugin, runtimeRoot), shortName(plugin.name));
 }
@@ -106,13 +119,8 @@ export interface CliMeta {
 }
 
 export function readCliMeta(configDir: string | undefined): CliMeta {
-  if (!configDir) return {};
-  try {
-    const parsed = JSON.parse(fs.readFileSync(path.join(configDir, CLI_META_FILE), 'utf8')) as CliMeta;
-    return parsed && typeof parsed === 'object' ? parsed : {};
-  } catch {
-    return {};
-  }
+  const meta = configDir ? readJson<CliMeta>(path.join(configDir, CLI_META_FILE)) : undefined;
+  return meta && typeof meta === 'object' ? meta : {};
 }
 
 /** Prints an object as JSON (for --json). */

@@ -38,12 +38,7 @@ export async function readCredentials(sources: CredentialSource[], io: Io): Prom
       raw = (await io.readStdin()).toString('utf8');
       from = 'stdin';
     } else if (source.spec.startsWith('@')) {
-      const file = path.resolve(io.cwd, source.spec.slice(1));
-      try {
-        raw = fs.readFileSync(file, 'utf8');
-      } catch (err) {
-        throw new UsageError(`${source.flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
+      raw = readGivenFile(source.flag, path.resolve(io.cwd, source.spec.slice(1))).toString('utf8');
       from = 'file';
     } else {
       raw = source.spec;
@@ -52,6 +47,15 @@ export async function readCredentials(sources: CredentialSource[], io: Io): Prom
     out.set(source.flag, { value: checkCredential(raw, source.flag), from });
   }
   return out;
+}
+
+/** A file a flag names, read whole; a UsageError naming the flag when it cannot be read. */
+export function readGivenFile(flag: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
 }
 
 /** Trims the line end an `echo` or editor adds; refuses empty or multi-line values. */

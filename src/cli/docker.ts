@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DockerApi, SwarmSecret, SwarmServiceFull, SwarmTask } from '../docker/api';
+import { DockerApi, DockerContainer, DockerInfo, SwarmSecret, SwarmServiceFull, SwarmTask } from '../docker/api';
 import { DEFAULT_DOCKER_SOCKET, PluginInfo, pluginInfo } from '../docker/objects';
 import { CliError, EXIT, ExitCode } from './errors';
 
@@ -114,7 +114,8 @@ export function engineEndpoint(globalArgs: string[], env: NodeJS.ProcessEnv): st
   return endpoint;
 }
 
-function readJson<T>(file: string): T | undefined {
+/** A JSON file's content; undefined when it is missing or not JSON. */
+export function readJson<T>(file: string): T | undefined {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
   } catch {
@@ -137,39 +138,6 @@ export function engineFor(endpoint: string): DockerApi {
     );
   }
   return new DockerApi(endpoint.slice('unix://'.length), 30_000);
-}
-
-export interface SwarmState {
-  /** inactive, pending, active, error, locked */
-  state: string;
-  manager: boolean;
-}
-
-export interface ServiceSecretRef {
-  secretId: string;
-  secretName: string;
-  target: string;
-}
-
-export interface ServiceInfo {
-  id: string;
-  name: string;
-  secrets: ServiceSecretRef[];
-}
-
-export interface SecretInfo {
-  id: string;
-  name: string;
-  driver?: string;
-  labels: Record<string, string>;
-}
-
-/** A task or container as `inspect` judges it; states are the Engine API's (running, failed, ...). */
-export interface TaskInfo {
-  id: string;
-  desiredState: string;
-  state: string;
-  error: string;
 }
 
 /** Docker for the CLI; every method throws a CliError a user can act on. */
@@ -234,14 +202,7 @@ export class DockerClient {
       if (status !== undefined && expected.includes(status)) return undefined;
       const message = (err as Error).message;
       if (status !== undefined) throw new CliError(exitCode, `${what} failed: ${message}`);
-      const denied = /EACCES/.test(message);
-      throw new CliError(
-        EXIT.DOCKER,
-        denied ? 'permission denied on the Docker socket' : `the Docker engine does not answer: ${message}`,
-        denied
-          ? 'run as root or as a member of the docker group'
-          : 'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
-      );
+      throw /EACCES/.test(message) ? socketDenied() : engineDown(message);
     }
   }
 
@@ -270,73 +231,47 @@ export class DockerClient {
     return (await this.ask(`docker plugin disable ${name}`, disabled, EXIT.PLUGIN, [409])) ?? false;
   }
 
-  async swarm(): Promise<SwarmState> {
-    const info = await this.required('docker info', (e) => e.info(), EXIT.DOCKER);
-    return { state: info.Swarm?.LocalNodeState || 'inactive', manager: info.Swarm?.ControlAvailable === true };
+  /** The engine's swarm state: LocalNodeState (inactive, pending, active, error, locked) and ControlAvailable. */
+  async swarm(): Promise<NonNullable<DockerInfo['Swarm']>> {
+    return (await this.required('docker info', (e) => e.info(), EXIT.DOCKER)).Swarm ?? {};
   }
 
-  async service(nameOrId: string): Promise<ServiceInfo | undefined> {
-    const s = await this.ask<SwarmServiceFull>(
-      `docker service inspect ${nameOrId}`,
-      (e) => e.service(nameOrId),
-      EXIT.FAILURE,
-      [404],
-    );
-    if (!s) return undefined;
-    const secrets = s.Spec.TaskTemplate?.ContainerSpec?.Secrets ?? [];
-    return {
-      id: s.ID,
-      name: s.Spec.Name,
-      secrets: secrets.map((x) => ({
-        secretId: x.SecretID,
-        secretName: x.SecretName,
-        target: x.File?.Name ?? x.SecretName,
-      })),
-    };
+  service(nameOrId: string): Promise<SwarmServiceFull | undefined> {
+    return this.ask(`docker service inspect ${nameOrId}`, (e) => e.service(nameOrId), EXIT.FAILURE, [404]);
   }
 
-  async secret(nameOrId: string): Promise<SecretInfo | undefined> {
-    const s = await this.ask<SwarmSecret>(
-      `docker secret inspect ${nameOrId}`,
-      (e) => e.secret(nameOrId),
-      EXIT.FAILURE,
-      [404],
-    );
-    return s && { id: s.ID, name: s.Spec.Name, driver: s.Spec.Driver?.Name || undefined, labels: s.Spec.Labels ?? {} };
+  secret(nameOrId: string): Promise<SwarmSecret | undefined> {
+    return this.ask(`docker secret inspect ${nameOrId}`, (e) => e.secret(nameOrId), EXIT.FAILURE, [404]);
   }
 
   /** Tasks of a service, newest first. */
-  async tasks(serviceId: string): Promise<TaskInfo[]> {
-    const tasks = await this.required<SwarmTask[]>(`docker service ps ${serviceId}`, (e) => e.serviceTasks(serviceId));
-    return tasks
-      .sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''))
-      .map((t) => ({
-        id: t.ID,
-        desiredState: t.DesiredState ?? '',
-        state: t.Status?.State ?? '',
-        error: t.Status?.Err ?? '',
-      }));
+  async tasks(serviceId: string): Promise<SwarmTask[]> {
+    const tasks = await this.required(`docker service ps ${serviceId}`, (e) => e.serviceTasks(serviceId));
+    return tasks.sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''));
   }
 
-  /** Each service of a stack with its running and desired task counts. */
-  async stackServices(stack: string): Promise<Array<{ name: string; running: number; desired: number }>> {
-    const services = await this.required(`docker stack services ${stack}`, (e) =>
+  /** Each service of a stack with its running and desired task counts (ServiceStatus). */
+  stackServices(stack: string): Promise<SwarmServiceFull[]> {
+    return this.required(`docker stack services ${stack}`, (e) =>
       e.servicesWithStatus([`com.docker.stack.namespace=${stack}`]),
     );
-    return services.map((s) => ({
-      name: s.Spec.Name,
-      running: s.ServiceStatus?.RunningTasks ?? 0,
-      desired: s.ServiceStatus?.DesiredTasks ?? 0,
-    }));
   }
 
   /** Containers in any state carrying every `label=value` given. */
-  containers(labels: string[]): Promise<Array<{ id: string; state: string; labels: Record<string, string> }>> {
-    return this.required(`docker ps`, async (e) =>
-      (await e.containers(labels)).map((c) => ({ id: c.Id, state: c.State ?? '', labels: c.Labels ?? {} })),
-    );
+  containers(labels: string[]): Promise<DockerContainer[]> {
+    return this.required(`docker ps`, (e) => e.containers(labels));
   }
 }
+
+const socketDenied = () =>
+  new CliError(EXIT.DOCKER, 'permission denied on the Docker socket', 'run as root or as a member of the docker group');
+
+const engineDown = (detail: string) =>
+  new CliError(
+    EXIT.DOCKER,
+    `the Docker engine does not answer: ${detail}`,
+    'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
+  );
 
 /** A `docker` command that failed because the CLI or the engine is unusable (rather than the command itself). */
 function cliDaemonError(res: RunResult): CliError | undefined {
@@ -347,20 +282,9 @@ function cliDaemonError(res: RunResult): CliError | undefined {
       'the docker command was not found',
       'install the Docker CLI (Debian: apt-get install docker.io)',
     );
-  if (/Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i.test(text)) {
-    return new CliError(
-      EXIT.DOCKER,
-      `the Docker engine does not answer: ${oneLine(text)}`,
-      'start dockerd (systemctl start docker), or check DOCKER_HOST / --context',
-    );
-  }
-  if (/permission denied while trying to connect to the Docker daemon/i.test(text)) {
-    return new CliError(
-      EXIT.DOCKER,
-      'permission denied on the Docker socket',
-      'run as root or as a member of the docker group',
-    );
-  }
+  if (/Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i.test(text))
+    return engineDown(oneLine(text));
+  if (/permission denied while trying to connect to the Docker daemon/i.test(text)) return socketDenied();
   return undefined;
 }
 

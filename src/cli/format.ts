@@ -1,5 +1,8 @@
 // Small text helpers for human output. Machine output is `--json`.
 
+/** "1 secret", "3 secrets". */
+export const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 /** 3725 -> "1h2m5s"; 0 -> "0s". */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return 'never expires';

@@ -9,10 +9,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PROJECT_NAME } from '../plugin/compose-protocol';
 import type { ComposeUpReply, ComposeUpRequest } from '../plugin/compose-protocol';
+import type { DockerContainer } from '../docker/api';
+import { PROJECT_LABEL, SERVICE_LABEL } from '../rotation/compose-liveness';
 import { isTmpfs } from '../rotation/files';
 import type { Context } from './context';
-import { requirePlugin } from './context';
-import { oneLine, RunResult } from './docker';
+import { requirePlugin, waitForPlugin } from './context';
+import { oneLine, RunOptions, RunResult } from './docker';
 import { CliError, EXIT, UsageError } from './errors';
 import type { PluginApi } from './plugin-client';
 import { PluginRouteError } from './plugin-client';
@@ -41,19 +43,13 @@ export interface ComposeTool {
 export async function composeTool(ctx: Context): Promise<ComposeTool> {
   const echo = (o: boolean) =>
     o ? { onStdout: (c: string) => ctx.io.out(c), onStderr: (c: string) => ctx.io.err(c) } : {};
-  const v2 = await ctx.docker.run(['compose', 'version', '--short']);
-  if (v2.code === 0) {
-    return {
-      name: 'docker compose',
-      run: (args, o) => ctx.docker.run(['compose', ...args], { input: o.input, cwd: o.cwd, ...echo(o.echo) }),
-    };
-  }
-  const v1 = await ctx.runner('docker-compose', ['version', '--short']);
-  if (v1.code === 0) {
-    return {
-      name: 'docker-compose',
-      run: (args, o) => ctx.runner('docker-compose', args, { input: o.input, cwd: o.cwd, ...echo(o.echo) }),
-    };
+  const tools: Array<[string, (args: string[], o?: RunOptions) => Promise<RunResult>]> = [
+    ['docker compose', (args, o) => ctx.docker.run(['compose', ...args], o)],
+    ['docker-compose', (args, o) => ctx.runner('docker-compose', args, o)],
+  ];
+  for (const [name, run] of tools) {
+    if ((await run(['version', '--short'])).code === 0)
+      return { name, run: (args, o) => run(args, { input: o.input, cwd: o.cwd, ...echo(o.echo) }) };
   }
   throw new CliError(
     EXIT.DOCKER,
@@ -61,21 +57,6 @@ export async function composeTool(ctx: Context): Promise<ComposeTool> {
     'install Docker Compose v2 as a Docker CLI plugin (this repository: ' +
       'scripts/install-compose.sh builds it from source)',
   );
-}
-
-/** Waits until the plugin's socket answers again after a restart (bounded). */
-async function waitForPlugin(ctx: Context, name: string, timeoutMs = 30_000): Promise<PluginApi> {
-  const end = ctx.now() + timeoutMs;
-  for (;;) {
-    try {
-      const { api } = await requirePlugin(ctx, name);
-      await api.status();
-      return api;
-    } catch (err) {
-      if (ctx.now() > end) throw err;
-    }
-    await ctx.sleep(250);
-  }
 }
 
 /**
@@ -119,7 +100,7 @@ async function provideTmpfs(ctx: Context, plugin: string, api: PluginApi): Promi
   ctx.io.err(`Restarting the plugin ${plugin} once so that it sees the tmpfs...\n`);
   await ctx.docker.disablePlugin(plugin, true);
   await ctx.docker.enablePlugin(plugin);
-  return waitForPlugin(ctx, plugin);
+  return (await waitForPlugin(ctx, plugin)).api;
 }
 
 /** Asks the plugin for the project's files; provides a tmpfs first when the plugin refuses for want of one. */
@@ -152,15 +133,10 @@ export async function resolveFiles(
 }
 
 /** The containers (in any state) of a compose project, or of one of its services. */
-export async function composeContainers(
-  ctx: Context,
-  project: string,
-  service?: string,
-): Promise<Array<{ id: string; state: string; service: string }>> {
-  const labels = [`com.docker.compose.project=${project}`];
-  if (service) labels.push(`com.docker.compose.service=${service}`);
-  const containers = await ctx.docker.containers(labels);
-  return containers.map((c) => ({ id: c.id, state: c.state, service: c.labels['com.docker.compose.service'] ?? '' }));
+export function composeContainers(ctx: Context, project: string, service?: string): Promise<DockerContainer[]> {
+  const labels = [`${PROJECT_LABEL}=${project}`];
+  if (service) labels.push(`${SERVICE_LABEL}=${service}`);
+  return ctx.docker.containers(labels);
 }
 
 /**

@@ -1,7 +1,7 @@
 // The plugin's own routes on its socket: what `docker dso` knows about the plugin comes from
 // here, not from guesses. Every reply is checked against the plugin's contract; one that does
 // not match is reported as such (plugin and CLI ship together: it is a defect, not an age).
-import * as http from 'node:http';
+import { SocketReply, socketRequest } from '../docker/api';
 import * as path from 'node:path';
 import type { ErrorSubcode } from '../errors';
 import type { ComposeDownReply, ComposeListReply, ComposeUpReply, ComposeUpRequest } from '../plugin/compose-protocol';
@@ -38,10 +38,7 @@ export class PluginRouteError extends CliError {
   }
 }
 
-interface Reply {
-  status: number;
-  body: string;
-}
+type Route = 'GET /DSO.Status' | 'POST /DSO.TestVault' | 'POST /DSO.Rotate';
 
 export class PluginClient implements PluginApi {
   readonly runtimeDir: string;
@@ -53,30 +50,9 @@ export class PluginClient implements PluginApi {
     this.runtimeDir = path.dirname(socket);
   }
 
-  private request(method: string, route: string, body: unknown, timeoutMs: number): Promise<Reply> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          socketPath: this.socket,
-          method,
-          path: route,
-          timeout: timeoutMs,
-          headers:
-            payload === undefined
-              ? {}
-              : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(this.unreachable(err)));
-      req.end(payload);
+  private request(method: string, route: string, body: unknown, timeoutMs: number): Promise<SocketReply> {
+    return socketRequest(this.socket, method, route, body, timeoutMs).catch((err: NodeJS.ErrnoException) => {
+      throw this.unreachable(err);
     });
   }
 
@@ -113,7 +89,7 @@ export class PluginClient implements PluginApi {
     }
   }
 
-  private parse<T>(reply: Reply, route: string): T {
+  private parse<T>(reply: SocketReply, route: string): T {
     try {
       return JSON.parse(reply.body) as T;
     } catch {
@@ -124,74 +100,60 @@ export class PluginClient implements PluginApi {
     }
   }
 
-  /** The reply of a route in the contract; anything else is the plugin's refusal (RouteError) or a defect. */
-  private checked<R extends 'GET /DSO.Status' | 'POST /DSO.TestVault' | 'POST /DSO.Rotate'>(reply: Reply, route: R) {
-    const body = this.parse<unknown>(reply, route);
+  /**
+   * A route's reply: a refusal is the plugin's RouteError (with `fixes[code]` as its fix), a route of
+   * the contract (`checked`) is checked against it, and any other is a defect of this release.
+   */
+  private async call<T>(method: string, route: string, body: unknown, timeoutMs: number, checked?: Route, fixes = {}) {
+    const reply = await this.request(method, route, body, timeoutMs);
+    const parsed = this.parse<unknown>(reply, `${method} ${route}`);
     if (reply.status !== 200) {
-      const refusal = checkReply('error', body).reply;
+      const refusal = checkReply('error', parsed).reply;
       const message = refusal?.Err ?? `HTTP ${reply.status}`;
-      throw new PluginRouteError(
-        `the plugin ${this.pluginName} refused ${route}: ${message}`,
-        refusal?.code,
-        refusal?.subcode,
-      );
+      const fix = (fixes as Record<string, string>)[refusal?.code ?? ''];
+      const shown = checked ? `the plugin ${this.pluginName} refused ${checked}: ${message}` : message;
+      throw new PluginRouteError(shown, refusal?.code, refusal?.subcode, fix);
     }
-    const { reply: typed, problem } = checkReply(route, body);
-    if (typed) return typed;
+    if (!checked) return parsed as T;
+    const { reply: typed, problem } = checkReply(checked, parsed);
+    if (typed) return typed as T;
     throw new CliError(
       EXIT.PLUGIN,
-      `the plugin ${this.pluginName} answered ${route} with a reply this docker dso does not understand: ${problem}`,
+      `the plugin ${this.pluginName} answered ${checked} with a reply this docker dso does not understand: ${problem}`,
       'the plugin and docker dso come from one release: install both from the same DSO version',
     );
   }
 
-  async status(service?: string): Promise<PluginStatus> {
+  status(service?: string): Promise<PluginStatus> {
     const route = service ? `/DSO.Status?service=${encodeURIComponent(service)}` : '/DSO.Status';
-    return this.checked(await this.request('GET', route, undefined, 10_000), 'GET /DSO.Status');
+    return this.call('GET', route, undefined, 10_000, 'GET /DSO.Status');
   }
 
-  async testVault(reference?: string): Promise<TestVaultResult> {
+  testVault(reference?: string): Promise<TestVaultResult> {
     // A login plus a read take at most DSO_TIMEOUT each (under 30 s): allow for both.
     const body = reference === undefined ? {} : { Reference: reference };
-    return this.checked(await this.request('POST', '/DSO.TestVault', body, 75_000), 'POST /DSO.TestVault');
-  }
-
-  private async composeCall<T>(method: string, route: string, body: unknown, timeoutMs: number): Promise<T> {
-    const reply = await this.request(method, route, body, timeoutMs);
-    const parsed = this.parse<T & { Err?: string; code?: string }>(reply, `${method} ${route}`);
-    if (reply.status !== 200) throw new PluginRouteError(parsed.Err ?? `HTTP ${reply.status}`, parsed.code);
-    return parsed;
+    return this.call('POST', '/DSO.TestVault', body, 75_000, 'POST /DSO.TestVault');
   }
 
   composeUp(request: ComposeUpRequest): Promise<ComposeUpReply> {
     // One Vault read per secret, each within DSO_TIMEOUT (under 30 s): allow for a few slow ones.
-    return this.composeCall<ComposeUpReply>('POST', '/DSO.ComposeUp', request, 120_000);
+    return this.call('POST', '/DSO.ComposeUp', request, 120_000);
   }
 
   composeDown(project: string): Promise<ComposeDownReply> {
-    return this.composeCall<ComposeDownReply>('POST', '/DSO.ComposeDown', { Project: project }, 30_000);
+    return this.call('POST', '/DSO.ComposeDown', { Project: project }, 30_000);
   }
 
   composeList(project?: string): Promise<ComposeListReply> {
     const route = project ? `/DSO.Compose?project=${encodeURIComponent(project)}` : '/DSO.Compose';
-    return this.composeCall<ComposeListReply>('GET', route, undefined, 10_000);
+    return this.call('GET', route, undefined, 10_000);
   }
 
-  async rotate(secret: string): Promise<RotationReport> {
+  rotate(secret: string): Promise<RotationReport> {
     // Rolling services goes through the Engine API, one service after another: allow time.
-    const reply = await this.request('POST', '/DSO.Rotate', { Secret: secret }, 120_000);
-    try {
-      return this.checked(reply, 'POST /DSO.Rotate');
-    } catch (err) {
-      if (err instanceof PluginRouteError && err.code === 'ERR_NOT_FOUND') {
-        throw new PluginRouteError(
-          err.message,
-          err.code,
-          err.subcode,
-          'docker secret ls lists the secrets; only those created with this plugin as --driver can be rotated',
-        );
-      }
-      throw err;
-    }
+    return this.call('POST', '/DSO.Rotate', { Secret: secret }, 120_000, 'POST /DSO.Rotate', {
+      ERR_NOT_FOUND:
+        'docker secret ls lists the secrets; only those created with this plugin as --driver can be rotated',
+    });
   }
 }

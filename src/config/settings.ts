@@ -7,6 +7,9 @@ import { TEMPLATE_NAMES, templateNames } from '../resolve/template';
 import { parseAllowedWrites, WriteRule } from '../resolve/writes';
 import { parseDuration } from './duration';
 import { RawSettings, rawSettingsSchema, SETTING_NAMES, SETTINGS, SettingName } from './schema';
+import { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET } from './socket';
+
+export { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET };
 
 export type AuthMethodName = 'token' | 'approle' | 'jwt' | 'cert';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -19,35 +22,8 @@ export interface TlsSettings {
   skipVerify: boolean;
 }
 
-export interface Settings {
-  vaultAddresses: string[];
-  namespace?: string;
-  authMethod: AuthMethodName;
-  authMount: string;
-  tokenFile?: string;
-  roleId?: string;
-  roleIdFile?: string;
-  secretIdFile?: string;
-  secretIdWrapped: boolean;
-  jwtFile?: string;
-  jwtRole?: string;
-  certRole?: string;
-  tls: TlsSettings;
-  timeoutMs: number;
-  pathTemplate?: string;
-  allowedPaths: string[];
-  /** DSO_ALLOWED_WRITES: where a reference's query string may be sent as a write, and which parameters. */
-  allowedWrites: WriteRule[];
-  rotate: boolean;
-  rotateIntervalMs: number;
-  logLevel: LogLevel;
-  metricsAddress?: string;
-  socket: string;
-  /** The Docker Engine API, to learn which tasks still run (lease revocation). */
-  dockerSocket: string;
-  /** This plugin's name as secrets' driver; found by itself inside a managed plugin. */
-  driverName?: string;
-}
+/** The plugin's settings, as settingsFrom() reads them. */
+export type Settings = ReturnType<typeof settingsFrom>;
 
 export interface LoadedSettings {
   settings: Settings;
@@ -55,8 +31,6 @@ export interface LoadedSettings {
   problems: string[];
 }
 
-import { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET } from './socket';
-export { DEFAULT_CONFIG_FILE, DEFAULT_SOCKET };
 const MAX_TIMEOUT_MS = 29_999;
 
 const ajv = new Ajv({ allErrors: true });
@@ -99,11 +73,9 @@ function mergeSources(
     // DSO_ALLOWED_WRITES separates entries with ";" (its entries hold commas).
     merged[key] = Array.isArray(value)
       ? value.join(key === 'DSO_ALLOWED_WRITES' ? ';' : ',')
-      : typeof value === 'string'
+      : typeof value === 'object'
         ? value
-        : typeof value === 'object'
-          ? value
-          : String(value);
+        : String(value);
   }
   for (const name of SETTING_NAMES) {
     const value = env[name];
@@ -118,6 +90,9 @@ function list(text: string | undefined): string[] {
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
 }
+
+/** VAULT_ADDR's addresses, without trailing slashes (the plugin's reading, and `docker dso`'s). */
+export const vaultAddresses = (text: string | undefined) => list(text).map((a) => a.replace(/\/+$/, ''));
 
 export function loadSettings(
   env: NodeJS.ProcessEnv = process.env,
@@ -142,6 +117,13 @@ export function loadSettings(
     Object.assign(raw, merged);
   }
 
+  const settings = settingsFrom(raw, problems);
+  problems.push(...checkCombination(settings, merged));
+  return { settings, problems };
+}
+
+/** The settings from their checked raw values; a duration out of range is a problem, and its default is used. */
+function settingsFrom(raw: RawSettings, problems: string[]) {
   const duration = (name: SettingName, fallbackMs: number, maxMs = Number.MAX_SAFE_INTEGER): number => {
     if (raw[name] === undefined) return fallbackMs;
     const ms = parseDuration(raw[name]!);
@@ -151,10 +133,9 @@ export function loadSettings(
     }
     return ms;
   };
-
   const authMethod = (raw.VAULT_AUTH_METHOD ?? 'token') as AuthMethodName;
-  const settings: Settings = {
-    vaultAddresses: list(raw.VAULT_ADDR).map((a) => a.replace(/\/+$/, '')),
+  return {
+    vaultAddresses: vaultAddresses(raw.VAULT_ADDR),
     namespace: raw.VAULT_NAMESPACE,
     authMethod,
     authMount: (raw.VAULT_AUTH_MOUNT ?? authMethod).replace(/^\/+|\/+$/g, ''),
@@ -177,18 +158,18 @@ export function loadSettings(
     timeoutMs: duration('DSO_TIMEOUT', 10_000, MAX_TIMEOUT_MS),
     pathTemplate: raw.DSO_PATH_TEMPLATE,
     allowedPaths: list(raw.DSO_ALLOWED_PATHS),
+    /** DSO_ALLOWED_WRITES: where a reference's query string may be sent as a write, and which parameters. */
     allowedWrites: writes(raw.DSO_ALLOWED_WRITES, problems),
     rotate: raw.DSO_ROTATE === 'true',
     rotateIntervalMs: duration('DSO_ROTATE_INTERVAL', 60_000),
     logLevel: (raw.DSO_LOG_LEVEL ?? 'info') as LogLevel,
     metricsAddress: raw.DSO_METRICS_ADDR,
     socket: raw.DSO_SOCKET ?? DEFAULT_SOCKET,
+    /** The Docker Engine API, to learn which tasks still run (lease revocation). */
     dockerSocket: raw.DSO_DOCKER_SOCKET ?? DEFAULT_DOCKER_SOCKET,
+    /** This plugin's name as secrets' driver; found by itself inside a managed plugin. */
     driverName: raw.DSO_DRIVER_NAME,
   };
-
-  problems.push(...checkCombination(settings, merged));
-  return { settings, problems };
 }
 
 /** DSO_ALLOWED_WRITES; the schema checked its syntax already, so a failure here is a second guard. */
@@ -251,23 +232,9 @@ function checkCombination(s: Settings, given: Record<string, unknown>): string[]
 }
 
 /** What may be shown about the settings (status route, `docker dso system info`): no credentials. */
-/** The settings summary in GET /DSO.Status . */
-export interface SettingsSummary {
-  vaultAddresses: string[];
-  namespace: string | null;
-  authMethod: string;
-  authMount: string;
-  timeoutMs: number;
-  pathTemplate: string | null;
-  allowedPaths: string[];
-  allowedWrites: string[];
-  rotate: boolean;
-  rotateIntervalMs: number;
-  logLevel: string;
-  tlsSkipVerify: boolean;
-}
+export type SettingsSummary = ReturnType<typeof describeSettings>;
 
-export function describeSettings(s: Settings): SettingsSummary {
+export function describeSettings(s: Settings) {
   return {
     vaultAddresses: s.vaultAddresses,
     namespace: s.namespace ?? null,

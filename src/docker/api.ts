@@ -16,9 +16,37 @@ export interface SwarmTask {
   Status?: { State?: string; Err?: string };
 }
 
-export interface SwarmService {
-  ID: string;
-  Spec?: { Name?: string };
+/** An answer over a Unix socket: its HTTP status and body. */
+export interface SocketReply {
+  status: number;
+  body: string;
+}
+
+/**
+ * One HTTP exchange with JSON over a Unix socket (the engine's, a plugin's), the whole of it
+ * within `timeoutMs`, not only an idle timeout: a peer that drips its answer is cut off too.
+ * Fails with the socket's error (ENOENT, EACCES...), ETIMEDOUT past the deadline, or ECUTOFF
+ * for an answer cut off before its end.
+ */
+export function socketRequest(socketPath: string, method: string, path: string, body: unknown, timeoutMs: number) {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const failure = (code: string, message: string) => Object.assign(new Error(message), { code });
+  return new Promise<SocketReply>((resolve, reject) => {
+    const headers = payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {};
+    const signal = AbortSignal.timeout(timeoutMs);
+    const req = http.request({ socketPath, method, path, timeout: timeoutMs, signal, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      // Cut off mid-answer (deadline, peer gone): settle instead of waiting for an end.
+      res.on('error', () => undefined);
+      res.on('close', () => res.complete || reject(failure('ECUTOFF', 'cut off before its answer ended')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    const timedOut = () => failure('ETIMEDOUT', `no answer within ${timeoutMs} ms`);
+    req.on('timeout', () => req.destroy(timedOut()));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(err.name === 'AbortError' ? timedOut() : err));
+    req.end(payload);
+  });
 }
 
 /** Ids per filtered request: ~40 bytes each, URL-encoded, well under any server's limit. */
@@ -29,76 +57,68 @@ export class DockerApi {
     private readonly timeoutMs = 5_000,
   ) {}
 
-  request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const req = http.request(
-        {
-          socketPath: this.socketPath,
-          method,
-          path,
-          timeout: timeoutMs,
-          // The deadline of the whole call: a daemon that drips its answer is cut off too.
-          signal: AbortSignal.timeout(timeoutMs),
-          headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          // Cut off mid-answer (deadline, daemon gone): settle instead of waiting for an end.
-          res.on('error', () => undefined);
-          res.on('close', () => {
-            if (res.complete) return;
-            const call = `${method} ${path.split('?')[0]}`;
-            const why = `cut off before its answer ended (deadline ${timeoutMs} ms)`;
-            reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath}: ${call} ${why}`));
-          });
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            if ((res.statusCode ?? 500) >= 300) {
-              let message = text.slice(0, 300);
-              try {
-                message = (JSON.parse(text) as { message?: string }).message ?? message;
-              } catch {
-                // not JSON: keep the text
-              }
-              reject(
-                Object.assign(
-                  new DsoError(
-                    'ERR_INTERNAL',
-                    `Docker Engine ${method} ${path.split('?')[0]}: ${res.statusCode} ${message}`,
-                  ),
-                  { status: res.statusCode },
-                ),
-              );
-              return;
-            }
-            try {
-              resolve((text ? JSON.parse(text) : undefined) as T);
-            } catch {
-              reject(new DsoError('ERR_INTERNAL', `Docker Engine ${method} ${path}: answer is not JSON`));
-            }
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        const why =
-          err.name === 'AbortError' || err.message === 'timed out'
-            ? `no answer within ${timeoutMs} ms`
-            : (err.code ?? err.message);
-        reject(new DsoError('ERR_INTERNAL', `Docker Engine at ${this.socketPath} unreachable: ${why}`));
-      });
-      req.end(payload);
-    });
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+    const call = `${method} ${path.split('?')[0]}`;
+    const reply = await socketRequest(this.socketPath, method, path, body, timeoutMs).catch(
+      (err: NodeJS.ErrnoException) => {
+        const at = `Docker Engine at ${this.socketPath}`;
+        const cut = `${at}: ${call} cut off before its answer ended (deadline ${timeoutMs} ms)`;
+        const why = err.code === 'ETIMEDOUT' ? err.message : (err.code ?? err.message);
+        throw new DsoError('ERR_INTERNAL', err.code === 'ECUTOFF' ? cut : `${at} unreachable: ${why}`);
+      },
+    );
+    let parsed: unknown;
+    try {
+      parsed = reply.body ? JSON.parse(reply.body) : undefined;
+    } catch {
+      if (reply.status < 300) throw new DsoError('ERR_INTERNAL', `Docker Engine ${method} ${path}: answer is not JSON`);
+    }
+    if (reply.status >= 300) {
+      const message = (parsed as { message?: string } | undefined)?.message ?? reply.body.slice(0, 300);
+      const error = new DsoError('ERR_INTERNAL', `Docker Engine ${call}: ${reply.status} ${message}`);
+      throw Object.assign(error, { status: reply.status });
+    }
+    return parsed as T;
   }
 
   tasks(ids: string[]): Promise<SwarmTask[]> {
     return this.byIds<SwarmTask>('/tasks', ids);
   }
 
-  services(ids: string[]): Promise<SwarmService[]> {
-    return this.byIds<SwarmService>('/services', ids);
+  /** Every service, or those of `ids`. */
+  services(ids?: string[]): Promise<SwarmServiceFull[]> {
+    return ids ? this.byIds('/services', ids) : this.request('GET', '/services');
+  }
+
+  secrets(): Promise<SwarmSecret[]> {
+    return this.request('GET', '/secrets');
+  }
+
+  /** Whether this engine is the swarm's leader (rotation runs there only). */
+  async isLeader(): Promise<boolean> {
+    const swarm = (await this.info()).Swarm;
+    if (!swarm?.NodeID || !swarm.ControlAvailable) return false;
+    const node = await this.request<{ ManagerStatus?: { Leader?: boolean } }>(
+      'GET',
+      `/nodes/${encodeURIComponent(swarm.NodeID)}`,
+    );
+    return node.ManagerStatus?.Leader === true;
+  }
+
+  async updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void> {
+    await this.request('POST', `/services/${encodeURIComponent(id)}/update?version=${version}`, spec);
+  }
+
+  /** The service of a task; undefined when the task is gone or the engine cannot say. */
+  async taskService(taskId: string): Promise<string | undefined> {
+    return (await this.request<SwarmTask>('GET', `/tasks/${encodeURIComponent(taskId)}`).catch(() => undefined))
+      ?.ServiceID;
+  }
+
+  /** Tasks whose desired state is running, of every service: what containers hold now. */
+  runningTasks(): Promise<SwarmTask[]> {
+    const filters = encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }));
+    return this.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
   }
 
   /**
@@ -208,62 +228,8 @@ export interface DockerInfo {
   Swarm?: { NodeID?: string; ControlAvailable?: boolean; LocalNodeState?: string };
 }
 
-/** The calls rotation makes; an interface so the decision logic can be tested with a fake. */
-export interface SwarmApi {
-  isLeader(): Promise<boolean>;
-  secrets(): Promise<SwarmSecret[]>;
-  services(): Promise<SwarmServiceFull[]>;
-  service(id: string): Promise<SwarmServiceFull>;
-  updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void>;
-  taskService(taskId: string): Promise<string | undefined>;
-  /** Tasks whose desired state is running, of every service: what containers hold now. */
-  runningTasks(): Promise<SwarmTask[]>;
-}
-
-export class DockerSwarmApi implements SwarmApi {
-  constructor(readonly docker: DockerApi) {}
-
-  async isLeader(): Promise<boolean> {
-    const info = await this.docker.info();
-    const nodeId = info.Swarm?.NodeID;
-    if (!nodeId || !info.Swarm?.ControlAvailable) return false;
-    const node = await this.docker.request<{ ManagerStatus?: { Leader?: boolean } }>(
-      'GET',
-      `/nodes/${encodeURIComponent(nodeId)}`,
-    );
-    return node.ManagerStatus?.Leader === true;
-  }
-
-  secrets(): Promise<SwarmSecret[]> {
-    return this.docker.request<SwarmSecret[]>('GET', '/secrets');
-  }
-
-  services(): Promise<SwarmServiceFull[]> {
-    return this.docker.request<SwarmServiceFull[]>('GET', '/services');
-  }
-
-  service(id: string): Promise<SwarmServiceFull> {
-    return this.docker.service(id);
-  }
-
-  async updateService(id: string, version: number, spec: SwarmServiceFull['Spec']): Promise<void> {
-    await this.docker.request('POST', `/services/${encodeURIComponent(id)}/update?version=${version}`, spec);
-  }
-
-  async taskService(taskId: string): Promise<string | undefined> {
-    try {
-      return (await this.docker.request<SwarmTask>('GET', `/tasks/${encodeURIComponent(taskId)}`)).ServiceID;
-    } catch {
-      return undefined;
-    }
-  }
-
-  runningTasks(): Promise<SwarmTask[]> {
-    const filters = encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }));
-    return this.docker.request<SwarmTask[]>('GET', `/tasks?filters=${filters}`);
-  }
-
-  plugin(id: string): Promise<DockerPlugin> {
-    return this.docker.plugin(id);
-  }
-}
+/** The calls rotation makes; a Pick so the decision logic can be tested with a fake. */
+export type SwarmApi = Pick<
+  DockerApi,
+  'isLeader' | 'secrets' | 'services' | 'service' | 'updateService' | 'taskService' | 'runningTasks'
+>;

@@ -23,22 +23,10 @@ export function shortName(name: string): string {
   return name.replace(/:latest$/, '');
 }
 
-export interface PluginInfo {
-  /** The name as Docker shows it (with its tag, e.g. dso:latest); shortName() for messages. */
-  name: string;
-  id: string;
-  enabled: boolean;
-  /** Current settings (env) of the plugin: no credentials live here, only file paths. */
-  env: Record<string, string>;
-  /** Env names `docker plugin set` accepts. */
-  settable: string[];
-  /** Host directory mounted at /etc/dso, when the plugin has that mount. */
-  etcDsoSource?: string;
-  /** Socket file name inside the plugin's runtime directory (config.json interface.socket). */
-  socketName: string;
-}
+/** A plugin as `docker dso` reads it. */
+export type PluginInfo = ReturnType<typeof pluginInfo>;
 
-export function pluginInfo(p: DockerPlugin): PluginInfo {
+export function pluginInfo(p: DockerPlugin) {
   const env: Record<string, string> = {};
   for (const e of p.Settings?.Env ?? []) {
     const i = e.indexOf('=');
@@ -46,12 +34,17 @@ export function pluginInfo(p: DockerPlugin): PluginInfo {
   }
   const etc = (p.Settings?.Mounts ?? []).find((m) => m.Destination === '/etc/dso');
   return {
+    /** The name as Docker shows it (with its tag, e.g. dso:latest); shortName() for messages. */
     name: p.Name,
     id: p.Id,
     enabled: p.Enabled === true,
+    /** Current settings (env) of the plugin: no credentials live here, only file paths. */
     env,
+    /** Env names `docker plugin set` accepts. */
     settable: (p.Config?.Env ?? []).filter((e) => (e.Settable ?? []).includes('value')).map((e) => e.Name),
+    /** Host directory mounted at /etc/dso, when the plugin has that mount. */
     etcDsoSource: etc?.Source,
+    /** Socket file name inside the plugin's runtime directory (config.json interface.socket). */
     socketName: p.Config?.Interface?.Socket || 'dso.sock',
   };
 }

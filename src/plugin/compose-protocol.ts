@@ -48,6 +48,13 @@ export interface ComposeFileReport {
   Error?: string;
 }
 
+/** A secret's reference as its labels give it: dso.ref, or dso.path with dso.field; null with neither. */
+export function referenceOf(labels: Record<string, string>): string | null {
+  if (labels['dso.ref']) return labels['dso.ref'];
+  if (labels['dso.path']) return `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}`;
+  return null;
+}
+
 export interface ComposeUpReply {
   Project: string;
   Files: ComposeFileReport[];

@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DsoError, describeError } from '../errors';
+import { repeat } from '../timers';
 import type { Logger } from '../log';
 import type {
   ComposeDownReply,
@@ -26,6 +27,7 @@ import type {
   ComposeUpRequest,
   RefreshMode,
 } from '../plugin/compose-protocol';
+import { referenceOf } from '../plugin/compose-protocol';
 import { STACK_LABEL, type RequestFacts } from '../resolve/resolver';
 import type { DriverResult } from '../resolve/driver';
 import type { LeaseSummary } from '../vault/leases';
@@ -86,7 +88,7 @@ const digestOf = (value: Buffer) => createHash('sha256').update(value).digest('h
 export class ComposeFiles implements ComposeService {
   private readonly projects = new Map<string, Map<string, Entry>>();
   private readonly isTmpfs: (dir: string) => boolean;
-  private timer?: NodeJS.Timeout;
+  private stopLoop?: () => void;
   private checking = false;
   private notTmpfsLogged = false;
   readonly root: string;
@@ -130,8 +132,8 @@ export class ComposeFiles implements ComposeService {
     };
   }
 
-  /** Writes `value` to `file`: a new file 0400 for its owner, an existing one in place (same inode). */
-  private write(file: string, value: Buffer, uid: number, gid: number): void {
+  /** Writes `value` to `file`: a new file 0400 for `owner`, an existing one in place (same inode). */
+  private write(file: string, value: Buffer, owner: ComposeSecretSpec): void {
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
@@ -142,7 +144,7 @@ export class ComposeFiles implements ComposeService {
         fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
         0o400,
       );
-      fs.fchownSync(fd, uid, gid);
+      fs.fchownSync(fd, owner.Uid ?? 0, owner.Gid ?? owner.Uid ?? 0);
       fs.fchmodSync(fd, 0o400);
     }
     try {
@@ -157,12 +159,9 @@ export class ComposeFiles implements ComposeService {
   async up(request: ComposeUpRequest, record: (fetch: ComposeFetch) => void): Promise<ComposeUpReply> {
     const { Project: project } = request;
     this.requireTmpfs();
-    const names = new Set<string>();
-    for (const spec of request.Secrets) {
-      if (names.has(spec.Name))
-        throw new DsoError('ERR_BAD_REQUEST', `secret ${spec.Name} is named twice in project ${project}`);
-      names.add(spec.Name);
-    }
+    const names = request.Secrets.map((spec) => spec.Name);
+    const twice = names.find((name, i) => names.indexOf(name) !== i);
+    if (twice) throw new DsoError('ERR_BAD_REQUEST', `secret ${twice} is named twice in project ${project}`);
     const dir = path.join(this.root, project);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const before = this.projects.get(project);
@@ -179,7 +178,7 @@ export class ComposeFiles implements ComposeService {
           const result = await this.options.driver.getSecret(this.facts(project, { spec, labels }));
           Object.assign(source, result.source);
           const existed = fs.existsSync(file);
-          this.write(file, result.value, spec.Uid ?? 0, spec.Gid ?? spec.Uid ?? 0);
+          this.write(file, result.value, spec);
           if (!existed) created.push(file);
           entries.set(spec.Name, {
             project,
@@ -193,11 +192,7 @@ export class ComposeFiles implements ComposeService {
               Service: spec.Service,
               File: path.relative(this.options.runtimeDir, file),
               Refresh: refresh,
-              Reference:
-                labels['dso.ref'] ??
-                (labels['dso.path']
-                  ? `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}`
-                  : undefined),
+              Reference: referenceOf(labels) ?? undefined,
               ...this.sourceReport(result.source),
               WrittenAt: new Date().toISOString(),
             },
@@ -263,21 +258,22 @@ export class ComposeFiles implements ComposeService {
     };
   }
 
+  /** A project's files that follow Vault (dso.rotate is not false). */
+  private refreshed(project: string): Entry[] {
+    return [...(this.projects.get(project)?.values() ?? [])].filter((e) => e.refresh !== 'off');
+  }
+
   /** Services whose leases end within `windowMs` and cannot be renewed past it get a new credential generation. */
   private renewEnding(windowMs: number): void {
     const now = Date.now();
     for (const lease of this.options.leases?.describe() ?? []) {
-      const owner = String(lease.owner ?? '');
-      const parsed = parseComposeOwner(owner.replace(/^(task|service):/, ''));
+      const parsed = parseComposeOwner(lease.owner.replace(/^(task|service):/, ''));
       if (!parsed || parsed.generation === undefined) continue;
       if (parsed.generation !== this.options.liveness.generation(parsed.project, parsed.service)) continue;
-      const entries = [...(this.projects.get(parsed.project)?.values() ?? [])].filter(
-        (e) => e.spec.Service === parsed.service && e.refresh !== 'off',
-      );
-      if (entries.length === 0) continue;
-      const endsAt = typeof lease.expiresAt === 'string' ? Date.parse(lease.expiresAt) : NaN;
-      if (Number.isNaN(endsAt) || endsAt - now > windowMs || !(lease.nearMaxTtl === true || lease.renewable === false))
-        continue;
+      const follows = this.refreshed(parsed.project).some((e) => e.spec.Service === parsed.service);
+      const endsAt = Date.parse(lease.expiresAt ?? '');
+      const ending = endsAt - now <= windowMs && (lease.nearMaxTtl || !lease.renewable); // NaN: no end known
+      if (!follows || !ending) continue;
       const generation = this.options.liveness.nextGeneration(parsed.project, parsed.service);
       this.options.logger.info('compose service gets fresh credentials before its lease ends', {
         project: parsed.project,
@@ -304,14 +300,11 @@ export class ComposeFiles implements ComposeService {
       }
       this.notTmpfsLogged = false;
       this.renewEnding(this.options.intervalMs * 1.5 + 5_000);
-      for (const [project, entries] of this.projects) {
+      for (const project of this.projects.keys()) {
         // A project whose containers are gone (`docker compose down` without `docker dso down`)
         // is not refreshed: new leases for it would only be revoked again by the reaper.
         if ((await this.options.liveness.present(project).catch(() => true)) === false) continue;
-        await this.refresh(
-          project,
-          [...entries.values()].filter((e) => e.refresh !== 'off'),
-        );
+        await this.refresh(project, this.refreshed(project));
       }
     } finally {
       this.checking = false;
@@ -332,7 +325,7 @@ export class ComposeFiles implements ComposeService {
         if (digest === entry.digest) continue;
         if (!fs.existsSync(entry.file))
           throw new DsoError('ERR_NOT_FOUND', `${entry.file} is gone (removed outside DSO)`);
-        this.write(entry.file, result.value, entry.spec.Uid ?? 0, entry.spec.Gid ?? entry.spec.Uid ?? 0);
+        this.write(entry.file, result.value, entry.spec);
         entry.digest = digest;
         entry.report.WrittenAt = new Date().toISOString();
         if (entry.refresh === 'restart') restart.add(entry.spec.Service);
@@ -439,20 +432,15 @@ export class ComposeFiles implements ComposeService {
   }
 
   start(): void {
-    if (this.timer) return;
-    const tick = () => {
-      void this.check().finally(() => {
-        if (!this.timer) return;
-        this.timer = setTimeout(tick, this.options.intervalMs);
-        this.timer.unref();
-      });
-    };
-    this.timer = setTimeout(tick, this.options.intervalMs);
-    this.timer.unref();
+    this.stopLoop ??= repeat(
+      () => this.check(),
+      this.options.intervalMs,
+      () => this.options.intervalMs,
+    );
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopLoop?.();
+    this.stopLoop = undefined;
   }
 }

@@ -2,7 +2,7 @@
 // managed plugin runs in a cgroup named after its plugin ID, and the Engine API maps that
 // ID to the name secrets use as their driver. Outside Docker, DSO_DRIVER_NAME says it.
 import * as fs from 'node:fs';
-import type { DockerSwarmApi } from '../docker/api';
+import type { DockerApi } from '../docker/api';
 import { shortName } from '../docker/objects';
 
 /** The 64-hex plugin ID in this process's cgroup path, if any. */
@@ -10,7 +10,7 @@ export function pluginIdFromCgroup(text: string): string | undefined {
   return /([0-9a-f]{64})/.exec(text)?.[1];
 }
 
-export async function ownDriverNames(api: DockerSwarmApi, configured: string | undefined): Promise<Set<string>> {
+export async function ownDriverNames(api: DockerApi, configured: string | undefined): Promise<Set<string>> {
   const names = new Set<string>();
   if (configured) names.add(shortName(configured));
   let cgroup = '';

@@ -14,7 +14,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { DsoError } from '../errors';
 import { FaultLog } from '../log';
-import { timerDelay } from '../timers';
+import { repeat } from '../timers';
 import type { Logger } from '../log';
 import type { SecretTarget } from '../resolve/driver';
 import type { RequestFacts } from '../resolve/resolver';
@@ -156,8 +156,7 @@ export class RotationWatcher {
    */
   private readonly rolledFor = new Map<string, number>();
   private readonly faults: FaultLog;
-  private timer?: NodeJS.Timeout;
-  private running = false;
+  private stopLoop?: () => void;
   /** A version written less than the skew margin ago: pass again once it is past. */
   private nextPassAt?: number;
   private readonly now: () => number;
@@ -191,8 +190,17 @@ export class RotationWatcher {
     return structuredClone(this.state);
   }
 
-  private hash(data: Record<string, unknown>): string {
-    return createHmac('sha256', this.key).update(JSON.stringify(data)).digest('hex');
+  /** The last problem, for the status route. */
+  private noteError(message: string): void {
+    this.state.lastError = { at: new Date(this.now()).toISOString(), message };
+  }
+
+  /** KV v1: what a read says of the value, a keyed hash and never the value. */
+  private observe(read: { data: Record<string, unknown>; version?: number }): Observation {
+    return {
+      version: read.version,
+      hash: createHmac('sha256', this.key).update(JSON.stringify(read.data)).digest('hex'),
+    };
   }
 
   /** One Engine API listing: a failure is a warning once per fault, and once at recovery. */
@@ -206,10 +214,7 @@ export class RotationWatcher {
         what,
         error: message(err),
       });
-      this.state.lastError = {
-        at: new Date(this.now()).toISOString(),
-        message: `cannot list ${what}: ${message(err)}`,
-      };
+      this.noteError(`cannot list ${what}: ${message(err)}`);
       throw new PassAborted();
     }
   }
@@ -234,30 +239,20 @@ export class RotationWatcher {
   /** One pass, recorded in the health the status route shows. */
   async check(): Promise<RotationReport[]> {
     const started = this.now();
+    let reports: RotationReport[] = [];
+    let outcome: 'ok' | 'not-leader' | 'failed' = 'failed';
     try {
-      const reports = await this.pass();
-      const leader = this.state.leader === true;
-      const rolls = reports.reduce((n, r) => n + r.services.filter((s) => s.outcome === 'rolled').length, 0);
-      this.state.lastPass = {
-        at: new Date(started).toISOString(),
-        outcome: leader ? 'ok' : 'not-leader',
-        durationMs: this.now() - started,
-        rolls,
-      };
-      return reports;
+      reports = await this.pass();
+      outcome = this.state.leader === true ? 'ok' : 'not-leader';
     } catch (err) {
       if (!(err instanceof PassAborted)) {
-        this.state.lastError = { at: new Date(this.now()).toISOString(), message: message(err) };
+        this.noteError(message(err));
         this.options.logger.warn('rotation pass failed', { error: message(err) });
       }
-      this.state.lastPass = {
-        at: new Date(started).toISOString(),
-        outcome: 'failed',
-        durationMs: this.now() - started,
-        rolls: 0,
-      };
-      return [];
     }
+    const rolls = reports.reduce((n, r) => n + r.services.filter((s) => s.outcome === 'rolled').length, 0);
+    this.state.lastPass = { at: new Date(started).toISOString(), outcome, durationMs: this.now() - started, rolls };
+    return reports;
   }
 
   private async pass(): Promise<RotationReport[]> {
@@ -331,24 +326,13 @@ export class RotationWatcher {
           path: apiPath,
           error: message(err),
         });
-        this.state.lastError = {
-          at: new Date(this.now()).toISOString(),
-          message: `cannot read ${apiPath}: ${message(err)}`,
-        };
+        this.noteError(`cannot read ${apiPath}: ${message(err)}`);
         continue;
       }
       const writtenAt = Date.parse(read.versionCreatedAt ?? '');
       if (Number.isFinite(writtenAt))
         reports.push(...(await this.rollStale(apiPath, group.users, tasks, writtenAt, read.version, rolled)));
-      else
-        reports.push(
-          ...(await this.rollChangedV1(
-            apiPath,
-            group.users,
-            { version: read.version, hash: this.hash(read.data) },
-            rolled,
-          )),
-        );
+      else reports.push(...(await this.rollChangedV1(apiPath, group.users, this.observe(read), rolled)));
     }
 
     reports.push(...(await this.rollUnmanagedLeases(leased, tasks, rolled)));
@@ -412,17 +396,10 @@ export class RotationWatcher {
     const done = this.rolledFor.get(key);
     if (done === undefined || done < writtenAt) return true;
     if (/paused/.test(service.UpdateStatus?.State ?? '')) {
-      this.faults.fault(
-        `paused:${key}:${writtenAt}`,
-        'rotation: the roll of a service is paused, its tasks still hold an older value',
-        {
-          service: service.Spec.Name,
-          path,
-          fix:
-            `docker service ps ${service.Spec.Name} shows why its new tasks fail; ` +
-            `then docker service update --force ${service.Spec.Name}`,
-        },
-      );
+      const name = service.Spec.Name;
+      const fix = `docker service ps ${name} shows why its new tasks fail; then docker service update --force ${name}`;
+      const problem = 'rotation: the roll of a service is paused, its tasks still hold an older value';
+      this.faults.fault(`paused:${key}:${writtenAt}`, problem, { service: name, path, fix });
     }
     return false;
   }
@@ -450,33 +427,19 @@ export class RotationWatcher {
     const unmanaged: UnmanagedLease[] = [];
     const toRoll: User[] = [];
     for (const { secret, service, path } of leased) {
-      const orphans = this.oldTasks(service.ID, tasks).filter(
-        (t) =>
-          !leases?.holds(
-            [
-              { kind: 'task', id: t.ID },
-              { kind: 'service', id: service.ID },
-            ],
-            path,
-          ),
-      );
-      if (!orphans.length) continue;
+      const serviceOwner = { kind: 'service', id: service.ID } as const;
+      const held = (t: SwarmTask) => leases?.holds([{ kind: 'task', id: t.ID }, serviceOwner], path);
+      if (this.oldTasks(service.ID, tasks).every(held)) continue;
       const fix = `docker service update --force ${service.Spec.Name}`;
       if (this.rotates(secret)) {
         if (this.due(`${service.ID}|${path}|unmanaged`, this.leaderSince, service, path))
           toRoll.push({ secret, service });
       } else {
-        unmanaged.push({ service: service.Spec.Name, serviceId: service.ID, secret: secret.Spec.Name, path, fix });
-        this.faults.fault(
-          `unmanaged:${service.ID}|${path}`,
-          'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL',
-          {
-            service: service.Spec.Name,
-            secret: secret.Spec.Name,
-            path,
-            fix,
-          },
-        );
+        const facts = { service: service.Spec.Name, secret: secret.Spec.Name, path, fix };
+        unmanaged.push({ ...facts, serviceId: service.ID });
+        const problem =
+          'tasks hold leases issued before this plugin started: they are not renewed and end at their TTL';
+        this.faults.fault(`unmanaged:${service.ID}|${path}`, problem, facts);
       }
     }
     this.state.unmanagedLeases = unmanaged;
@@ -557,25 +520,14 @@ export class RotationWatcher {
     if (results.length === 0 && reason !== 'on-demand') return report;
     this.history.push(report);
     if (this.history.length > 100) this.history.shift();
-    const failed = results.some((r) => r.outcome !== 'rolled');
-    if (failed)
-      this.state.lastError = {
-        at: new Date(this.now()).toISOString(),
-        message: `roll for ${secret} failed: ${results
-          .filter((r) => r.outcome !== 'rolled')
-          .map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`)
-          .join(', ')}`,
-      };
-    this.options.logger[failed ? 'warn' : 'info']('rotation', {
+    const told = (rs: RollResult[]) => rs.map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`);
+    const failed = results.filter((r) => r.outcome !== 'rolled');
+    if (failed.length) this.noteError(`roll for ${secret} failed: ${told(failed).join(', ')}`);
+    this.options.logger[failed.length ? 'warn' : 'info']('rotation', {
       secret,
       reason,
       services: results.map((r) => r.service),
-      outcome:
-        results.length === 0
-          ? 'no services'
-          : failed
-            ? results.map((r) => `${r.service}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`).join(', ')
-            : 'rolled',
+      outcome: results.length === 0 ? 'no services' : failed.length ? told(results).join(', ') : 'rolled',
     });
     return report;
   }
@@ -599,26 +551,13 @@ export class RotationWatcher {
   }
 
   start(): void {
-    if (this.timer) return;
-    const tick = () => {
-      if (this.running) return;
-      this.running = true;
-      this.check().finally(() => {
-        this.running = false;
-        if (this.timer) {
-          // Normally the interval; sooner when a version just written waits out the skew margin.
-          const soon = this.nextPassAt === undefined ? Infinity : Math.max(100, this.nextPassAt - this.now());
-          this.timer = setTimeout(tick, timerDelay(Math.min(this.options.intervalMs, soon)));
-          this.timer.unref();
-        }
-      });
-    };
-    this.timer = setTimeout(tick, Math.min(this.options.intervalMs, 2_000));
-    this.timer.unref();
+    // Normally the interval; sooner when a version just written waits out the skew margin.
+    const next = () => Math.min(this.options.intervalMs, Math.max(100, (this.nextPassAt ?? Infinity) - this.now()));
+    this.stopLoop ??= repeat(() => this.check(), Math.min(this.options.intervalMs, 2_000), next);
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopLoop?.();
+    this.stopLoop = undefined;
   }
 }

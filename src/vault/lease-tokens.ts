@@ -31,7 +31,8 @@ export class LeaseTokens {
   private readonly retired = new Map<string, { state: TokenState; renewal: RenewalTimer }>();
   /** Earlier tokens waiting one request deadline before they are revoked. */
   private readonly revoking = new Map<string, NodeJS.Timeout>();
-  private revokedCount = 0;
+  /** Replaced tokens revoked once they owned no lease. */
+  revoked = 0;
   private stopped = false;
 
   constructor(private readonly options: LeaseTokensOptions) {}
@@ -39,11 +40,6 @@ export class LeaseTokens {
   /** Replaced tokens kept renewed for their leases. */
   get kept(): number {
     return this.retired.size;
-  }
-
-  /** Replaced tokens revoked once they owned no lease. */
-  get revoked(): number {
-    return this.revokedCount;
   }
 
   /** Counts a lease owned by `token`. */
@@ -73,13 +69,8 @@ export class LeaseTokens {
    * meanwhile keeps it alive instead (checked again when the time comes).
    */
   private revokeLater(old: TokenState): void {
-    if (
-      this.stopped ||
-      this.options.method === 'token' ||
-      this.revoking.has(old.token) ||
-      old.token === this.options.current()
-    )
-      return;
+    const { method, current } = this.options;
+    if (this.stopped || method === 'token' || this.revoking.has(old.token) || old.token === current()) return;
     const timer = setTimeout(() => {
       this.revoking.delete(old.token);
       if (old.token === this.options.current()) return;
@@ -101,7 +92,7 @@ export class LeaseTokens {
         token: old.token,
         deadline: this.options.now() + this.options.timeoutMs,
       });
-      this.revokedCount++;
+      this.revoked++;
       this.options.logger.info('earlier Vault token revoked: it owns no lease any more', {
         method: this.options.method,
       });

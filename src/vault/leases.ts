@@ -12,6 +12,7 @@ import type { Logger } from '../log';
 import { RenewalTimer } from './renewal';
 import type { VaultSession } from './session';
 import { SingleFlight } from '../singleflight';
+import { repeat } from '../timers';
 import type { LeaseTokens } from './lease-tokens';
 
 export interface LeaseOwner {
@@ -80,21 +81,21 @@ export function safeLeaseId(leaseId: string): string {
   return `${leaseId.slice(0, cut + 1)}…${leaseId.slice(-6)}`;
 }
 
+/** What the log and the status route say of a lease: its safe id, path and owner. */
+const logged = (lease: Lease) => ({
+  lease: safeLeaseId(lease.leaseId),
+  path: lease.path,
+  owner: ownerKey(lease.owner),
+});
+
 /** A lease as GET /DSO.Status shows it: no full lease id, no data. */
-export interface LeaseSummary {
-  lease: string;
-  path: string;
-  owner: string;
-  expiresAt: string | null;
-  renewable: boolean;
-  nearMaxTtl: boolean;
-}
+export type LeaseSummary = ReturnType<LeaseManager['describe']>[number];
 
 export class LeaseManager {
   private readonly leases = new Map<string, Lease>();
   private readonly timers = new Map<string, RenewalTimer>();
   private readonly flights = new SingleFlight<Lease>();
-  private reaper?: NodeJS.Timeout;
+  private stopReaper?: () => void;
   private readonly faults: FaultLog;
   /** When the last liveness question failed: for a second, others do not ask again. */
   private livenessFailedAt = -Infinity;
@@ -148,9 +149,7 @@ export class LeaseManager {
       this.leases.set(key, lease);
       if (lease.leaseId && token) this.options.tokens.hold(token);
       this.options.logger.info('lease issued', {
-        lease: safeLeaseId(lease.leaseId),
-        path,
-        owner: ownerKey(owner),
+        ...logged(lease),
         ttlSeconds: ttl,
         renewable: lease.renewable,
       });
@@ -183,40 +182,33 @@ export class LeaseManager {
 
   /** Whether `owner` still exists: true, false, or undefined when the Engine cannot say. */
   private async ownerAlive(owner: LeaseOwner): Promise<boolean | undefined> {
-    const liveness = this.options.liveness;
-    if (!liveness) return true; // no way to ask (plain tests): leases follow their TTL and renewals
+    if (!this.options.liveness) return true; // no way to ask (plain tests): leases follow their TTL and renewals
     if (Date.now() - this.livenessFailedAt < 1_000) return undefined;
-    let alive: Map<string, boolean> | undefined;
-    try {
-      alive = await liveness.alive([owner]);
-    } catch (err) {
-      this.livenessFault(err);
-      return undefined;
-    }
-    if (!alive) {
-      this.livenessFault(undefined);
-      return undefined;
-    }
-    this.livenessRecovered();
-    return alive.get(ownerKey(owner));
+    return (await this.askLiveness([owner]))?.get(ownerKey(owner));
   }
 
-  private livenessFault(err: unknown): void {
+  /** Which of `owners` exist; undefined when the Engine cannot say (logged once per outage). */
+  private async askLiveness(owners: LeaseOwner[]): Promise<Map<string, boolean> | undefined> {
+    let alive: Map<string, boolean> | undefined;
+    let error: unknown;
+    try {
+      alive = await this.options.liveness?.alive(owners);
+    } catch (err) {
+      error = err;
+    }
+    if (alive) {
+      const back = 'the Docker Engine tells again which tasks run: lease renewals and revocations resume';
+      this.faults.recovered('liveness', back, {});
+      return alive;
+    }
     this.livenessFailedAt = Date.now();
     const message =
       'cannot tell which tasks still run: leases are not renewed past their current TTL until the Docker Engine ' +
       'answers';
     this.faults.fault('liveness', message, {
-      error: err instanceof DsoError ? err.message : err === undefined ? 'no answer' : 'unexpected error',
+      error: error instanceof DsoError ? error.message : error === undefined ? 'no answer' : 'unexpected error',
     });
-  }
-
-  private livenessRecovered(): void {
-    this.faults.recovered(
-      'liveness',
-      'the Docker Engine tells again which tasks run: lease renewals and revocations resume',
-      {},
-    );
+    return undefined;
   }
 
   private async renew(lease: Lease): Promise<void> {
@@ -248,9 +240,7 @@ export class LeaseManager {
       if (granted < lease.ttlSeconds && !lease.nearMaxTtl) {
         lease.nearMaxTtl = true;
         logger.warn('lease reaches its max TTL: its credentials end then', {
-          lease: safeLeaseId(lease.leaseId),
-          path: lease.path,
-          owner: ownerKey(lease.owner),
+          ...logged(lease),
           endsAt: new Date(lease.expiresAt).toISOString(),
         });
         // The end may be only a third of a TTL away: rotation must not wait for its next pass.
@@ -260,9 +250,7 @@ export class LeaseManager {
       this.schedule(lease);
     } catch (err) {
       logger.error('lease renewal failed', {
-        lease: safeLeaseId(lease.leaseId),
-        path: lease.path,
-        owner: ownerKey(lease.owner),
+        ...logged(lease),
         error: err instanceof DsoError ? err.message : 'unexpected error',
       });
       // Try again while the lease lives; a lease Vault no longer knows is dropped.
@@ -284,16 +272,13 @@ export class LeaseManager {
       });
       this.revocations++;
       this.options.logger.info('lease revoked', {
-        lease: safeLeaseId(lease.leaseId),
-        path: lease.path,
-        owner: ownerKey(lease.owner),
+        ...logged(lease),
         reason,
       });
       return true;
     } catch (err) {
       this.options.logger.error('lease revocation failed: it ends at its TTL', {
-        lease: safeLeaseId(lease.leaseId),
-        path: lease.path,
+        ...logged(lease),
         endsAt: lease.expiresAt === Infinity ? 'never' : new Date(lease.expiresAt).toISOString(),
         error: err instanceof DsoError ? err.message : 'unexpected error',
       });
@@ -315,41 +300,26 @@ export class LeaseManager {
     if (this.leases.size === 0 || !this.options.liveness) return;
     const owners = new Map<string, LeaseOwner>();
     for (const lease of this.leases.values()) owners.set(ownerKey(lease.owner), lease.owner);
-    let alive: Map<string, boolean> | undefined;
-    try {
-      alive = await this.options.liveness.alive([...owners.values()]);
-    } catch (err) {
-      this.livenessFault(err);
-      return;
-    }
-    if (!alive) {
-      this.livenessFault(undefined);
-      return;
-    }
-    this.livenessRecovered();
+    const alive = await this.askLiveness([...owners.values()]);
+    if (!alive) return;
     for (const lease of [...this.leases.values()]) {
       if (alive.get(ownerKey(lease.owner)) === false) await this.revoke(lease, `${lease.owner.kind} is gone`);
     }
   }
 
   start(): void {
-    if (this.reaper || !this.options.liveness) return;
+    if (!this.options.liveness) return;
     const interval = this.options.reapIntervalMs ?? 5_000;
-    const tick = () => {
-      void this.reap().finally(() => {
-        if (this.reaper) {
-          this.reaper = setTimeout(tick, interval);
-          this.reaper.unref();
-        }
-      });
-    };
-    this.reaper = setTimeout(tick, interval);
-    this.reaper.unref();
+    this.stopReaper ??= repeat(
+      () => this.reap(),
+      interval,
+      () => interval,
+    );
   }
 
   stop(): void {
-    if (this.reaper) clearTimeout(this.reaper);
-    this.reaper = undefined;
+    this.stopReaper?.();
+    this.stopReaper = undefined;
     for (const key of [...this.timers.keys()]) this.clearTimer(key);
   }
 
@@ -385,11 +355,9 @@ export class LeaseManager {
   }
 
   /** For the status route: no lease ids in full, no data. */
-  describe(): LeaseSummary[] {
+  describe() {
     return [...this.leases.values()].map((l) => ({
-      lease: safeLeaseId(l.leaseId),
-      path: l.path,
-      owner: ownerKey(l.owner),
+      ...logged(l),
       expiresAt: l.expiresAt === Infinity ? null : new Date(l.expiresAt).toISOString(),
       renewable: l.renewable,
       nearMaxTtl: l.nearMaxTtl,

@@ -23,22 +23,8 @@ export interface TokenState {
   obtainedAt: number;
 }
 
-export interface TokenStatus {
-  loggedIn: boolean;
-  method: string;
-  mount: string;
-  ttlSeconds?: number;
-  expiresAt?: string;
-  renewable?: boolean;
-  policies?: string[];
-  lastLoginAt?: string;
-  lastRenewalAt?: string;
-  lastError?: string;
-  logins: number;
-  renewals: number;
-  retiredTokensKeptForLeases: number;
-  retiredTokensRevoked: number;
-}
+/** What GET /DSO.Status shows of the token: never the token. */
+export type TokenStatus = ReturnType<TokenManager['status']>;
 
 export interface TokenManagerOptions {
   vault: VaultClient;
@@ -247,19 +233,17 @@ export class TokenManager {
     if (this.state === state) this.schedule();
   }
 
-  status(): TokenStatus {
+  status() {
     const s = this.state;
     const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+    const expires = s && s.expiresAt !== Infinity ? s.expiresAt : undefined;
     return {
       loggedIn: !!s,
       method: this.options.method.name,
       mount: this.options.method.mount,
-      ttlSeconds: s
-        ? s.expiresAt === Infinity
-          ? 0
-          : Math.max(0, Math.round((s.expiresAt - this.now()) / 1000))
-        : undefined,
-      expiresAt: s && s.expiresAt !== Infinity ? iso(s.expiresAt) : undefined,
+      /** Seconds left; 0 for a token that never expires. */
+      ttlSeconds: s && (expires === undefined ? 0 : Math.max(0, Math.round((expires - this.now()) / 1000))),
+      expiresAt: iso(expires),
       renewable: s?.renewable,
       policies: s?.policies,
       lastLoginAt: iso(this.lastLoginAt),

@@ -55,18 +55,18 @@ describe('plain host: compose file rewritten to file-based secrets', () => {
 
   it('one file per service and DSO secret, with the labels, and the owner from user:', () => {
     const files = plan().files;
-    const byKey = Object.fromEntries(files.map((f) => [f.key, f]));
-    expect(files.map((f) => `${f.service}:${f.key}`).sort()).to.deep.equal([
+    const byKey = Object.fromEntries(files.map((f) => [f.Name, f]));
+    expect(files.map((f) => `${f.Service}:${f.Name}`).sort()).to.deep.equal([
       'app:app_api_key',
       'app:db_password',
       'app:db_user',
       'worker:report_key',
       'worker:worker_api_key',
     ]);
-    expect(byKey.db_password.labels).to.deep.equal({ 'dso.ref': 'dso://database/creds/app#password' });
-    expect(byKey.report_key.labels['dso.rotate']).to.equal('restart');
-    expect(byKey.db_user).to.include({ uid: 1000, gid: 1001 });
-    expect(byKey.report_key.uid).to.equal(undefined);
+    expect(byKey.db_password.Labels).to.deep.equal({ 'dso.ref': 'dso://database/creds/app#password' });
+    expect(byKey.report_key.Labels['dso.rotate']).to.equal('restart');
+    expect(byKey.db_user).to.include({ Uid: 1000, Gid: 1001 });
+    expect(byKey.report_key.Uid).to.equal(undefined);
   });
 
   it('mounts each file where the swarm transform mounts the secret, keeps <VAR>_FILE and other secrets', () => {

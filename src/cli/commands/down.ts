@@ -8,6 +8,7 @@ import type { CommandSpec, Parsed } from '../args';
 import { parseCompose, stackNameFrom } from '../compose';
 import { Context, PLUGIN_OPTION, pluginName, requirePlugin } from '../context';
 import { EXIT, UsageError } from '../errors';
+import { counted } from '../format';
 import { checkProjectName, composeContainers, composeTool, unlinkProject } from '../plainhost';
 import { composeFile, composeFileOption } from './up';
 
@@ -74,7 +75,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const { api } = await requirePlugin(ctx, plugin);
   const reply = await api.composeDown(project);
   ctx.io.out(
-    `Project ${project}: ${reply.Removed} secret file${reply.Removed === 1 ? '' : 's'} ` +
+    `Project ${project}: ${counted(reply.Removed, 'secret file')} ` +
       `removed; its leases are revoked once its containers are gone\n`,
   );
   return EXIT.OK;

@@ -1,14 +1,15 @@
 // `docker dso system info`: the plugin's state as Docker and the plugin itself report it,
 // plus Vault's health asked from here. Exit 0 when all is well, 1 when something is wrong
 // (invalid settings, no Vault login, Vault unhealthy), 3 when the plugin is absent or down.
+import { vaultAddresses } from '../../config/settings';
 import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, hostPathOf, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, readCliMeta } from '../context';
 import type { PluginInfo } from '../docker';
 import { CliError, EXIT } from '../errors';
-import { formatDuration, formatTime, keyValues } from '../format';
+import { counted, formatDuration, formatTime, keyValues } from '../format';
 import type { VaultHealth } from '../health';
-import type { PluginStatus } from '../plugin-client';
+import type { PluginStatus, TokenStatus } from '../plugin-client';
 import type { RotationHealth } from '../../rotation/watcher';
 
 export const spec: CommandSpec = {
@@ -42,37 +43,18 @@ export interface InfoReport {
   namespace?: string;
   authMethod?: string;
   authMount?: string;
-  token?: {
-    loggedIn: boolean;
-    ttlSeconds?: number;
-    expiresAt?: string;
-    renewable?: boolean;
-    policies?: string[];
-    lastError?: string;
-  };
+  token?: Pick<TokenStatus, 'loggedIn' | 'ttlSeconds' | 'expiresAt' | 'renewable' | 'policies' | 'lastError'>;
   allowedPaths?: string[];
   allowedWrites?: string[];
   timeoutMs?: number;
-  rotation?: {
-    default: boolean;
-    intervalSeconds?: number;
-    /** The watcher's own report (absent from plugins older than this CLI). */
-    leader?: boolean | null;
-    driverNames?: string[];
-    lastPass?: RotationHealth['lastPass'];
-    lastError?: RotationHealth['lastError'];
-  };
+  /** DSO_ROTATE and its interval, and the watcher's own report (absent while the settings are invalid). */
+  rotation?: { default: boolean; intervalSeconds: number } & Partial<
+    Pick<RotationHealth, 'leader' | 'driverNames' | 'lastPass' | 'lastError'>
+  >;
   health: VaultHealth[];
   /** Compose projects on a plain host (docker dso up without swarm): their secret files. */
   composeProjects?: Array<{ project: string; files: number; failing: string[] }>;
   problems: string[];
-}
-
-function addressesOf(env: Record<string, string>): string[] {
-  return (env.VAULT_ADDR ?? '')
-    .split(',')
-    .map((a) => a.trim().replace(/\/+$/, ''))
-    .filter(Boolean);
 }
 
 export async function gatherInfo(ctx: Context, name: string): Promise<{ report: InfoReport; exit: number }> {
@@ -88,7 +70,7 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
     },
     mode: meta.mode ?? 'cloud',
     provider: meta.provider ?? 'vault',
-    vaultAddresses: plugin ? addressesOf(plugin.env) : [],
+    vaultAddresses: vaultAddresses(plugin?.env.VAULT_ADDR),
     namespace: plugin?.env.VAULT_NAMESPACE || undefined,
     authMethod: plugin ? plugin.env.VAULT_AUTH_METHOD || 'token' : undefined,
     health: [],
@@ -118,51 +100,42 @@ export async function gatherInfo(ctx: Context, name: string): Promise<{ report: 
   }
 
   if (status) {
-    const s = status.settings ?? {};
+    const s = status.settings;
     report.plugin.version = status.version;
-    if (s.vaultAddresses) report.vaultAddresses = s.vaultAddresses;
+    report.vaultAddresses = s.vaultAddresses;
     report.namespace = s.namespace ?? undefined;
-    report.authMethod = s.authMethod ?? report.authMethod;
+    report.authMethod = s.authMethod;
     report.authMount = s.authMount;
     report.allowedPaths = s.allowedPaths;
     report.allowedWrites = s.allowedWrites;
     report.timeoutMs = s.timeoutMs;
-    if (status.rotation || s.rotate !== undefined) {
-      const ms = status.rotation?.intervalMs ?? s.rotateIntervalMs;
-      const r = status.rotation;
-      report.rotation = {
-        default: r?.default ?? s.rotate === true,
-        intervalSeconds: ms === undefined ? undefined : ms / 1000,
-        leader: r?.leader,
-        driverNames: r?.driverNames,
-        lastPass: r?.lastPass,
-        lastError: r?.lastError,
-      };
-      // A failing watcher rolls nothing: that is a problem, not a detail.
-      if (r?.lastPass?.outcome === 'failed')
-        report.problems.push(
-          `rotation's last pass failed: ${r.lastError?.message ?? 'unknown error'} (the plugin log says more)`,
-        );
-    }
+    const r = status.rotation;
+    report.rotation = {
+      default: r?.default ?? s.rotate,
+      intervalSeconds: (r?.intervalMs ?? s.rotateIntervalMs) / 1000,
+      leader: r?.leader,
+      driverNames: r?.driverNames,
+      lastPass: r?.lastPass,
+      lastError: r?.lastError,
+    };
+    // A failing watcher rolls nothing: that is a problem, not a detail.
+    if (r?.lastPass?.outcome === 'failed')
+      report.problems.push(
+        `rotation's last pass failed: ${r.lastError?.message ?? 'unknown error'} (the plugin log says more)`,
+      );
     report.activeAddress = status.vault?.activeAddress;
     report.vaultNodes = status.vault?.addresses;
     const t = status.vault?.token;
     if (t) {
-      report.token = {
-        loggedIn: t.loggedIn,
-        ttlSeconds: t.ttlSeconds,
-        expiresAt: t.expiresAt,
-        renewable: t.renewable,
-        policies: t.policies,
-        lastError: t.lastError,
-      };
+      const { loggedIn, ttlSeconds, expiresAt, renewable, policies, lastError } = t;
+      report.token = { loggedIn, ttlSeconds, expiresAt, renewable, policies, lastError };
       if (!t.loggedIn)
         report.problems.push(
           `not logged in to Vault${t.lastError ? `: ${t.lastError}` : ' yet'} (docker dso ` +
             `system test-vault says why and how to fix it)`,
         );
     }
-    for (const p of status.problems ?? []) report.problems.push(`invalid setting: ${p}`);
+    for (const p of status.problems) report.problems.push(`invalid setting: ${p}`);
     const compose = await ctx
       .connect(plugin)
       .composeList()
@@ -267,7 +240,7 @@ export function formatInfo(r: InfoReport, now: number): string {
         lines.push(`watcher: ${where}`);
         lines.push(`driver names: ${w.driverNames?.length ? w.driverNames.join(', ') : 'none recognised yet'}`);
         if (w.lastPass) {
-          const rolls = w.lastPass.rolls ? `, ${w.lastPass.rolls} roll${w.lastPass.rolls === 1 ? '' : 's'}` : '';
+          const rolls = w.lastPass.rolls ? `, ${counted(w.lastPass.rolls, 'roll')}` : '';
           lines.push(`last pass: ${formatTime(w.lastPass.at, now)}: ${w.lastPass.outcome}${rolls}`);
         }
         if (w.lastError) lines.push(`last error: ${formatTime(w.lastError.at, now)}: ${w.lastError.message}`);
@@ -281,7 +254,7 @@ export function formatInfo(r: InfoReport, now: number): string {
         r.composeProjects
           .map(
             (p) =>
-              `${p.project}: ${p.files} secret file${p.files === 1 ? '' : 's'} on a tmpfs, ` +
+              `${p.project}: ${counted(p.files, 'secret file')} on a tmpfs, ` +
               `refreshed in place${every} (docker dso down ${p.project} removes them)`,
           )
           .join('\n'),

@@ -4,19 +4,26 @@
 import { shortName } from '../../docker/objects';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadSettings } from '../../config/settings';
+import { loadSettings, vaultAddresses } from '../../config/settings';
 import { SETTING_NAMES, SETTINGS, SettingName } from '../../config/schema';
 import type { CommandSpec, OptionSpec, Parsed } from '../args';
-import { CLI_META_FILE, Context, DEFAULT_CONFIG_DIR, PLUGIN_OPTION, pluginName } from '../context';
-import { CredentialSource, ensureDir, readCredentials, writePrivateFile } from '../credentials';
-import { oneLine, PluginInfo } from '../docker';
+import {
+  CLI_META_FILE,
+  Context,
+  DEFAULT_CONFIG_DIR,
+  hostPathOf,
+  PLUGIN_OPTION,
+  pluginName,
+  readCliMeta,
+  waitForPlugin,
+} from '../context';
+import { CredentialSource, ensureDir, readCredentials, readGivenFile, writePrivateFile } from '../credentials';
+import { oneLine } from '../docker';
 import { CliError, EXIT, UsageError } from '../errors';
-import type { PluginStatus } from '../plugin-client';
-import { printTestResult } from './test-vault';
+import { describeTestResult } from './test-vault';
 
-export const MODES = ['cloud'] as const;
-export const PROVIDERS = ['vault', 'openbao'] as const;
-export const AUTH_METHODS = ['token', 'approle', 'jwt', 'cert'] as const;
+const MODES = ['cloud'];
+const PROVIDERS = ['vault', 'openbao'];
 
 /**
  * Every flag that becomes a plugin setting, in the order --help lists them: `value` sets the
@@ -33,6 +40,26 @@ interface SettingFlag extends OptionSpec {
   what?: string;
 }
 
+/** The flag of a setting: VAULT_AUTH_MOUNT -> vault-auth-mount, VAULT_TOKEN_FILE -> vault-token. */
+const flagName = (setting: SettingName) => setting.toLowerCase().replace(/_file$|_/g, (m) => (m === '_' ? '-' : ''));
+
+function flag(setting: SettingName, kind: SettingFlag['kind'], valueName: string, description: string, more = {}) {
+  const text = `${description} (${setting})`;
+  return { name: flagName(setting), setting, kind, type: 'string', valueName, description: text, ...more } as const;
+}
+
+/** Written to <config-dir>/<the flag's name without vault->, mode 0600 (said in the help of `secret` ones). */
+function credential(setting: SettingName, what: string, valueName: string, description: string, secret = false) {
+  const file = flagName(setting).replace(/^vault-/, '');
+  const written = `${description}; written to <config-dir>/${file}${secret ? ', mode 0600' : ''}`;
+  return flag(setting, 'credential', secret ? `${valueName}|-|@FILE` : valueName, written, { file, what, secret });
+}
+
+function pem(setting: SettingName, file: string, what: string, mode = 0o644, of = '') {
+  const copied = `${what} (PEM)${of}, copied to <config-dir>/${file}${mode === 0o600 ? ', mode 0600' : ''}`;
+  return flag(setting, 'pem', 'FILE', copied, { file, mode, what });
+}
+
 const SETTING_FLAGS: SettingFlag[] = [
   {
     name: 'vault-address',
@@ -41,152 +68,28 @@ const SETTING_FLAGS: SettingFlag[] = [
     valueName: 'URL',
     description: 'Vault/OpenBao address; repeat it or give a comma-separated list for failover (VAULT_ADDR)',
   },
-  {
-    name: 'vault-auth-method',
-    setting: 'VAULT_AUTH_METHOD',
-    kind: 'value',
-    type: 'string',
-    valueName: 'METHOD',
-    choices: AUTH_METHODS,
-    description: 'how the plugin logs in (VAULT_AUTH_METHOD)',
-  },
-  {
-    name: 'vault-auth-mount',
-    setting: 'VAULT_AUTH_MOUNT',
-    kind: 'value',
-    type: 'string',
-    valueName: 'PATH',
-    description: "mount path of the auth method, default the method's name (VAULT_AUTH_MOUNT)",
-  },
-  {
-    name: 'vault-role-id',
-    setting: 'VAULT_ROLE_ID_FILE',
-    kind: 'credential',
-    file: 'role-id',
-    what: 'AppRole role id',
-    type: 'string',
-    valueName: 'ID',
-    description: 'AppRole role id, or "-" / @FILE; written to <config-dir>/role-id (VAULT_ROLE_ID_FILE)',
-  },
-  {
-    name: 'vault-secret-id',
-    setting: 'VAULT_SECRET_ID_FILE',
-    kind: 'credential',
-    file: 'secret-id',
-    secret: true,
-    what: 'AppRole secret id',
-    type: 'string',
-    valueName: 'ID|-|@FILE',
-    description:
-      'AppRole secret id; "-" reads standard input; written to <config-dir>/secret-id, mode ' +
-      '0600 (VAULT_SECRET_ID_FILE)',
-  },
+  flag('VAULT_AUTH_METHOD', 'value', 'METHOD', 'how the plugin logs in', { choices: SETTINGS.VAULT_AUTH_METHOD.enum }),
+  flag('VAULT_AUTH_MOUNT', 'value', 'PATH', "mount path of the auth method, default the method's name"),
+  credential('VAULT_ROLE_ID_FILE', 'AppRole role id', 'ID', 'AppRole role id, or "-" / @FILE'),
+  credential('VAULT_SECRET_ID_FILE', 'AppRole secret id', 'ID', 'AppRole secret id; "-" reads standard input', true),
   {
     name: 'vault-secret-id-wrapped',
     type: 'boolean',
     description: 'the secret id is a response-wrapping token to unwrap (VAULT_SECRET_ID_WRAPPED=true)',
   },
-  {
-    name: 'vault-token',
-    setting: 'VAULT_TOKEN_FILE',
-    kind: 'credential',
-    file: 'token',
-    secret: true,
-    what: 'Vault token',
-    type: 'string',
-    valueName: 'TOKEN|-|@FILE',
-    description: 'token for the token method; written to <config-dir>/token, mode 0600 (VAULT_TOKEN_FILE)',
-  },
-  {
-    name: 'vault-jwt',
-    setting: 'VAULT_JWT_FILE',
-    kind: 'credential',
-    file: 'jwt',
-    secret: true,
-    what: 'JWT',
-    type: 'string',
-    valueName: 'JWT|-|@FILE',
-    description: 'JWT for the jwt method; written to <config-dir>/jwt, mode 0600 (VAULT_JWT_FILE)',
-  },
-  {
-    name: 'vault-jwt-role',
-    setting: 'VAULT_JWT_ROLE',
-    kind: 'value',
-    type: 'string',
-    valueName: 'ROLE',
-    description: 'role for the jwt method (VAULT_JWT_ROLE)',
-  },
-  {
-    name: 'vault-cert-role',
-    setting: 'VAULT_CERT_ROLE',
-    kind: 'value',
-    type: 'string',
-    valueName: 'ROLE',
-    description: 'role for the cert method (VAULT_CERT_ROLE)',
-  },
-  {
-    name: 'vault-client-cert',
-    setting: 'VAULT_CLIENT_CERT',
-    kind: 'pem',
-    file: 'client.pem',
-    mode: 0o644,
-    what: 'client certificate',
-    type: 'string',
-    valueName: 'FILE',
-    description: 'client certificate (PEM), copied to <config-dir>/client.pem (VAULT_CLIENT_CERT)',
-  },
-  {
-    name: 'vault-client-key',
-    setting: 'VAULT_CLIENT_KEY',
-    kind: 'pem',
-    file: 'client-key.pem',
-    mode: 0o600,
-    what: 'client key',
-    type: 'string',
-    valueName: 'FILE',
-    description: 'client key (PEM), copied to <config-dir>/client-key.pem, mode 0600 (VAULT_CLIENT_KEY)',
-  },
-  {
-    name: 'vault-cacert',
-    setting: 'VAULT_CACERT',
-    kind: 'pem',
-    file: 'ca.pem',
-    mode: 0o644,
-    what: 'CA certificate',
-    type: 'string',
-    valueName: 'FILE',
-    description: "CA certificate (PEM) of Vault's TLS certificate, copied to <config-dir>/ca.pem (VAULT_CACERT)",
-  },
-  {
-    name: 'vault-tls-server-name',
-    setting: 'VAULT_TLS_SERVER_NAME',
-    kind: 'value',
-    type: 'string',
-    valueName: 'NAME',
-    description: 'TLS server name to verify (VAULT_TLS_SERVER_NAME)',
-  },
-  {
-    name: 'vault-namespace',
-    setting: 'VAULT_NAMESPACE',
-    kind: 'value',
-    type: 'string',
-    valueName: 'NS',
-    description: 'Vault Enterprise / OpenBao namespace (VAULT_NAMESPACE)',
-  },
+  credential('VAULT_TOKEN_FILE', 'Vault token', 'TOKEN', 'token for the token method', true),
+  credential('VAULT_JWT_FILE', 'JWT', 'JWT', 'JWT for the jwt method', true),
+  flag('VAULT_JWT_ROLE', 'value', 'ROLE', 'role for the jwt method'),
+  flag('VAULT_CERT_ROLE', 'value', 'ROLE', 'role for the cert method'),
+  pem('VAULT_CLIENT_CERT', 'client.pem', 'client certificate'),
+  pem('VAULT_CLIENT_KEY', 'client-key.pem', 'client key', 0o600),
+  pem('VAULT_CACERT', 'ca.pem', 'CA certificate', 0o644, " of Vault's TLS certificate"),
+  flag('VAULT_TLS_SERVER_NAME', 'value', 'NAME', 'TLS server name to verify'),
+  flag('VAULT_NAMESPACE', 'value', 'NS', 'Vault Enterprise / OpenBao namespace'),
 ];
 
 /** The flags that write a file of the config dir, by the setting that names it. */
 const FILE_FLAGS = SETTING_FLAGS.filter((f) => f.kind === 'credential' || f.kind === 'pem');
-
-const optionOf = ({
-  setting: _s,
-  kind: _k,
-  file: _f,
-  mode: _m,
-  secret: _c,
-  what: _w,
-  ...option
-}: SettingFlag): OptionSpec => option;
 
 export const spec: CommandSpec = {
   path: ['init'],
@@ -199,7 +102,7 @@ export const spec: CommandSpec = {
     'enabled again, and a Vault login is tried through it. Settings not named keep their current value.',
   ].join('\n'),
   options: [
-    ...SETTING_FLAGS.map(optionOf),
+    ...SETTING_FLAGS,
     {
       name: 'set',
       type: 'string',
@@ -256,14 +159,6 @@ export const spec: CommandSpec = {
   ],
 };
 
-/** Where the plugin sees each credential file. */
-/** The entries of `record` whose value is set. */
-function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined));
-}
-
-const IN_PLUGIN = (name: string) => `${DEFAULT_CONFIG_DIR}/${name}`;
-
 interface Plan {
   settings: Record<string, string>;
   /** Files to write into the config dir: name -> content and mode. */
@@ -282,31 +177,28 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
   const warnings: string[] = [];
 
   const mode = str('mode');
-  if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
+  if (mode !== undefined && !MODES.includes(mode)) {
     throw new UsageError(
       `--mode ${mode} is not supported: DSO serves secrets from an external Vault or OpenBao, which is mode "cloud"`,
       'use --mode cloud (or leave it out)',
     );
   }
   const provider = str('provider');
-  if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider)) {
+  if (provider !== undefined && !PROVIDERS.includes(provider)) {
     throw new UsageError(
       `--provider ${provider} is not supported: DSO speaks the Vault API, served by HashiCorp Vault and OpenBao`,
       'use --provider vault or --provider openbao',
     );
   }
 
-  const addresses = ((o['vault-address'] as string[] | undefined) ?? [])
-    .flatMap((a) => a.split(','))
-    .map((a) => a.trim())
-    .filter(Boolean);
   if (o['vault-address'] !== undefined) {
+    const addresses = vaultAddresses((o['vault-address'] as string[]).join(','));
     if (addresses.length === 0) throw new UsageError('--vault-address is empty');
     for (const a of addresses) {
       if (!/^https?:\/\/[^\s,/]+(\/\S*)?$/.test(a))
         throw new UsageError(`--vault-address ${a} is not an http(s):// address, e.g. https://vault.example:8200`);
     }
-    settings.VAULT_ADDR = addresses.map((a) => a.replace(/\/+$/, '')).join(',');
+    settings.VAULT_ADDR = addresses.join(',');
   }
 
   for (const f of SETTING_FLAGS)
@@ -345,16 +237,12 @@ export async function planInit(ctx: Context, parsed: Parsed): Promise<Plan> {
       content = `${c.value}\n`;
     } else {
       const file = path.resolve(ctx.io.cwd, str(f.name)!.replace(/^@/, ''));
-      try {
-        content = fs.readFileSync(file);
-      } catch (err) {
-        throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
+      content = readGivenFile(flag, file);
       if (!content.toString('latin1').includes('-----BEGIN '))
         throw new UsageError(`${flag}: ${file} is not a PEM file`);
     }
     files.push({ name: f.file!, content, mode: f.mode ?? 0o600, what: f.what! });
-    settings[f.setting!] = IN_PLUGIN(f.file!);
+    settings[f.setting!] = `${DEFAULT_CONFIG_DIR}/${f.file}`; // where the plugin sees the file
   }
   if (credentials.has('--vault-role-id')) settings.VAULT_ROLE_ID = ''; // the file replaces any inline role id
 
@@ -380,11 +268,9 @@ function checkFinal(current: Record<string, string>, plan: Plan, configDir: stri
   const writing = new Set(plan.files.map((f) => f.name));
   for (const f of FILE_FLAGS) {
     const v = env[f.setting!];
-    if (!v || !v.startsWith(`${DEFAULT_CONFIG_DIR}/`)) continue;
-    const rel = v.slice(DEFAULT_CONFIG_DIR.length + 1);
-    if (!writing.has(rel) && !fs.existsSync(path.join(configDir, rel))) {
-      problems.push(`${f.setting}=${v} but ${path.join(configDir, rel)} does not exist: give --${f.name}`);
-    }
+    const file = hostPathOf(v, configDir);
+    if (file && file !== configDir && !writing.has(path.relative(configDir, file)) && !fs.existsSync(file))
+      problems.push(`${f.setting}=${v} but ${file} does not exist: give --${f.name}`);
   }
   if (settable.length) {
     for (const name of Object.keys(plan.settings)) {
@@ -484,27 +370,10 @@ async function disable(ctx: Context, name: string): Promise<void> {
 }
 
 /** A failure of `step` with `fix` as its fix (what state it leaves and what to do). */
-async function withFix(step: Promise<void>, fix: string): Promise<void> {
-  try {
-    await step;
-  } catch (err) {
-    if (err instanceof CliError) throw new CliError(err.exitCode, err.message, fix);
-    throw err;
-  }
-}
-
-async function waitForStatus(ctx: Context, plugin: PluginInfo, timeoutMs: number): Promise<PluginStatus> {
-  const api = ctx.connect(plugin);
-  const end = ctx.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await api.status();
-    } catch (err) {
-      if (ctx.now() > end) throw err;
-      await ctx.sleep(250);
-    }
-  }
-}
+const withFix = (step: Promise<void>, fix: string) =>
+  step.catch((err: unknown) => {
+    throw err instanceof CliError ? new CliError(err.exitCode, err.message, fix) : err;
+  });
 
 export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
@@ -566,20 +435,14 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
       writePrivateFile(configDir, f.name, f.content, f.mode);
       ctx.io.out(`Wrote ${f.what} to ${path.join(configDir, f.name)} (mode ${f.mode.toString(8).padStart(4, '0')})\n`);
     }
-    const meta = { mode: plan.mode ?? 'cloud', provider: plan.provider, plugin: shown };
-    const previous = (() => {
-      try {
-        return JSON.parse(fs.readFileSync(path.join(configDir, CLI_META_FILE), 'utf8')) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    })();
-    writePrivateFile(
-      configDir,
-      CLI_META_FILE,
-      `${JSON.stringify({ ...previous, ...definedOnly(meta) }, null, 2)}\n`,
-      0o644,
-    );
+    const previous = readCliMeta(configDir);
+    const meta = {
+      ...previous,
+      mode: plan.mode ?? 'cloud',
+      provider: plan.provider ?? previous.provider,
+      plugin: shown,
+    };
+    writePrivateFile(configDir, CLI_META_FILE, `${JSON.stringify(meta, null, 2)}\n`, 0o644);
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(
@@ -600,16 +463,15 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
 
   await withFix(ctx.docker.enablePlugin(plugin.name, 60), leftDisabled);
-  plugin = (await ctx.docker.plugin(plugin.name)) ?? plugin;
   ctx.io.out(`Plugin ${shown}: enabled (secrets driver "${shown}", config dir ${configDir})\n`);
 
-  const status = await waitForStatus(ctx, plugin, 30_000);
-  if (status.problems?.length) {
+  const { api, status } = await waitForPlugin(ctx, plugin.name);
+  if (status.problems.length) {
     ctx.io.err(`The plugin reports invalid settings:\n  - ${status.problems.join('\n  - ')}\n`);
     return EXIT.FAILURE;
   }
   if (parsed.options['no-test']) return EXIT.OK;
-  const result = await ctx.connect(plugin).testVault();
-  printTestResult(ctx, result, shown, undefined, status.settings?.authMethod);
+  const result = await api.testVault();
+  ctx.io.out(describeTestResult(result, shown, undefined, status.settings.authMethod));
   return result.ok ? EXIT.OK : EXIT.FAILURE;
 }

@@ -4,12 +4,14 @@
 import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, sameName } from '../context';
-import { oneLine, TaskInfo } from '../docker';
+import type { SwarmServiceFull, SwarmTask } from '../../docker/api';
+import { oneLine } from '../docker';
 import { CliError, EXIT } from '../errors';
-import { fixFor } from '../fixes';
-import { formatTime } from '../format';
+import { FixContext, fixFor } from '../fixes';
+import { counted, formatTime, keyValues } from '../format';
 import type { FetchRecord } from '../plugin-client';
 import { composeContainers } from '../plainhost';
+import { referenceOf } from '../../plugin/compose-protocol';
 
 export const spec: CommandSpec = {
   path: ['inspect'],
@@ -25,25 +27,19 @@ export const spec: CommandSpec = {
   examples: ['docker dso inspect myapp', 'docker dso inspect mystack_web --json'],
 };
 
-export interface SecretReport {
+/** What Docker (or the compose route) says of a secret a service mounts. */
+interface DockerFacts {
   secret: string;
   target: string;
   driver: string | null;
   /** Served by the DSO plugin (its driver is the plugin). */
   dso: boolean;
   reference: string | null;
-  lastFetch: { at: string; outcome: 'ok' | 'error'; task: string; durationMs: number } | null;
-  path: string | null;
-  field: string | null;
-  version: number | null;
-  leaseExpiresAt: string | null;
-  doNotReuse: boolean | null;
   /** Rolled by the plugin when the value changes (dso.rotate label, else DSO_ROTATE). */
   rotate: boolean | null;
-  lastError: string | null;
-  code: string | null;
-  fix: string | null;
 }
+
+export type SecretReport = ReturnType<typeof secretReport>;
 
 export interface InspectReport {
   service: { id: string; name: string };
@@ -57,19 +53,31 @@ export interface InspectReport {
   warnings: string[];
 }
 
-export function referenceOf(labels: Record<string, string>): string | null {
-  if (labels['dso.ref']) return labels['dso.ref'];
-  if (labels['dso.path']) return `dso://${labels['dso.path']}${labels['dso.field'] ? `#${labels['dso.field']}` : ''}`;
-  return null;
+function isRunning(t: SwarmTask): boolean {
+  return t.DesiredState === 'running' && t.Status?.State === 'running';
 }
 
-function isRunning(t: TaskInfo): boolean {
-  return t.desiredState === 'running' && t.state === 'running';
+/** A secret's report: what Docker says of it (`docker`) and what the plugin recorded when it served it. */
+function secretReport(docker: DockerFacts, rec: FetchRecord | undefined, fix: FixContext) {
+  const failed = rec?.outcome === 'error';
+  return {
+    ...docker,
+    lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
+    path: rec?.path ?? null,
+    field: rec?.field ?? null,
+    version: rec?.version ?? null,
+    leaseExpiresAt: rec?.leaseExpiresAt ?? null,
+    doNotReuse: rec?.doNotReuse ?? null,
+    rotate: docker.rotate,
+    lastError: failed ? (rec.error ?? 'failed') : null,
+    code: failed ? (rec.code ?? null) : null,
+    fix: failed ? fixFor(rec, { ...fix, path: rec.path }) : null,
+  };
 }
 
 export function decide(
   secrets: SecretReport[],
-  tasks: TaskInfo[],
+  tasks: SwarmTask[],
   plugin: string,
   pluginState: InspectReport['pluginState'],
 ): Pick<InspectReport, 'status' | 'reason'> {
@@ -78,7 +86,7 @@ export function decide(
   const failed = dso.filter((s) => s.lastFetch?.outcome === 'error');
   if (failed.length) {
     const first = failed[0];
-    const more = failed.length > 1 ? ` (and ${failed.length - 1} more secret${failed.length > 2 ? 's' : ''})` : '';
+    const more = failed.length > 1 ? ` (and ${counted(failed.length - 1, 'more secret')})` : '';
     return { status: 'FAILED', reason: `${first.secret}: ${oneLine(first.lastError ?? 'failed')}${more}` };
   }
   if (pluginState !== 'enabled')
@@ -89,7 +97,7 @@ export function decide(
   const never = dso.filter((s) => !s.lastFetch);
   const running = tasks.filter(isRunning);
   if (never.length && running.length === 0) {
-    const taskError = tasks.find((t) => t.error)?.error;
+    const taskError = tasks.find((t) => t.Status?.Err)?.Status?.Err;
     return {
       status: 'FAILED',
       reason:
@@ -102,7 +110,7 @@ export function decide(
 
 export async function gatherInspect(ctx: Context, plugin: string, serviceName: string): Promise<InspectReport> {
   // A swarm service, else a service of a compose project that `docker dso up` started on a plain host.
-  let service: Awaited<ReturnType<Context['docker']['service']>>;
+  let service: SwarmServiceFull | undefined;
   try {
     service = await ctx.docker.service(serviceName);
   } catch (err) {
@@ -119,6 +127,7 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
       'docker service ls lists the services (docker compose ls the compose projects)',
     );
   }
+  const { ID: id, Spec: spec } = service;
 
   const info = await ctx.docker.plugin(plugin);
   const shown = info ? shortName(info.name) : plugin;
@@ -129,15 +138,13 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   const warnings: string[] = [];
   if (info?.enabled) {
     try {
-      const status = await ctx.connect(info).status(service.id);
-      records = (status.secrets ?? []).filter(
-        (r) => r.serviceId === service.id || (!r.serviceId && r.service === service.name),
-      );
-      method = status.settings?.authMethod;
-      rotateDefault = status.rotation?.default ?? status.settings?.rotate;
+      const status = await ctx.connect(info).status(id);
+      records = status.secrets.filter((r) => r.serviceId === id || (!r.serviceId && r.service === spec.Name));
+      method = status.settings.authMethod;
+      rotateDefault = status.rotation?.default ?? status.settings.rotate;
       // Leases issued before the plugin (re)started are renewed by nobody: they end at their TTL.
       for (const u of status.rotation?.unmanagedLeases ?? []) {
-        if (u.serviceId !== service.id) continue;
+        if (u.serviceId !== id) continue;
         warnings.push(
           `${u.secret}: running tasks hold leases of ${u.path} issued before the plugin started; ` +
             `they are not renewed and end at their TTL. Run: ${u.fix}`,
@@ -150,58 +157,42 @@ export async function gatherInspect(ctx: Context, plugin: string, serviceName: s
   }
 
   const secrets: SecretReport[] = [];
-  for (const ref of service.secrets) {
-    const s = await ctx.docker.secret(ref.secretId);
-    const driver = s?.driver ?? null;
+  for (const ref of spec.TaskTemplate.ContainerSpec?.Secrets ?? []) {
+    const s = await ctx.docker.secret(ref.SecretID);
+    const driver = s?.Spec.Driver?.Name || null;
     const dso = sameName(driver ?? undefined, plugin);
-    const labels = s?.labels ?? {};
-    const rec = dso ? records.find((r) => r.secret === ref.secretName) : undefined;
-    secrets.push({
-      secret: ref.secretName,
-      target: ref.target,
+    const labels = s?.Spec.Labels ?? {};
+    const labelled = labels['dso.rotate'];
+    const docker = {
+      secret: ref.SecretName,
+      target: ref.File?.Name ?? ref.SecretName,
       driver,
       dso,
       reference: dso ? (referenceOf(labels) ?? '(no dso.ref label: DSO_PATH_TEMPLATE)') : null,
-      lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
-      path: rec?.path ?? null,
-      field: rec?.field ?? null,
-      version: rec?.version ?? null,
-      leaseExpiresAt: rec?.leaseExpiresAt ?? null,
-      doNotReuse: rec?.doNotReuse ?? null,
-      rotate: !dso
-        ? null
-        : labels['dso.rotate'] !== undefined
-          ? labels['dso.rotate'] === 'true'
-          : (rotateDefault ?? null),
-      lastError: rec?.outcome === 'error' ? (rec.error ?? 'failed') : null,
-      code: rec?.outcome === 'error' ? (rec.code ?? null) : null,
-      fix: rec?.outcome === 'error' ? fixFor(rec, { plugin: shown, method, path: rec.path }) : null,
-    });
+      rotate: !dso ? null : labelled !== undefined ? labelled === 'true' : (rotateDefault ?? null),
+    };
+    const rec = dso ? records.find((r) => r.secret === ref.SecretName) : undefined;
+    secrets.push(secretReport(docker, rec, { plugin: shown, method }));
   }
 
-  const tasks = await ctx.docker.tasks(service.id).catch(() => [] as TaskInfo[]);
-  const decision = decide(secrets, tasks, shown, pluginState);
-  return {
-    service: { id: service.id, name: service.name },
-    plugin: shown,
-    pluginState,
-    secrets,
-    tasks: {
-      running: tasks.filter(isRunning).length,
-      failed: tasks.filter((t) => t.state === 'failed' || t.state === 'rejected').length,
-      lastError: tasks.find((t) => t.error)?.error ?? null,
-    },
-    ...decision,
-    warnings,
-  };
+  const tasks = await ctx.docker.tasks(id).catch(() => [] as SwarmTask[]);
+  return conclude({ service: { id, name: spec.Name }, plugin: shown, pluginState, secrets, warnings }, tasks);
+}
+
+/** The report: the facts gathered, the tasks' counts, and the verdict. */
+function conclude(facts: Omit<InspectReport, 'tasks' | 'status' | 'reason'>, tasks: SwarmTask[]): InspectReport {
+  const failed = tasks.filter((t) => t.Status?.State === 'failed' || t.Status?.State === 'rejected').length;
+  const lastError = tasks.find((t) => t.Status?.Err)?.Status?.Err ?? null;
+  const verdict = decide(facts.secrets, tasks, facts.plugin, facts.pluginState);
+  return { ...facts, tasks: { running: tasks.filter(isRunning).length, failed, lastError }, ...verdict };
 }
 
 export function formatInspect(r: InspectReport, now: number): string {
   const out: string[] = [];
   const dso = r.secrets.filter((s) => s.dso);
   out.push(
-    `Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${dso.length} ` +
-      `secret${dso.length === 1 ? '' : 's'} from plugin ${r.plugin} (${r.pluginState}); ` +
+    `Service ${r.service.name} (id ${r.service.id.slice(0, 12)}): ${counted(dso.length, 'secret')} ` +
+      `from plugin ${r.plugin} (${r.pluginState}); ` +
       `tasks running: ${r.tasks.running}`,
   );
   for (const s of r.secrets) {
@@ -229,8 +220,7 @@ export function formatInspect(r: InspectReport, now: number): string {
       rows.push(['rotation', s.rotate ? 'on (services are rolled when the value changes)' : 'off']);
     rows.push(['last error', s.lastError ? oneLine(s.lastError) : '-']);
     if (s.fix) rows.push(['fix', s.fix]);
-    const width = Math.max(...rows.map(([k]) => k.length)) + 2;
-    for (const [k, v] of rows) out.push(`  ${`${k}:`.padEnd(width)}${v.split('\n').join(`\n  ${' '.repeat(width)}`)}`);
+    out.push(keyValues(rows, '  '));
   }
   out.push('');
   for (const w of r.warnings ?? []) out.push(`Warning: ${w}`);
@@ -281,43 +271,30 @@ export async function gatherComposeInspect(
   const service = matches[0].file.Service;
   const shown = shortName(info.name);
   const owner = `compose:${project}/${service}`;
-  const status = await ctx.connect(info).status();
-  const records = (status.secrets ?? []).filter((r) => r.serviceId === owner);
+  const status = await api.status();
+  const records = status.secrets.filter((r) => r.serviceId === owner);
   const secrets: SecretReport[] = matches.map(({ file: f }) => {
+    const docker = { secret: f.Name, target: f.Name, driver: shown, dso: true, reference: f.Reference ?? null };
     const rec = records.find((r) => r.secret === f.Name);
-    const error = rec?.outcome === 'error' ? (rec.error ?? 'failed') : (f.Error ?? null);
+    const report = secretReport({ ...docker, rotate: f.Refresh !== 'off' }, rec, {
+      plugin: shown,
+      method: status.settings.authMethod,
+    });
     return {
-      secret: f.Name,
-      target: f.Name,
-      driver: shown,
-      dso: true,
-      reference: f.Reference ?? null,
-      lastFetch: rec ? { at: rec.at, outcome: rec.outcome, task: rec.task, durationMs: rec.durationMs } : null,
-      path: f.Path ?? rec?.path ?? null,
-      field: f.Field ?? rec?.field ?? null,
-      version: f.Version ?? rec?.version ?? null,
-      leaseExpiresAt: f.LeaseExpiresAt ?? rec?.leaseExpiresAt ?? null,
-      doNotReuse: rec?.doNotReuse ?? null,
-      rotate: f.Refresh !== 'off',
-      lastError: error,
-      code: rec?.outcome === 'error' ? (rec.code ?? null) : null,
-      fix:
-        rec?.outcome === 'error'
-          ? fixFor(rec, { plugin: shown, method: status.settings?.authMethod, path: rec.path })
-          : null,
+      ...report,
+      path: f.Path ?? report.path,
+      field: f.Field ?? report.field,
+      version: f.Version ?? report.version,
+      leaseExpiresAt: f.LeaseExpiresAt ?? report.leaseExpiresAt,
+      lastError: report.lastError ?? f.Error ?? null,
     };
   });
   const containers = await composeContainers(ctx, project, service).catch(() => []);
-  const tasks: TaskInfo[] = containers.map((c) => ({ id: c.id, desiredState: 'running', state: c.state, error: '' }));
-  const decision = decide(secrets, tasks, shown, 'enabled');
-  return {
-    service: { id: owner, name: `${service} (compose project ${project}, secret files on a tmpfs)` },
-    plugin: shown,
-    pluginState: 'enabled',
-    secrets,
-    tasks: { running: tasks.filter(isRunning).length, failed: 0, lastError: null },
-    // A compose project's leases are the plugin's own (no swarm leader change to outlive).
-    warnings: [],
-    ...decision,
-  };
+  const tasks: SwarmTask[] = containers.map((c) => ({ ID: c.Id, DesiredState: 'running', Status: { State: c.State } }));
+  const shownAs = `${service} (compose project ${project}, secret files on a tmpfs)`;
+  // A compose project's leases are the plugin's own (no swarm leader change to outlive): no warnings.
+  return conclude(
+    { service: { id: owner, name: shownAs }, plugin: shown, pluginState: 'enabled', secrets, warnings: [] },
+    tasks,
+  );
 }

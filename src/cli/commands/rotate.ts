@@ -7,6 +7,7 @@ import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, requirePlugin } from '../context';
 import { CliError, EXIT } from '../errors';
 import { fixFor } from '../fixes';
+import { counted } from '../format';
 import { PluginRouteError, RotationReport } from '../plugin-client';
 
 export const spec: CommandSpec = {
@@ -31,9 +32,7 @@ const OUTCOME_TEXT: Record<string, string> = {
 
 export function formatRotation(report: RotationReport): string {
   if (report.services.length === 0) return `No service uses ${report.secret}: nothing to roll.\n`;
-  const lines = [
-    `Rotation of ${report.secret}: ${report.services.length} service${report.services.length === 1 ? '' : 's'}`,
-  ];
+  const lines = [`Rotation of ${report.secret}: ${counted(report.services.length, 'service')}`];
   for (const s of report.services)
     lines.push(`  ${s.service}: ${OUTCOME_TEXT[s.outcome] ?? s.outcome}${s.error ? ` (${s.error})` : ''}`);
   return `${lines.join('\n')}\n`;

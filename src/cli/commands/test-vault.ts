@@ -4,7 +4,7 @@ import { shortName } from '../../docker/objects';
 import type { CommandSpec, Parsed } from '../args';
 import { Context, JSON_OPTION, PLUGIN_OPTION, pluginName, printJson, requirePlugin } from '../context';
 import { EXIT } from '../errors';
-import { fixFor } from '../fixes';
+import { FixContext, fixFor } from '../fixes';
 import { errorAndFix, formatDuration } from '../format';
 import type { TestVaultResult } from '../plugin-client';
 
@@ -36,6 +36,12 @@ export function normalizeReference(text: string | undefined): string | undefined
   return t.startsWith('dso://') ? t : `dso://${t.replace(/^\/+/, '')}`;
 }
 
+/** The fix of a failed test: settings are ERR_SETTINGS, a login failure without a code ERR_LOGIN. */
+function testFix(result: TestVaultResult, ctx: FixContext): string {
+  const code = result.stage === 'settings' ? 'ERR_SETTINGS' : result.stage === 'login' ? 'ERR_LOGIN' : undefined;
+  return fixFor(result.stage === 'settings' ? { code } : { ...result, code: result.code ?? code }, ctx);
+}
+
 export function describeTestResult(
   result: TestVaultResult,
   plugin: string,
@@ -51,21 +57,15 @@ export function describeTestResult(
     : '';
   const ctx = { plugin, method: login?.method ?? method, mount: login?.mount };
   if (result.stage === 'settings') {
-    lines.push(
-      'Plugin settings: INVALID',
-      errorAndFix(result.error ?? 'invalid settings', fixFor({ code: 'ERR_SETTINGS' }, ctx)),
-    );
+    lines.push('Plugin settings: INVALID', errorAndFix(result.error ?? 'invalid settings', testFix(result, ctx)));
   } else if (result.stage === 'login') {
-    lines.push(
-      'Vault login:     FAILED',
-      errorAndFix(result.error ?? 'login failed', fixFor({ ...result, code: result.code ?? 'ERR_LOGIN' }, ctx)),
-    );
+    lines.push('Vault login:     FAILED', errorAndFix(result.error ?? 'login failed', testFix(result, ctx)));
   } else {
     lines.push(`Vault login:     ${loginLine}`);
     if (result.stage === 'read') {
       lines.push(
         `Test read:       FAILED (${reference ?? 'reference'})`,
-        errorAndFix(result.error ?? 'read failed', fixFor(result, ctx)),
+        errorAndFix(result.error ?? 'read failed', testFix(result, ctx)),
       );
     } else if (result.read) {
       const r = result.read;
@@ -83,16 +83,6 @@ export function describeTestResult(
   return `${lines.join('\n')}\n`;
 }
 
-export function printTestResult(
-  ctx: Context,
-  result: TestVaultResult,
-  plugin: string,
-  reference?: string,
-  method?: string,
-): void {
-  ctx.io.out(describeTestResult(result, plugin, reference, method));
-}
-
 export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const name = pluginName(ctx, parsed);
   const reference = normalizeReference(parsed.options.path as string | undefined);
@@ -100,16 +90,10 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   const shown = shortName(info.name);
   const result = await api.testVault(reference);
   if (parsed.options.json) {
-    const fix = result.ok
-      ? undefined
-      : fixFor(result.stage === 'settings' ? { code: 'ERR_SETTINGS' } : result, {
-          plugin: shown,
-          method: result.login?.method,
-          mount: result.login?.mount,
-        });
+    const fix = result.ok ? undefined : testFix(result, { plugin: shown, ...result.login });
     printJson(ctx, { plugin: shown, reference: reference ?? null, ...result, ...(fix ? { fix } : {}) });
   } else {
-    printTestResult(ctx, result, shown, reference);
+    ctx.io.out(describeTestResult(result, shown, reference));
   }
   return result.ok ? EXIT.OK : EXIT.FAILURE;
 }

@@ -18,6 +18,7 @@ import {
 } from '../compose';
 import { checkProjectName, composeTool, linkProject, resolveFiles } from '../plainhost';
 import { Context, PLUGIN_OPTION, pluginName } from '../context';
+import { counted } from '../format';
 import { CliError, EXIT, UsageError } from '../errors';
 
 const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
@@ -139,10 +140,8 @@ export function describeTransform(result: TransformResult, stack: string, plugin
   }
   for (const s of result.passedThrough) lines.push(`  secret ${stack}_${s}: declared with driver ${plugin}, kept`);
   const head =
-    `Stack ${stack}: ${result.injected.length} ` +
-    `reference${result.injected.length === 1 ? '' : 's'} from environment, ` +
-    `${result.passedThrough.length} declared DSO ` +
-    `secret${result.passedThrough.length === 1 ? '' : 's'} (driver ${plugin})`;
+    `Stack ${stack}: ${counted(result.injected.length, 'reference')} from environment, ` +
+    `${counted(result.passedThrough.length, 'declared DSO secret')} (driver ${plugin})`;
   return `${[head, ...lines].join('\n')}\n`;
 }
 
@@ -176,20 +175,21 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
   }
 
   const swarm = o.compose ? undefined : await ctx.docker.swarm();
-  if (!swarm || swarm.state === 'inactive')
+  const state = swarm?.LocalNodeState || 'inactive';
+  if (!swarm || state === 'inactive')
     return upPlainHost(ctx, plugin, stack, result, source.dir, {
       wait: o.wait === true,
       recreate: o['force-recreate'] === true,
     });
-  if (swarm.state !== 'active') {
+  if (state !== 'active') {
     throw new CliError(
       EXIT.DOCKER,
-      `this Docker engine is not in swarm mode (swarm state: ${swarm.state}): docker dso up ` +
+      `this Docker engine is not in swarm mode (swarm state: ${state}): docker dso up ` +
         `deploys a stack, and secrets drivers work only in a swarm`,
       'docker swarm init (or join this node to a swarm as a manager), then run docker dso up again',
     );
   }
-  if (!swarm.manager)
+  if (!swarm.ControlAvailable)
     throw new CliError(
       EXIT.DOCKER,
       'this node is a swarm worker: stacks are deployed from a manager node',
@@ -239,7 +239,10 @@ async function waitForStack(ctx: Context, stack: string, timeoutMs = 600_000): P
   let last = '';
   for (;;) {
     const services = await ctx.docker.stackServices(stack);
-    const pending = services.filter((s) => s.running !== s.desired).map((s) => `${s.name} ${s.running}/${s.desired}`);
+    const pending = services
+      .map((s) => [s.Spec.Name, s.ServiceStatus?.RunningTasks ?? 0, s.ServiceStatus?.DesiredTasks ?? 0] as const)
+      .filter(([, running, desired]) => running !== desired)
+      .map(([name, running, desired]) => `${name} ${running}/${desired}`);
     if (services.length > 0 && pending.length === 0) {
       ctx.io.out(`Stack ${stack}: every service has converged\n`);
       return;
@@ -272,22 +275,12 @@ async function upPlainHost(
   const plan = planFileSecrets(result, plugin);
   let yaml: string;
   if (plan.files.length) {
-    const { reply, runtimeDir } = await resolveFiles(ctx, plugin, {
-      Project: project,
-      Secrets: plan.files.map((f) => ({
-        Name: f.key,
-        Service: f.service,
-        Labels: f.labels,
-        ...(f.uid !== undefined ? { Uid: f.uid } : {}),
-        ...(f.gid !== undefined ? { Gid: f.gid } : {}),
-      })),
-    });
+    const { reply, runtimeDir } = await resolveFiles(ctx, plugin, { Project: project, Secrets: plan.files });
     const link = linkProject(ctx, project, path.join(runtimeDir, 'compose', project));
     const files = new Map(reply.Files.map((f) => [f.Name, path.join(link, path.basename(f.File))]));
     yaml = stringifyCompose(plan.finish((key) => files.get(key)!));
     ctx.io.out(
-      `Project ${project}: ${reply.Files.length} secret ` +
-        `file${reply.Files.length === 1 ? '' : 's'} on a tmpfs (${link} -> ` +
+      `Project ${project}: ${counted(reply.Files.length, 'secret file')} on a tmpfs (${link} -> ` +
         `${path.join(runtimeDir, 'compose', project)})\n`,
     );
     for (const f of reply.Files) {
