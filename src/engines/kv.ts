@@ -7,15 +7,14 @@ import { SingleFlight } from '../singleflight';
 import type { ReadOptions, SecretEngine, SecretRead } from './engine';
 import type { MountInfo } from './mounts';
 
-interface KvV2Answer {
-  data?: {
-    data?: Record<string, unknown> | null;
-    metadata?: { version?: number; created_time?: string; deletion_time?: string; destroyed?: boolean } | null;
-  };
+/** KV v1 answers with the secret as `data`; v2 with `data.data` and `data.metadata`. */
+interface KvAnswer {
+  data?: Record<string, unknown> | null;
 }
 
-interface KvV1Answer {
+interface KvV2Data {
   data?: Record<string, unknown> | null;
+  metadata?: { version?: number; created_time?: string; deletion_time?: string; destroyed?: boolean } | null;
 }
 
 /** How long a successful KV read serves identical requests after it returned. */
@@ -44,53 +43,33 @@ export class KvEngine implements SecretEngine {
       throw new DsoError('ERR_LABELS', `dso.version needs a KV v2 mount; ${mount.path} is KV v1`);
     }
     const key = `${apiPath}@${options.version ?? 'latest'}`;
-    return this.flights.run(
-      key,
-      () => (mount.kvVersion === 2 ? this.readV2(apiPath, mount, options) : this.readV1(apiPath, mount, options)),
-      options.deadline,
-    );
+    return this.flights.run(key, () => this.ask(apiPath, mount, options), options.deadline);
   }
 
-  private async readV2(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {
-    const query = options.version !== undefined ? { version: options.version } : undefined;
-    let answer: KvV2Answer;
+  private async ask(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {
+    const { version } = options;
+    let answer: KvAnswer;
     try {
-      answer = await this.session.call<KvV2Answer>({
+      answer = await this.session.call<KvAnswer>({
         method: 'GET',
         path: apiPath,
-        query,
+        query: version !== undefined ? { version } : undefined,
         deadline: options.deadline,
         workload: options.workload,
       });
     } catch (err) {
-      throw this.mapError(err, apiPath, mount, options.version);
+      throw this.mapError(err, apiPath, mount, version);
     }
-    const meta = answer.data?.metadata;
-    const data = answer.data?.data;
+    if (mount.kvVersion !== 2) {
+      if (!answer.data) throw new DsoError('ERR_NOT_FOUND', `no secret at ${apiPath}`);
+      return { apiPath, data: answer.data, leased: false };
+    }
+    const { data, metadata: meta } = (answer.data ?? {}) as KvV2Data;
     if (!data) {
       const state = meta?.destroyed ? 'destroyed' : meta?.deletion_time ? 'deleted' : 'empty';
-      throw new DsoError(
-        'ERR_NOT_FOUND',
-        `${apiPath}${options.version ? ` version ${options.version}` : ''} is ${state}`,
-      );
+      throw new DsoError('ERR_NOT_FOUND', `${apiPath}${version ? ` version ${version}` : ''} is ${state}`);
     }
     return { apiPath, data, version: meta?.version, versionCreatedAt: meta?.created_time, leased: false };
-  }
-
-  private async readV1(apiPath: string, mount: MountInfo, options: ReadOptions): Promise<SecretRead> {
-    let answer: KvV1Answer;
-    try {
-      answer = await this.session.call<KvV1Answer>({
-        method: 'GET',
-        path: apiPath,
-        deadline: options.deadline,
-        workload: options.workload,
-      });
-    } catch (err) {
-      throw this.mapError(err, apiPath, mount);
-    }
-    if (!answer.data) throw new DsoError('ERR_NOT_FOUND', `no secret at ${apiPath}`);
-    return { apiPath, data: answer.data, leased: false };
   }
 
   private mapError(err: unknown, apiPath: string, mount: MountInfo, version?: number): unknown {

@@ -3,8 +3,9 @@
 // resolve a project's references and write each value to a file on a tmpfs; `docker dso
 // down` asks it to remove them. Request and reply shapes and their ajv schemas live here
 // once, imported by the plugin's routes and by the CLI. No reply ever carries a value.
-import Ajv, { JSONSchemaType } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
 import type { ErrorSubcode } from '../errors';
+import { requestChecker } from './protocol';
 
 /** Compose's own project name rule (lowercase letters, digits, "_" and "-"). */
 export const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -126,23 +127,5 @@ const downSchema: JSONSchemaType<ComposeDownRequest> = {
   required: ['Project'],
 };
 
-const ajv = new Ajv({ allErrors: true });
-const validateUp = ajv.compile(upSchema);
-const validateDown = ajv.compile(downSchema);
-
-function problems(errors: typeof validateUp.errors): string {
-  return (errors ?? [])
-    .slice(0, 5)
-    .map((e) => `${e.instancePath.replace(/^\//, '') || 'body'} ${e.message ?? 'is invalid'}`)
-    .join('; ');
-}
-
-export function checkComposeUp(body: unknown): { request?: ComposeUpRequest; problem?: string } {
-  if (validateUp(body)) return { request: body };
-  return { problem: `malformed compose request: ${problems(validateUp.errors)}` };
-}
-
-export function checkComposeDown(body: unknown): { request?: ComposeDownRequest; problem?: string } {
-  if (validateDown(body)) return { request: body };
-  return { problem: `malformed compose request: ${problems(validateDown.errors)}` };
-}
+export const checkComposeUp = requestChecker(upSchema, 'compose request');
+export const checkComposeDown = requestChecker(downSchema, 'compose request');

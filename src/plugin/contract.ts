@@ -4,7 +4,7 @@
 // place, as compose-protocol.ts does for the compose routes. Both halves ship together,
 // so a reply that does not match is a defect to report, never an "older plugin" to guess
 // around. The schemas check the structure the CLI relies on, not every field.
-import Ajv, { ErrorObject } from 'ajv';
+import Ajv, { ValidateFunction } from 'ajv';
 import type { SettingsSummary } from '../config/settings';
 import type { ErrorSubcode } from '../errors';
 import type { RotationHealth, RotationReport } from '../rotation/watcher';
@@ -125,29 +125,21 @@ const routeErrorSchema = {
 
 const ajv = new Ajv({ allErrors: true });
 const validators = {
-  'GET /DSO.Status': ajv.compile(statusSchema),
-  'POST /DSO.TestVault': ajv.compile(testVaultSchema),
-  'POST /DSO.Rotate': ajv.compile(rotationSchema),
-  error: ajv.compile(routeErrorSchema),
+  'GET /DSO.Status': ajv.compile<PluginStatus>(statusSchema),
+  'POST /DSO.TestVault': ajv.compile<TestVaultResult>(testVaultSchema),
+  'POST /DSO.Rotate': ajv.compile<RotationReport>(rotationSchema),
+  error: ajv.compile<RouteError>(routeErrorSchema),
 };
 
-interface Replies {
-  'GET /DSO.Status': PluginStatus;
-  'POST /DSO.TestVault': TestVaultResult;
-  'POST /DSO.Rotate': RotationReport;
-  error: RouteError;
-}
-
-function describe(errors: ErrorObject[] | null | undefined): string {
-  return (errors ?? [])
-    .slice(0, 3)
-    .map((e) => `${e.instancePath || '(the reply)'} ${e.message ?? 'is invalid'}`)
-    .join('; ');
-}
+type Reply<K extends keyof typeof validators> = (typeof validators)[K] extends ValidateFunction<infer T> ? T : never;
 
 /** The reply as its type, or the first few ways it does not match the contract. */
-export function checkReply<K extends keyof Replies>(route: K, body: unknown): { reply?: Replies[K]; problem?: string } {
-  const validate = validators[route];
-  if (validate(body)) return { reply: body as Replies[K] };
-  return { problem: describe(validate.errors) };
+export function checkReply<K extends keyof typeof validators>(
+  route: K,
+  body: unknown,
+): { reply?: Reply<K>; problem?: string } {
+  const validate: ValidateFunction = validators[route];
+  if (validate(body)) return { reply: body as Reply<K> };
+  const problems = (validate.errors ?? []).slice(0, 3);
+  return { problem: problems.map((e) => `${e.instancePath || '(the reply)'} ${e.message ?? 'is invalid'}`).join('; ') };
 }

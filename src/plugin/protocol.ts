@@ -78,16 +78,23 @@ export const getSecretRequestSchema: JSONSchemaType<GetSecretRequest> = {
 } as unknown as JSONSchemaType<GetSecretRequest>;
 
 const ajv = new Ajv({ allErrors: true });
-const validate = ajv.compile(getSecretRequestSchema);
 
-/** The request, or a message naming every field that is of the wrong type. */
-export function checkGetSecretRequest(body: unknown): { request?: GetSecretRequest; problem?: string } {
-  if (validate(body)) return { request: body };
-  const problems = (validate.errors ?? []).map(
-    (e) => `${e.instancePath.replace(/^\//, '') || 'body'} ${e.message ?? 'is invalid'}`,
-  );
-  return { problem: `malformed GetSecret request: ${problems.slice(0, 5).join('; ')}` };
+/** A check of request bodies against `schema`: the request, or a message naming up to five fields that are off. */
+export function requestChecker<T>(
+  schema: JSONSchemaType<T>,
+  what: string,
+): (body: unknown) => { request?: T; problem?: string } {
+  const validate = ajv.compile(schema);
+  return (body) => {
+    if (validate(body)) return { request: body };
+    const problems = (validate.errors ?? [])
+      .slice(0, 5)
+      .map((e) => `${e.instancePath.replace(/^\//, '') || 'body'} ${e.message ?? 'is invalid'}`);
+    return { problem: `malformed ${what}: ${problems.join('; ')}` };
+  };
 }
+
+export const checkGetSecretRequest = requestChecker(getSecretRequestSchema, 'GetSecret request');
 
 export function valueReply(result: SecretResult): GetSecretReply {
   return { Value: result.value.toString('base64'), Err: '', DoNotReuse: result.doNotReuse };

@@ -5,21 +5,18 @@
 // else revoked) is ./lease-tokens.ts's, next to the leases.
 import { DsoError } from '../errors';
 import type { Logger } from '../log';
-import type { AuthMethod } from './auth/method';
+import type { AuthMethod, LoginResult } from './auth/method';
 import type { VaultClient } from './client';
 import { VaultApiError } from './errors';
 import { LeaseTokens } from './lease-tokens';
 import { RenewalTimer } from './renewal';
 
-export interface TokenState {
-  token: string;
+/** A login's result (`ttlSeconds` is the TTL renewals ask for) and what became of it since. */
+export interface TokenState extends LoginResult {
   /** Epoch ms; Infinity for a token that never expires. */
   expiresAt: number;
-  ttlSeconds: number;
-  renewable: boolean;
   /** Renewal came back shorter than asked: max TTL is near, the next step is a login. */
   capped: boolean;
-  policies: string[];
   obtainedAt: number;
 }
 
@@ -123,15 +120,8 @@ export class TokenManager {
       const result = await method.login({ vault, deadline });
       const now = this.now();
       const previous = this.state;
-      this.state = {
-        token: result.token,
-        ttlSeconds: result.ttlSeconds,
-        expiresAt: result.ttlSeconds > 0 ? now + result.ttlSeconds * 1000 : Infinity,
-        renewable: result.renewable,
-        capped: false,
-        policies: result.policies,
-        obtainedAt: now,
-      };
+      const expiresAt = result.ttlSeconds > 0 ? now + result.ttlSeconds * 1000 : Infinity;
+      this.state = { ...result, expiresAt, capped: false, obtainedAt: now };
       if (previous && previous.token !== result.token) this.leaseTokens.retire(previous);
       const recovered = this.lastFailure !== undefined;
       this.lastFailure = undefined;

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { DsoError, ErrorSubcode } from '../../errors';
 import type { AuthMethod, LoginContext, LoginResult } from './method';
-import { loginResult } from './method';
+import { postLogin } from './method';
 import { readCredentialFile } from './files';
 
 /** Vault's words for a role id or secret id it does not accept. */
@@ -29,14 +29,7 @@ export class AppRoleAuth implements AuthMethod {
 
   async login(context: LoginContext): Promise<LoginResult> {
     const roleId = this.options.roleId ?? readCredentialFile(this.options.roleIdFile!, 'VAULT_ROLE_ID_FILE');
-    const secretId = await this.secretId(context);
-    const body = await context.vault.call({
-      method: 'POST',
-      path: `${this.mount}/login`,
-      body: { role_id: roleId, secret_id: secretId },
-      deadline: context.deadline,
-    });
-    return loginResult(body, this.mount);
+    return postLogin(context, this.mount, { role_id: roleId, secret_id: await this.secretId(context) });
   }
 
   private async secretId({ vault, deadline }: LoginContext): Promise<string> {

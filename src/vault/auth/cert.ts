@@ -1,7 +1,7 @@
 // TLS certificate login: the client certificate (VAULT_CLIENT_CERT/KEY) is presented by the
 // transport; the login names the role. A plain write, not node-vault's fixed-mount certLogin.
 import type { AuthMethod, LoginContext, LoginResult } from './method';
-import { loginResult } from './method';
+import { postLogin } from './method';
 
 export class CertAuth implements AuthMethod {
   readonly name = 'cert';
@@ -14,14 +14,8 @@ export class CertAuth implements AuthMethod {
     this.mount = `auth/${mount}`;
   }
 
-  async login({ vault, deadline }: LoginContext): Promise<LoginResult> {
-    const body = await vault.call({
-      method: 'POST',
-      path: `${this.mount}/login`,
-      body: this.role ? { name: this.role } : {},
-      deadline,
-    });
-    return loginResult(body, this.mount);
+  login(context: LoginContext): Promise<LoginResult> {
+    return postLogin(context, this.mount, this.role ? { name: this.role } : {});
   }
 
   hint(): string {

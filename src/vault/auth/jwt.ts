@@ -1,6 +1,6 @@
 // JWT: the token file (VAULT_JWT_FILE) is re-read at each login, since issuers rotate it.
 import type { AuthMethod, LoginContext, LoginResult } from './method';
-import { loginResult } from './method';
+import { postLogin } from './method';
 import { readCredentialFile } from './files';
 
 export class JwtAuth implements AuthMethod {
@@ -15,15 +15,9 @@ export class JwtAuth implements AuthMethod {
     this.mount = `auth/${mount}`;
   }
 
-  async login({ vault, deadline }: LoginContext): Promise<LoginResult> {
+  async login(context: LoginContext): Promise<LoginResult> {
     const jwt = readCredentialFile(this.file, 'VAULT_JWT_FILE');
-    const body = await vault.call({
-      method: 'POST',
-      path: `${this.mount}/login`,
-      body: { role: this.role, jwt },
-      deadline,
-    });
-    return loginResult(body, this.mount);
+    return postLogin(context, this.mount, { role: this.role, jwt });
   }
 
   hint(reason: string): string {

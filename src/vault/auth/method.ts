@@ -31,10 +31,15 @@ interface VaultAuthBlock {
   auth?: { client_token?: string; lease_duration?: number; renewable?: boolean; policies?: string[] | null };
 }
 
-/** The `auth` block of a login response. */
-export function loginResult(body: unknown, where: string): LoginResult {
-  const auth = (body as VaultAuthBlock | undefined)?.auth;
-  if (!auth?.client_token) throw new DsoError('ERR_LOGIN', `${where}: Vault's answer holds no token`);
+/** A login written to `<mount>/login` with `body`, and the `auth` block of Vault's answer. */
+export async function postLogin(
+  { vault, deadline }: LoginContext,
+  mount: string,
+  body: Record<string, unknown>,
+): Promise<LoginResult> {
+  const answer = await vault.call<VaultAuthBlock>({ method: 'POST', path: `${mount}/login`, body, deadline });
+  const auth = answer?.auth;
+  if (!auth?.client_token) throw new DsoError('ERR_LOGIN', `${mount}: Vault's answer holds no token`);
   return {
     token: auth.client_token,
     ttlSeconds: auth.lease_duration ?? 0,
