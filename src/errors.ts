@@ -45,13 +45,9 @@ export class DsoError extends Error {
   }
 }
 
-export function isDsoError(err: unknown): err is DsoError {
-  return err instanceof DsoError;
-}
-
 /** A message safe to show: ours verbatim, anything else reduced to its class and code. */
 export function describeError(err: unknown): { code: ErrorCode; message: string; subcode?: ErrorSubcode } {
-  if (isDsoError(err))
+  if (err instanceof DsoError)
     return { code: err.code, message: err.message, ...(err.subcode ? { subcode: err.subcode } : {}) };
   return { code: 'ERR_INTERNAL', message: 'internal error (see the plugin log)' };
 }

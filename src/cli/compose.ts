@@ -4,7 +4,7 @@
 // declared with the dso driver pass through. The result holds references only, no values.
 import { shortName } from '../docker/objects';
 import YAML from 'yaml';
-import { isDsoError } from '../errors';
+import { DsoError } from '../errors';
 import type { ComposeSecretSpec } from '../plugin/compose-protocol';
 import { parseReference, SCHEME } from '../resolve/reference';
 
@@ -201,7 +201,7 @@ export function transformCompose(input: Obj, options: TransformOptions): Transfo
       try {
         parseReference(reference, `services.${serviceName}.environment.${variable}`);
       } catch (err) {
-        throw new ComposeError(isDsoError(err) ? err.message : String(err));
+        throw new ComposeError(err instanceof DsoError ? err.message : String(err));
       }
       const fileVar = `${variable}_FILE`;
       if (names.has(fileVar)) {

@@ -67,11 +67,15 @@ export class ComposeLiveness implements OwnerLiveness {
     return next;
   }
 
+  /** Did `docker dso up` resolve the project less than PENDING_GRACE_MS ago? */
+  private pendingNow(project: string): boolean {
+    const since = this.pending.get(project);
+    return since !== undefined && this.now() - since < PENDING_GRACE_MS;
+  }
+
   /** Does the project have a container, or is its `up` still pending? */
   async present(project: string): Promise<boolean> {
-    const since = this.pending.get(project);
-    if (since !== undefined && this.now() - since < PENDING_GRACE_MS) return true;
-    return (await this.docker.containers([`${PROJECT_LABEL}=${project}`])).length > 0;
+    return this.pendingNow(project) || (await this.docker.containers([`${PROJECT_LABEL}=${project}`])).length > 0;
   }
 
   async alive(owners: LeaseOwner[]): Promise<Map<string, boolean> | undefined> {
@@ -88,27 +92,18 @@ export class ComposeLiveness implements OwnerLiveness {
         if (compose.length === 0) throw err;
       }
     }
-    if (compose.length) {
-      const projects = new Set(compose.map((o) => parseComposeOwner(o.id)?.project).filter((p): p is string => !!p));
-      const running = new Set<string>();
-      for (const project of projects) {
-        const containers = await this.docker.containers([`${PROJECT_LABEL}=${project}`]);
-        for (const c of containers) {
-          const service = c.Labels?.[SERVICE_LABEL];
-          if (service) running.add(`${project}/${service}`);
-        }
-        if (containers.length) this.pending.delete(project);
-      }
-      for (const owner of compose) {
-        const parsed = parseComposeOwner(owner.id);
-        if (!parsed) continue;
-        const key = `${parsed.project}/${parsed.service}`;
-        const since = this.pending.get(parsed.project);
-        const current =
-          parsed.generation === undefined || parsed.generation === this.generation(parsed.project, parsed.service);
-        const exists = running.has(key) || (since !== undefined && this.now() - since < PENDING_GRACE_MS);
-        result.set(ownerKey(owner), current && exists);
-      }
+    const parsed = compose.map((owner) => [owner, parseComposeOwner(owner.id)] as const);
+    const running = new Set<string>();
+    for (const project of new Set(parsed.map(([, p]) => p?.project))) {
+      if (project === undefined) continue;
+      const containers = await this.docker.containers([`${PROJECT_LABEL}=${project}`]);
+      for (const c of containers) if (c.Labels?.[SERVICE_LABEL]) running.add(`${project}/${c.Labels[SERVICE_LABEL]}`);
+      if (containers.length) this.pending.delete(project);
+    }
+    for (const [owner, p] of parsed) {
+      if (!p) continue;
+      const current = p.generation === undefined || p.generation === this.generation(p.project, p.service);
+      result.set(ownerKey(owner), current && (running.has(`${p.project}/${p.service}`) || this.pendingNow(p.project)));
     }
     return result;
   }
