@@ -1,5 +1,6 @@
 // Errors with a stable `code`, so callers and tests branch on codes, not message text.
 // Messages name what failed and how to fix it; they never carry a secret value or token.
+import type { SecretSource } from './plugin/protocol';
 
 export type ErrorCode =
   | 'ERR_SETTINGS'
@@ -31,11 +32,19 @@ export type ErrorCode =
  */
 export type ErrorSubcode = 'engine-failed' | 'engine-path' | 'wrapping-token' | 'auth-mount';
 
+/** A failure as the plugin reports it (status record, Vault test, compose file, route refusal). */
+export interface Failure {
+  code?: string;
+  subcode?: ErrorSubcode;
+  /** The plugin's message (names what failed, never a value). */
+  error?: string;
+}
+
 export class DsoError extends Error {
   readonly code: ErrorCode;
   readonly subcode?: ErrorSubcode;
   /** What was being read when it failed (path, field), for the log line and status. */
-  source?: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
+  source?: SecretSource;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; subcode?: ErrorSubcode }) {
     super(message, options);

@@ -1,15 +1,7 @@
 // What to do about each failure the plugin reports: the README's troubleshooting table,
 // keyed by the plugin's stable error codes and, where one code has several fixes, by its
 // subcode (errors.ts ErrorSubcode) and the auth method in use; never by message text.
-import type { ErrorSubcode } from '../errors';
-
-/** A failure as the plugin reports it (status record, Vault test, route refusal). */
-export interface Failure {
-  code?: string;
-  subcode?: ErrorSubcode;
-  /** The plugin's message: only a path is taken from it, when the record has none. */
-  error?: string;
-}
+import type { Failure } from '../errors';
 
 export interface FixContext {
   plugin: string;
@@ -25,7 +17,7 @@ function pathFrom(error: string): string | undefined {
   return /\b(?:reading|on|for) ([A-Za-z0-9_.\-@+=:,~{}/]+?)(?::|\s|$)/.exec(error)?.[1];
 }
 
-/** One or more lines telling the user how to fix a failure. */
+/** Lines telling the user how to fix a failure; only a path is taken from its message, when none is known. */
 export function fixFor({ code, subcode, error = '' }: Failure, ctx: FixContext): string {
   const p = ctx.plugin;
   const mount = ctx.mount ?? (ctx.method ? `auth/${ctx.method}` : 'auth/approle');

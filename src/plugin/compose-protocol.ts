@@ -4,8 +4,8 @@
 // down` asks it to remove them. Request and reply shapes and their ajv schemas live here
 // once, imported by the plugin's routes and by the CLI. No reply ever carries a value.
 import type { JSONSchemaType } from 'ajv';
-import type { ErrorSubcode } from '../errors';
-import { requestChecker } from './protocol';
+import type { Failure } from '../errors';
+import { requestChecker, SecretSource } from './protocol';
 
 /** Compose's own project name rule (lowercase letters, digits, "_" and "-"). */
 export const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -75,14 +75,11 @@ export interface ComposeListReply {
 }
 
 /** A per-secret outcome of ComposeUp, for the plugin's status records. */
-export interface ComposeFetch {
+export interface ComposeFetch extends Failure {
   spec: ComposeSecretSpec;
   ok: boolean;
-  code?: string;
-  subcode?: ErrorSubcode;
-  error?: string;
   doNotReuse?: boolean;
-  source: { path?: string; field?: string; version?: number; leaseExpiresAt?: string };
+  source: SecretSource;
 }
 
 /** What the plugin does for compose projects; the HTTP layer knows only this. */

@@ -6,7 +6,7 @@
 // around. The schemas check the structure the CLI relies on, not every field.
 import Ajv, { ValidateFunction } from 'ajv';
 import type { SettingsSummary } from '../config/settings';
-import type { ErrorSubcode } from '../errors';
+import type { ErrorSubcode, Failure } from '../errors';
 import type { RotationHealth, RotationReport } from '../rotation/watcher';
 import type { FetchRecord } from '../status/store';
 import type { VaultAddressStatus } from '../vault/client';
@@ -32,12 +32,9 @@ export interface PluginStatus extends StatusFacts {
 }
 
 /** POST /DSO.TestVault: a login and, with a Reference, a read through the GetSecret path. */
-export interface TestVaultResult {
+export interface TestVaultResult extends Failure {
   ok: boolean;
   stage?: 'settings' | 'login' | 'read';
-  code?: string;
-  subcode?: ErrorSubcode;
-  error?: string;
   /** The method and mount tried; TTL and policies once the login succeeded. */
   login?: { method: string; mount: string; ttlSeconds?: number; policies?: string[] };
   read?: { path?: string; field?: string; version?: number; bytes: number; leaseRevoked?: boolean };
