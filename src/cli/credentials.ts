@@ -67,11 +67,6 @@ export function checkCredential(raw: string, flag: string): string {
   return value;
 }
 
-/** Creates `dir` (0700) when missing. */
-export function ensureDir(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-}
-
 /**
  * Writes `content` to `dir/name` with `mode`, atomically: a temporary file created with
  * that mode from the start (never readable by others, not even for an instant), then renamed.

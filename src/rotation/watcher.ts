@@ -16,6 +16,7 @@ import { DsoError } from '../errors';
 import { FaultLog } from '../log';
 import { repeat } from '../timers';
 import type { Logger } from '../log';
+import type { SecretRead } from '../engines/engine';
 import type { SecretTarget } from '../resolve/driver';
 import type { RequestFacts } from '../resolve/resolver';
 import type { LeaseManager } from '../vault/leases';
@@ -61,10 +62,7 @@ export interface RotationHealth {
 /** What rotation needs of the secret driver. */
 export interface RotationReader {
   target(request: RequestFacts, deadline: number): Promise<SecretTarget>;
-  readKv(
-    target: SecretTarget,
-    deadline: number,
-  ): Promise<{ data: Record<string, unknown>; version?: number; versionCreatedAt?: string }>;
+  readKv(target: SecretTarget, deadline: number): Promise<Pick<SecretRead, 'data' | 'version' | 'versionCreatedAt'>>;
 }
 
 export interface WatcherOptions {
@@ -104,8 +102,6 @@ const HOLDS_SECRETS = new Set(['assigned', 'accepted', 'preparing', 'ready', 'st
 
 /** Update states during which Docker is already replacing the service's tasks. */
 const UPDATING = new Set(['updating', 'rollback_started']);
-
-/** The services whose tasks mount `secretId`. */
 
 /** KV v1: why a secret must roll, comparing the previous pass with this one. */
 export function changeReason(before: Observation | undefined, now: Observation): RotationReason | undefined {

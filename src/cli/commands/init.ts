@@ -17,7 +17,7 @@ import {
   readCliMeta,
   waitForPlugin,
 } from '../context';
-import { CredentialSource, ensureDir, readCredentials, readGivenFile, writePrivateFile } from '../credentials';
+import { CredentialSource, readCredentials, readGivenFile, writePrivateFile } from '../credentials';
 import { oneLine } from '../docker';
 import { CliError, EXIT, UsageError } from '../errors';
 import { describeTestResult } from './test-vault';
@@ -400,7 +400,7 @@ export async function run(ctx: Context, parsed: Parsed): Promise<number> {
 
   // The directory must be writable before the plugin is touched (e.g. /etc/dso needs root).
   try {
-    ensureDir(configDir);
+    fs.mkdirSync(configDir, { recursive: true, mode: 0o700 });
     fs.accessSync(configDir, fs.constants.W_OK);
   } catch (err) {
     throw new CliError(
