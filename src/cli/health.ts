@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { healthState } from '../vault/errors';
 
 export interface HealthTls {
   caFile?: string;
@@ -27,14 +28,6 @@ export interface VaultHealth {
 }
 
 export type HealthChecker = (address: string, tls: HealthTls) => Promise<VaultHealth>;
-
-export function describeHealthStatus(status: number): VaultHealth['state'] {
-  if (status === 200) return 'active';
-  if (status === 429 || status === 472 || status === 473) return 'standby';
-  if (status === 501) return 'uninitialized';
-  if (status === 503) return 'sealed';
-  return 'error';
-}
 
 export const checkVaultHealth: HealthChecker = (address, tls) =>
   new Promise((resolve) => {
@@ -71,7 +64,7 @@ export const checkVaultHealth: HealthChecker = (address, tls) =>
         } catch {
           // not Vault, or a proxy page
         }
-        const state = describeHealthStatus(status);
+        const state = healthState(status) ?? 'error';
         resolve({
           address,
           reachable: true,

@@ -63,10 +63,6 @@ export class MountResolver {
     private readonly ttlMs = 5 * 60_000,
   ) {}
 
-  async lookup(path: string, deadline: number, workload?: Workload): Promise<MountInfo> {
-    return this.find(path, deadline, workload);
-  }
-
   /**
    * The mount from the cache when it is there, else a promise of Vault's answer: the usual
    * case (a cached mount) costs the caller no promise and no turn of the event loop.

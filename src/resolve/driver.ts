@@ -114,7 +114,7 @@ export class VaultSecretDriver {
    */
   async target(request: RequestFacts, deadline: number): Promise<SecretTarget> {
     const plan = this.options.resolver.plan(request);
-    const mount = await this.options.mounts.lookup(plan.path, deadline);
+    const mount = await this.options.mounts.find(plan.path, deadline);
     const { apiPath } = this.placed(plan, mount);
     this.options.resolver.policy.check(apiPath, plan.context);
     return { apiPath, mount, version: plan.version, kv: mount.kvVersion !== undefined, rotate: plan.rotate };

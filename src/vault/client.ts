@@ -23,7 +23,7 @@ import type { TlsSettings } from '../config/settings';
 import { DsoError } from '../errors';
 import { FaultLog, Logger } from '../log';
 import { StorageIndex } from './consistency';
-import { VaultAbortedError, VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
+import { healthState, VaultAbortedError, VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
 import { Agents, createTransport, TransportOptions, TransportResponse } from './transport';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -119,14 +119,6 @@ function classify(err: unknown): Failure {
   if (err.status === 429 || err.status === 502 || err.status === 503 || err.status === 504) return 'election';
   if (err.status >= 500) return ELECTION.test(err.reason) ? 'election' : 'other';
   return 'fatal';
-}
-
-function healthState(status: number): AddressState {
-  if (status === 200) return 'active';
-  if (status === 429 || status === 472 || status === 473) return 'standby';
-  if (status === 501) return 'uninitialized';
-  if (status === 503) return 'sealed';
-  return 'unknown';
 }
 
 function readTlsFile(file: string | undefined, setting: string): Buffer | undefined {
@@ -411,7 +403,7 @@ export class VaultClient {
         connectTimeout: CONNECT_TIMEOUT_MS,
       });
       endpoint.lastHealthAt = Date.now();
-      endpoint.state = healthState(statusCode);
+      endpoint.state = healthState(statusCode) ?? 'unknown';
       if (endpoint.state === 'active' || endpoint.state === 'standby') {
         if (endpoint.skipped && sentAt >= endpoint.skippedAt) this.recovered(endpoint);
       } else if (endpoint.skipped || endpoint.state === 'sealed') {

@@ -60,3 +60,12 @@ export function vaultErrorStrings(body: unknown): string[] {
     .map((e) => e.slice(0, 500))
     .slice(0, 5);
 }
+
+/** What a sys/health status code says of the node (undefined: nothing Vault documents). */
+export function healthState(status: number): 'active' | 'standby' | 'uninitialized' | 'sealed' | undefined {
+  if (status === 200) return 'active';
+  if (status === 429 || status === 472 || status === 473) return 'standby';
+  if (status === 501) return 'uninitialized';
+  if (status === 503) return 'sealed';
+  return undefined;
+}

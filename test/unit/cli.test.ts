@@ -14,7 +14,7 @@ import { DockerClient, engineEndpoint, engineFor } from '../../src/cli/docker';
 import { DockerApi } from '../../src/docker/api';
 import { CliError, EXIT, UsageError } from '../../src/cli/errors';
 import { fixFor } from '../../src/cli/fixes';
-import { describeHealthStatus } from '../../src/cli/health';
+import { healthState } from '../../src/vault/errors';
 import { PluginClient, PluginRouteError } from '../../src/cli/plugin-client';
 import { loadSettings } from '../../src/config/settings';
 import { createApp } from '../../src/plugin/app';
@@ -588,11 +588,11 @@ describe('cli: the plugin socket client', () => {
   });
 
   it('reads Vault health codes as Vault documents them', () => {
-    expect(describeHealthStatus(200)).to.equal('active');
-    expect(describeHealthStatus(429)).to.equal('standby');
-    expect(describeHealthStatus(473)).to.equal('standby');
-    expect(describeHealthStatus(501)).to.equal('uninitialized');
-    expect(describeHealthStatus(503)).to.equal('sealed');
-    expect(describeHealthStatus(500)).to.equal('error');
+    expect(healthState(200)).to.equal('active');
+    expect(healthState(429)).to.equal('standby');
+    expect(healthState(473)).to.equal('standby');
+    expect(healthState(501)).to.equal('uninitialized');
+    expect(healthState(503)).to.equal('sealed');
+    expect(healthState(500)).to.equal(undefined);
   });
 });

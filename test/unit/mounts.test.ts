@@ -24,12 +24,12 @@ describe('MountResolver', () => {
     const { mounts, calls } = resolverAnswering({
       'secret/data/a': { path: 'secret/', type: 'kv', options: { version: '2' } },
     });
-    expect(await mounts.lookup('secret/data/a', Date.now() + 1000)).to.deep.equal({
+    expect(await mounts.find('secret/data/a', Date.now() + 1000)).to.deep.equal({
       path: 'secret/',
       type: 'kv',
       kvVersion: 2,
     });
-    expect((await mounts.lookup('secret/data/b', Date.now() + 1000)).path).to.equal('secret/');
+    expect((await mounts.find('secret/data/b', Date.now() + 1000)).path).to.equal('secret/');
     expect(calls).to.deep.equal(['sys/internal/ui/mounts/secret/data/a']);
   });
 
@@ -38,8 +38,8 @@ describe('MountResolver', () => {
       'x/token/lookup-self': { path: 'token/', type: 'token' },
       'token/y': { path: 'token/', type: 'token' },
     });
-    await mounts.lookup('x/token/lookup-self', Date.now() + 1000);
-    await mounts.lookup('x/token/lookup-self', Date.now() + 1000);
+    await mounts.find('x/token/lookup-self', Date.now() + 1000);
+    await mounts.find('x/token/lookup-self', Date.now() + 1000);
     expect(calls).to.have.length(2);
   });
 
@@ -54,9 +54,9 @@ describe('MountResolver', () => {
       'team-a/k8s/creds/x': { path: 'team-a/k8s/', type: 'kubernetes', accessor: 'kubernetes_5da53808' },
       'other/x': { path: 'other/', type: 'aws', accessor: 'auth_aws_0a1b' },
     });
-    expect((await mounts.lookup('team-a/auth/kubernetes/role/x', Date.now() + 1000)).authMethod).to.equal(true);
-    expect((await mounts.lookup('team-a/k8s/creds/x', Date.now() + 1000)).authMethod).to.equal(undefined);
-    expect((await mounts.lookup('other/x', Date.now() + 1000)).authMethod).to.equal(true);
+    expect((await mounts.find('team-a/auth/kubernetes/role/x', Date.now() + 1000)).authMethod).to.equal(true);
+    expect((await mounts.find('team-a/k8s/creds/x', Date.now() + 1000)).authMethod).to.equal(undefined);
+    expect((await mounts.find('other/x', Date.now() + 1000)).authMethod).to.equal(true);
   });
 
   it('serves secrets engines only: no auth method, system, identity, cubbyhole or token type is in the list', () => {
