@@ -114,13 +114,17 @@ async function request(
   return { status: res.status, json };
 }
 
+/** A failure `until` passes on at once instead of waiting for a probe to succeed. */
+class ServerExited extends Error {}
+
 async function until<T>(what: string, withinMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + withinMs;
   for (;;) {
     try {
       const result = await probe();
       if (result !== undefined) return result;
-    } catch {
+    } catch (err) {
+      if (err instanceof ServerExited) throw err;
       // not ready yet
     }
     if (Date.now() > end) throw new Error(`OpenBao HA: ${what} not reached within ${withinMs} ms`);
@@ -135,11 +139,14 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
   dirs.add(dir);
   const pidsFile = path.join(dir, 'pids');
   const nodes: HaNode[] = [];
-  for (let i = 1; i <= size; i++) {
+  // The proxies listen first: a port freePort() has just let go of could be handed to a
+  // proxy, and the node meant to bind it would not start. Listening, they are never handed out.
+  const proxies = await Promise.all(Array.from({ length: size }, () => startTcpProxy(0)));
+  for (const [i, clusterProxy] of proxies.entries()) {
     const apiPort = await freePort();
     const clusterPort = await freePort();
-    const clusterProxy = await startTcpProxy(clusterPort);
-    nodes.push({ name: `node${i}`, addr: `http://127.0.0.1:${apiPort}`, apiPort, clusterPort, clusterProxy });
+    clusterProxy.targetPort = clusterPort;
+    nodes.push({ name: `node${i + 1}`, addr: `http://127.0.0.1:${apiPort}`, apiPort, clusterPort, clusterProxy });
   }
   let rootToken = '';
   let unsealKey = '';
@@ -159,7 +166,8 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
         '',
       ].join('\n'),
     );
-    const log = fs.openSync(path.join(dir, `${node.name}.log`), 'a');
+    const logFile = path.join(dir, `${node.name}.log`);
+    const log = fs.openSync(logFile, 'a');
     const child = spawn(baoBinary(), ['server', `-config=${config}`], {
       stdio: ['ignore', log, log],
       env: { PATH: process.env.PATH ?? '', HOME: dir },
@@ -170,9 +178,14 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
     node.process = child;
     fs.appendFileSync(pidsFile, `${child.pid}\n`);
     // Listening (sealed, or uninitialised) is enough here: sys/health answers whatever the state.
-    await until(`${node.name} listening`, 20_000, async () =>
-      (await request(node.addr, 'GET', 'sys/health')).status > 0 ? true : undefined,
-    );
+    // A server that exits instead (a port taken meanwhile) is reported at once, with its log.
+    await until(`${node.name} listening`, 20_000, async () => {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new ServerExited(
+          `OpenBao HA: ${node.name} exited during start-up: ${fs.readFileSync(logFile, 'utf8').slice(-600)}`,
+        );
+      return (await request(node.addr, 'GET', 'sys/health')).status > 0 ? true : undefined;
+    });
   };
 
   const unseal = async (node: HaNode): Promise<void> => {

@@ -6,6 +6,8 @@ import * as net from 'node:net';
 
 export interface TcpProxy {
   port: number;
+  /** Where new connections go (may be set after the proxy listens: its own port is then known first). */
+  targetPort: number;
   connections: number;
   /** Holds every answer this long before passing it on (0: none): a slow Vault. */
   delayMs: number;
@@ -21,6 +23,7 @@ export async function startTcpProxy(targetPort: number, listenHost = '127.0.0.1'
   let held: Array<() => void> | undefined;
   const proxy: TcpProxy = {
     port: 0,
+    targetPort,
     connections: 0,
     delayMs: 0,
     hold() {
@@ -41,7 +44,7 @@ export async function startTcpProxy(targetPort: number, listenHost = '127.0.0.1'
   };
   const server = net.createServer((client) => {
     proxy.connections++;
-    const upstream = net.connect(targetPort, '127.0.0.1');
+    const upstream = net.connect(proxy.targetPort, '127.0.0.1');
     open.add(client);
     open.add(upstream);
     const done = () => {
