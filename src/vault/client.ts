@@ -194,6 +194,7 @@ export class VaultClient {
     this.transport = createTransport(
       this.agents,
       options.addresses.map((a) => new URL(a).origin),
+      (index) => this.index.learn(index),
     );
     this.rounds = options.rounds ?? 3;
     this.backoffMs = options.backoffMs ?? 100;
@@ -205,14 +206,7 @@ export class VaultClient {
         namespace: options.namespace,
         // node-vault's debug output prints request bodies (secret ids, JWTs): keep it off.
         debug: noop,
-        // node-vault hands back only the body: the index of a write's answer is learned here.
-        'request-promise': {
-          defaults: () => (request: TransportOptions) =>
-            this.transport(request).then((answer) => {
-              this.index.learn(answer.index);
-              return answer;
-            }),
-        },
+        'request-promise': { defaults: () => this.transport },
       });
       // node-vault falls back to $VAULT_TOKEN; every call here names its token itself.
       api.token = '';
@@ -445,7 +439,8 @@ export class VaultClient {
       let body: T;
       if (call.method === 'GET' && call.body === undefined) {
         // A read: straight to the transport, with what node-vault would add (the namespace).
-        // The transport's own timer ends it when its budget is spent, the caller's signal before.
+        // Either way the transport's own timer ends the attempt when its budget is spent, the
+        // caller's signal before.
         if (endpoint.namespace) headers['X-Vault-Namespace'] = endpoint.namespace;
         const answer = await this.transport({
           uri: `${endpoint.prefix}${call.path}${encodeQuery(call.query)}`,
@@ -455,12 +450,20 @@ export class VaultClient {
           timeoutMs: budget,
           connectTimeout,
         });
-        this.index.learn(answer.index);
         if (answer.statusCode !== 200 && answer.statusCode !== 204)
           throw apiError(answer.statusCode, answer.body, call.path);
         body = answer.body as T;
       } else {
-        body = (await this.write<T>(endpoint, call, headers, budget, connectTimeout)) as T;
+        // Through node-vault's request(), which passes these options on to the same transport.
+        body = (await endpoint.api.request({
+          path: `/${call.path}${encodeQuery(call.query)}`,
+          method: call.method,
+          json: call.body,
+          headers,
+          signal: call.signal,
+          timeoutMs: budget,
+          connectTimeout,
+        })) as T;
       }
       this.attempts.ok++;
       return body;
@@ -471,38 +474,6 @@ export class VaultClient {
       if (response?.statusCode) throw apiError(response.statusCode, response.body, call.path);
       // Anything else (never expected) is reduced to its name: raw errors may hold headers.
       throw new DsoError('ERR_INTERNAL', `unexpected error calling Vault: ${(err as Error)?.name ?? 'unknown'}`);
-    }
-  }
-
-  /** Anything but a plain read, through node-vault's request(); one abort signal for the attempt. */
-  private async write<T>(
-    endpoint: Endpoint,
-    call: VaultCall,
-    headers: Record<string, string>,
-    budget: number,
-    connectTimeout: number,
-  ): Promise<T> {
-    // Its budget, or the caller's own abort, ends it and its socket.
-    const attempt = new AbortController();
-    const abort = (): void => attempt.abort();
-    const timer = setTimeout(abort, Math.max(1, Math.floor(budget)));
-    timer.unref();
-    if (call.signal) {
-      if (call.signal.aborted) attempt.abort();
-      else call.signal.addEventListener('abort', abort, { once: true });
-    }
-    try {
-      return (await endpoint.api.request({
-        path: `/${call.path}${encodeQuery(call.query)}`,
-        method: call.method,
-        json: call.body,
-        headers,
-        signal: attempt.signal,
-        connectTimeout,
-      })) as T;
-    } finally {
-      clearTimeout(timer);
-      call.signal?.removeEventListener('abort', abort);
     }
   }
 

@@ -52,9 +52,10 @@ const VERIFIED_FOR_MS = 1_000;
 /**
  * OpenBao's standbys serve reads from their own copy of the storage (2.x, by default), which
  * trails the active node: a token minted moments ago may not have reached the node that
- * answers, which then refuses it (403) although it is valid. A token this young that is
- * refused is asked again, with the same token, until it reaches that node; a fresh login
- * would mint another token with the same lag.
+ * answers, which then refuses it (403) although it is valid. From OpenBao 2.7 the storage
+ * index the client sends (consistency.ts) makes such a standby forward instead; for servers
+ * without it, a token this young that is refused is asked again, with the same token, until
+ * it reaches that node; a fresh login would mint another token with the same lag.
  */
 const REPLICATION_GRACE_MS = 5_000;
 const REPLICATION_RETRY_MS = [50, 100, 200, 400, 800];

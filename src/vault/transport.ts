@@ -1,5 +1,5 @@
-// The HTTP transport under node-vault: node's own http/https with keep-alive agents, an
-// abort signal or a time limit (one timer, no signal: reads are most requests) and a connect
+// The HTTP transport under node-vault: node's own http/https with keep-alive agents, a time
+// limit (one timer, no AbortController per attempt), the caller's abort signal and a connect
 // timeout on every attempt (so a hung or trickling address never keeps a pooled connection
 // past its budget), 307/308 redirects followed only to an address
 // the operator named (VAULT_ADDR, or the same host) and never from https to http, and
@@ -26,8 +26,6 @@ export interface TransportResponse {
   statusCode: number;
   body: unknown;
   request: { path: string };
-  /** X-Vault-Index: the storage index the answer reflects (OpenBao 2.7 and later). */
-  index?: string;
 }
 
 export interface Agents {
@@ -185,11 +183,13 @@ function once(options: TransportOptions, target: Target, agents: Agents, attempt
 /**
  * A request function in the shape node-vault's `request-promise` option expects. Redirects
  * are followed only to `namedOrigins` (the VAULT_ADDR entries) or the host first asked, so
- * the token never travels to a host the operator did not name.
+ * the token never travels to a host the operator did not name. `onIndex` is handed each
+ * answer's X-Vault-Index (OpenBao 2.7 and later), reads and node-vault's writes alike.
  */
 export function createTransport(
   agents: Agents,
   namedOrigins: Iterable<string> = [],
+  onIndex?: (index: string) => void,
 ): (options: TransportOptions) => Promise<TransportResponse> {
   const named = new Set(namedOrigins);
   /** Origins as written in a uri (`http://127.0.0.1:8200`) and what they parse to: a handful, never more. */
@@ -228,6 +228,7 @@ export function createTransport(
         throw err;
       }
       const { status, location, index, text } = answer;
+      if (index !== undefined) onIndex?.(index);
       if ((status === 307 || status === 308) && location && hop < MAX_REDIRECTS) {
         const next = new URL(location, current.uri);
         const from = target;
@@ -258,7 +259,7 @@ export function createTransport(
           body = { errors: [`non-JSON answer (HTTP ${status})`] };
         }
       }
-      return { statusCode: status, body, request: { path: target.path.split('?')[0] }, index };
+      return { statusCode: status, body, request: { path: target.path.split('?')[0] } };
     }
   };
 
