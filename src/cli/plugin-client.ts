@@ -104,13 +104,20 @@ export class PluginClient implements PluginApi {
    * A route's reply: a refusal is the plugin's RouteError (with `fixes[code]` as its fix), a route of
    * the contract (`checked`) is checked against it, and any other is a defect of this release.
    */
-  private async call<T>(method: string, route: string, body: unknown, timeoutMs: number, checked?: Route, fixes = {}) {
+  private async call<T>(
+    method: string,
+    route: string,
+    body: unknown,
+    timeoutMs: number,
+    checked?: Route,
+    fixes: Partial<Record<string, string>> = {},
+  ) {
     const reply = await this.request(method, route, body, timeoutMs);
     const parsed = this.parse<unknown>(reply, `${method} ${route}`);
     if (reply.status !== 200) {
       const refusal = checkReply('error', parsed).reply;
       const message = refusal?.Err ?? `HTTP ${reply.status}`;
-      const fix = (fixes as Record<string, string>)[refusal?.code ?? ''];
+      const fix = fixes[refusal?.code ?? ''];
       const shown = checked ? `the plugin ${this.pluginName} refused ${checked}: ${message}` : message;
       throw new PluginRouteError(shown, refusal?.code, refusal?.subcode, fix);
     }
