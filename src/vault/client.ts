@@ -168,6 +168,14 @@ export class VaultClient {
   private readonly endpoints: Endpoint[];
   private readonly agents: Agents;
   private readonly transport: (options: TransportOptions) => Promise<TransportResponse>;
+  /**
+   * Health probes keep connections of their own. On the shared pool a probe due while a read
+   * held the pooled connection opened another one mid-run; a socket created once node's
+   * network path is optimized deoptimized ~50 functions of it at once (measured with
+   * --trace-deopt under one request at a time), and reads paid for the recompilation.
+   */
+  private readonly probeAgents: Agents;
+  private readonly probeTransport: (options: TransportOptions) => Promise<TransportResponse>;
   /** The address that answered last. */
   private answered?: Endpoint;
   private readonly faults: FaultLog;
@@ -190,12 +198,12 @@ export class VaultClient {
         { addresses: plain },
       );
     this.agents = createAgents(options.tls);
+    this.probeAgents = createAgents(options.tls);
     this.faults = new FaultLog(options.logger);
-    this.transport = createTransport(
-      this.agents,
-      options.addresses.map((a) => new URL(a).origin),
-      (index) => this.index.learn(index),
-    );
+    const origins = options.addresses.map((a) => new URL(a).origin);
+    const learn = (index: string) => this.index.learn(index);
+    this.transport = createTransport(this.agents, origins, learn);
+    this.probeTransport = createTransport(this.probeAgents, origins, learn);
     this.rounds = options.rounds ?? 3;
     this.backoffMs = options.backoffMs ?? 100;
     this.probeIntervalMs = options.probeIntervalMs ?? 1_000;
@@ -390,7 +398,7 @@ export class VaultClient {
     endpoint.probing = true;
     const sentAt = Date.now();
     try {
-      const { statusCode } = await this.transport({
+      const { statusCode } = await this.probeTransport({
         uri: `${endpoint.address.replace(/\/+$/, '')}/v1/sys/health`,
         method: 'GET',
         signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
@@ -480,7 +488,9 @@ export class VaultClient {
   close(): void {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    for (const agents of [this.agents, this.probeAgents]) {
+      agents.http.destroy();
+      agents.https.destroy();
+    }
   }
 }

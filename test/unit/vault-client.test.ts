@@ -101,6 +101,49 @@ describe('VaultClient: faults and recoveries of an address', () => {
   });
 });
 
+describe('VaultClient: health probes and reads never share a connection', () => {
+  let server: http.Server;
+  let address = '';
+  /** Each request the fake Vault saw: its path and the client port of its connection. */
+  const seen: Array<{ url: string; port: number }> = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', port: req.socket.remotePort ?? 0 });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"data":{"k":"v"}}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  it("probes on a connection of their own, so a probe never takes or adds to the reads' pool", async () => {
+    const client = new VaultClient({
+      addresses: [address],
+      tls: { skipVerify: false },
+      probeIntervalMs: 20,
+      logger: capturingLogger().logger,
+    });
+    try {
+      const read = (path: string) => client.call({ method: 'GET', path, deadline: Date.now() + 5_000 });
+      await read('secret/a'); // the first call starts the probes; the first is due at once
+      for (let i = 0; i < 50 && !seen.some((s) => s.url === '/v1/sys/health'); i++) await sleep(10);
+      await read('secret/b');
+      await read('secret/c');
+      const probes = seen.filter((s) => s.url === '/v1/sys/health').map((s) => s.port);
+      const reads = seen.filter((s) => s.url !== '/v1/sys/health').map((s) => s.port);
+      expect(probes, 'a probe was sent').to.have.length.greaterThan(0);
+      expect(new Set(reads).size, 'reads one at a time reuse one connection').to.equal(1);
+      expect(
+        probes.filter((p) => reads.includes(p)),
+        "probes on the reads' connection",
+      ).to.deep.equal([]);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe('VaultClient: the storage index (X-Vault-Index) it has seen goes with every request', () => {
   let server: http.Server;
   let address = '';
