@@ -39,21 +39,38 @@ const N = Number(values.n);
 const ROUNDS = Number(values.rounds);
 const C = Number(values.concurrency);
 
-/** CPU ms (user+system) of each thread of a process, by thread name. */
+/** CPU ms of each thread of a process, by thread name: the scheduler's own run time (schedstat, ns), not 10 ms ticks. */
 function threadCpu(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
+    let name: string;
+    let ns: number;
     try {
-      stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      ns = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
     } catch {
       continue;
     }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
     const key = tid === String(pid) ? 'main' : name;
-    out.set(key, (out.get(key) ?? 0) + ms);
+    out.set(key, (out.get(key) ?? 0) + ns / 1e6);
+  }
+  return out;
+}
+
+/** Context switches (voluntary + involuntary: wake-ups, roughly) of each thread of a process, main apart from the rest. */
+function threadSwitches(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    let status: string;
+    try {
+      status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    } catch {
+      continue;
+    }
+    let n = 0;
+    for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+    const key = tid === String(pid) ? 'main' : 'others';
+    out.set(key, (out.get(key) ?? 0) + n);
   }
   return out;
 }
@@ -112,6 +129,7 @@ async function main() {
       closedLoop(C, n, 60_000, async (i) => void (await clients[k](bodies[(i + offset) % bodies.length])));
     for (let k = 0; k < targets.length; k++) if (Number(values.warmup) > 0) await run(k, Number(values.warmup), 0);
     const cpu = targets.map(() => new Map<string, number>());
+    const switches = targets.map(() => new Map<string, number>());
     const bao0 = targets.map(() => 0);
     const wall = targets.map(() => 0);
     const p50s = targets.map((): number[] => []);
@@ -122,9 +140,12 @@ async function main() {
       if (r % 2 === 1) order.reverse();
       for (const k of order) {
         const before = threadCpu(targets[k][1].pid);
+        const switchesBefore = threadSwitches(targets[k][1].pid);
         const baoBefore = threadCpu(bao.process.pid!);
         const res = await run(k, N, 97 * (r + 1));
         const after = threadCpu(targets[k][1].pid);
+        for (const [name, n] of threadSwitches(targets[k][1].pid))
+          switches[k].set(name, (switches[k].get(name) ?? 0) + n - (switchesBefore.get(name) ?? 0));
         let spent = 0;
         for (const [name, ms] of after) {
           cpu[k].set(name, (cpu[k].get(name) ?? 0) + ms - (before.get(name) ?? 0));
@@ -149,7 +170,8 @@ async function main() {
       console.log(
         `${targets[k][0].padEnd(10)} ${per(total)} µs/req (${threads}); OpenBao ${per(bao0[k])} µs/req; ` +
           `${((counts[k] / wall[k]) * 1000).toFixed(0)} req/s; p50 per round ${p50s[k].map((p) => p.toFixed(3)).join(' ')}; ` +
-          `CPU µs/req per round ${roundCpu[k].map((x) => x.toFixed(0)).join(' ')}`,
+          `CPU µs/req per round ${roundCpu[k].map((x) => x.toFixed(0)).join(' ')}; context switches per request ` +
+          [...switches[k].entries()].map(([name, n]) => `${name} ${(n / counts[k]).toFixed(2)}`).join(', '),
       );
     }
     if (values.strace) {
