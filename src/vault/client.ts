@@ -401,7 +401,8 @@ export class VaultClient {
       const { statusCode } = await this.probeTransport({
         uri: `${endpoint.address.replace(/\/+$/, '')}/v1/sys/health`,
         method: 'GET',
-        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+        // The transport's own timer, as for reads: a probe's request is shaped as a read's.
+        timeoutMs: PROBE_TIMEOUT_MS,
         connectTimeout: CONNECT_TIMEOUT_MS,
       });
       endpoint.lastHealthAt = Date.now();
