@@ -16,6 +16,7 @@ import {
   closedLoop,
   getSecretBody,
   pluginClient,
+  PLUGIN_SETTINGS,
   PluginProc,
   sleep,
   startFloorProxy,
@@ -108,7 +109,7 @@ async function main() {
           .map((p, j) => bao.api('POST', `secret/data/${p}`, { data: { password: `v-${i + j}-xxxxxxxxxxxxxxxx` } })),
       );
     await bao.api('POST', 'secret/data/bench/same', { data: { password: 'same-xxxxxxxxxxxxxxxxxxxx' } });
-    const env = { VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: tokenFile };
+    const env = { VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: tokenFile, ...PLUGIN_SETTINGS };
     const targets: Array<[string, PluginProc]> = [
       ['floor', await startFloorProxy(bao.port, tokenFile)],
       ['plugin', await startPlugin(env, 'hop')],

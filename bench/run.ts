@@ -33,6 +33,7 @@ import {
   memoryOf,
   nowMs,
   pluginClient,
+  PLUGIN_SETTINGS,
   pool,
   sleep,
   startFloorProxy,
@@ -145,7 +146,7 @@ async function writeSecrets(bao: OpenBao, paths: string[], concurrency = 32): Pr
 }
 
 function pluginEnv(bao: OpenBao, tokenFile: string): Record<string, string> {
-  return { VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: tokenFile };
+  return { VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: tokenFile, ...PLUGIN_SETTINGS };
 }
 
 // --- scenario 1: plugin vs direct -------------------------------------------------------
