@@ -16,7 +16,7 @@ import {
   closedLoop,
   getSecretBody,
   pluginClient,
-  PLUGIN_SETTINGS,
+  LATENCY_PLUGIN_SETTINGS,
   PluginProc,
   sleep,
   startFloorProxy,
@@ -109,7 +109,12 @@ async function main() {
           .map((p, j) => bao.api('POST', `secret/data/${p}`, { data: { password: `v-${i + j}-xxxxxxxxxxxxxxxx` } })),
       );
     await bao.api('POST', 'secret/data/bench/same', { data: { password: 'same-xxxxxxxxxxxxxxxxxxxx' } });
-    const env = { VAULT_ADDR: bao.addr, VAULT_AUTH_METHOD: 'token', VAULT_TOKEN_FILE: tokenFile, ...PLUGIN_SETTINGS };
+    const env = {
+      VAULT_ADDR: bao.addr,
+      VAULT_AUTH_METHOD: 'token',
+      VAULT_TOKEN_FILE: tokenFile,
+      ...LATENCY_PLUGIN_SETTINGS,
+    };
     const targets: Array<[string, PluginProc]> = [
       ['floor', await startFloorProxy(bao.port, tokenFile)],
       ['plugin', await startPlugin(env, 'hop')],
