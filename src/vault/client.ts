@@ -133,19 +133,22 @@ function readTlsFile(file: string | undefined, setting: string): Buffer | undefi
   }
 }
 
+/** The TLS side of the https agents, its files read once at start-up. */
+function agentTls(tls: TlsSettings): https.AgentOptions {
+  return {
+    ca: readTlsFile(tls.caCertFile, 'VAULT_CACERT'),
+    cert: readTlsFile(tls.clientCertFile, 'VAULT_CLIENT_CERT'),
+    key: readTlsFile(tls.clientKeyFile, 'VAULT_CLIENT_KEY'),
+    servername: tls.serverName,
+    rejectUnauthorized: !tls.skipVerify,
+  };
+}
+
 /** Keep-alive agents shared by every address, so connections are reused, not re-handshaken. */
-export function createAgents(tls: TlsSettings): Agents {
+export function createAgents(tls: https.AgentOptions): Agents {
   return {
     http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    https: new https.Agent({
-      keepAlive: true,
-      maxSockets: 64,
-      ca: readTlsFile(tls.caCertFile, 'VAULT_CACERT'),
-      cert: readTlsFile(tls.clientCertFile, 'VAULT_CLIENT_CERT'),
-      key: readTlsFile(tls.clientKeyFile, 'VAULT_CLIENT_KEY'),
-      servername: tls.serverName,
-      rejectUnauthorized: !tls.skipVerify,
-    }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 64, ...tls }),
   };
 }
 
@@ -197,8 +200,9 @@ export class VaultClient {
         'VAULT_ADDR has plain http addresses: the Vault token travels to them unencrypted; use https',
         { addresses: plain },
       );
-    this.agents = createAgents(options.tls);
-    this.probeAgents = createAgents(options.tls);
+    const tls = agentTls(options.tls);
+    this.agents = createAgents(tls);
+    this.probeAgents = createAgents(tls);
     this.faults = new FaultLog(options.logger);
     const origins = options.addresses.map((a) => new URL(a).origin);
     const learn = (index: string) => this.index.learn(index);
