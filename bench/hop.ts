@@ -15,8 +15,8 @@ import {
   benchDir,
   closedLoop,
   getSecretBody,
-  pluginClient,
   LATENCY_PLUGIN_SETTINGS,
+  pluginClient,
   PluginProc,
   sleep,
   startFloorProxy,
@@ -40,40 +40,35 @@ const N = Number(values.n);
 const ROUNDS = Number(values.rounds);
 const C = Number(values.concurrency);
 
-/** CPU ms of each thread of a process, by thread name: the scheduler's own run time (schedstat, ns), not 10 ms ticks. */
-function threadCpu(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
+/**
+ * Each thread of a process: its CPU ms by thread name (the scheduler's run time from
+ * schedstat, ns, not 10 ms ticks), and its context switches (voluntary + involuntary:
+ * wake-ups, roughly), the main thread apart from the others.
+ */
+function threadStats(pid: number): { cpu: Map<string, number>; switches: Map<string, number> } {
+  const cpu = new Map<string, number>();
+  const switches = new Map<string, number>();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const dir = `/proc/${pid}/task/${tid}`;
     let name: string;
     let ns: number;
-    try {
-      name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      ns = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      continue;
-    }
-    const key = tid === String(pid) ? 'main' : name;
-    out.set(key, (out.get(key) ?? 0) + ns / 1e6);
-  }
-  return out;
-}
-
-/** Context switches (voluntary + involuntary: wake-ups, roughly) of each thread of a process, main apart from the rest. */
-function threadSwitches(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     let status: string;
     try {
-      status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      name = fs.readFileSync(`${dir}/comm`, 'utf8').trim();
+      ns = Number(fs.readFileSync(`${dir}/schedstat`, 'utf8').split(' ')[0]);
+      status = fs.readFileSync(`${dir}/status`, 'utf8');
     } catch {
       continue;
     }
+    const main = tid === String(pid);
+    const key = main ? 'main' : name;
+    cpu.set(key, (cpu.get(key) ?? 0) + ns / 1e6);
     let n = 0;
     for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
-    const key = tid === String(pid) ? 'main' : 'others';
-    out.set(key, (out.get(key) ?? 0) + n);
+    const group = main ? 'main' : 'others';
+    switches.set(group, (switches.get(group) ?? 0) + n);
   }
-  return out;
+  return { cpu, switches };
 }
 
 /** strace -c -f attached to pid until stop() is called: the summary table's rows. */
@@ -145,21 +140,21 @@ async function main() {
       const order = targets.map((_, k) => k);
       if (r % 2 === 1) order.reverse();
       for (const k of order) {
-        const before = threadCpu(targets[k][1].pid);
-        const switchesBefore = threadSwitches(targets[k][1].pid);
-        const baoBefore = threadCpu(bao.process.pid!);
+        const before = threadStats(targets[k][1].pid);
+        const baoBefore = threadStats(bao.process.pid!).cpu;
         const res = await run(k, N, 97 * (r + 1));
-        const after = threadCpu(targets[k][1].pid);
-        for (const [name, n] of threadSwitches(targets[k][1].pid))
-          switches[k].set(name, (switches[k].get(name) ?? 0) + n - (switchesBefore.get(name) ?? 0));
+        const afterStats = threadStats(targets[k][1].pid);
+        const after = afterStats.cpu;
+        for (const [name, n] of afterStats.switches)
+          switches[k].set(name, (switches[k].get(name) ?? 0) + n - (before.switches.get(name) ?? 0));
         let spent = 0;
         for (const [name, ms] of after) {
-          cpu[k].set(name, (cpu[k].get(name) ?? 0) + ms - (before.get(name) ?? 0));
-          spent += ms - (before.get(name) ?? 0);
+          cpu[k].set(name, (cpu[k].get(name) ?? 0) + ms - (before.cpu.get(name) ?? 0));
+          spent += ms - (before.cpu.get(name) ?? 0);
         }
         roundCpu[k].push((spent * 1000) / res.requests);
         let b = 0;
-        for (const [name, ms] of threadCpu(bao.process.pid!)) b += ms - (baoBefore.get(name) ?? 0);
+        for (const [name, ms] of threadStats(bao.process.pid!).cpu) b += ms - (baoBefore.get(name) ?? 0);
         bao0[k] += b;
         wall[k] += res.wallMs;
         counts[k] += res.requests;
