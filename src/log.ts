@@ -68,6 +68,9 @@ const LINE_BATCH_MS = 10;
 
 /** Where lines go: batched on stdout (LINE_BATCH_MS, 64 KiB at most); at once elsewhere (tests read those at once). */
 class LineSink {
+  /** The logger level `enabled` was found for: winston's isLevelEnabled() builds its transport list on every call. */
+  enabledFor?: string;
+  readonly enabled = { info: false, warn: false };
   private pending = '';
   private scheduled = false;
   private readonly batch: boolean;
@@ -144,7 +147,13 @@ export function logLine(
     logger.log(level, message, fields);
     return;
   }
-  if (logger.silent || !logger.isLevelEnabled(level)) return;
+  if (logger.silent) return;
+  if (sink.enabledFor !== logger.level) {
+    sink.enabled.info = logger.isLevelEnabled('info');
+    sink.enabled.warn = logger.isLevelEnabled('warn');
+    sink.enabledFor = logger.level;
+  }
+  if (!sink.enabled[level]) return;
   const text = flat(fields) ? JSON.stringify(fields) : serialize(fields, level, message);
   const tail = `"level":"${level}","message":${JSON.stringify(message)},"timestamp":"${timestamp}"}`;
   sink.write(text.length > 2 ? `${text.slice(0, -1)},${tail}` : `{${tail}`);

@@ -375,11 +375,12 @@ export function createApp(options: AppOptions): express.Express {
   ): void {
     // Whole microseconds, in ms.
     const durationMs = Math.floor((performance.now() - started) * 1000) / 1000;
-    const at = new Date().toISOString();
+    const atMs = Date.now();
     const service = (lastService = shared(request.ServiceName, lastService));
     const serviceId = (lastServiceId = shared(request.ServiceID, lastServiceId));
-    const entry = {
-      at,
+    // One object is the log line's fields and the status record's facts, in the line's order
+    // (fields left undefined are not written). Written out, one shape for every request.
+    const facts = {
       service,
       serviceId,
       task: request.TaskName ?? request.TaskID ?? '',
@@ -388,13 +389,16 @@ export function createApp(options: AppOptions): express.Express {
       field: source.field === undefined ? undefined : (lastField = shared(source.field, lastField)),
       version: source.version,
       leaseExpiresAt: source.leaseExpiresAt,
-      ...outcome,
+      outcome: outcome.outcome,
+      code: outcome.code,
+      subcode: outcome.subcode,
+      error: outcome.error,
+      doNotReuse: outcome.doNotReuse,
       durationMs,
     };
-    status.record(entry);
+    status.record(facts, atMs);
     options.observe?.(outcome.outcome, outcome.code, durationMs / 1000);
-    const { at: _at, ...line } = entry;
-    logLine(logger, outcome.outcome === 'ok' ? 'info' : 'warn', 'GetSecret', line, at);
+    logLine(logger, outcome.outcome === 'ok' ? 'info' : 'warn', 'GetSecret', facts, new Date(atMs).toISOString());
   }
 
   return app;

@@ -37,6 +37,8 @@ function readCounter(registry: Registry, name: string, help: string, read: () =>
  */
 const OBSERVED_BATCH = 256;
 
+const OUTCOME_LABELS = { ok: { outcome: 'ok' }, error: { outcome: 'error' } } as const;
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly getSecrets: Counter<'outcome' | 'code'>;
@@ -125,9 +127,13 @@ export class Metrics {
 
   private flush(): void {
     const outcomes = this.pendingOutcomes;
-    for (let i = 0; i < outcomes.length; i++) {
-      this.getSecrets.inc({ outcome: outcomes[i], code: this.pendingCodes[i] });
-      this.latency.observe({ outcome: outcomes[i] }, this.pendingSeconds[i]);
+    const codes = this.pendingCodes;
+    for (let i = 0; i < outcomes.length; i++) this.latency.observe(OUTCOME_LABELS[outcomes[i]], this.pendingSeconds[i]);
+    // The counter once per run of requests with the same outcome and code: most of a batch is one run.
+    for (let start = 0, i = 1; i <= outcomes.length; i++) {
+      if (i < outcomes.length && outcomes[i] === outcomes[start] && codes[i] === codes[start]) continue;
+      this.getSecrets.inc({ outcome: outcomes[start], code: codes[start] }, i - start);
+      start = i;
     }
     outcomes.length = 0;
     this.pendingCodes.length = 0;

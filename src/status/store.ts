@@ -22,14 +22,24 @@ export interface FetchRecord {
   durationMs: number;
 }
 
+/** What Date.prototype.toISOString() writes for years 0 to 9999. */
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** Epoch ms of an ISO 8601 time; the text itself should it not be one. */
+function timeOf(at: string): number | string {
+  // Date.parse() of toISOString()'s form gives back exactly the time that wrote it.
+  const ms = ISO_TIME.test(at) ? Date.parse(at) : NaN;
+  return Number.isFinite(ms) ? ms : at;
+}
+
+/** A record as given to the store: its time as text, or apart as epoch ms. */
+export type RecordFacts = Omit<FetchRecord, 'at'> & { at?: string };
+
 /**
  * What the store keeps of a record: the same facts in fewer bytes (up to 10,000 are kept). The
  * time is a number, not its 24-character text; the duration whole microseconds (a small
  * integer, stored in the field itself); an error's three fields one object, absent when ok.
  */
-/** What Date.prototype.toISOString() writes for years 0 to 9999. */
-const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
 class KeptRecord {
   /** Epoch ms; the text itself should it ever not be an ISO 8601 time (nothing is lost then). */
   readonly at: number | string;
@@ -46,10 +56,8 @@ class KeptRecord {
   readonly durationUs: number;
   readonly problem: { code?: string; subcode?: ErrorSubcode; error?: string } | undefined;
 
-  constructor(entry: FetchRecord) {
-    // Date.parse() of toISOString()'s form gives back exactly the time that wrote it.
-    const atMs = ISO_TIME.test(entry.at) ? Date.parse(entry.at) : NaN;
-    this.at = Number.isFinite(atMs) ? atMs : entry.at;
+  constructor(entry: RecordFacts, atMs?: number) {
+    this.at = atMs ?? timeOf(entry.at ?? '');
     this.service = entry.service;
     this.serviceId = entry.serviceId;
     this.task = entry.task;
@@ -108,8 +116,9 @@ export class StatusStore {
     private readonly maxTracked = 10_000,
   ) {}
 
-  record(entry: FetchRecord): void {
-    const kept = new KeptRecord(entry);
+  /** `atMs`: the record's time (epoch ms), when the caller has it as a number; else `entry.at` is read. */
+  record(entry: RecordFacts, atMs?: number): void {
+    const kept = new KeptRecord(entry, atMs);
     // A ring, not push() + shift(): shift() moves the whole history on every request.
     if (this.recent.length < this.historySize) this.recent.push(kept);
     else this.recent[this.next] = kept;

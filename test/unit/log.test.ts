@@ -141,4 +141,14 @@ describe("logLine (the GetSecret line, without winston's pipeline)", () => {
     logLine(logger, 'warn', 'shown', {});
     expect(records().map((r) => [r.level, r.message])).to.deep.equal([['warn', 'shown']]);
   });
+
+  it('follows a level changed after lines were written', () => {
+    const { logger, records } = capturingLogger('info');
+    logLine(logger, 'info', 'before', {});
+    logger.level = 'warn';
+    logLine(logger, 'info', 'hidden', {});
+    logger.level = 'debug';
+    logLine(logger, 'info', 'after', {});
+    expect(records().map((r) => r.message)).to.deep.equal(['before', 'after']);
+  });
 });

@@ -23,6 +23,20 @@ describe('Metrics', () => {
     expect(sample(text, 'dso_getsecret_duration_seconds_sum', 'outcome="error"')).to.be.closeTo(0.14, 1e-9);
   });
 
+  it('counts outcomes and codes that alternate within a batch each under its own labels', async () => {
+    const metrics = new Metrics();
+    const codes = [undefined, 'ERR_NOT_FOUND', 'ERR_NOT_FOUND', 'ERR_TIMEOUT'];
+    for (let i = 0; i < 1000; i++) {
+      const code = codes[i % codes.length];
+      metrics.observeGetSecret(code ? 'error' : 'ok', code, 0.001);
+    }
+    const text = await metrics.text();
+    expect(sample(text, 'dso_getsecret_requests_total', 'outcome="ok",code=""')).to.equal(250);
+    expect(sample(text, 'dso_getsecret_requests_total', 'outcome="error",code="ERR_NOT_FOUND"')).to.equal(500);
+    expect(sample(text, 'dso_getsecret_requests_total', 'outcome="error",code="ERR_TIMEOUT"')).to.equal(250);
+    expect(sample(text, 'dso_getsecret_duration_seconds_count', 'outcome="error"')).to.equal(750);
+  });
+
   it('counts what arrived between two scrapes once', async () => {
     const metrics = new Metrics();
     metrics.observeGetSecret('ok', undefined, 0.001);
