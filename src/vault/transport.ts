@@ -102,34 +102,47 @@ function rawHeader(raw: string[], lowerName: string): string | undefined {
 
 /** One attempt: the request in flight and whether its time ran out (then it ends as an abort). */
 interface Attempt {
-  request?: http.ClientRequest;
+  request: http.ClientRequest | undefined;
   expired: boolean;
+}
+
+/** An attempt's timer: a module function given the attempt, not a closure per request. */
+function expire(attempt: Attempt): void {
+  attempt.expired = true;
+  attempt.request?.destroy(Object.assign(new Error('attempt timed out'), { name: 'AbortError' }));
 }
 
 function once(options: TransportOptions, target: Target, agents: Agents, attempt: Attempt): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const isHttps = target.protocol === 'https:';
     const payload = options.json === undefined ? undefined : Buffer.from(JSON.stringify(options.json));
-    const headers: Record<string, string | number> = { Accept: 'application/json', ...options.headers };
-    if (payload) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = payload.length;
+    // Headers that say Accept already (the client's reads build theirs per attempt) are sent as
+    // they are; others are copied, never changed in the caller's object.
+    let headers: Record<string, string | number> | undefined = options.headers;
+    if (payload || headers?.Accept === undefined) {
+      headers = { Accept: 'application/json', ...options.headers };
+      if (payload) {
+        headers['Content-Type'] = 'application/json';
+        headers['Content-Length'] = payload.length;
+      }
     }
     if (options.signal?.aborted || attempt.expired) {
       reject(new VaultAbortedError(target.origin));
       return;
     }
-    const req = (isHttps ? https : http).request({
-      protocol: target.protocol,
+    // Only what is set: node copies every property of these twice per request (ClientRequest,
+    // then the agent), undefined ones too. The protocol is the module's (http or https).
+    const requestOptions: http.RequestOptions = {
       hostname: target.hostname,
       port: target.port,
-      auth: target.auth,
       path: target.path,
       method: options.method,
       headers,
       agent: isHttps ? agents.https : agents.http,
-      signal: options.signal,
-    });
+    };
+    if (target.auth !== undefined) requestOptions.auth = target.auth;
+    if (options.signal) requestOptions.signal = options.signal;
+    const req = (isHttps ? https : http).request(requestOptions);
     attempt.request = req;
     let connectTimer: NodeJS.Timeout | undefined;
     const clearConnectTimer = () => {
@@ -204,7 +217,15 @@ export function createTransport(
     if (slash > 0) {
       const known = origins.get(uri.slice(0, slash));
       const path = uri.slice(slash);
-      if (known && VERBATIM_PATH.test(path) && !DOT_SEGMENT.test(path)) return { ...known, path };
+      if (known && VERBATIM_PATH.test(path) && !DOT_SEGMENT.test(path))
+        return {
+          protocol: known.protocol,
+          hostname: known.hostname,
+          port: known.port,
+          auth: known.auth,
+          path,
+          origin: known.origin,
+        };
     }
     const target = targetOf(new URL(uri));
     if (slash > 0 && uri.slice(0, slash) === target.origin && !target.auth && origins.size < 64)
@@ -212,70 +233,66 @@ export function createTransport(
     return target;
   };
 
-  const send = async (options: TransportOptions, attempt: Attempt): Promise<TransportResponse> => {
-    let current = options;
-    const first = parse(options.uri);
-    let target = first;
-    for (let hop = 0; ; hop++) {
-      let answer: Answer;
-      try {
-        answer = await once(current, target, agents, attempt);
-      } catch (err) {
-        // A redirect target that cannot be reached (an HA standby pointing at the active
-        // node that just died) says nothing about the address the operator named.
-        if (hop > 0 && err instanceof VaultUnavailableError)
-          throw new VaultUnavailableError(err.address, err.cause_, { viaRedirect: true });
-        throw err;
-      }
-      const { status, location, index, text } = answer;
-      if (index !== undefined) onIndex?.(index);
-      if ((status === 307 || status === 308) && location && hop < MAX_REDIRECTS) {
-        const next = new URL(location, current.uri);
-        const from = target;
-        if (from.protocol === 'https:' && next.protocol !== 'https:') {
-          throw new DsoError(
-            'ERR_VAULT',
-            `Vault at ${from.origin} redirected to ${next.origin}, which is not https; refusing ` +
-              `to send the token there`,
-          );
-        }
-        if (!named.has(next.origin) && targetOf(next).hostname !== first.hostname) {
-          throw new DsoError(
-            'ERR_VAULT',
-            `Vault at ${from.origin} redirected to ${next.origin}, which is not in VAULT_ADDR; ` +
-              `refusing to send the token there (add ${next.origin} to VAULT_ADDR if it is one of ` +
-              `your Vault nodes)`,
-          );
-        }
-        current = { ...current, uri: next.toString() };
-        target = targetOf(next);
-        continue;
-      }
-      let body: unknown = text;
-      if (text.length > 0) {
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = { errors: [`non-JSON answer (HTTP ${status})`] };
-        }
-      }
-      return { statusCode: status, body, request: { path: target.path.split('?')[0] } };
-    }
-  };
-
-  return (options) => {
-    const attempt: Attempt = { expired: false };
-    if (options.timeoutMs === undefined) return send(options, attempt);
+  return async (options) => {
+    const attempt: Attempt = { request: undefined, expired: false };
     // One timer for the attempt, redirects included; when it fires the request in flight is
     // destroyed (its socket is not pooled) and the attempt ends as an aborted one.
-    const timer = setTimeout(
-      () => {
-        attempt.expired = true;
-        attempt.request?.destroy(Object.assign(new Error('attempt timed out'), { name: 'AbortError' }));
-      },
-      Math.max(1, Math.floor(options.timeoutMs)),
-    );
-    timer.unref();
-    return send(options, attempt).finally(() => clearTimeout(timer));
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(expire, Math.max(1, Math.floor(options.timeoutMs)), attempt).unref();
+    try {
+      let current = options;
+      const first = parse(options.uri);
+      let target = first;
+      for (let hop = 0; ; hop++) {
+        let answer: Answer;
+        try {
+          answer = await once(current, target, agents, attempt);
+        } catch (err) {
+          // A redirect target that cannot be reached (an HA standby pointing at the active
+          // node that just died) says nothing about the address the operator named.
+          if (hop > 0 && err instanceof VaultUnavailableError)
+            throw new VaultUnavailableError(err.address, err.cause_, { viaRedirect: true });
+          throw err;
+        }
+        const { status, location, index, text } = answer;
+        if (index !== undefined) onIndex?.(index);
+        if ((status === 307 || status === 308) && location && hop < MAX_REDIRECTS) {
+          const next = new URL(location, current.uri);
+          const from = target;
+          if (from.protocol === 'https:' && next.protocol !== 'https:') {
+            throw new DsoError(
+              'ERR_VAULT',
+              `Vault at ${from.origin} redirected to ${next.origin}, which is not https; refusing ` +
+                `to send the token there`,
+            );
+          }
+          if (!named.has(next.origin) && targetOf(next).hostname !== first.hostname) {
+            throw new DsoError(
+              'ERR_VAULT',
+              `Vault at ${from.origin} redirected to ${next.origin}, which is not in VAULT_ADDR; ` +
+                `refusing to send the token there (add ${next.origin} to VAULT_ADDR if it is one of ` +
+                `your Vault nodes)`,
+            );
+          }
+          current = { ...current, uri: next.toString() };
+          target = targetOf(next);
+          continue;
+        }
+        let body: unknown = text;
+        if (text.length > 0) {
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = { errors: [`non-JSON answer (HTTP ${status})`] };
+          }
+        }
+        const query = target.path.indexOf('?');
+        return { statusCode: status, body, request: { path: query < 0 ? target.path : target.path.slice(0, query) } };
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
   };
 }
