@@ -60,7 +60,10 @@ interface Target {
   protocol: string;
   hostname: string;
   port?: number;
-  auth?: string;
+  /** The Host header: host and port as the URL writes them (brackets for IPv6, no default port). */
+  host: string;
+  /** The Authorization header for credentials in the URL (user:password@), if any. */
+  authorization?: string;
   path: string;
   origin: string;
 }
@@ -70,6 +73,12 @@ const VERBATIM_PATH = /^\/[A-Za-z0-9_\-@+=:,~/%.]*(?:\?[A-Za-z0-9_\-@+=:,~/%.&]*
 /** A "." or ".." segment, or what URL would take for one ("%2e"): such a path is parsed. */
 const DOT_SEGMENT = /\/\.\.?(?:[/?]|$)|%2e/i;
 
+/** The Authorization header for the credentials written in `url`, as node sends its `auth` option. */
+function basicAuthorization(url: URL): string {
+  const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  return `Basic ${Buffer.from(credentials).toString('base64')}`;
+}
+
 /** What node's http.request(url) would take from `url` (its urlToHttpOptions). */
 function targetOf(url: URL): Target {
   return {
@@ -77,10 +86,8 @@ function targetOf(url: URL): Target {
     // http.request wants an IPv6 literal without its brackets.
     hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
     port: url.port === '' ? undefined : Number(url.port),
-    auth:
-      url.username || url.password
-        ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
-        : undefined,
+    host: url.host,
+    authorization: url.username || url.password ? basicAuthorization(url) : undefined,
     path: `${url.pathname}${url.search}`,
     origin: url.origin,
   };
@@ -116,16 +123,14 @@ function once(options: TransportOptions, target: Target, agents: Agents, attempt
   return new Promise((resolve, reject) => {
     const isHttps = target.protocol === 'https:';
     const payload = options.json === undefined ? undefined : Buffer.from(JSON.stringify(options.json));
-    // Headers that say Accept already (the client's reads build theirs per attempt) are sent as
-    // they are; others are copied, never changed in the caller's object.
-    let headers: Record<string, string | number> | undefined = options.headers;
-    if (payload || headers?.Accept === undefined) {
-      headers = { Accept: 'application/json', ...options.headers };
-      if (payload) {
-        headers['Content-Type'] = 'application/json';
-        headers['Content-Length'] = payload.length;
-      }
-    }
+    // The headers as a flat list (name, value, ...), written out by node as they are: an object
+    // costs a setHeader per header (a lowercased copy of the name, an entry in a map). Given a
+    // list, node adds neither Host nor Authorization itself: they are here.
+    const headers: string[] = ['Host', target.host];
+    if (target.authorization !== undefined) headers.push('Authorization', target.authorization);
+    if (options.headers?.Accept === undefined) headers.push('Accept', 'application/json');
+    for (const name in options.headers) headers.push(name, options.headers[name]);
+    if (payload) headers.push('Content-Type', 'application/json', 'Content-Length', String(payload.length));
     if (options.signal?.aborted || attempt.expired) {
       reject(new VaultAbortedError(target.origin));
       return;
@@ -140,7 +145,6 @@ function once(options: TransportOptions, target: Target, agents: Agents, attempt
       headers,
       agent: isHttps ? agents.https : agents.http,
     };
-    if (target.auth !== undefined) requestOptions.auth = target.auth;
     if (options.signal) requestOptions.signal = options.signal;
     const req = (isHttps ? https : http).request(requestOptions);
     attempt.request = req;
@@ -222,13 +226,14 @@ export function createTransport(
           protocol: known.protocol,
           hostname: known.hostname,
           port: known.port,
-          auth: known.auth,
+          host: known.host,
+          authorization: known.authorization,
           path,
           origin: known.origin,
         };
     }
     const target = targetOf(new URL(uri));
-    if (slash > 0 && uri.slice(0, slash) === target.origin && !target.auth && origins.size < 64)
+    if (slash > 0 && uri.slice(0, slash) === target.origin && !target.authorization && origins.size < 64)
       origins.set(target.origin, target);
     return target;
   };

@@ -232,3 +232,72 @@ describe('VaultClient: the storage index (X-Vault-Index) it has seen goes with e
     expect(received.every((r) => r.index === undefined && r.inconsistent === undefined)).to.equal(true);
   });
 });
+
+describe('VaultClient: the headers a request carries', () => {
+  let server: http.Server;
+  let port = 0;
+  /** Each request's headers as sent (names in their case, in their order). */
+  const received: Array<{ method: string; raw: string[] }> = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      received.push({ method: req.method ?? '', raw: req.rawHeaders });
+      req.resume();
+      req.on('end', () =>
+        res
+          .writeHead(200, { 'Content-Type': 'application/json' })
+          .end('{"data":{"k":"v"},"auth":{"client_token":"t"}}'),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => server.close());
+  beforeEach(() => (received.length = 0));
+
+  /** Every header name (lowercased) with the values it was sent with. */
+  const headersOf = (raw: string[]) => {
+    const out: Record<string, string[]> = {};
+    for (let i = 0; i < raw.length; i += 2) (out[raw[i].toLowerCase()] ??= []).push(raw[i + 1]);
+    return out;
+  };
+
+  async function exchange(address: string) {
+    const c = new VaultClient({ addresses: [address], tls: { skipVerify: false }, logger: capturingLogger().logger });
+    try {
+      await c.call({ method: 'GET', path: 'secret/data/x', token: 'read-token', deadline: Date.now() + 5_000 });
+      await c.call({
+        method: 'PUT',
+        path: 'auth/approle/login',
+        body: { role_id: 'r' },
+        deadline: Date.now() + 5_000,
+      });
+    } finally {
+      c.close();
+    }
+    return received.map((r) => ({ method: r.method, headers: headersOf(r.raw) }));
+  }
+
+  it('sends Host as the address writes it, Accept and the token once each, and a body with its type and length', async () => {
+    const [read, write] = await exchange(`http://127.0.0.1:${port}`);
+    expect(read.method).to.equal('GET');
+    expect(read.headers.host).to.deep.equal([`127.0.0.1:${port}`]);
+    expect(read.headers.accept).to.deep.equal(['application/json']);
+    expect(read.headers['x-vault-token']).to.deep.equal(['read-token']);
+    expect(read.headers.connection).to.deep.equal(['keep-alive']);
+    expect(read.headers).to.not.have.property('authorization');
+    expect(write.method).to.equal('PUT');
+    expect(write.headers.host).to.deep.equal([`127.0.0.1:${port}`]);
+    expect(write.headers.accept).to.deep.equal(['application/json']);
+    expect(write.headers['content-type']).to.deep.equal(['application/json']);
+    expect(write.headers['content-length']).to.deep.equal([String(Buffer.byteLength('{"role_id":"r"}'))]);
+  });
+
+  it('sends credentials written in the address as basic authorization, percent-decoded', async () => {
+    const [read, write] = await exchange(`http://dso:p%40ss@127.0.0.1:${port}`);
+    const basic = `Basic ${Buffer.from('dso:p@ss').toString('base64')}`;
+    expect(read.headers.authorization).to.deep.equal([basic]);
+    expect(write.headers.authorization).to.deep.equal([basic]);
+    expect(read.headers.host).to.deep.equal([`127.0.0.1:${port}`]);
+  });
+});
