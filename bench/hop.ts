@@ -3,7 +3,11 @@
 // with --strace, the system calls per request (strace -c -f attached over the measured
 // requests). Interleaved rounds, one OpenBao, the same bodies as bench/run.ts.
 //
-// Usage: node build/bench/hop.js [--variant=same|distinct] [--n=3000] [--rounds=4] [--strace]
+// With --gc, every process runs with --trace-gc-nvp and the young-generation bytes it allocated
+// per request and its GC pauses are printed: figures that machine noise does not move, for A/B
+// runs of allocation changes (over each process's whole life, warm-up included).
+//
+// Usage: node build/bench/hop.js [--variant=same|distinct] [--n=3000] [--rounds=4] [--strace] [--gc]
 //        DSO_BENCH_DIST / DSO_BENCH_NODE_ARGS / DSO_BENCH_COMPARE_DIST / DSO_BENCH_COMPARE_NODE_ARGS as in run.ts.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,6 +18,7 @@ import { removeAtExit, startOpenBao } from '../test/support/openbao';
 import {
   benchDir,
   closedLoop,
+  ENTRYPOINT_NODE_ARGS,
   getSecretBody,
   LATENCY_PLUGIN_SETTINGS,
   pluginClient,
@@ -30,6 +35,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '4' },
     strace: { type: 'boolean', default: false },
     perf: { type: 'boolean', default: false },
+    gc: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '1' },
     /** More builds beside DSO_BENCH_DIST: NAME=DIR,NAME=DIR (each run with DSO_BENCH_COMPARE_NODE_ARGS or the entrypoint's flags). */
     dists: { type: 'string', default: '' },
@@ -71,6 +77,33 @@ function threadStats(pid: number): { cpu: Map<string, number>; switches: Map<str
   return { cpu, switches };
 }
 
+/**
+ * What --trace-gc-nvp wrote to a log: the bytes allocated between collections (each one's heap
+ * size before it, less the size after the one before), the pauses, and the bytes promoted.
+ */
+function gcFigures(logFile: string): {
+  allocated: number;
+  pauseMs: number;
+  promoted: number;
+  scavenges: number;
+  full: number;
+} {
+  const figures = { allocated: 0, pauseMs: 0, promoted: 0, scavenges: 0, full: 0 };
+  let after: number | undefined;
+  for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+    const kind = / gc=(\w+) /.exec(line)?.[1];
+    if (!kind) continue;
+    const field = (name: string) => Number(new RegExp(` ${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
+    if (after !== undefined) figures.allocated += Math.max(0, field('total_size_before') - after);
+    after = field('total_size_after');
+    figures.pauseMs += field('pause');
+    figures.promoted += field('promoted');
+    if (kind === 's') figures.scavenges++;
+    else figures.full++;
+  }
+  return figures;
+}
+
 /** strace -c -f attached to pid until stop() is called: the summary table's rows. */
 function straceCount(pid: number, label: string) {
   const file = path.join(benchDir, `strace-${label}.txt`);
@@ -104,6 +137,16 @@ async function main() {
           .map((p, j) => bao.api('POST', `secret/data/${p}`, { data: { password: `v-${i + j}-xxxxxxxxxxxxxxxx` } })),
       );
     await bao.api('POST', 'secret/data/bench/same', { data: { password: 'same-xxxxxxxxxxxxxxxxxxxx' } });
+    if (values.gc) {
+      // Each process's flags as they would be, plus the GC trace (written to its log file).
+      const plus = (flags: string | undefined, fallback: string) => `${flags ?? fallback} --trace-gc-nvp`;
+      process.env.DSO_BENCH_NODE_ARGS = plus(process.env.DSO_BENCH_NODE_ARGS, ENTRYPOINT_NODE_ARGS.join(' '));
+      process.env.DSO_BENCH_COMPARE_NODE_ARGS = plus(
+        process.env.DSO_BENCH_COMPARE_NODE_ARGS,
+        ENTRYPOINT_NODE_ARGS.join(' '),
+      );
+      process.env.DSO_BENCH_FLOOR_NODE_ARGS = plus(process.env.DSO_BENCH_FLOOR_NODE_ARGS, '');
+    }
     const env = {
       VAULT_ADDR: bao.addr,
       VAULT_AUTH_METHOD: 'token',
@@ -126,8 +169,17 @@ async function main() {
         ? [getSecretBody('bench_same', 'dso://secret/data/bench/same#password')]
         : paths.map((p, i) => getSecretBody(`bench_l1_${i}`, `dso://secret/data/${p}#password`, i));
     const clients = targets.map(([, p]) => pluginClient(p.socket, new http.Agent({ keepAlive: true, maxSockets: C })));
-    const run = (k: number, n: number, offset: number) =>
-      closedLoop(C, n, 60_000, async (i) => void (await clients[k](bodies[(i + offset) % bodies.length])));
+    const served = targets.map(() => 0);
+    const run = async (k: number, n: number, offset: number) => {
+      const res = await closedLoop(
+        C,
+        n,
+        60_000,
+        async (i) => void (await clients[k](bodies[(i + offset) % bodies.length])),
+      );
+      served[k] += res.requests;
+      return res;
+    };
     for (let k = 0; k < targets.length; k++) if (Number(values.warmup) > 0) await run(k, Number(values.warmup), 0);
     const cpu = targets.map(() => new Map<string, number>());
     const switches = targets.map(() => new Map<string, number>());
@@ -204,6 +256,16 @@ async function main() {
       }
     }
     for (const [, p] of targets) await p.stop();
+    if (values.gc) {
+      for (let k = 0; k < targets.length; k++) {
+        const g = gcFigures(targets[k][1].logFile);
+        console.log(
+          `${targets[k][0].padEnd(10)} allocated ${(g.allocated / 1024 / served[k]).toFixed(1)} KB/req; GC pauses ` +
+            `${((g.pauseMs * 1000) / served[k]).toFixed(1)} µs/req (${g.scavenges} scavenges, ${g.full} full); ` +
+            `promoted ${(g.promoted / served[k]).toFixed(0)} B/req; over ${served[k]} requests, warm-up included`,
+        );
+      }
+    }
   } finally {
     await bao.stop();
   }
