@@ -18,7 +18,6 @@ import {
   errorReply,
   GetSecretRequest,
   SecretDriver,
-  SecretResult,
   SecretSource,
   valueReply,
 } from './protocol';
@@ -73,10 +72,22 @@ function parseBody(raw: unknown): unknown {
   }
 }
 
-/** A request's deadline as its driver sees it: an AbortSignal's two members, without an EventTarget per request. */
+/**
+ * A request's deadline: for its driver, an AbortSignal's two members (without an EventTarget
+ * per request); for the app, the timer that answers the request when the driver has not, and
+ * whether that happened (then the driver's late result is dropped).
+ */
 class RequestDeadline implements DeadlineSignal {
   aborted = false;
-  reason: unknown;
+  reason: unknown = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    readonly request: GetSecretRequest,
+    readonly res: ServerResponse,
+    /** performance.now() when the request arrived. */
+    readonly started: number,
+  ) {}
 
   abort(reason: unknown): void {
     this.aborted = true;
@@ -86,46 +97,16 @@ class RequestDeadline implements DeadlineSignal {
   throwIfAborted(): void {
     if (this.aborted) throw this.reason;
   }
+
+  /** The driver is done: true when it is in time to answer, false when the deadline answered already. */
+  settle(): boolean {
+    clearTimeout(this.timer);
+    return !this.aborted;
+  }
 }
 
-/** Runs the driver against a deadline; a late driver result is dropped, never crashes. */
-function withDeadline(
-  driver: SecretDriver,
-  request: GetSecretRequest,
-  ms: number,
-  timeoutMs: number,
-): Promise<SecretResult> {
-  return new Promise<SecretResult>((resolve, reject) => {
-    const controller = new RequestDeadline();
-    const timer = setTimeout(() => {
-      const err = new DsoError(
-        'ERR_TIMEOUT',
-        `no answer from Vault within DSO_TIMEOUT (${timeoutMs} ms); check that Vault is reachable and unsealed`,
-      );
-      controller.abort(err);
-      reject(err);
-    }, ms);
-    // Even a driver that throws synchronously settles here, inside the deadline.
-    let work: Promise<SecretResult>;
-    try {
-      work = Promise.resolve(driver.getSecret(request, controller));
-    } catch (err) {
-      clearTimeout(timer);
-      reject(err);
-      return;
-    }
-    work.then(
-      (result) => {
-        clearTimeout(timer);
-        resolve(result);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
-}
+const NO_REQUEST: GetSecretRequest = Object.freeze({});
+const NO_SOURCE: SecretSource = Object.freeze({});
 
 /**
  * The fast path takes the request when it is exactly what Docker sends: POST to the exact
@@ -147,26 +128,49 @@ export function createApp(options: AppOptions): express.Express {
 
   app.post('/Plugin.Activate', (_req, res) => send(res, 200, { Implements: ['secretprovider'] }));
 
-  /** GetSecret on a whole body (a Buffer, or what Express's parser left): reply, status record, metrics, log line. */
+  /**
+   * GetSecret on a whole body (a Buffer, or what Express's parser left): reply, status record,
+   * metrics, log line. The driver is awaited as it is; the request's deadline timer answers
+   * for it if it has not answered in time, and a late result is dropped, never a crash.
+   */
   async function getSecret(body: unknown, res: ServerResponse, started: number): Promise<void> {
-    let request: GetSecretRequest = {};
-    let source: SecretSource = {};
+    let request = NO_REQUEST;
+    let deadline: RequestDeadline | undefined;
     try {
       const checked = checkGetSecretRequest(parseBody(body));
       if (!checked.request) throw new DsoError('ERR_BAD_REQUEST', checked.problem!);
       request = checked.request;
-      const result = await withDeadline(driver, request, deadlineMs, options.timeoutMs);
-      source = result.source;
+      deadline = new RequestDeadline(request, res, started);
+      deadline.timer = setTimeout(expire, deadlineMs, deadline);
+      const result = await driver.getSecret(request, deadline);
+      if (!deadline.settle()) return;
       sendRaw(res, 200, valueReply(result));
-      record(request, source, started, { outcome: 'ok', doNotReuse: result.doNotReuse });
+      record(request, result.source, started, { outcome: 'ok', doNotReuse: result.doNotReuse });
     } catch (err) {
-      const { code, message, subcode } = describeError(err);
-      if ((err as { source?: SecretSource }).source) source = (err as { source: SecretSource }).source;
-      if (!res.headersSent) sendRaw(res, code === 'ERR_BAD_REQUEST' ? 400 : 500, errorReply(message));
-      record(request, source, started, { outcome: 'error', code, subcode, error: message });
-      if (code === 'ERR_INTERNAL')
-        logger.error('unexpected error while serving GetSecret', { error: String((err as Error)?.stack ?? err) });
+      // Even a driver that throws synchronously lands here, and its deadline timer is cleared.
+      if (deadline && !deadline.settle()) return;
+      fail(request, err, res, started);
     }
+  }
+
+  /** The deadline passed before the driver answered: ERR_TIMEOUT, and the driver is told to stop. */
+  function expire(deadline: RequestDeadline): void {
+    const err = new DsoError(
+      'ERR_TIMEOUT',
+      `no answer from Vault within DSO_TIMEOUT (${options.timeoutMs} ms); check that Vault is reachable and unsealed`,
+    );
+    deadline.abort(err);
+    fail(deadline.request, err, deadline.res, deadline.started);
+  }
+
+  /** A GetSecret that ends in an error: its reply (400 for a bad request, else 500), record and log line. */
+  function fail(request: GetSecretRequest, err: unknown, res: ServerResponse, started: number): void {
+    const { code, message, subcode } = describeError(err);
+    const source = (err as { source?: SecretSource } | undefined)?.source ?? NO_SOURCE;
+    if (!res.headersSent) sendRaw(res, code === 'ERR_BAD_REQUEST' ? 400 : 500, errorReply(message));
+    record(request, source, started, { outcome: 'error', code, subcode, error: message });
+    if (code === 'ERR_INTERNAL')
+      logger.error('unexpected error while serving GetSecret', { error: String((err as Error)?.stack ?? err) });
   }
 
   /** Reads the body itself (the 1 MiB limit as express.raw applies it) and serves GetSecret. */

@@ -406,7 +406,7 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
       const driver = new FakeDriver(() =>
         ++calls === 1 ? late.promise : Promise.resolve({ value: Buffer.from('second'), doNotReuse: false, source: {} }),
       );
-      const { app } = setup(driver, 100);
+      const { app, status } = setup(driver, 100);
       expect((await getSecret(app)).status).to.equal(500);
       late.reject(new Error('late failure'));
       late.resolve({ value: Buffer.from('late'), doNotReuse: false, source: {} });
@@ -414,6 +414,8 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
       const res = await getSecret(app);
       expect(res.status).to.equal(200);
       expect(Buffer.from(reply(res).Value!, 'base64').toString()).to.equal('second');
+      // The late result left no record of its own: one for the timeout, one for the second request.
+      expect(status.recentRecords().map((r) => r.code ?? r.outcome)).to.deep.equal(['ERR_TIMEOUT', 'ok']);
     });
   });
 
