@@ -42,7 +42,8 @@ export class KvEngine implements SecretEngine {
     if (options.version !== undefined && mount.kvVersion !== 2) {
       throw new DsoError('ERR_LABELS', `dso.version needs a KV v2 mount; ${mount.path} is KV v1`);
     }
-    const key = `${apiPath}@${options.version ?? 'latest'}`;
+    // '#' is in no path (reference.ts): a version's key never equals another path's.
+    const key = options.version === undefined ? apiPath : `${apiPath}#${options.version}`;
     return this.flights.run(key, () => this.ask(apiPath, mount, options), options.deadline);
   }
 

@@ -58,6 +58,9 @@ export const BUILT_IN_WRITES: readonly BuiltIn[] = [
 
 const BUILT_IN_GLOBS = BUILT_IN_WRITES.map((b) => ({ ...b, glob: compileGlob(b.below, {}, 'built-in write rule') }));
 
+/** Mount types with built-in write paths (PKI, SSH). */
+const WRITING_TYPES = new Set(BUILT_IN_WRITES.map((b) => b.type));
+
 const ENTRY = /^([^\s;?]+)\?([A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*)$/;
 
 /** Reads DSO_ALLOWED_WRITES: `pattern?name,name; pattern?name`. Throws on a malformed entry. */
@@ -98,6 +101,14 @@ export class WritePolicy {
     params: Record<string, string>,
     context: TemplateContext,
   ): 'read' | 'write' {
+    // The usual case, a read without parameters from a mount type that has no built-in writes,
+    // is decided before anything is built for the others.
+    let parameters = false;
+    for (const _name in params) {
+      parameters = true;
+      break;
+    }
+    if (!parameters && !WRITING_TYPES.has(mount.type)) return 'read';
     const names = Object.keys(params).sort();
     const below = `${apiPath}/`.startsWith(mount.path) ? apiPath.slice(mount.path.length) : undefined;
     const builtIn =
