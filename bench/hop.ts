@@ -141,10 +141,12 @@ async function main() {
       // Each process's flags as they would be, plus the GC trace (written to its log file).
       const plus = (flags: string | undefined, fallback: string) => `${flags ?? fallback} --trace-gc-nvp`;
       process.env.DSO_BENCH_NODE_ARGS = plus(process.env.DSO_BENCH_NODE_ARGS, ENTRYPOINT_NODE_ARGS.join(' '));
-      process.env.DSO_BENCH_COMPARE_NODE_ARGS = plus(
-        process.env.DSO_BENCH_COMPARE_NODE_ARGS,
-        ENTRYPOINT_NODE_ARGS.join(' '),
-      );
+      // Only where a second build runs: set alone, these flags would start one.
+      if (process.env.DSO_BENCH_COMPARE_DIST || process.env.DSO_BENCH_COMPARE_NODE_ARGS || values.dists)
+        process.env.DSO_BENCH_COMPARE_NODE_ARGS = plus(
+          process.env.DSO_BENCH_COMPARE_NODE_ARGS,
+          ENTRYPOINT_NODE_ARGS.join(' '),
+        );
       process.env.DSO_BENCH_FLOOR_NODE_ARGS = plus(process.env.DSO_BENCH_FLOOR_NODE_ARGS, '');
     }
     const env = {
