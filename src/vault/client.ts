@@ -16,7 +16,6 @@
 // Every answer's storage index is kept and sent again (consistency.ts): a standby that
 // trails the active node never answers DSO with older state than it has seen.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as https from 'node:https';
 import nodeVault from 'node-vault';
 import type { TlsSettings } from '../config/settings';
@@ -24,7 +23,7 @@ import { DsoError } from '../errors';
 import { FaultLog, Logger } from '../log';
 import { StorageIndex } from './consistency';
 import { healthState, VaultAbortedError, VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
-import { Agents, createTransport, TransportOptions, TransportResponse } from './transport';
+import { Agents, createAgents, createTransport, TransportOptions, TransportResponse } from './transport';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -141,14 +140,6 @@ function agentTls(tls: TlsSettings): https.AgentOptions {
     key: readTlsFile(tls.clientKeyFile, 'VAULT_CLIENT_KEY'),
     servername: tls.serverName,
     rejectUnauthorized: !tls.skipVerify,
-  };
-}
-
-/** Keep-alive agents shared by every address, so connections are reused, not re-handshaken. */
-export function createAgents(tls: https.AgentOptions): Agents {
-  return {
-    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 64, ...tls }),
   };
 }
 

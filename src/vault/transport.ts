@@ -6,6 +6,8 @@
 // errors that carry no request headers.
 import * as http from 'node:http';
 import * as https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DsoError } from '../errors';
 import { VaultAbortedError, VaultUnavailableError } from './errors';
 
@@ -105,6 +107,38 @@ function rawHeader(raw: string[], lowerName: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2)
     if (raw[i].length === lowerName.length && raw[i].toLowerCase() === lowerName) return raw[i + 1];
   return undefined;
+}
+
+/** TCP keep-alive's initial delay on pooled sockets (node's default). */
+const KEEP_ALIVE_PROBE_MS = 1000;
+
+/**
+ * Node's Agent.keepSocketAlive (a socket back to the pool once its response has ended) without
+ * building the response's header object to read one header: it reads the server's Keep-Alive
+ * hint from the raw headers. Node runs it in process.nextTick callbacks, which come before any
+ * promise continuation: every GetSecret's reply waited for it. As node's, for an agent
+ * without a timeout: the socket keeps no timeout, and a hint of a second or less means the
+ * server closes it too soon to reuse it.
+ */
+function keepSocketAlive(socket: Duplex): boolean {
+  const pooled = socket as Socket & { _httpMessage?: { res?: http.IncomingMessage } };
+  pooled.setKeepAlive(true, KEEP_ALIVE_PROBE_MS);
+  pooled.unref();
+  if (pooled.timeout) pooled.setTimeout(0);
+  const hint = pooled._httpMessage?.res?.rawHeaders;
+  const seconds = hint && /^timeout=(\d+)/.exec(rawHeader(hint, 'keep-alive') ?? '')?.[1];
+  return !seconds || Number(seconds) > 1;
+}
+
+/** Keep-alive agents shared by every address, so connections are reused, not re-handshaken. */
+export function createAgents(tls: https.AgentOptions): Agents {
+  const agents = {
+    http: new http.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS, maxSockets: 64 }),
+    https: new https.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS, maxSockets: 64, ...tls }),
+  };
+  agents.http.keepSocketAlive = keepSocketAlive;
+  agents.https.keepSocketAlive = keepSocketAlive;
+  return agents;
 }
 
 /** One attempt: the request in flight and whether its time ran out (then it ends as an abort). */

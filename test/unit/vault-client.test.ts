@@ -233,6 +233,56 @@ describe('VaultClient: the storage index (X-Vault-Index) it has seen goes with e
   });
 });
 
+describe("VaultClient: connections kept for reuse, as the server's Keep-Alive hint allows", () => {
+  let server: http.Server;
+  let address = '';
+  /** The Keep-Alive header the fake Vault answers with, if any. */
+  let hint: string | undefined;
+  /** The client port of each request's connection. */
+  const ports: number[] = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      ports.push(req.socket.remotePort ?? 0);
+      res.writeHead(200, { 'Content-Type': 'application/json', ...(hint ? { 'Keep-Alive': hint } : {}) });
+      res.end('{"data":{"k":"v"}}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  /** How many connections five reads one after the other took. */
+  async function connectionsFor(keepAlive: string | undefined): Promise<number> {
+    hint = keepAlive;
+    ports.length = 0;
+    const client = new VaultClient({
+      addresses: [address],
+      tls: { skipVerify: false },
+      logger: capturingLogger().logger,
+    });
+    try {
+      for (let i = 0; i < 5; i++) {
+        await client.call({ method: 'GET', path: `secret/${i}`, deadline: Date.now() + 5_000 });
+        await sleep(5); // the socket goes back to the pool after the answer is handed over
+      }
+    } finally {
+      client.close();
+    }
+    return new Set(ports).size;
+  }
+
+  it('reuses one connection without a hint, or with a timeout longer than a second', async () => {
+    expect(await connectionsFor(undefined)).to.equal(1);
+    expect(await connectionsFor('timeout=5, max=100')).to.equal(1);
+    expect(await connectionsFor('timeout=2')).to.equal(1);
+  });
+
+  it('does not reuse a connection the server says it closes within a second', async () => {
+    expect(await connectionsFor('timeout=1')).to.equal(5);
+  });
+});
+
 describe('VaultClient: the headers a request carries', () => {
   let server: http.Server;
   let port = 0;
