@@ -111,6 +111,8 @@ function rawHeader(raw: string[], lowerName: string): string | undefined {
 
 /** TCP keep-alive's initial delay on pooled sockets (node's default). */
 const KEEP_ALIVE_PROBE_MS = 1000;
+/** The server's idle timeout in a Keep-Alive header (`timeout=5, max=100`), in seconds. */
+const KEEP_ALIVE_TIMEOUT = /^timeout=(\d+)/;
 
 /**
  * Node's Agent.keepSocketAlive (a socket back to the pool once its response has ended) without
@@ -125,8 +127,9 @@ function keepSocketAlive(socket: Duplex): boolean {
   pooled.setKeepAlive(true, KEEP_ALIVE_PROBE_MS);
   pooled.unref();
   if (pooled.timeout) pooled.setTimeout(0);
-  const hint = pooled._httpMessage?.res?.rawHeaders;
-  const seconds = hint && /^timeout=(\d+)/.exec(rawHeader(hint, 'keep-alive') ?? '')?.[1];
+  const raw = pooled._httpMessage?.res?.rawHeaders;
+  const hint = raw && rawHeader(raw, 'keep-alive');
+  const seconds = hint ? KEEP_ALIVE_TIMEOUT.exec(hint)?.[1] : undefined;
   return !seconds || Number(seconds) > 1;
 }
 
