@@ -153,10 +153,17 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
 
   const dataDir = (node: HaNode): string => path.join(dir, node.name);
   const logFile = (node: HaNode): string => path.join(dir, `${node.name}.log`);
-  /** The end of a node's log: what a set-up error shows, since the dir goes when the run ends. */
-  const logTail = (node: HaNode, chars = 1_500): string => {
+  /**
+   * The end of a node's log: what a set-up error shows, since the dir goes when the run ends.
+   * Without the line a sealed node writes at each sys/health poll, which would fill it.
+   */
+  const logTail = (node: HaNode, chars = 2_000): string => {
     try {
-      return fs.readFileSync(logFile(node), 'utf8').slice(-chars);
+      const lines = fs
+        .readFileSync(logFile(node), 'utf8')
+        .split('\n')
+        .filter((line) => !line.includes('security barrier not initialized'));
+      return lines.join('\n').slice(-chars);
     } catch {
       return '(no log)';
     }
@@ -204,7 +211,11 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
       const health = await request(node.addr, 'GET', 'sys/health');
       return health.json.sealed === false ? true : undefined;
     }).catch((err: Error) => {
-      throw new Error(`${err.message}; its log ends:\n${logTail(node)}`);
+      const others = nodes.filter((other) => other !== node && other.process);
+      throw new Error(
+        `${err.message}; its log ends:\n${logTail(node)}` +
+          others.map((other) => `\n${other.name}'s log ends:\n${logTail(other, 1_000)}`).join(''),
+      );
     });
   };
 
@@ -272,7 +283,8 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
         return res.status === 200 && res.json.joined ? true : undefined;
       });
       try {
-        await unseal(node, 20_000);
+        // The second time longer: raft's replication to a peer backs off up to 10 s between tries.
+        await unseal(node, attempt === 1 ? 20_000 : 45_000);
         break;
       } catch (err) {
         if (attempt === 2) throw err;
