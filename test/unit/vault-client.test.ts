@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VaultClient } from '../../src/vault/client';
+import { Agent } from '../../src/vault/transport';
 import { capturingLogger, sleep } from './helpers';
 
 describe('VaultClient: faults and recoveries of an address', () => {
@@ -351,5 +352,14 @@ describe('VaultClient: the headers a request carries', () => {
     expect(read.headers.authorization).to.deep.equal([basic]);
     expect(write.headers.authorization).to.deep.equal([basic]);
     expect(read.headers.host).to.deep.equal([`127.0.0.1:${port}`]);
+  });
+});
+
+describe('the Vault transport', () => {
+  it("loads undici's Agent alone, the same class undici's index exports (an upgrade that moves it fails here)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const undici = require('undici') as typeof import('undici');
+    expect(Agent).to.be.a('function');
+    expect(Agent).to.equal(undici.Agent);
   });
 });
