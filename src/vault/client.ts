@@ -16,14 +16,20 @@
 // Every answer's storage index is kept and sent again (consistency.ts): a standby that
 // trails the active node never answers DSO with older state than it has seen.
 import * as fs from 'node:fs';
-import type { Agent } from 'undici';
 import nodeVault from 'node-vault';
 import type { TlsSettings } from '../config/settings';
 import { DsoError } from '../errors';
 import { FaultLog, Logger } from '../log';
 import { StorageIndex } from './consistency';
 import { healthState, VaultAbortedError, VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
-import { ConnectionTls, createConnectionPool, createTransport, TransportOptions, TransportResponse } from './transport';
+import {
+  Agent,
+  ConnectionTls,
+  createConnectionPool,
+  createTransport,
+  TransportOptions,
+  TransportResponse,
+} from './transport';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
