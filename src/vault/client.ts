@@ -9,27 +9,21 @@
 //
 // Layers: this class owns failover, deadlines, retries and address state for every call.
 // Reads (GET: KV reads, dynamic credentials, lookups) go straight to the transport
-// (transport.ts: undici's keep-alive pools, abort, connect timeout, redirect rules), as
+// (transport.ts: node's http with keep-alive, abort, connect timeout, redirect rules), as
 // node-vault would send them but without its per-call request validation and copying;
 // writes (auth logins, token and lease calls) go through node-vault's request(), which
 // adds the namespace and token headers and maps a non-2xx answer to its ApiResponseError.
 // Every answer's storage index is kept and sent again (consistency.ts): a standby that
 // trails the active node never answers DSO with older state than it has seen.
 import * as fs from 'node:fs';
+import * as https from 'node:https';
 import nodeVault from 'node-vault';
 import type { TlsSettings } from '../config/settings';
 import { DsoError } from '../errors';
 import { FaultLog, Logger } from '../log';
 import { StorageIndex } from './consistency';
 import { healthState, VaultAbortedError, VaultApiError, VaultUnavailableError, vaultErrorStrings } from './errors';
-import {
-  Agent,
-  ConnectionTls,
-  createConnectionPool,
-  createTransport,
-  TransportOptions,
-  TransportResponse,
-} from './transport';
+import { Agents, createAgents, createTransport, TransportOptions, TransportResponse } from './transport';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -138,8 +132,8 @@ function readTlsFile(file: string | undefined, setting: string): Buffer | undefi
   }
 }
 
-/** The TLS side of https connections, its files read once at start-up. */
-function connectionTls(tls: TlsSettings): ConnectionTls {
+/** The TLS side of the https agents, its files read once at start-up. */
+function agentTls(tls: TlsSettings): https.AgentOptions {
   return {
     ca: readTlsFile(tls.caCertFile, 'VAULT_CACERT'),
     cert: readTlsFile(tls.clientCertFile, 'VAULT_CLIENT_CERT'),
@@ -166,7 +160,7 @@ function sleep(ms: number): Promise<void> {
 
 export class VaultClient {
   private readonly endpoints: Endpoint[];
-  private readonly pool: Agent;
+  private readonly agents: Agents;
   private readonly transport: (options: TransportOptions) => Promise<TransportResponse>;
   /**
    * Health probes keep connections of their own. On the shared pool a probe due while a read
@@ -174,7 +168,7 @@ export class VaultClient {
    * network path is optimized deoptimized ~50 functions of it at once (measured with
    * --trace-deopt under one request at a time), and reads paid for the recompilation.
    */
-  private readonly probePool: Agent;
+  private readonly probeAgents: Agents;
   private readonly probeTransport: (options: TransportOptions) => Promise<TransportResponse>;
   /** The address that answered last. */
   private answered?: Endpoint;
@@ -197,14 +191,14 @@ export class VaultClient {
         'VAULT_ADDR has plain http addresses: the Vault token travels to them unencrypted; use https',
         { addresses: plain },
       );
-    const tls = connectionTls(options.tls);
-    this.pool = createConnectionPool(tls, CONNECT_TIMEOUT_MS);
-    this.probePool = createConnectionPool(tls, CONNECT_TIMEOUT_MS);
+    const tls = agentTls(options.tls);
+    this.agents = createAgents(tls);
+    this.probeAgents = createAgents(tls);
     this.faults = new FaultLog(options.logger);
     const origins = options.addresses.map((a) => new URL(a).origin);
     const learn = (index: string) => this.index.learn(index);
-    this.transport = createTransport(this.pool, origins, learn);
-    this.probeTransport = createTransport(this.probePool, origins, learn);
+    this.transport = createTransport(this.agents, origins, learn);
+    this.probeTransport = createTransport(this.probeAgents, origins, learn);
     this.rounds = options.rounds ?? 3;
     this.backoffMs = options.backoffMs ?? 100;
     this.probeIntervalMs = options.probeIntervalMs ?? 1_000;
@@ -415,6 +409,7 @@ export class VaultClient {
         method: 'GET',
         // The transport's own timer, as for reads: a probe's request is shaped as a read's.
         timeoutMs: PROBE_TIMEOUT_MS,
+        connectTimeout: CONNECT_TIMEOUT_MS,
       });
       endpoint.lastHealthAt = Date.now();
       endpoint.state = healthState(statusCode) ?? 'unknown';
@@ -454,6 +449,7 @@ export class VaultClient {
     const headers: Record<string, string> = Object.assign({}, call.headers);
     if (call.token) headers['X-Vault-Token'] = call.token;
     this.index.stamp(headers);
+    const connectTimeout = Math.min(CONNECT_TIMEOUT_MS, budget);
     try {
       let body: T;
       if (call.method === 'GET' && call.body === undefined) {
@@ -467,6 +463,7 @@ export class VaultClient {
           headers,
           signal: call.signal,
           timeoutMs: budget,
+          connectTimeout,
         });
         if (answer.statusCode !== 200 && answer.statusCode !== 204)
           throw apiError(answer.statusCode, answer.body, call.path);
@@ -480,6 +477,7 @@ export class VaultClient {
           headers,
           signal: call.signal,
           timeoutMs: budget,
+          connectTimeout,
         })) as T;
       }
       this.attempts.ok++;
@@ -497,7 +495,9 @@ export class VaultClient {
   close(): void {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    // Open connections are closed at once; requests still in flight end as network errors.
-    for (const pool of [this.pool, this.probePool]) void pool.destroy().catch(noop);
+    for (const agents of [this.agents, this.probeAgents]) {
+      agents.http.destroy();
+      agents.https.destroy();
+    }
   }
 }

@@ -1,39 +1,27 @@
-// The HTTP transport under node-vault: undici's connection pools with keep-alive, a time
+// The HTTP transport under node-vault: node's own http/https with keep-alive agents, a time
 // limit (one timer, no AbortController per attempt), the caller's abort signal and a connect
-// timeout on every new connection (so a hung or trickling address never keeps a pooled
-// connection past its budget), 307/308 redirects followed only to an address the operator
-// named (VAULT_ADDR, or the same host) and never from https to http, and errors that carry
-// no request headers.
-//
-// Why undici and not node's http: undici hands a response's end to its handler straight from
-// the socket's data, and nothing else is queued before the answer's promise continues. Node's
-// http client queues its own work at a response's end (the socket back to the agent's pool,
-// 'close' events) in process.nextTick callbacks, which all run before any promise
-// continuation: every GetSecret's reply waited for them (BENCHMARKS.md, wave 7, item 8).
-import type { ConnectionOptions } from 'node:tls';
-import type { Agent as UndiciAgent, Dispatcher } from 'undici';
+// timeout on every attempt (so a hung or trickling address never keeps a pooled connection
+// past its budget), 307/308 redirects followed only to an address
+// the operator named (VAULT_ADDR, or the same host) and never from https to http, and
+// errors that carry no request headers.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DsoError } from '../errors';
 import { VaultAbortedError, VaultUnavailableError } from './errors';
-
-/**
- * undici's Agent, loaded alone: the package's index also loads fetch, WebSocket, caches and
- * mocks, which the plugin never uses and which cost about 9 MiB of RSS and 30 ms at start-up
- * (measured). undici has no exports map; this is the module its index exports as Agent
- * (a unit test checks that they are one).
- */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
-export type Agent = UndiciAgent;
 
 export interface TransportOptions {
   uri: string;
   method: string;
   headers?: Record<string, string>;
   json?: unknown;
-  /** Aborts the attempt (its budget, or the caller's deadline); the connection is closed, not pooled. */
+  /** Aborts the attempt (its budget, or the caller's deadline); the socket is destroyed, not pooled. */
   signal?: AbortSignal;
   /** Milliseconds the whole attempt (redirects included) may take: then it ends as an abort does. */
   timeoutMs?: number;
+  /** Milliseconds a new connection may take to be established. */
+  connectTimeout?: number;
 }
 
 export interface TransportResponse {
@@ -42,25 +30,13 @@ export interface TransportResponse {
   request: { path: string };
 }
 
-/** TLS settings of every https connection: CA, client certificate, server name, verification. */
-export type ConnectionTls = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername' | 'rejectUnauthorized'>;
+export interface Agents {
+  http: http.Agent;
+  https: https.Agent;
+}
 
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 const MAX_REDIRECTS = 3;
-/** Connections per address, at most (node's agents had the same bound). */
-const MAX_CONNECTIONS = 64;
-/** TCP keep-alive's initial delay on pooled connections (node's agents' default). */
-const KEEP_ALIVE_PROBE_MS = 1_000;
-/**
- * How long an idle connection is kept when the server gives no Keep-Alive hint. OpenBao and
- * Vault give none and close idle connections after minutes (http_idle_timeout, 5 min).
- */
-const IDLE_CONNECTION_MS = 30_000;
-/**
- * Taken off a server's Keep-Alive hint (`timeout=N`): a connection is kept N s less this, so
- * a hint of a second or less means the server closes it too soon to reuse it (as node's agents).
- */
-const KEEP_ALIVE_MARGIN_MS = 1_000;
 
 function networkReason(err: NodeJS.ErrnoException): string {
   const known: Record<string, string> = {
@@ -71,23 +47,23 @@ function networkReason(err: NodeJS.ErrnoException): string {
     ENOTFOUND: 'host name not found',
     EAI_AGAIN: 'host name lookup failed',
     EPIPE: 'connection closed',
-    UND_ERR_SOCKET: 'connection closed',
-    UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
+    ECONNECTTIMEOUT: 'connect timed out',
     DEPTH_ZERO_SELF_SIGNED_CERT: 'TLS: self-signed certificate (set VAULT_CACERT to its CA)',
     UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'TLS: certificate not signed by a trusted CA (set VAULT_CACERT)',
     SELF_SIGNED_CERT_IN_CHAIN: 'TLS: self-signed certificate in chain (set VAULT_CACERT to its CA)',
     ERR_TLS_CERT_ALTNAME_INVALID: 'TLS: certificate does not match the host name (set VAULT_TLS_SERVER_NAME)',
     CERT_HAS_EXPIRED: 'TLS: certificate has expired',
   };
-  // A connection's own error, when undici wraps it (a TLS error in a closed socket, say).
-  const code = err.code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
-  return known[code ?? ''] ?? `${code ?? 'network error'}`;
+  return known[err.code ?? ''] ?? `${err.code ?? 'network error'}`;
 }
 
-/** Where a request goes: the origin undici's pool is keyed by, and the path, parsed once per origin. */
+/** Where a request goes: what node's http.request takes, parsed once per origin. */
 interface Target {
   protocol: string;
   hostname: string;
+  port?: number;
+  /** The Host header: host and port as the URL writes them (brackets for IPv6, no default port). */
+  host: string;
   /** The Authorization header for credentials in the URL (user:password@), if any. */
   authorization?: string;
   path: string;
@@ -99,16 +75,20 @@ const VERBATIM_PATH = /^\/[A-Za-z0-9_\-@+=:,~/%.]*(?:\?[A-Za-z0-9_\-@+=:,~/%.&]*
 /** A "." or ".." segment, or what URL would take for one ("%2e"): such a path is parsed. */
 const DOT_SEGMENT = /\/\.\.?(?:[/?]|$)|%2e/i;
 
-/** The Authorization header for the credentials written in `url`, as node sent its `auth` option. */
+/** The Authorization header for the credentials written in `url`, as node sends its `auth` option. */
 function basicAuthorization(url: URL): string {
   const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
   return `Basic ${Buffer.from(credentials).toString('base64')}`;
 }
 
+/** What node's http.request(url) would take from `url` (its urlToHttpOptions). */
 function targetOf(url: URL): Target {
   return {
     protocol: url.protocol,
-    hostname: url.hostname,
+    // http.request wants an IPv6 literal without its brackets.
+    hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+    port: url.port === '' ? undefined : Number(url.port),
+    host: url.host,
     authorization: url.username || url.password ? basicAuthorization(url) : undefined,
     path: `${url.pathname}${url.search}`,
     origin: url.origin,
@@ -122,129 +102,135 @@ interface Answer {
   text: string;
 }
 
-/**
- * Keep-alive connections shared by every address, so connections are reused, not
- * re-handshaken. A new connection must be up within `connectTimeoutMs`; an attempt's own
- * timer bounds the rest (undici's header and body timeouts are off).
- */
-export function createConnectionPool(tls: ConnectionTls, connectTimeoutMs: number): Agent {
-  return new Agent({
-    connections: MAX_CONNECTIONS,
-    pipelining: 1,
-    keepAliveTimeout: IDLE_CONNECTION_MS,
-    keepAliveTimeoutThreshold: KEEP_ALIVE_MARGIN_MS,
-    headersTimeout: 0,
-    bodyTimeout: 0,
-    connect: { ...tls, timeout: connectTimeoutMs, keepAlive: true, keepAliveInitialDelay: KEEP_ALIVE_PROBE_MS },
-  });
+/** A header's value from rawHeaders (names as sent, any case), without building res.headers. */
+function rawHeader(raw: string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i].length === lowerName.length && raw[i].toLowerCase() === lowerName) return raw[i + 1];
+  return undefined;
 }
 
+/** TCP keep-alive's initial delay on pooled sockets (node's default). */
+const KEEP_ALIVE_PROBE_MS = 1000;
+/** The server's idle timeout in a Keep-Alive header (`timeout=5, max=100`), in seconds. */
+const KEEP_ALIVE_TIMEOUT = /^timeout=(\d+)/;
+
 /**
- * One attempt: its request's controller once undici has one (when the request is written
- * on a connection), whether it ended, and how to end it early.
+ * Node's Agent.keepSocketAlive (a socket back to the pool once its response has ended) without
+ * building the response's header object to read one header: it reads the server's Keep-Alive
+ * hint from the raw headers. Node runs it in process.nextTick callbacks, which come before any
+ * promise continuation: every GetSecret's reply waited for it. As node's, for an agent
+ * without a timeout: the socket keeps no timeout, and a hint of a second or less means the
+ * server closes it too soon to reuse it.
  */
-class Attempt {
-  controller: Dispatcher.DispatchController | undefined;
-  /** Set when the attempt has ended early: its time ran out, or the caller aborted. */
-  abortedEarly = false;
-  /** Rejects the promise of the request in flight, if any. */
-  private fail: ((err: Error) => void) | undefined;
+function keepSocketAlive(socket: Duplex): boolean {
+  const pooled = socket as Socket & { _httpMessage?: { res?: http.IncomingMessage } };
+  pooled.setKeepAlive(true, KEEP_ALIVE_PROBE_MS);
+  pooled.unref();
+  if (pooled.timeout) pooled.setTimeout(0);
+  const raw = pooled._httpMessage?.res?.rawHeaders;
+  const hint = raw && rawHeader(raw, 'keep-alive');
+  const seconds = hint ? KEEP_ALIVE_TIMEOUT.exec(hint)?.[1] : undefined;
+  return !seconds || Number(seconds) > 1;
+}
 
-  /** The origin asked now (a redirect moves it): what an aborted attempt names. */
-  constructor(public origin: string) {}
+/** Keep-alive agents shared by every address, so connections are reused, not re-handshaken. */
+export function createAgents(tls: https.AgentOptions): Agents {
+  const agents = {
+    http: new http.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS, maxSockets: 64 }),
+    https: new https.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS, maxSockets: 64, ...tls }),
+  };
+  agents.http.keepSocketAlive = keepSocketAlive;
+  agents.https.keepSocketAlive = keepSocketAlive;
+  return agents;
+}
 
-  bind(fail: (err: Error) => void): void {
-    this.fail = fail;
-  }
-
-  /** Ends the attempt at once: the request in flight is aborted (its connection closed, not pooled). */
-  abort(): void {
-    this.abortedEarly = true;
-    const err = new VaultAbortedError(this.origin);
-    this.controller?.abort(err);
-    this.fail?.(err);
-  }
+/** One attempt: the request in flight and whether its time ran out (then it ends as an abort). */
+interface Attempt {
+  request: http.ClientRequest | undefined;
+  expired: boolean;
 }
 
 /** An attempt's timer: a module function given the attempt, not a closure per request. */
 function expire(attempt: Attempt): void {
-  attempt.abort();
+  attempt.expired = true;
+  attempt.request?.destroy(Object.assign(new Error('attempt timed out'), { name: 'AbortError' }));
 }
 
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function once(options: TransportOptions, target: Target, pool: Agent, attempt: Attempt): Promise<Answer> {
+function once(options: TransportOptions, target: Target, agents: Agents, attempt: Attempt): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    if (options.signal?.aborted || attempt.abortedEarly) {
-      reject(new VaultAbortedError(target.origin));
-      return;
-    }
-    attempt.origin = target.origin;
-    attempt.controller = undefined;
-    const payload = options.json === undefined ? undefined : JSON.stringify(options.json);
-    // The headers as a flat list (name, value, ...), written out by undici as they are. The
-    // Host header is undici's, from the origin.
-    const headers: string[] = [];
+    const isHttps = target.protocol === 'https:';
+    const payload = options.json === undefined ? undefined : Buffer.from(JSON.stringify(options.json));
+    // The headers as a flat list (name, value, ...), written out by node as they are: an object
+    // costs a setHeader per header (a lowercased copy of the name, an entry in a map). Given a
+    // list, node adds neither Host nor Authorization itself: they are here.
+    const headers: string[] = ['Host', target.host];
     if (target.authorization !== undefined) headers.push('Authorization', target.authorization);
     if (options.headers?.Accept === undefined) headers.push('Accept', 'application/json');
     for (const name in options.headers) headers.push(name, options.headers[name]);
-    if (payload !== undefined) headers.push('Content-Type', 'application/json');
-    let settled = false;
-    const settle = (err: Error | undefined, answer?: Answer): void => {
-      if (settled) return;
-      settled = true;
-      attempt.bind(() => undefined);
-      if (err) reject(err);
-      else resolve(answer as Answer);
+    if (payload) headers.push('Content-Type', 'application/json', 'Content-Length', String(payload.length));
+    if (options.signal?.aborted || attempt.expired) {
+      reject(new VaultAbortedError(target.origin));
+      return;
+    }
+    // Only what is set: node copies every property of these twice per request (ClientRequest,
+    // then the agent), undefined ones too. The protocol is the module's (http or https).
+    const requestOptions: http.RequestOptions = {
+      hostname: target.hostname,
+      port: target.port,
+      path: target.path,
+      method: options.method,
+      headers,
+      agent: isHttps ? agents.https : agents.http,
     };
-    attempt.bind((err) => settle(err));
-    let status = 0;
-    let location: string | undefined;
-    let index: string | undefined;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(controller) {
-        attempt.controller = controller;
-        // Ended before the request had a connection: it goes no further.
-        if (attempt.abortedEarly) controller.abort(new VaultAbortedError(target.origin));
-      },
-      onResponseStart(_controller, statusCode, responseHeaders) {
-        status = statusCode;
-        if (statusCode === 307 || statusCode === 308) location = headerText(responseHeaders.location);
-        index = headerText(responseHeaders['x-vault-index']);
-      },
-      onResponseData(controller, chunk) {
+    if (options.signal) requestOptions.signal = options.signal;
+    const req = (isHttps ? https : http).request(requestOptions);
+    attempt.request = req;
+    let connectTimer: NodeJS.Timeout | undefined;
+    const clearConnectTimer = () => {
+      if (connectTimer) clearTimeout(connectTimer);
+      connectTimer = undefined;
+    };
+    // Only a new connection is timed; a pooled one is already connected.
+    req.on('socket', (socket) => {
+      if (!socket.connecting || options.connectTimeout === undefined) return;
+      connectTimer = setTimeout(
+        () => req.destroy(Object.assign(new Error('connect timed out'), { code: 'ECONNECTTIMEOUT' })),
+        options.connectTimeout,
+      );
+      socket.once('connect', clearConnectTimer);
+      req.once('close', clearConnectTimer);
+    });
+    const fail = (err: NodeJS.ErrnoException) => {
+      clearConnectTimer();
+      if (options.signal?.aborted || attempt.expired || err.name === 'AbortError')
+        reject(new VaultAbortedError(target.origin));
+      else reject(new VaultUnavailableError(target.origin, networkReason(err)));
+    };
+    req.on('error', fail);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > MAX_RESPONSE_BYTES) {
-          controller.abort(Object.assign(new Error('response too large'), { code: 'ERESPONSETOOLARGE' }));
+          req.destroy(Object.assign(new Error('response too large'), { code: 'ERESPONSETOOLARGE' }));
           return;
         }
         chunks.push(chunk);
-      },
-      onResponseEnd() {
-        settle(undefined, {
-          status,
-          location,
-          index,
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          // res.headers is built from the raw headers when first read: only a redirect needs it.
+          location: res.statusCode === 307 || res.statusCode === 308 ? res.headers.location : undefined,
+          index: rawHeader(res.rawHeaders, 'x-vault-index'),
           text: chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
-        });
-      },
-      onResponseError(_controller, err) {
-        if (err instanceof VaultAbortedError || options.signal?.aborted || attempt.abortedEarly)
-          settle(new VaultAbortedError(target.origin));
-        else settle(new VaultUnavailableError(target.origin, networkReason(err as NodeJS.ErrnoException)));
-      },
-    };
-    try {
-      const method = options.method as Dispatcher.HttpMethod;
-      pool.dispatch({ origin: target.origin, path: target.path, method, headers, body: payload }, handler);
-    } catch (err) {
-      // A request undici refuses before sending it (a header it cannot write, say).
-      settle(new VaultUnavailableError(target.origin, networkReason(err as NodeJS.ErrnoException)));
-    }
+        }),
+      );
+      res.on('error', fail);
+      res.on('aborted', () => fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    });
+    req.end(payload);
   });
 }
 
@@ -255,7 +241,7 @@ function once(options: TransportOptions, target: Target, pool: Agent, attempt: A
  * answer's X-Vault-Index (OpenBao 2.7 and later), reads and node-vault's writes alike.
  */
 export function createTransport(
-  pool: Agent,
+  agents: Agents,
   namedOrigins: Iterable<string> = [],
   onIndex?: (index: string) => void,
 ): (options: TransportOptions) => Promise<TransportResponse> {
@@ -264,7 +250,7 @@ export function createTransport(
   const origins = new Map<string, Target>();
 
   /**
-   * The uri as origin and path. WHATWG URL parses it, unless its origin was seen
+   * The uri as http.request takes it. WHATWG URL parses it, unless its origin was seen
    * before written exactly as URL writes origins and its path is one URL leaves as it is.
    */
   const parse = (uri: string): Target => {
@@ -276,6 +262,8 @@ export function createTransport(
         return {
           protocol: known.protocol,
           hostname: known.hostname,
+          port: known.port,
+          host: known.host,
           authorization: known.authorization,
           path,
           origin: known.origin,
@@ -288,24 +276,21 @@ export function createTransport(
   };
 
   return async (options) => {
-    const first = parse(options.uri);
-    const attempt = new Attempt(first.origin);
+    const attempt: Attempt = { request: undefined, expired: false };
     // One timer for the attempt, redirects included; when it fires the request in flight is
-    // aborted (its connection closed, not pooled) and the attempt ends as an aborted one.
+    // destroyed (its socket is not pooled) and the attempt ends as an aborted one.
     const timer =
       options.timeoutMs === undefined
         ? undefined
         : setTimeout(expire, Math.max(1, Math.floor(options.timeoutMs)), attempt).unref();
-    const signal = options.signal;
-    const onAbort = signal ? () => attempt.abort() : undefined;
-    if (onAbort) signal?.addEventListener('abort', onAbort, { once: true });
     try {
       let current = options;
+      const first = parse(options.uri);
       let target = first;
       for (let hop = 0; ; hop++) {
         let answer: Answer;
         try {
-          answer = await once(current, target, pool, attempt);
+          answer = await once(current, target, agents, attempt);
         } catch (err) {
           // A redirect target that cannot be reached (an HA standby pointing at the active
           // node that just died) says nothing about the address the operator named.
@@ -350,7 +335,6 @@ export function createTransport(
       }
     } finally {
       if (timer) clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
   };
 }
