@@ -125,8 +125,9 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
   };
 
   before(async function () {
-    // Three OpenBao nodes to start, join and see as healthy voters: minutes on a loaded machine.
-    this.timeout(240_000);
+    // Three OpenBao nodes to start, join and see as healthy voters: minutes on a loaded
+    // machine, twice if the first set-up fails (startOpenBaoCluster starts a fresh one).
+    this.timeout(480_000);
     await startEngine();
     cluster = await startOpenBaoCluster();
     pg = sharedPostgres();

@@ -132,7 +132,7 @@ async function until<T>(what: string, withinMs: number, probe: () => Promise<T |
   }
 }
 
-export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
+async function startClusterOnce(size: number): Promise<HaCluster> {
   cleanLeftovers();
   const dir = path.join(workDir, `${PREFIX}${process.pid}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -205,17 +205,10 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
 
   const unseal = async (node: HaNode, withinMs = 30_000): Promise<void> => {
     const res = await request(node.addr, 'PUT', 'sys/unseal', { key: unsealKey });
-    if (res.status !== 200)
-      throw new Error(`OpenBao HA: unsealing ${node.name} answered ${res.status}; its log ends:\n${logTail(node)}`);
+    if (res.status !== 200) throw new Error(`OpenBao HA: unsealing ${node.name} answered ${res.status}`);
     await until(`${node.name} unsealed`, withinMs, async () => {
       const health = await request(node.addr, 'GET', 'sys/health');
       return health.json.sealed === false ? true : undefined;
-    }).catch((err: Error) => {
-      const others = nodes.filter((other) => other !== node && other.process);
-      throw new Error(
-        `${err.message}; its log ends:\n${logTail(node)}` +
-          others.map((other) => `\n${other.name}'s log ends:\n${logTail(other, 1_000)}`).join(''),
-      );
     });
   };
 
@@ -245,106 +238,118 @@ export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
       return undefined;
     });
 
-  for (const node of nodes) await launch(node);
-  const first = nodes[0];
-  // Initialising raft storage takes seconds on a busy machine.
-  const init = await request(
-    first.addr,
-    'PUT',
-    'sys/init',
-    { secret_shares: 1, secret_threshold: 1 },
-    undefined,
-    60_000,
-  );
-  if (init.status !== 200) throw new Error(`OpenBao HA: init answered ${init.status}`);
-  unsealKey = secret(String(init.json.keys_base64?.[0] ?? init.json.keys?.[0]));
-  rootToken = secret(String(init.json.root_token));
-  await unseal(first);
-  await active(30_000);
-  // Autopilot waits 10 s by default before it makes a joined node a voter; 1 s keeps the
-  // bed quick, and the killed-leader tests need every node a voter (quorum).
-  await until('autopilot configured', 10_000, async () => {
-    const res = await request(
+  /** Ends what the set-up started: its servers, its proxies, its dir. */
+  const teardown = async (): Promise<void> => {
+    for (const node of nodes) await kill(node);
+    for (const node of nodes) await node.clusterProxy.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    dirs.delete(dir);
+  };
+
+  try {
+    for (const node of nodes) await launch(node);
+    const first = nodes[0];
+    // Initialising raft storage takes seconds on a busy machine.
+    const init = await request(
       first.addr,
-      'POST',
-      'sys/storage/raft/autopilot/configuration',
-      { server_stabilization_time: '1s' },
-      rootToken,
+      'PUT',
+      'sys/init',
+      { secret_shares: 1, secret_threshold: 1 },
+      undefined,
+      60_000,
     );
-    return res.status === 204 || res.status === 200 ? true : undefined;
-  });
-  // A joining node unseals in the background once the leader has streamed it the keyring; if
-  // that fails it stays sealed for good and only says why in its log (seen once in CI). Such a
-  // node starts again from empty storage, once; a second failure fails the set-up, with the log.
-  for (const node of nodes.slice(1)) {
-    for (let attempt = 1; ; attempt++) {
+    if (init.status !== 200) throw new Error(`OpenBao HA: init answered ${init.status}`);
+    unsealKey = secret(String(init.json.keys_base64?.[0] ?? init.json.keys?.[0]));
+    rootToken = secret(String(init.json.root_token));
+    await unseal(first);
+    await active(30_000);
+    // Autopilot waits 10 s by default before it makes a joined node a voter; 1 s keeps the
+    // bed quick, and the killed-leader tests need every node a voter (quorum).
+    await until('autopilot configured', 10_000, async () => {
+      const res = await request(
+        first.addr,
+        'POST',
+        'sys/storage/raft/autopilot/configuration',
+        { server_stabilization_time: '1s' },
+        rootToken,
+      );
+      return res.status === 204 || res.status === 200 ? true : undefined;
+    });
+    for (const node of nodes.slice(1)) {
       await until(`${node.name} joined`, 30_000, async () => {
         const res = await request(node.addr, 'PUT', 'sys/storage/raft/join', { leader_api_addr: first.addr });
         return res.status === 200 && res.json.joined ? true : undefined;
       });
-      try {
-        // The second time longer: raft's replication to a peer backs off up to 10 s between tries.
-        await unseal(node, attempt === 1 ? 20_000 : 45_000);
-        break;
-      } catch (err) {
-        if (attempt === 2) throw err;
-        process.stderr.write(`${(err as Error).message}\n(${node.name} joins again from empty storage)\n`);
-        await kill(node);
-        await request(first.addr, 'POST', 'sys/storage/raft/remove-peer', { server_id: node.name }, rootToken);
-        fs.rmSync(dataDir(node), { recursive: true, force: true });
-        await launch(node);
-      }
+      await unseal(node);
     }
-  }
 
-  const cluster: HaCluster = {
-    nodes,
-    addrs: nodes.map((n) => n.addr),
-    rootToken,
-    async api(method, apiPath, body, node) {
-      const target = node ?? (await active());
-      const res = await request(target.addr, method, apiPath, body, rootToken);
-      if (res.status < 200 || res.status >= 300)
-        throw new Error(
-          `OpenBao HA ${method} ${apiPath}: ${res.status} ${JSON.stringify(res.json.errors ?? res.json)}`,
-        );
-      return res.json;
-    },
-    role,
-    active,
-    kill,
-    async restart(node, options = {}) {
-      await cluster.kill(node);
-      await launch(node);
-      if (options.unseal) await unseal(node);
-    },
-    unseal,
-    holdReplication: (node) => node.clusterProxy.hold(),
-    // Autopilot's health lags on a loaded 2-core machine (a node's last contact, its index):
-    // allow two minutes, and say what was seen last when it is not reached.
-    async waitVoters(withinMs = 120_000) {
-      let seen = 'no answer';
-      await until('every node a healthy raft voter', withinMs, async () => {
-        const state = await cluster.api<{
-          data: { healthy: boolean; servers: Record<string, { status: string; healthy: boolean }> };
-        }>('GET', 'sys/storage/raft/autopilot/state');
-        const servers = Object.values(state.data.servers ?? {});
-        seen = `healthy=${state.data.healthy}, ${servers.map((s) => `${s.status}/${s.healthy ? 'ok' : 'unhealthy'}`)}`;
-        return state.data.healthy &&
-          servers.length === nodes.length &&
-          servers.every((s) => s.status === 'voter' || s.status === 'leader')
-          ? true
-          : undefined;
-      }).catch((err: Error) => {
-        throw new Error(`${err.message} (last seen: ${seen})`);
-      });
-    },
-    async stop() {
-      for (const node of nodes) await cluster.kill(node);
-      for (const node of nodes) await node.clusterProxy.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-      dirs.delete(dir);
-    },
-  };
-  return cluster;
+    const cluster: HaCluster = {
+      nodes,
+      addrs: nodes.map((n) => n.addr),
+      rootToken,
+      async api(method, apiPath, body, node) {
+        const target = node ?? (await active());
+        const res = await request(target.addr, method, apiPath, body, rootToken);
+        if (res.status < 200 || res.status >= 300)
+          throw new Error(
+            `OpenBao HA ${method} ${apiPath}: ${res.status} ${JSON.stringify(res.json.errors ?? res.json)}`,
+          );
+        return res.json;
+      },
+      role,
+      active,
+      kill,
+      async restart(node, options = {}) {
+        await cluster.kill(node);
+        await launch(node);
+        if (options.unseal) await unseal(node);
+      },
+      unseal,
+      holdReplication: (node) => node.clusterProxy.hold(),
+      // Autopilot's health lags on a loaded 2-core machine (a node's last contact, its index):
+      // allow two minutes, and say what was seen last when it is not reached.
+      async waitVoters(withinMs = 120_000) {
+        let seen = 'no answer';
+        await until('every node a healthy raft voter', withinMs, async () => {
+          const state = await cluster.api<{
+            data: { healthy: boolean; servers: Record<string, { status: string; healthy: boolean }> };
+          }>('GET', 'sys/storage/raft/autopilot/state');
+          const servers = Object.values(state.data.servers ?? {});
+          seen = `healthy=${state.data.healthy}, ${servers.map((s) => `${s.status}/${s.healthy ? 'ok' : 'unhealthy'}`)}`;
+          return state.data.healthy &&
+            servers.length === nodes.length &&
+            servers.every((s) => s.status === 'voter' || s.status === 'leader')
+            ? true
+            : undefined;
+        }).catch((err: Error) => {
+          throw new Error(`${err.message} (last seen: ${seen})`);
+        });
+      },
+      stop: teardown,
+    };
+    // The tests that kill the active node need every node a voter (quorum).
+    await cluster.waitVoters(60_000);
+    return cluster;
+  } catch (err) {
+    // The dir and its logs go with the teardown: what they say goes into the error.
+    const logs = nodes.map((node) => `\n${node.name}'s log ends:\n${logTail(node)}`).join('');
+    await teardown();
+    throw new Error(`${(err as Error).message}${logs}`);
+  }
+}
+
+/**
+ * A cluster whose set-up fails is ended, its error printed with every node's log, and a fresh
+ * one (new ports, new storage) is started once more. Set-up failed now and then in full runs
+ * of the suite on this 2-core machine, for reasons only OpenBao's logs tell: a joined standby
+ * that stayed sealed, or one that never became a healthy voter (twice in about six full runs,
+ * never in 145 bare starts in a loop).
+ */
+export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
+  try {
+    return await startClusterOnce(size);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n(OpenBao HA: set-up failed; starting a fresh cluster)\n`);
+    return startClusterOnce(size);
+  }
 }
