@@ -151,7 +151,6 @@ async function startClusterOnce(size: number): Promise<HaCluster> {
   let rootToken = '';
   let unsealKey = '';
 
-  const dataDir = (node: HaNode): string => path.join(dir, node.name);
   const logFile = (node: HaNode): string => path.join(dir, `${node.name}.log`);
   /**
    * The end of a node's log: what a set-up error shows, since the dir goes when the run ends.
@@ -170,7 +169,7 @@ async function startClusterOnce(size: number): Promise<HaCluster> {
   };
 
   const launch = async (node: HaNode): Promise<void> => {
-    const data = dataDir(node);
+    const data = path.join(dir, node.name);
     fs.mkdirSync(data, { recursive: true });
     const config = path.join(dir, `${node.name}.hcl`);
     fs.writeFileSync(
@@ -203,10 +202,10 @@ async function startClusterOnce(size: number): Promise<HaCluster> {
     });
   };
 
-  const unseal = async (node: HaNode, withinMs = 30_000): Promise<void> => {
+  const unseal = async (node: HaNode): Promise<void> => {
     const res = await request(node.addr, 'PUT', 'sys/unseal', { key: unsealKey });
     if (res.status !== 200) throw new Error(`OpenBao HA: unsealing ${node.name} answered ${res.status}`);
-    await until(`${node.name} unsealed`, withinMs, async () => {
+    await until(`${node.name} unsealed`, 30_000, async () => {
       const health = await request(node.addr, 'GET', 'sys/health');
       return health.json.sealed === false ? true : undefined;
     });
