@@ -133,7 +133,6 @@ describe('an OpenBao HA cluster (3 raft nodes)', function () {
     pg = sharedPostgres();
     // Root sets the cluster up (mounts, policies, the AppRole): the plugin gets only the README's policies.
     await cluster.api('POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
-    await cluster.waitVoters();
     await configureDatabaseEngine((m, p, b) => cluster.api(m, p, b), pg, {
       role: 'ha',
       // Renewed at about two thirds (6-7.5 s), while or just after the active node killed at

@@ -326,7 +326,7 @@ async function startClusterOnce(size: number): Promise<HaCluster> {
       },
       stop: teardown,
     };
-    // The tests that kill the active node need every node a voter (quorum).
+    // Set up means every node a healthy voter (see the autopilot setting above).
     await cluster.waitVoters(60_000);
     return cluster;
   } catch (err) {
@@ -341,8 +341,8 @@ async function startClusterOnce(size: number): Promise<HaCluster> {
  * A cluster whose set-up fails is ended, its error printed with every node's log, and a fresh
  * one (new ports, new storage) is started once more. Set-up failed now and then in full runs
  * of the suite on this 2-core machine, for reasons only OpenBao's logs tell: a joined standby
- * that stayed sealed, or one that never became a healthy voter (twice in about six full runs,
- * never in 145 bare starts in a loop).
+ * that stayed sealed, or one that never became a healthy voter (three times in full runs, never
+ * in 145 bare starts in a loop).
  */
 export async function startOpenBaoCluster(size = 3): Promise<HaCluster> {
   try {
