@@ -98,9 +98,9 @@ start_node() {
     >>"$(node_log "$n")" 2>&1 </dev/null &
   pid=$!
   disown "$pid" 2>/dev/null || true
-  if ! wait_engine "$n" 90 "$pid"; then
+  if ! wait_engine "$n" 180 "$pid"; then
     grep -v '\[core\]' "$(node_log "$n")" | tail -n 20 >&2 || true
-    die "dockerd of node $n did not answer within 90s"
+    die "dockerd of node $n did not answer within 180s"
   fi
 }
 

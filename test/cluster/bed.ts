@@ -110,7 +110,11 @@ export async function taskOf(c: Placed): Promise<string> {
   return dk(c.node, ['inspect', '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}', c.id]);
 }
 
-/** Waits until exactly `replicas` containers of `service` run and every one reads `value` at `file`. */
+/**
+ * Waits until exactly `replicas` containers of `service` run and every one reads `value` at
+ * `file`. On timeout the error says what the swarm says of the nodes and of the service's
+ * tasks (states and errors, never a value), so that a failed run explains itself.
+ */
 export async function allRead(
   service: string,
   file: string,
@@ -118,20 +122,142 @@ export async function allRead(
   replicas: number,
   timeoutMs: number,
 ): Promise<Placed[]> {
-  return waitFor(
-    `${replicas} tasks of ${service} reading the expected value`,
-    timeoutMs,
-    async () => {
-      const cs = await containersOf(service);
-      if (cs.length !== replicas) return undefined;
-      for (const c of cs) {
-        const read = await readIn(c, file).catch(() => undefined);
-        if (!read || !read.equals(value)) return undefined;
+  let seen: Placed[] = [];
+  let wrong = 0;
+  try {
+    return await waitFor(
+      `${replicas} tasks of ${service} reading the expected value`,
+      timeoutMs,
+      async () => {
+        const cs = (seen = await containersOf(service));
+        if (cs.length !== replicas) return undefined;
+        wrong = 0;
+        for (const c of cs) {
+          const read = await readIn(c, file).catch(() => undefined);
+          if (!read || !read.equals(value)) wrong++;
+        }
+        return wrong === 0 ? cs : undefined;
+      },
+      300,
+    );
+  } catch (err) {
+    const where = seen.map((c) => `n${c.node}`).join(', ') || 'none';
+    (err as Error).message +=
+      `\n  containers seen on live nodes (${liveNodes().join(', ')}): ${where}; ${wrong} without the expected value` +
+      `\n${await swarmReport(service)}`;
+    throw err;
+  }
+}
+
+/**
+ * The swarm's own view, for failure messages: each node (bed number, state, manager
+ * reachability, leader) and, for `service`, its latest tasks (node, desired and current
+ * state, error). Asked of the first live node; an answer it cannot give is said as such.
+ */
+export async function swarmReport(service?: string): Promise<string> {
+  const n = liveNodes()[0];
+  const out: string[] = [];
+  try {
+    const ids = lines(await dk(n, ['node', 'ls', '-q'], { timeoutMs: 15_000 }));
+    const nodes = lines(
+      await dk(
+        n,
+        [
+          'node',
+          'inspect',
+          '--format',
+          '{{.ID}} {{index .Spec.Labels "dsoc"}} {{.Status.State}} {{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{if .ManagerStatus.Leader}} leader{{end}}{{end}}',
+          ...ids,
+        ],
+        { timeoutMs: 15_000 },
+      ),
+    );
+    const label = new Map(nodes.map((l) => [l.split(' ')[0], l.split(' ')[1]]));
+    out.push(`  nodes: ${nodes.map((l) => l.split(' ').slice(1).join(' ')).join('; ')}`);
+    if (service) {
+      const tasks = lines(await dk(n, ['service', 'ps', '-q', '--no-trunc', service], { timeoutMs: 15_000 })).slice(
+        0,
+        6,
+      );
+      const states = tasks.length
+        ? lines(
+            await dk(
+              n,
+              [
+                'inspect',
+                '--type',
+                'task',
+                '--format',
+                '{{.NodeID}}|{{.DesiredState}}|{{.Status.State}}|{{.Status.Err}}',
+                ...tasks,
+              ],
+              { timeoutMs: 15_000 },
+            ),
+          )
+        : [];
+      out.push(`  tasks of ${service} (latest first):`);
+      for (const t of states) {
+        const [node, desired, state, error] = t.split('|');
+        out.push(`    ${label.get(node) ?? node}: desired ${desired}, ${state}${error ? `: ${error}` : ''}`);
       }
-      return cs;
-    },
-    300,
-  );
+      if (!states.length) out.push('    none');
+    }
+  } catch (err) {
+    out.push(`  (node ${n} could not say: ${(err as Error).message})`);
+  }
+  if (service) out.push(...recentProblems());
+  return out.join('\n');
+}
+
+/**
+ * The last few error lines of each node's dockerd log since its last start: the plugins'
+ * own errors (JSON lines at level "error") and the engine's about secrets. The plugins log
+ * no values (the leak scans check these logs and this output).
+ */
+function recentProblems(perNode = 4): string[] {
+  const out: string[] = [];
+  for (const n of NODES) {
+    const file = path.join(LOG_DIR, `n${n}.log`);
+    if (!fs.existsSync(file)) continue;
+    const text = fs.readFileSync(file, 'utf8');
+    const problems = text
+      .slice(text.lastIndexOf('=== cluster-bed: starting dockerd'))
+      .split('\n')
+      .filter(
+        (l) =>
+          l.includes('\\"level\\":\\"error\\"') ||
+          l.includes('\\"outcome\\":\\"error\\"') ||
+          (l.includes('level=error') && /secret/i.test(l)),
+      )
+      .slice(-perNode)
+      .map((l) => {
+        const line = l.slice(Math.max(0, l.indexOf(' msg=') + 1));
+        return `    n${n}: ${line.length > 360 ? `${line.slice(0, 360)}...` : line}`;
+      });
+    if (problems.length) out.push(`  last errors in node ${n}'s dockerd log:`, ...problems);
+  }
+  return out;
+}
+
+/**
+ * The bed as every suite expects it at its start: every node's dockerd running (one a
+ * suite stopped is started again) and three ready managers, one of them leading. A
+ * suite that ended early (a failed test or hook) leaves nothing behind for the next one.
+ */
+export async function ensureBed(timeoutMs = 180_000): Promise<void> {
+  for (const n of [...stopped]) await startNode(n);
+  try {
+    await waitFor('3 ready managers, one leading', timeoutMs, async () => {
+      const out = await dk(liveNodes()[0], ['node', 'ls', '--format', '{{.Status}} {{.ManagerStatus}}'], {
+        timeoutMs: 15_000,
+      });
+      const ready = lines(out).filter((l) => /^Ready (Leader|Reachable)$/.test(l));
+      return ready.length === 3 && ready.some((l) => l.endsWith('Leader')) ? true : undefined;
+    });
+  } catch (err) {
+    (err as Error).message += `\n${await swarmReport()}`;
+    throw err;
+  }
 }
 
 export async function forceUpdate(n: NodeNo, service: string): Promise<number> {

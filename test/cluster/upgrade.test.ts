@@ -16,6 +16,7 @@ import { OpenBao, startOpenBao } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import {
   allRead,
+  ensureBed,
   cliFor,
   DEBIAN_CLI,
   dk,
@@ -86,6 +87,7 @@ describe('cluster: docker plugin upgrade and rollback on three managers', functi
 
   before(async function () {
     this.timeout(600_000);
+    await ensureBed();
     await removeByPrefix(PREFIX);
     bao = await startOpenBao({ host: HOST_IP, audit: false });
     await bao.api('POST', 'secret/data/app/up', { data: { v: value.toString() } });

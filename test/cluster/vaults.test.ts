@@ -12,6 +12,7 @@ import { staticReadPolicy } from '../support/policies';
 import { expectSameBytes, sleep, waitFor } from '../e2e/docker';
 import {
   allRead,
+  ensureBed,
   containersOf,
   dk,
   forceUpdate,
@@ -38,6 +39,7 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
 
   before(async function () {
     this.timeout(600_000);
+    await ensureBed();
     await removeByPrefix(STACK);
     for (const which of ['a', 'b'] as const) {
       const bao = await startOpenBao({ host: HOST_IP, audit: false });

@@ -15,13 +15,37 @@ export function baoBinary(): string {
   return fs.existsSync(local) ? local : 'bao';
 }
 
-export async function freePort(): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = net.createServer();
-  server.listen(0, '127.0.0.1');
+  server.listen(0, host);
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
   server.close();
   return port;
+}
+
+/** Whether `port` can be listened on at `host` now. */
+async function bindable(host: string, port: number): Promise<boolean> {
+  const server = net.createServer();
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => resolve(true));
+  });
+  if (ok) await new Promise((r) => server.close(r));
+  return ok;
+}
+
+/**
+ * A port free at `host` whose next port is free too: a dev server listens on both (its
+ * cluster listener takes port + 1). Asked of `host` itself, not loopback: a port taken
+ * only on the cluster bed's bridge address is free on 127.0.0.1.
+ */
+async function freePortPair(host: string): Promise<number> {
+  for (let tries = 0; ; tries++) {
+    const port = await freePort(host);
+    if (port < 65535 && (await bindable(host, port + 1))) return port;
+    if (tries >= 50) throw new Error(`no two adjacent free ports found on ${host}`);
+  }
 }
 
 export interface AuditEntry {
@@ -79,10 +103,10 @@ async function waitHealthy(addr: string, deadlineMs: number): Promise<void> {
 export async function startOpenBao(
   options: { port?: number; rootToken?: string; audit?: boolean; host?: string } = {},
 ): Promise<OpenBao> {
-  const port = options.port ?? (await freePort());
-  const rootToken = options.rootToken ?? `root-${port}`;
   // `host`: another local address to listen on (the cluster bed's bridge), else loopback.
   const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? (await freePortPair(host));
+  const rootToken = options.rootToken ?? `root-${port}`;
   const addr = `http://${host}:${port}`;
   fs.mkdirSync(workDir, { recursive: true });
 
