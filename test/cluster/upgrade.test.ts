@@ -16,10 +16,10 @@ import { OpenBao, startOpenBao } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import {
   allRead,
-  ensureBed,
   cliFor,
   DEBIAN_CLI,
   dk,
+  ensureBed,
   HOST_IP,
   installPlugin,
   NodeNo,

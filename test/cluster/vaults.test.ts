@@ -12,9 +12,9 @@ import { staticReadPolicy } from '../support/policies';
 import { expectSameBytes, sleep, waitFor } from '../e2e/docker';
 import {
   allRead,
-  ensureBed,
   containersOf,
   dk,
+  ensureBed,
   forceUpdate,
   HOST_IP,
   installPlugin,
