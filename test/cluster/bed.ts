@@ -149,12 +149,22 @@ export async function allRead(
   }
 }
 
+/** `wait`, and should it fail, its error followed by what the swarm says of `services`. */
+export async function explained<T>(services: string[], wait: Promise<T>): Promise<T> {
+  try {
+    return await wait;
+  } catch (err) {
+    (err as Error).message += `\n${await swarmReport(...services)}`;
+    throw err;
+  }
+}
+
 /**
  * The swarm's own view, for failure messages: each node (bed number, state, manager
- * reachability, leader) and, for `service`, its latest tasks (node, desired and current
- * state, error). Asked of the first live node; an answer it cannot give is said as such.
+ * reachability, leader) and, for each of `services`, its latest tasks (node, desired and
+ * current state, error). Asked of the first live node; an answer it cannot give is said as such.
  */
-export async function swarmReport(service?: string): Promise<string> {
+export async function swarmReport(...services: string[]): Promise<string> {
   const n = liveNodes()[0];
   const out: string[] = [];
   try {
@@ -174,7 +184,7 @@ export async function swarmReport(service?: string): Promise<string> {
     );
     const label = new Map(nodes.map((l) => [l.split(' ')[0], l.split(' ')[1]]));
     out.push(`  nodes: ${nodes.map((l) => l.split(' ').slice(1).join(' ')).join('; ')}`);
-    if (service) {
+    for (const service of services) {
       const tasks = lines(await dk(n, ['service', 'ps', '-q', '--no-trunc', service], { timeoutMs: 15_000 })).slice(
         0,
         6,
@@ -205,7 +215,7 @@ export async function swarmReport(service?: string): Promise<string> {
   } catch (err) {
     out.push(`  (node ${n} could not say: ${(err as Error).message})`);
   }
-  if (service) out.push(...recentProblems());
+  if (services.length) out.push(...recentProblems());
   return out.join('\n');
 }
 

@@ -17,6 +17,7 @@ import {
   containersOf,
   dk,
   ensureBed,
+  explained,
   forceUpdate,
   HOST_IP,
   installPlugin,
@@ -151,8 +152,11 @@ describe('cluster: the plugin from a registry on three managers, leader failover
     await sleep(INTERVAL_MS + 1_000); // a pass has taken v1 as its baseline
     const before = await forceUpdate(1, `${PREFIX}-rot`);
     await writeRot(2);
-    await waitFor('the service rolled', 2 * INTERVAL_MS + 3_000, async () =>
-      (await forceUpdate(1, `${PREFIX}-rot`)) > before ? true : undefined,
+    await explained(
+      [`${PREFIX}-rot`],
+      waitFor('the service rolled', 2 * INTERVAL_MS + 3_000, async () =>
+        (await forceUpdate(1, `${PREFIX}-rot`)) > before ? true : undefined,
+      ),
     );
     await allRead(`${PREFIX}-rot`, `/run/secrets/${PREFIX}-rot-v`, rot(2), 2, 90_000);
     await sleep(3 * INTERVAL_MS); // three more passes of three plugins: nothing more to roll
@@ -230,10 +234,13 @@ describe('cluster: the plugin from a registry on three managers, leader failover
 
     // The change written during the election is rolled by the new leader, exactly once,
     // within two intervals of the election (plus the time Docker takes to roll).
-    await waitFor(
-      'the service rolled by the new leader',
-      Math.max(1_000, electedAt + 4 * INTERVAL_MS + 5_000 - Date.now()),
-      async () => ((await forceUpdate(newLeader, `${PREFIX}-rot`)) > rotBefore ? true : undefined),
+    await explained(
+      [`${PREFIX}-rot`],
+      waitFor(
+        'the service rolled by the new leader',
+        Math.max(1_000, electedAt + 4 * INTERVAL_MS + 5_000 - Date.now()),
+        async () => ((await forceUpdate(newLeader, `${PREFIX}-rot`)) > rotBefore ? true : undefined),
+      ),
     );
     await allRead(`${PREFIX}-rot`, `/run/secrets/${PREFIX}-rot-v`, rot(3), 2, 90_000);
     await sleep(3 * INTERVAL_MS);

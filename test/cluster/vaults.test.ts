@@ -15,6 +15,7 @@ import {
   containersOf,
   dk,
   ensureBed,
+  explained,
   forceUpdate,
   HOST_IP,
   installPlugin,
@@ -101,8 +102,11 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
     const bTask = (await containersOf(svc('b')))[0];
 
     await write('a', 2);
-    await waitFor('a and ab rolled', 2 * INTERVAL_MS + 5_000, async () =>
-      (await forceUpdate(1, svc('a'))) > before.a && (await forceUpdate(1, svc('ab'))) > before.ab ? true : undefined,
+    await explained(
+      [svc('a'), svc('ab')],
+      waitFor('a and ab rolled', 2 * INTERVAL_MS + 5_000, async () =>
+        (await forceUpdate(1, svc('a'))) > before.a && (await forceUpdate(1, svc('ab'))) > before.ab ? true : undefined,
+      ),
     );
     await allRead(svc('a'), '/run/secrets/from_a', val('a', 2), 1, 60_000);
     const [ab] = await allRead(svc('ab'), '/run/secrets/from_a', val('a', 2), 1, 60_000);
@@ -114,10 +118,13 @@ describe('cluster: two plugins, two Vaults, one stack', function () {
     expect((await containersOf(svc('b')))[0].id, 'b keeps its task').to.equal(bTask.id);
 
     await write('b', 2);
-    await waitFor('b and ab rolled', 2 * INTERVAL_MS + 5_000, async () =>
-      (await forceUpdate(1, svc('b'))) > before.b && (await forceUpdate(1, svc('ab'))) > before.ab + 1
-        ? true
-        : undefined,
+    await explained(
+      [svc('b'), svc('ab')],
+      waitFor('b and ab rolled', 2 * INTERVAL_MS + 5_000, async () =>
+        (await forceUpdate(1, svc('b'))) > before.b && (await forceUpdate(1, svc('ab'))) > before.ab + 1
+          ? true
+          : undefined,
+      ),
     );
     await allRead(svc('b'), '/run/secrets/from_b', val('b', 2), 1, 60_000);
     await sleep(2 * INTERVAL_MS);
