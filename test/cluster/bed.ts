@@ -162,13 +162,20 @@ export async function explained<T>(services: string[], wait: Promise<T>): Promis
 /**
  * The swarm's own view, for failure messages: each node (bed number, state, manager
  * reachability, leader) and, for each of `services`, its latest tasks (node, desired and
- * current state, error). Asked of the first live node; an answer it cannot give is said as such.
+ * current state, error). Asked of the first live node that lists the nodes (one just restarted
+ * may not answer yet); an answer none can give is said as such.
  */
 export async function swarmReport(...services: string[]): Promise<string> {
-  const n = liveNodes()[0];
   const out: string[] = [];
+  let n = liveNodes()[0];
   try {
-    const ids = lines(await dk(n, ['node', 'ls', '-q'], { timeoutMs: 15_000 }));
+    let ids: string[] | undefined;
+    for (const live of liveNodes()) {
+      n = live;
+      ids = await dk(n, ['node', 'ls', '-q'], { timeoutMs: 15_000 }).then(lines, () => undefined);
+      if (ids) break;
+    }
+    if (!ids) throw new Error('no live node lists the nodes');
     const nodes = lines(
       await dk(
         n,
@@ -256,11 +263,13 @@ function recentProblems(perNode = 4): string[] {
  */
 export async function ensureBed(timeoutMs = 180_000): Promise<void> {
   for (const n of [...stopped]) await startNode(n);
+  let turn = 0;
   try {
     await waitFor('3 ready managers, one leading', timeoutMs, async () => {
-      const out = await dk(liveNodes()[0], ['node', 'ls', '--format', '{{.Status}} {{.ManagerStatus}}'], {
-        timeoutMs: 15_000,
-      });
+      // Each try asks the next node: one just restarted may hang until it has rejoined.
+      const nodes = liveNodes();
+      const n = nodes[turn++ % nodes.length];
+      const out = await dk(n, ['node', 'ls', '--format', '{{.Status}} {{.ManagerStatus}}'], { timeoutMs: 15_000 });
       const ready = lines(out).filter((l) => /^Ready (Leader|Reachable)$/.test(l));
       return ready.length === 3 && ready.some((l) => l.endsWith('Leader')) ? true : undefined;
     });
