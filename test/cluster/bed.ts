@@ -258,8 +258,8 @@ function recentProblems(perNode = 4): string[] {
 
 /**
  * The bed as every suite expects it at its start: every node's dockerd running (one a
- * suite stopped is started again) and three ready managers, one of them leading. A
- * suite that ended early (a failed test or hook) leaves nothing behind for the next one.
+ * suite stopped is started again) and three ready managers, one of them leading. So a
+ * suite that ended early (a failed test or hook) does not leave the next one a node down.
  */
 export async function ensureBed(timeoutMs = 180_000): Promise<void> {
   for (const n of [...stopped]) await startNode(n);
