@@ -124,32 +124,29 @@ export async function allRead(
 ): Promise<Placed[]> {
   let seen: Placed[] = [];
   let wrong = 0;
-  try {
-    return await waitFor(
-      `${replicas} tasks of ${service} reading the expected value`,
-      timeoutMs,
-      async () => {
-        const cs = (seen = await containersOf(service));
-        if (cs.length !== replicas) return undefined;
-        wrong = 0;
-        for (const c of cs) {
-          const read = await readIn(c, file).catch(() => undefined);
-          if (!read || !read.equals(value)) wrong++;
-        }
-        return wrong === 0 ? cs : undefined;
-      },
-      300,
-    );
-  } catch (err) {
+  const wait = waitFor(
+    `${replicas} tasks of ${service} reading the expected value`,
+    timeoutMs,
+    async () => {
+      const cs = (seen = await containersOf(service));
+      if (cs.length !== replicas) return undefined;
+      wrong = 0;
+      for (const c of cs) {
+        const read = await readIn(c, file).catch(() => undefined);
+        if (!read || !read.equals(value)) wrong++;
+      }
+      return wrong === 0 ? cs : undefined;
+    },
+    300,
+  ).catch((err: Error) => {
     const where = seen.map((c) => `n${c.node}`).join(', ') || 'none';
-    (err as Error).message +=
-      `\n  containers seen on live nodes (${liveNodes().join(', ')}): ${where}; ${wrong} without the expected value` +
-      `\n${await swarmReport(service)}`;
+    err.message += `\n  containers seen on live nodes (${liveNodes().join(', ')}): ${where}; ${wrong} without the expected value`;
     throw err;
-  }
+  });
+  return explained([service], wait);
 }
 
-/** `wait`, and should it fail, its error followed by what the swarm says of `services`. */
+/** `wait`, and should it fail, its error followed by what the swarm says of its nodes and of `services`. */
 export async function explained<T>(services: string[], wait: Promise<T>): Promise<T> {
   try {
     return await wait;
@@ -264,19 +261,17 @@ function recentProblems(perNode = 4): string[] {
 export async function ensureBed(timeoutMs = 180_000): Promise<void> {
   for (const n of [...stopped]) await startNode(n);
   let turn = 0;
-  try {
-    await waitFor('3 ready managers, one leading', timeoutMs, async () => {
+  await explained(
+    [],
+    waitFor('3 ready managers, one leading', timeoutMs, async () => {
       // Each try asks the next node: one just restarted may hang until it has rejoined.
       const nodes = liveNodes();
       const n = nodes[turn++ % nodes.length];
       const out = await dk(n, ['node', 'ls', '--format', '{{.Status}} {{.ManagerStatus}}'], { timeoutMs: 15_000 });
       const ready = lines(out).filter((l) => /^Ready (Leader|Reachable)$/.test(l));
       return ready.length === 3 && ready.some((l) => l.endsWith('Leader')) ? true : undefined;
-    });
-  } catch (err) {
-    (err as Error).message += `\n${await swarmReport()}`;
-    throw err;
-  }
+    }),
+  );
 }
 
 export async function forceUpdate(n: NodeNo, service: string): Promise<number> {

@@ -15,24 +15,21 @@ export function baoBinary(): string {
   return fs.existsSync(local) ? local : 'bao';
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+/** Listens on `port` at `host` (0: any free port) and lets go again: the port it got, or undefined if taken. */
+async function tryListen(host: string, port: number): Promise<number | undefined> {
   const server = net.createServer();
-  server.listen(0, host);
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  server.close();
-  return port;
+  const got = await new Promise<number | undefined>((resolve) => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
+  });
+  if (got !== undefined) await new Promise((r) => server.close(r));
+  return got;
 }
 
-/** Whether `port` can be listened on at `host` now. */
-async function bindable(host: string, port: number): Promise<boolean> {
-  const server = net.createServer();
-  const ok = await new Promise<boolean>((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => resolve(true));
-  });
-  if (ok) await new Promise((r) => server.close(r));
-  return ok;
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const port = await tryListen(host, 0);
+  if (port === undefined) throw new Error(`no free port on ${host}`);
+  return port;
 }
 
 /**
@@ -43,7 +40,7 @@ async function bindable(host: string, port: number): Promise<boolean> {
 async function freePortPair(host: string): Promise<number> {
   for (let tries = 0; ; tries++) {
     const port = await freePort(host);
-    if (port < 65535 && (await bindable(host, port + 1))) return port;
+    if (port < 65535 && (await tryListen(host, port + 1)) !== undefined) return port;
     if (tries >= 50) throw new Error(`no two adjacent free ports found on ${host}`);
   }
 }
