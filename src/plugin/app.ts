@@ -358,18 +358,6 @@ export function createApp(options: AppOptions): express.Express {
     return send(res, 500, errorReply('internal error (see the plugin log)'));
   });
 
-  // The status store keeps up to 10,000 records, so what each keeps is kept small. Tasks of
-  // one service arrive together, and secrets often name the same field: a record shares the
-  // service name, ID and field strings of the record before when they are equal, instead of
-  // keeping a copy parsed from its own body. The path is kept as a copy of its own: V8 keeps
-  // a substring as a view of the string it was cut from, here the request's whole label.
-  let lastService = '';
-  let lastServiceId = '';
-  let lastField = '';
-  const shared = (text: string | undefined, last: string): string => (text === last ? last : (text ?? ''));
-  const ownCopy = (text: string | undefined): string | undefined =>
-    text === undefined ? undefined : (JSON.parse(JSON.stringify(text)) as string);
-
   function record(
     request: GetSecretRequest,
     source: SecretSource,
@@ -380,17 +368,15 @@ export function createApp(options: AppOptions): express.Express {
     // Whole microseconds, in ms.
     const durationMs = Math.floor((performance.now() - started) * 1000) / 1000;
     const atMs = Date.now();
-    const service = (lastService = shared(request.ServiceName, lastService));
-    const serviceId = (lastServiceId = shared(request.ServiceID, lastServiceId));
     // One object is the log line's fields and the status record's facts, in the line's order
     // (fields left undefined are not written). Written out, one shape for every request.
     const facts = {
-      service,
-      serviceId,
+      service: request.ServiceName ?? '',
+      serviceId: request.ServiceID ?? '',
       task: request.TaskName ?? request.TaskID ?? '',
       secret: request.SecretName ?? '',
-      path: ownCopy(source.path),
-      field: source.field === undefined ? undefined : (lastField = shared(source.field, lastField)),
+      path: source.path,
+      field: source.field,
       version: source.version,
       leaseExpiresAt: source.leaseExpiresAt,
       outcome: outcome.outcome,

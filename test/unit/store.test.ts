@@ -78,6 +78,14 @@ describe('StatusStore', () => {
     ).to.deep.equal(['a', 'c']);
   });
 
+  it('when every secret was served again since it was placed, forgets the one served longest ago', () => {
+    const store = new StatusStore(200, 2);
+    for (const secret of ['a', 'b', 'a', 'b', 'c']) store.record(rec({ secret }));
+    expect(store.latestRecords().map((r) => r.secret)).to.have.members(['b', 'c']);
+    store.record(rec({ secret: 'd' }));
+    expect(store.latestRecords().map((r) => r.secret)).to.have.members(['c', 'd']);
+  });
+
   it('hands out copies, not its own history', () => {
     const store = new StatusStore();
     store.record(rec());
@@ -109,6 +117,40 @@ describe('StatusStore', () => {
     expect(store.latestRecords()).to.deep.equal([ok, failed, odd]);
     expect(store.recentRecords()).to.deep.equal([ok, failed, odd]);
     expect(JSON.stringify(store.latestRecords())).to.equal(JSON.stringify([ok, failed, odd]));
+  });
+
+  it('gives back any text as it was given: quotes, backslashes, line breaks, other scripts', () => {
+    const store = new StatusStore();
+    const odd = rec({
+      task: 'web.1.\u00e9\u4e2d',
+      secret: 'db "main"',
+      path: 'secret/data/a\\b',
+      field: 'pass\nword',
+      outcome: 'error',
+      code: 'ERR_VAULT',
+      error: 'Vault said: "no" \\ [1,2]\n\tnull',
+    });
+    store.record(odd);
+    expect(store.latestRecords()).to.deep.equal([odd]);
+    expect(store.recentRecords()).to.deep.equal([odd]);
+  });
+
+  it('keeps records apart whose service ID is the same and name is not', () => {
+    const store = new StatusStore();
+    store.record(rec({ service: 'web', serviceId: 'svc-1', secret: 'a' }));
+    store.record(rec({ service: 'web-2', serviceId: 'svc-1', secret: 'a' }));
+    expect(store.latestRecords().map((r) => r.service)).to.deep.equal(['web', 'web-2']);
+    expect(store.latestRecords('svc-1')).to.have.length(2);
+  });
+
+  it('with a bound of one keeps the last secret served, of whichever service', () => {
+    const one = new StatusStore(200, 1);
+    one.record(rec({ serviceId: 'svc-a', secret: 'x' }));
+    one.record(rec({ serviceId: 'svc-b', secret: 'x' }));
+    one.record(rec({ serviceId: 'svc-b', secret: 'y' }));
+    expect(one.latestRecords().map((r) => `${r.serviceId}/${r.secret}`)).to.deep.equal(['svc-b/y']);
+    one.record(rec({ serviceId: 'svc-a', secret: 'x' }));
+    expect(one.latestRecords().map((r) => `${r.serviceId}/${r.secret}`)).to.deep.equal(['svc-a/x']);
   });
 
   it('forgets the least recently served secret of the least recently served service beyond the bound', () => {
