@@ -94,7 +94,7 @@ function flat(text: string): string {
 }
 
 /** Whether a kept record's secret was served again since the record was placed (keep()'s first element). */
-function servedAgain(kept: string): boolean {
+function wasServedAgain(kept: string): boolean {
   return kept.startsWith('[1');
 }
 
@@ -166,15 +166,13 @@ export class StatusStore {
 
   /** `atMs`: the record's time (epoch ms), when the caller has it as a number; else `entry.at` is read. */
   record(entry: RecordFacts, atMs?: number): void {
-    let owner = this.serviceOf(entry.service, entry.serviceId);
+    const owner = this.serviceOf(entry.service, entry.serviceId);
     const known = owner.secrets.has(entry.secret);
-    // Room is made before a new secret is placed, so that it is never the one forgotten.
-    if (!known && this.tracked >= this.maxTracked && this.tracked > 0) {
-      this.forgetOne();
-      // With a bound of one, that was this service's last secret, and the service went with it.
-      owner = this.serviceOf(entry.service, entry.serviceId);
+    if (!known) {
+      // Room is made before a new secret is placed, so that it is never the one forgotten.
+      if (this.tracked >= this.maxTracked && this.tracked > 0) this.forgetOne();
+      this.tracked++;
     }
-    if (!known) this.tracked++;
     const kept = keep(entry, atMs, known);
     const history: HistoryEntry = { owner, secret: entry.secret, kept };
     // A ring, not push() + shift(): shift() moves the whole history on every request.
@@ -194,14 +192,12 @@ export class StatusStore {
     for (;;) {
       const [secret, kept] = oldest.secrets.entries().next().value as [string, string];
       oldest.secrets.delete(secret);
-      if (!servedAgain(kept)) break;
+      if (!wasServedAgain(kept)) break;
       oldest.secrets.set(secret, placedAnew(kept));
     }
     this.tracked--;
-    if (oldest.secrets.size === 0) {
-      this.latest.delete(serviceKey);
-      if (oldest === this.lastService) this.lastService = undefined;
-    }
+    // An emptied service goes, unless it is the one being served: its new secret comes next.
+    if (oldest.secrets.size === 0 && oldest !== this.lastService) this.latest.delete(serviceKey);
   }
 
   /** The records of `service` and `serviceId`, moved to the end (most recently served) if not there already. */
