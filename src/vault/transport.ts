@@ -116,9 +116,8 @@ const KEEP_ALIVE_TIMEOUT = /^timeout=(\d+)/;
 
 /**
  * Node's Agent.keepSocketAlive (a socket back to the pool once its response has ended) without
- * building the response's header object to read one header: it reads the server's Keep-Alive
- * hint from the raw headers. Node runs it in process.nextTick callbacks, which come before any
- * promise continuation: every GetSecret's reply waited for it. As node's, for an agent
+ * building the response's header object to read one header (it runs once for every request):
+ * it reads the server's Keep-Alive hint from the raw headers. As node's, for an agent
  * without a timeout: the socket keeps no timeout, and a hint of a second or less means the
  * server closes it too soon to reuse it.
  */
@@ -133,14 +132,52 @@ function keepSocketAlive(socket: Duplex): boolean {
   return !seconds || Number(seconds) > 1;
 }
 
+type FreeListener = (socket: Socket, options: unknown) => void;
+/** http.Agent's addRequest (how every ClientRequest gets its socket), not in node's typings. */
+interface AddRequest {
+  addRequest: (...args: unknown[]) => void;
+}
+
+/**
+ * Node's agent takes a socket whose response has ended back into its pool in a
+ * process.nextTick callback (its 'free' listener), and nextTick callbacks run before any
+ * promise continuation: every GetSecret's reply waited for that bookkeeping. The agent's own
+ * listener still does it, in the same turn of the event loop, right after the promise
+ * continuations queued by then (the reply): a microtask queues the nextTick. No I/O event
+ * can be delivered in between, so the socket is never without the error listener the agent
+ * gives a pooled socket while an error could reach it. A request made meanwhile (the next of
+ * reads made one after the other) first puts the waiting sockets back, so it reuses one as
+ * before.
+ */
+function poolAfterContinuations(agent: http.Agent): void {
+  const pool = agent.listeners('free') as FreeListener[];
+  agent.removeAllListeners('free');
+  const pending: Array<[Socket, unknown]> = [];
+  const drain = () => {
+    for (const [socket, options] of pending.splice(0))
+      for (const listener of pool) listener.call(agent, socket, options);
+  };
+  const afterContinuations = () => process.nextTick(drain);
+  agent.on('free', (socket: Socket, options: unknown) => {
+    if (pending.push([socket, options]) === 1) queueMicrotask(afterContinuations);
+  });
+  const { addRequest } = agent as unknown as AddRequest;
+  (agent as unknown as AddRequest).addRequest = function (this: http.Agent, ...args: unknown[]) {
+    if (pending.length > 0) drain();
+    return addRequest.apply(this, args);
+  };
+}
+
 /** Keep-alive agents shared by every address, so connections are reused, not re-handshaken. */
 export function createAgents(tls: https.AgentOptions): Agents {
   const agents = {
     http: new http.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS, maxSockets: 64 }),
     https: new https.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS, maxSockets: 64, ...tls }),
   };
-  agents.http.keepSocketAlive = keepSocketAlive;
-  agents.https.keepSocketAlive = keepSocketAlive;
+  for (const agent of [agents.http, agents.https]) {
+    agent.keepSocketAlive = keepSocketAlive;
+    poolAfterContinuations(agent);
+  }
   return agents;
 }
 

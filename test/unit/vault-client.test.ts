@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VaultClient } from '../../src/vault/client';
+import { createAgents, createTransport } from '../../src/vault/transport';
 import { capturingLogger, sleep } from './helpers';
 
 describe('VaultClient: faults and recoveries of an address', () => {
@@ -262,8 +263,8 @@ describe("VaultClient: connections kept for reuse, as the server's Keep-Alive hi
       logger: capturingLogger().logger,
     });
     try {
-      // One after the other: node puts a socket back in the pool before the answer's promise
-      // continues, so each read finds the last one's socket free, if it was kept.
+      // One after the other: each read finds the last one's socket free, if it was kept (a
+      // request puts the sockets whose answers ended back in the pool first: transport.ts).
       for (let i = 0; i < 5; i++)
         await client.call({ method: 'GET', path: `secret/${i}`, deadline: Date.now() + 5_000 });
     } finally {
@@ -280,6 +281,79 @@ describe("VaultClient: connections kept for reuse, as the server's Keep-Alive hi
 
   it('does not reuse a connection the server says it closes within a second', async () => {
     expect(await connectionsFor('timeout=1')).to.equal(5);
+  });
+});
+
+describe('Vault transport: a connection goes back to the pool after the answer was handled', () => {
+  let server: http.Server;
+  let address = '';
+  /** The client port of each request's connection. */
+  const ports: number[] = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      ports.push(req.socket.remotePort ?? 0);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"data":{"k":"v"}}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+  beforeEach(() => (ports.length = 0));
+
+  function pooled(agent: http.Agent): number {
+    return Object.values(agent.freeSockets).reduce((n, sockets) => n + (sockets?.length ?? 0), 0);
+  }
+
+  it("continues the caller before node's agent pools the socket, and pools it in the same turn", async () => {
+    const agents = createAgents({});
+    const transport = createTransport(agents);
+    try {
+      const answer = await transport({ uri: `${address}/v1/secret/a`, method: 'GET' });
+      expect(answer.statusCode).to.equal(200);
+      // Node's agent would have pooled it in a nextTick callback that came before this line.
+      expect(pooled(agents.http), 'pooled before the caller continued').to.equal(0);
+      await new Promise((resolve) => process.nextTick(resolve));
+      expect(pooled(agents.http), 'pooled once the continuations ran').to.equal(1);
+    } finally {
+      agents.http.destroy();
+    }
+  });
+
+  it('reuses the connections for the next requests, one after the other or 16 at a time', async () => {
+    const agents = createAgents({});
+    const transport = createTransport(agents);
+    try {
+      for (let i = 0; i < 5; i++) await transport({ uri: `${address}/v1/secret/${i}`, method: 'GET' });
+      expect(new Set(ports).size).to.equal(1);
+      for (let round = 0; round < 3; round++)
+        await Promise.all(
+          Array.from({ length: 16 }, (_, i) => transport({ uri: `${address}/v1/secret/${i}`, method: 'GET' })),
+        );
+      expect(new Set(ports).size).to.be.at.most(16);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(pooled(agents.http)).to.equal(new Set(ports).size);
+    } finally {
+      agents.http.destroy();
+    }
+  });
+
+  it('survives a pooled connection the server closes, and the next request gets a new one', async () => {
+    const agents = createAgents({});
+    const transport = createTransport(agents);
+    try {
+      await transport({ uri: `${address}/v1/secret/a`, method: 'GET' });
+      await new Promise((resolve) => setImmediate(resolve));
+      server.closeAllConnections();
+      await sleep(50);
+      expect(pooled(agents.http)).to.equal(0);
+      const answer = await transport({ uri: `${address}/v1/secret/b`, method: 'GET' });
+      expect(answer.statusCode).to.equal(200);
+      expect(new Set(ports).size).to.equal(2);
+    } finally {
+      agents.http.destroy();
+    }
   });
 });
 
