@@ -152,18 +152,27 @@ interface AddRequest {
 function poolAfterContinuations(agent: http.Agent): void {
   const pool = agent.listeners('free') as FreeListener[];
   agent.removeAllListeners('free');
-  const pending: Array<[Socket, unknown]> = [];
+  let sockets: Socket[] = [];
+  let options: unknown[] = [];
   const drain = () => {
-    for (const [socket, options] of pending.splice(0))
-      for (const listener of pool) listener.call(agent, socket, options);
+    if (sockets.length === 0) return;
+    // Swapped first: what the listeners do never sees this batch again.
+    const freed = sockets;
+    const their = options;
+    sockets = [];
+    options = [];
+    for (let i = 0; i < freed.length; i++) for (const listener of pool) listener.call(agent, freed[i], their[i]);
   };
   const afterContinuations = () => process.nextTick(drain);
-  agent.on('free', (socket: Socket, options: unknown) => {
-    if (pending.push([socket, options]) === 1) queueMicrotask(afterContinuations);
+  // A resolved promise's then() is a plain V8 microtask; node's queueMicrotask adds an async resource to each.
+  const settled = Promise.resolve();
+  agent.on('free', (socket: Socket, requestOptions: unknown) => {
+    options.push(requestOptions);
+    if (sockets.push(socket) === 1) void settled.then(afterContinuations);
   });
   const { addRequest } = agent as unknown as AddRequest;
   (agent as unknown as AddRequest).addRequest = function (this: http.Agent, ...args: unknown[]) {
-    if (pending.length > 0) drain();
+    drain();
     return addRequest.apply(this, args);
   };
 }
