@@ -189,20 +189,27 @@ export function createApp(options: AppOptions): express.Express {
     if (declared > MAX_BODY_BYTES) return refuse();
     const chunks: Buffer[] = [];
     let size = 0;
-    let refused = false;
+    /** Served or refused: later events of this body change nothing. */
+    let done = false;
+    const serve = () => {
+      done = true;
+      void getSecret(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), res, started);
+    };
     req.on('data', (chunk: Buffer) => {
-      if (refused) return;
+      if (done) return;
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        refused = true;
+        done = true;
         chunks.length = 0;
         return refuse();
       }
       chunks.push(chunk);
+      // The whole declared body is here (node's parser never passes more than Content-Length):
+      // served now, not once node emits 'end' from a later nextTick callback.
+      if (size === declared) serve();
     });
     req.on('end', () => {
-      if (refused) return;
-      void getSecret(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), res, started);
+      if (!done) serve();
     });
     // An aborted request has no one left to answer; its socket is already gone.
     req.on('error', () => undefined);

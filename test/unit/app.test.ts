@@ -261,6 +261,46 @@ describe('plugin app (secret-provider protocol over HTTP)', () => {
       expect(fast.headers['content-type']).to.equal(`${PLUGIN_CONTENT_TYPE}; charset=utf-8`);
     });
 
+    it('serves a body that arrives in parts, with its Content-Length or chunked, once it is whole', async () => {
+      const driver = ok();
+      const { app } = setup(driver);
+      const server = http.createServer(app).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const body = Buffer.from(JSON.stringify(dockerRequest));
+      const post = (headers: Record<string, string | number>) =>
+        new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const { port } = server.address() as AddressInfo;
+          const req = http.request(
+            { host: '127.0.0.1', port, method: 'POST', path: '/SecretProvider.GetSecret', headers },
+            (res) => {
+              let text = '';
+              res.setEncoding('utf8');
+              res.on('data', (part: string) => (text += part));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            },
+          );
+          req.on('error', reject);
+          req.flushHeaders();
+          // The first half alone must not be taken for the body.
+          req.write(body.subarray(0, 40));
+          setTimeout(() => req.end(body.subarray(40)), 50);
+        });
+      try {
+        const ways: Array<Record<string, string | number>> = [
+          { 'Content-Length': body.length },
+          { 'Transfer-Encoding': 'chunked' },
+        ];
+        for (const headers of ways) {
+          const res = await post(headers);
+          expect(res.status, JSON.stringify(headers)).to.equal(200);
+          expect(reply(res).Value).to.equal(VALUE_B64);
+        }
+        expect(driver.requests).to.have.length(2);
+      } finally {
+        server.close();
+      }
+    });
+
     it('answers 413 for a chunked body over 1 MiB (no Content-Length), without calling the driver', async () => {
       const driver = ok();
       const { app } = setup(driver);
