@@ -306,55 +306,49 @@ describe('Vault transport: a connection goes back to the pool after the answer w
     return Object.values(agent.freeSockets).reduce((n, sockets) => n + (sockets?.length ?? 0), 0);
   }
 
-  it("continues the caller before node's agent pools the socket, and pools it in the same turn", async () => {
+  /** Runs `test` with a transport on agents of its own, destroyed afterwards. */
+  async function withTransport(
+    test: (agent: http.Agent, get: (path: string) => Promise<{ statusCode: number }>) => Promise<void>,
+  ): Promise<void> {
     const agents = createAgents({});
     const transport = createTransport(agents);
     try {
-      const answer = await transport({ uri: `${address}/v1/secret/a`, method: 'GET' });
-      expect(answer.statusCode).to.equal(200);
-      // Node's agent would have pooled it in a nextTick callback that came before this line.
-      expect(pooled(agents.http), 'pooled before the caller continued').to.equal(0);
-      await new Promise((resolve) => process.nextTick(resolve));
-      expect(pooled(agents.http), 'pooled once the continuations ran').to.equal(1);
+      await test(agents.http, (path) => transport({ uri: `${address}/v1/${path}`, method: 'GET' }));
     } finally {
       agents.http.destroy();
     }
-  });
+  }
 
-  it('reuses the connections for the next requests, one after the other or 16 at a time', async () => {
-    const agents = createAgents({});
-    const transport = createTransport(agents);
-    try {
-      for (let i = 0; i < 5; i++) await transport({ uri: `${address}/v1/secret/${i}`, method: 'GET' });
+  it("continues the caller before node's agent pools the socket, and pools it in the same turn", () =>
+    withTransport(async (agent, get) => {
+      expect((await get('secret/a')).statusCode).to.equal(200);
+      // Node's agent would have pooled it in a nextTick callback that came before this line.
+      expect(pooled(agent), 'pooled before the caller continued').to.equal(0);
+      await new Promise((resolve) => process.nextTick(resolve));
+      expect(pooled(agent), 'pooled once the continuations ran').to.equal(1);
+    }));
+
+  it('reuses the connections for the next requests, one after the other or 16 at a time', () =>
+    withTransport(async (agent, get) => {
+      for (let i = 0; i < 5; i++) await get(`secret/${i}`);
       expect(new Set(ports).size).to.equal(1);
       for (let round = 0; round < 3; round++)
-        await Promise.all(
-          Array.from({ length: 16 }, (_, i) => transport({ uri: `${address}/v1/secret/${i}`, method: 'GET' })),
-        );
+        await Promise.all(Array.from({ length: 16 }, (_, i) => get(`secret/${i}`)));
       expect(new Set(ports).size).to.be.at.most(16);
       await new Promise((resolve) => setImmediate(resolve));
-      expect(pooled(agents.http)).to.equal(new Set(ports).size);
-    } finally {
-      agents.http.destroy();
-    }
-  });
+      expect(pooled(agent)).to.equal(new Set(ports).size);
+    }));
 
-  it('survives a pooled connection the server closes, and the next request gets a new one', async () => {
-    const agents = createAgents({});
-    const transport = createTransport(agents);
-    try {
-      await transport({ uri: `${address}/v1/secret/a`, method: 'GET' });
+  it('survives a pooled connection the server closes, and the next request gets a new one', () =>
+    withTransport(async (agent, get) => {
+      await get('secret/a');
       await new Promise((resolve) => setImmediate(resolve));
       server.closeAllConnections();
       await sleep(50);
-      expect(pooled(agents.http)).to.equal(0);
-      const answer = await transport({ uri: `${address}/v1/secret/b`, method: 'GET' });
-      expect(answer.statusCode).to.equal(200);
+      expect(pooled(agent)).to.equal(0);
+      expect((await get('secret/b')).statusCode).to.equal(200);
       expect(new Set(ports).size).to.equal(2);
-    } finally {
-      agents.http.destroy();
-    }
-  });
+    }));
 });
 
 describe('VaultClient: the headers a request carries', () => {
