@@ -18,6 +18,7 @@ import {
   TestVaultResult,
 } from '../../src/cli/plugin-client';
 import { cliHarness } from '../support/cli';
+import { tempDir } from './helpers';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 
@@ -254,7 +255,7 @@ function setup(options: { stdin?: string; cwd?: string; health?: VaultHealth; no
   return { docker, api, cli, buildCalls };
 }
 
-const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-unit-'));
+const tmpDir = () => tempDir('dso-cli-unit-');
 
 /** setup() with the plugin dso installed and enabled. */
 function setupWithPlugin(options: Parameters<typeof setup>[0] = {}) {

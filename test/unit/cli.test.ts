@@ -23,7 +23,7 @@ import { buildPlugin } from '../../src/wiring';
 import { silentLogger } from '../../src/log';
 import { errorAndFix, formatDuration, formatTime, keyValues } from '../../src/cli/format';
 import { cliHarness, CliHarness } from '../support/cli';
-import { rejectedWith, thrownBy } from './helpers';
+import { rejectedWith, tempDir, thrownBy } from './helpers';
 
 const SPEC: CommandSpec = {
   path: ['demo'],
@@ -311,7 +311,7 @@ describe('cli: credentials', () => {
   });
 
   it('reads a credential from standard input, a file, or the argument, trimming the line end', async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-unit-')), 'id');
+    const file = path.join(tempDir('dso-cli-unit-'), 'id');
     fs.writeFileSync(file, 'from-file\n');
     const got = await readCredentials(
       [
@@ -352,7 +352,7 @@ describe('cli: credentials', () => {
   });
 
   it('writes private files with mode 0600 from the start, replacing the old one atomically', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-cli-unit-'));
+    const dir = tempDir('dso-cli-unit-');
     const old = process.umask(0);
     try {
       writePrivateFile(dir, 'secret-id', 'one\n');
