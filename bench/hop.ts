@@ -14,7 +14,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { removeAtExit, startOpenBao } from '../test/support/openbao';
+import { removeAtExit } from '../test/support/cleanup';
+import { startOpenBao } from '../test/support/openbao';
 import {
   benchDir,
   closedLoop,

@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { secret } from './capture';
+// A dev server logs its root token and unseal key: its files go when the test process exits.
+import { removeAtExit } from './cleanup';
 
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
 export const workDir = path.join(repoRoot, '.work');
@@ -66,18 +68,9 @@ export interface OpenBao {
 }
 
 const running = new Set<ChildProcess>();
-/** Files the test servers wrote (a dev server logs its root token and unseal key). */
-const written = new Set<string>();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
-  for (const file of written) fs.rmSync(file, { force: true });
 });
-
-/** Removes `file` when the test process exits: no token is left on disk after a run. */
-export function removeAtExit(file: string): string {
-  written.add(file);
-  return file;
-}
 
 async function waitHealthy(addr: string, deadlineMs: number): Promise<void> {
   const end = Date.now() + deadlineMs;

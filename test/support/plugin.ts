@@ -2,13 +2,13 @@
 // Express app, its logs are captured, its replies are kept for the leak scan.
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { loadSettings } from '../../src/config/settings';
 import { createLogger } from '../../src/log';
 import { buildPlugin, Plugin, PluginDeps } from '../../src/wiring';
 import { createApp } from '../../src/plugin/app';
+import { tempDir } from './cleanup';
 import type { GetSecretRequest, GetSecretReply } from '../../src/plugin/protocol';
 import { StatusStore } from '../../src/status/store';
 import { captureReply, captureStream } from './capture';
@@ -91,9 +91,7 @@ let credentialDir: string | undefined;
 /** A file holding `content` (mode 0600) in a private temp folder removed at exit. */
 export function credentialFile(name: string, content: string): string {
   if (!credentialDir) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-test-credentials-'));
-    credentialDir = dir;
-    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    credentialDir = tempDir('dso-test-credentials-');
   }
   const file = path.join(credentialDir, name);
   fs.writeFileSync(file, content, { mode: 0o600 });

@@ -6,7 +6,8 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
-import { baoBinary, freePort, removeAtExit, workDir } from './openbao';
+import { removeAtExit } from './cleanup';
+import { baoBinary, freePort, workDir } from './openbao';
 import { secret } from './capture';
 
 export interface TestPki {
@@ -28,7 +29,7 @@ export function makePki(name: string): TestPki {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   // Private keys of the test PKI: gone when the test process ends.
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  removeAtExit(dir);
   /** A new key `<prefix>.key` and what `output` asks for with it: a certificate or a request. */
   const newKey = (prefix: string, cn: string, output: string[]) =>
     openssl(['req', ...output, '-newkey', 'rsa:2048', '-nodes', '-keyout', `${prefix}.key`, '-subj', `/CN=${cn}`], dir);

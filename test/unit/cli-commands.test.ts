@@ -18,7 +18,7 @@ import {
   TestVaultResult,
 } from '../../src/cli/plugin-client';
 import { cliHarness } from '../support/cli';
-import { tempDir } from './helpers';
+import { tempDir } from '../support/cleanup';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 

@@ -23,7 +23,8 @@ import { buildPlugin } from '../../src/wiring';
 import { silentLogger } from '../../src/log';
 import { errorAndFix, formatDuration, formatTime, keyValues } from '../../src/cli/format';
 import { cliHarness, CliHarness } from '../support/cli';
-import { rejectedWith, tempDir, thrownBy } from './helpers';
+import { tempDir } from '../support/cleanup';
+import { rejectedWith, thrownBy } from './helpers';
 
 const SPEC: CommandSpec = {
   path: ['demo'],

@@ -1,25 +1,8 @@
 // Small helpers shared by the unit tests (not a test file itself).
 import { expect } from 'chai';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { DsoError } from '../../src/errors';
 import { createLogger, Logger } from '../../src/log';
-
-const tempDirs: string[] = [];
-
-/** A new directory in the system's temp directory, removed with its files when the test run ends. */
-export function tempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-
-// A root hook: it runs once, after every test file that uses tempDir().
-after(() => {
-  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
 
 /** The error of class `type` that `fn` throws; fails the test when it throws nothing or something else. */
 export function thrownBy<E extends Error>(type: abstract new (...args: never[]) => E, fn: () => unknown): E {
