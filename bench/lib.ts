@@ -232,6 +232,16 @@ export const ENTRYPOINT_NODE_ARGS: string[] = (() => {
 })();
 
 /**
+ * The node flags the plugin process runs with: the entrypoint's, unless DSO_BENCH_NODE_ARGS
+ * (or, for the A/B build, DSO_BENCH_COMPARE_NODE_ARGS) replaces them, even with nothing, for
+ * experiments (e.g. --cpu-prof, --max-semi-space-size=2).
+ */
+export function pluginNodeArgs(variant: 'main' | 'compare' = 'main'): string[] {
+  const given = variant === 'compare' ? process.env.DSO_BENCH_COMPARE_NODE_ARGS : process.env.DSO_BENCH_NODE_ARGS;
+  return (given ?? ENTRYPOINT_NODE_ARGS.join(' ')).split(' ').filter(Boolean);
+}
+
+/**
  * Starts `node dist/main.js` with `env` on a fresh socket; its stdout/stderr (one JSON log
  * line per GetSecret) go to a file, not a pipe this process must drain.
  */
@@ -241,16 +251,10 @@ export function startPlugin(
   limitMs = 10_000,
   variant: 'main' | 'compare' = 'main',
 ): Promise<PluginProc> {
-  // DSO_BENCH_NODE_ARGS: extra node flags for experiments (e.g. --cpu-prof, --max-semi-space-size=2).
   // DSO_BENCH_DIST: the compiled tree to measure, default ./dist. With DSO_BENCH_COMPARE_DIST
   // (and DSO_BENCH_COMPARE_NODE_ARGS) a second one is measured beside it in the same run.
   const compare = variant === 'compare';
-  const nodeArgs = (
-    (compare ? process.env.DSO_BENCH_COMPARE_NODE_ARGS : process.env.DSO_BENCH_NODE_ARGS) ??
-    ENTRYPOINT_NODE_ARGS.join(' ')
-  )
-    .split(' ')
-    .filter(Boolean);
+  const nodeArgs = pluginNodeArgs(variant);
   const dist =
     (compare ? process.env.DSO_BENCH_COMPARE_DIST : process.env.DSO_BENCH_DIST) ?? path.join(repoRoot, 'dist');
   const probe: Record<string, string> = process.env.DSO_BENCH_PROBE_FILE
@@ -279,6 +283,14 @@ export function startFloorProxy(vaultPort: number, tokenFile: string): Promise<P
     'floor-proxy',
     10_000,
   );
+}
+
+/**
+ * bare-listener.ts, started as the plugin is (same environment, `nodeArgs` before the file):
+ * what node itself takes to listen, the floor of the cold-start scenario.
+ */
+export function startBareListener(nodeArgs: string[], label: string): Promise<PluginProc> {
+  return startSocketProcess(() => [...nodeArgs, path.join(__dirname, 'bare-listener.js')], {}, label, 10_000);
 }
 
 async function startSocketProcess(

@@ -25,7 +25,6 @@ import {
   closedLoop,
   cpuMsOf,
   directClient,
-  ENTRYPOINT_NODE_ARGS,
   forEachLimited,
   getSecretBody,
   LATENCY_PLUGIN_SETTINGS,
@@ -34,8 +33,10 @@ import {
   memoryOf,
   nowMs,
   pluginClient,
+  pluginNodeArgs,
   pool,
   sleep,
+  startBareListener,
   startFloorProxy,
   startPlugin,
   PluginProc,
@@ -470,50 +471,35 @@ interface ColdResult {
   runs: number;
   listeningMs: number[];
   firstSecretMs: number[];
+  /** bare-listener.ts without node flags, and with the plugin's (see the table's note). */
   bareNodeListeningMs: number[];
+  bareNodeFlagsListeningMs: number[];
   medianListeningMs: number;
   medianFirstSecretMs: number;
   medianBareNodeMs: number;
+  medianBareNodeFlagsMs: number;
   /** A/B mode: the same for DSO_BENCH_COMPARE_DIST, interleaved run by run. */
   compare?: { listeningMs: number[]; firstSecretMs: number[]; medianListeningMs: number; medianFirstSecretMs: number };
 }
 
-/** The floor: a Node.js process that does nothing but listen on a Unix socket. */
-async function bareNodeListening(): Promise<number> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-bench-bare-'));
-  const socket = path.join(dir, 's.sock');
-  const { spawn } = await import('node:child_process');
-  const net = await import('node:net');
-  const t0 = nowMs();
-  const child = spawn(process.execPath, ['-e', 'require("net").createServer().listen(process.argv[1])', socket], {
-    stdio: 'ignore',
-  });
-  try {
-    for (;;) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = net.connect(socket);
-        s.once('connect', () => (s.destroy(), resolve(true)));
-        s.once('error', () => resolve(false));
-      });
-      if (ok) return nowMs() - t0;
-      if (nowMs() - t0 > 10_000) throw new Error('bare node did not listen');
-      await sleep(1);
-    }
-  } finally {
-    child.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+/** ms from spawn to the first accepted connection of bare-listener.ts run with `nodeArgs`. */
+async function bareNodeListening(nodeArgs: string[], label: string): Promise<number> {
+  const bare = await startBareListener(nodeArgs, label);
+  await bare.stop();
+  return bare.listeningMs;
 }
 
 async function coldStartScenario(bao: OpenBao, file: string): Promise<ColdResult> {
   const listeningMs: number[] = [];
   const firstSecretMs: number[] = [];
   const bare: number[] = [];
+  const bareFlags: number[] = [];
   const cmpListening: number[] = [];
   const cmpFirst: number[] = [];
   const body = getSecretBody('bench_same', 'dso://secret/data/bench/same#password');
   for (let i = 0; i < COLD_RUNS; i++) {
-    bare.push(await bareNodeListening());
+    bare.push(await bareNodeListening([], 'cold-bare'));
+    bareFlags.push(await bareNodeListening(pluginNodeArgs(), 'cold-bare-flags'));
     for (const variant of COMPARE ? (['main', 'compare'] as const) : (['main'] as const)) {
       const t0 = nowMs();
       const plugin = await startPlugin(pluginEnv(bao, file), `cold-${variant}-${i}`, 10_000, variant);
@@ -532,9 +518,11 @@ async function coldStartScenario(bao: OpenBao, file: string): Promise<ColdResult
     listeningMs,
     firstSecretMs,
     bareNodeListeningMs: bare,
+    bareNodeFlagsListeningMs: bareFlags,
     medianListeningMs: median(listeningMs),
     medianFirstSecretMs: median(firstSecretMs),
     medianBareNodeMs: median(bare),
+    medianBareNodeFlagsMs: median(bareFlags),
     compare: COMPARE
       ? {
           listeningMs: cmpListening,
@@ -625,7 +613,7 @@ function report(r: Results): string {
     `machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, node ${m.node}, ${m.openbao}; load avg at start ${m.loadavgAtStart.join(' ')}, at end ${(r.loadavgAtEnd ?? []).join(' ')}`,
   );
   out.push(
-    `plugin process: node ${(process.env.DSO_BENCH_NODE_ARGS ?? ENTRYPOINT_NODE_ARGS.join(' ')) || '(no flags)'} ${process.env.DSO_BENCH_DIST ?? 'dist'}/main.js (flags: config.json's entrypoint unless DSO_BENCH_NODE_ARGS)`,
+    `plugin process: node ${pluginNodeArgs().join(' ') || '(no flags)'} ${process.env.DSO_BENCH_DIST ?? 'dist'}/main.js (flags: config.json's entrypoint unless DSO_BENCH_NODE_ARGS)`,
   );
   if (r.latency) {
     out.push('');
@@ -855,16 +843,22 @@ function report(r: Results): string {
     );
     out.push(
       table(
-        ['to listening', 'to first secret', 'bare node listening (floor)', 'listening runs'],
+        ['to listening', 'to first secret', 'bare node: no flags', "bare node: plugin's flags", 'listening runs'],
         [
           [
             f(x.medianListeningMs, 0),
             f(x.medianFirstSecretMs, 0),
             f(x.medianBareNodeMs, 0),
+            f(x.medianBareNodeFlagsMs, 0),
             x.listeningMs.map((v) => v.toFixed(0)).join(' '),
           ],
         ],
       ),
+    );
+    out.push(
+      '   bare node = bench/bare-listener.ts (only listens), started as the plugin is. A heap-size flag (--max-semi-space-size,\n' +
+        "   --max-old-space-size) changes V8's flag hash, so node 20 and 22 compile their own modules without the code cache\n" +
+        '   built into the binary: the two bare columns differ by that (BENCHMARKS.md, "Cold start and the heap flags").',
     );
     if (x.compare)
       out.push(
