@@ -232,6 +232,12 @@ export const ENTRYPOINT_NODE_ARGS: string[] = (() => {
 })();
 
 /**
+ * The node binary of the plugin, the floor proxy and the bare listeners: the one running the
+ * bench, unless DSO_BENCH_NODE names another (e.g. the rootfs's, plugin/build/cache/node-*-stripped/bin/node).
+ */
+export const PLUGIN_NODE = process.env.DSO_BENCH_NODE || process.execPath;
+
+/**
  * The node flags the plugin process runs with: the entrypoint's, unless DSO_BENCH_NODE_ARGS
  * (or, for the A/B build, DSO_BENCH_COMPARE_NODE_ARGS) replaces them, even with nothing, for
  * experiments (e.g. --cpu-prof, --max-semi-space-size=2).
@@ -305,7 +311,7 @@ async function startSocketProcess(
   const logFile = path.join(benchDir, `${label}.log`);
   const log = fs.openSync(logFile, 'w');
   const t0 = nowMs();
-  const child = spawn(process.execPath, args(socket), {
+  const child = spawn(PLUGIN_NODE, args(socket), {
     env: { PATH: process.env.PATH ?? '', DSO_SOCKET: socket, DSO_CONFIG: path.join(dir, 'none.json'), ...env },
     stdio: ['ignore', log, log],
     cwd: benchDir,

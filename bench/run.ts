@@ -9,7 +9,8 @@
 // Usage: node build/bench/run.js [--quick] [--no-swarm] [--only=1,2,3,4,5] [--idle=SECONDS]
 //                                [--json=FILE] [--wait-quiet=SECONDS] [--quiet-load=LOAD]
 //                                [--levels=1,16,64] [--variants=same,distinct] [--rounds=4]
-// Environment for experiments: DSO_BENCH_DIST, DSO_BENCH_NODE_ARGS, DSO_BENCH_COMPARE_DIST,
+// Environment for experiments: DSO_BENCH_NODE (the node binary of the plugin, floor and bare
+// listeners), DSO_BENCH_DIST, DSO_BENCH_NODE_ARGS, DSO_BENCH_COMPARE_DIST,
 // DSO_BENCH_COMPARE_NODE_ARGS (A/B of two builds in one run), DSO_BENCH_PROBE_FILE
 // (heap figures, see mem-probe.ts), DSO_BENCH_SWARM=0 (same as --no-swarm).
 // Results: the table on stdout, JSON in .work/bench/results.json (or --json).
@@ -34,6 +35,7 @@ import {
   nowMs,
   pluginClient,
   pluginNodeArgs,
+  PLUGIN_NODE,
   pool,
   sleep,
   startBareListener,
@@ -605,6 +607,11 @@ function issue14Rows(r: Results): Array<{ label: string; row: LatencyRow; p50: n
   });
 }
 
+/** `node -v` of DSO_BENCH_NODE. */
+function pluginNodeVersion(): string {
+  return execFileSync(PLUGIN_NODE, ['-v'], { encoding: 'utf8' }).trim();
+}
+
 function report(r: Results): string {
   const out: string[] = [];
   const m = r.machine;
@@ -613,7 +620,7 @@ function report(r: Results): string {
     `machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, node ${m.node}, ${m.openbao}; load avg at start ${m.loadavgAtStart.join(' ')}, at end ${(r.loadavgAtEnd ?? []).join(' ')}`,
   );
   out.push(
-    `plugin process: node ${pluginNodeArgs().join(' ') || '(no flags)'} ${process.env.DSO_BENCH_DIST ?? 'dist'}/main.js (flags: config.json's entrypoint unless DSO_BENCH_NODE_ARGS)`,
+    `plugin process: node ${PLUGIN_NODE === process.execPath ? '' : `${pluginNodeVersion()} (DSO_BENCH_NODE) `}${pluginNodeArgs().join(' ') || '(no flags)'} ${process.env.DSO_BENCH_DIST ?? 'dist'}/main.js (flags: config.json's entrypoint unless DSO_BENCH_NODE_ARGS)`,
   );
   if (r.latency) {
     out.push('');
