@@ -1,6 +1,6 @@
-// What the tests write to disk outside the repository's .work (temp folders, dev-server logs,
-// test keys and credentials) is removed when the test process exits, even after a failure:
-// nothing a run wrote, some of it holding a token or a key, stays on disk.
+// What the tests write to disk (temp folders, the dev servers' logs and configurations under
+// .work, test keys and credentials) is removed when the test process exits, even after a
+// failure: nothing a run wrote, some of it holding a token or a key, stays on disk.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
