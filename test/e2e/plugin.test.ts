@@ -144,7 +144,8 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     // README (VAULT_CACERT): the host's store is not read, so a private CA must be given. A copy
     // of the build host's bundle in the rootfs would suggest otherwise, and node never opens it.
     const rootfs = path.join(repoRoot, 'plugin', 'build', 'rootfs');
-    expect(fs.existsSync(path.join(rootfs, 'usr', 'local', 'bin', 'node')), 'the rootfs built in before()').to.equal(true);
+    const node = path.join(rootfs, 'usr', 'local', 'bin', 'node');
+    expect(fs.existsSync(node), 'the rootfs built in before()').to.equal(true);
     expect(fs.existsSync(path.join(rootfs, 'etc', 'ssl'))).to.equal(false);
   });
 
