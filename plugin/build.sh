@@ -146,8 +146,8 @@ done
 
 # No CA bundle: node verifies Vault against its own built-in list of public CAs, or against
 # VAULT_CACERT alone, and opens a system bundle only when NODE_EXTRA_CA_CERTS or
-# --use-openssl-ca asks (neither is settable). A copy of the build host's bundle was 127 KB of the
-# pushed layer that nothing read.
+# --use-openssl-ca asks (neither is settable). A copy of the build host's bundle was 127 KB
+# of the pushed layer that nothing read.
 printf 'root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ROOTFS/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$ROOTFS/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$ROOTFS/etc/nsswitch.conf"
