@@ -3,6 +3,7 @@
 // with nothing but node's own modules loaded; the plugin itself (Express, node-vault,
 // winston, ajv: most of the start-up time) is loaded next and is handed the requests that
 // arrived meanwhile. The process never exits because Vault is down or a setting is wrong.
+import './heap-flags'; // first: node's own modules must load after it (see there)
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { socketSetting } from './config/socket';
 import { listenOnSocket } from './plugin/server';

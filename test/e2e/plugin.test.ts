@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { secret } from '../support/capture';
 import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
+import { expectHeapFlagsKeptOutOfTheCacheTag } from '../support/heap-probe';
 import { staticReadPolicy } from '../support/policies';
 import {
   BUSYBOX_IMAGE,
@@ -147,6 +148,19 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     const node = path.join(rootfs, 'usr', 'local', 'bin', 'node');
     expect(fs.existsSync(node), 'the rootfs built in before()').to.equal(true);
     expect(fs.existsSync(path.join(rootfs, 'etc', 'ssl'))).to.equal(false);
+  });
+
+  it("sizes its heap with the entrypoint's flags, and its node still uses the built-in code cache", function () {
+    // The node and main.js the rootfs ships, run from the host: with the heap flags counted in
+    // V8's flag hash, node 20 and 22 compile their own modules from source (13-21 ms of the
+    // cold start); src/heap-flags.ts takes them out of it once the heap is created.
+    this.timeout(60_000);
+    const rootfs = path.join(repoRoot, 'plugin', 'build', 'rootfs');
+    const { entrypoint } = JSON.parse(fs.readFileSync(path.join(rootfs, '..', 'config.json'), 'utf8')) as {
+      entrypoint: string[];
+    };
+    const [node, ...args] = entrypoint.map((arg) => (arg.startsWith('/') ? path.join(rootfs, arg) : arg));
+    expectHeapFlagsKeptOutOfTheCacheTag(node, args.slice(0, -1), args[args.length - 1]);
   });
 
   it('serves a driver secret to a service: exact bytes, no trailing newline, non-ASCII', async () => {
