@@ -865,7 +865,9 @@ function report(r: Results): string {
     out.push(
       '   bare node = bench/bare-listener.ts (only listens), started as the plugin is. A heap-size flag (--max-semi-space-size,\n' +
         "   --max-old-space-size) changes V8's flag hash, so node 20 and 22 compile their own modules without the code cache\n" +
-        '   built into the binary: the two bare columns differ by that (BENCHMARKS.md, "Cold start and the heap flags").',
+        '   built into the binary: the two bare columns differ by that (BENCHMARKS.md, "Cold start and the heap flags").\n' +
+        '   The plugin sets them back to their defaults once the heap is created (src/heap-flags.ts); loading node:v8 to do so\n' +
+        "   still compiles that module's dependencies without the cache.",
     );
     if (x.compare)
       out.push(
