@@ -11,7 +11,7 @@
 import { setFlagsFromString } from 'node:v8';
 
 /** The heap flags the entrypoint gives: read when the heap is created, unused after it. */
-export const HEAP_SIZE_FLAGS = ['--max-semi-space-size', '--max-old-space-size'];
+const HEAP_SIZE_FLAGS = ['--max-semi-space-size', '--max-old-space-size'];
 
 // 0 is V8's default for both ("size it from the machine's memory").
 for (const flag of HEAP_SIZE_FLAGS) setFlagsFromString(`${flag}=0`);

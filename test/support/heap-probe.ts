@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 
-export interface HeapProbe {
+interface HeapProbe {
   /** v8.cachedDataVersionTag(): V8's version and a hash of its flags. */
   cacheTag: number;
   heapLimitMiB: number;
@@ -26,7 +26,7 @@ process.stdout.write(JSON.stringify({
 }));`;
 
 /** Runs `node` with `nodeArgs`, loads `mainJs` (not as the main module: nothing listens) if given. */
-export function probeHeap(node: string, nodeArgs: string[], mainJs?: string): HeapProbe {
+function probeHeap(node: string, nodeArgs: string[], mainJs?: string): HeapProbe {
   const out = execFileSync(node, [...nodeArgs, '-e', PROBE, ...(mainJs ? [path.resolve(mainJs)] : [])], {
     env: { PATH: process.env.PATH ?? '' },
     encoding: 'utf8',
@@ -36,7 +36,7 @@ export function probeHeap(node: string, nodeArgs: string[], mainJs?: string): He
 }
 
 /** The heap sizes (MiB) the entrypoint's flags ask for. */
-export function requestedHeap(nodeArgs: string[]): { semiSpaceMiB: number; oldSpaceMiB: number } {
+function requestedHeap(nodeArgs: string[]): { semiSpaceMiB: number; oldSpaceMiB: number } {
   const value = (flag: string) => {
     const arg = nodeArgs.find((a) => a.startsWith(`${flag}=`));
     if (!arg) throw new Error(`the entrypoint has no ${flag}`);
