@@ -7,12 +7,10 @@ import * as path from 'node:path';
 import { expectHeapFlagsKeptOutOfTheCacheTag } from '../support/heap-probe';
 
 const root = path.join(__dirname, '..', '..', '..');
+const { entrypoint } = JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8')) as { entrypoint: string[] };
 
 describe('entrypoint', () => {
   it("npm start runs node with the rootfs entrypoint's flags and dist/main.js", () => {
-    const { entrypoint } = JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8')) as {
-      entrypoint: string[];
-    };
     const { scripts } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
@@ -23,9 +21,6 @@ describe('entrypoint', () => {
 
   it("sizes the heap with the entrypoint's flags, and node still uses its built-in code cache", function () {
     this.timeout(60_000);
-    const { entrypoint } = JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8')) as {
-      entrypoint: string[];
-    };
     // This node (the host's); test/e2e/plugin.test.ts checks the rootfs's node the same way.
     expectHeapFlagsKeptOutOfTheCacheTag(
       process.execPath,
