@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot, workDir } from '../test/support/openbao';
+import { pluginEntrypoint } from '../test/support/process';
 
 export const benchDir = path.join(workDir, 'bench');
 
@@ -224,12 +225,7 @@ export const LATENCY_PLUGIN_SETTINGS: Record<string, string> = { DSO_ROTATE_INTE
  * The node flags of the managed plugin's entrypoint (config.json: node, flags, main.js), so the
  * plugin is measured as the rootfs runs it; DSO_BENCH_NODE_ARGS (even empty) replaces them.
  */
-export const ENTRYPOINT_NODE_ARGS: string[] = (() => {
-  const entrypoint = (
-    JSON.parse(fs.readFileSync(path.join(repoRoot, 'config.json'), 'utf8')) as { entrypoint: string[] }
-  ).entrypoint;
-  return entrypoint.slice(1, -1);
-})();
+export const ENTRYPOINT_NODE_ARGS: string[] = pluginEntrypoint().slice(1, -1);
 
 /**
  * The node binary of the plugin, the floor proxy and the bare listeners: the one running the

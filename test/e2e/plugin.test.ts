@@ -11,6 +11,7 @@ import { secret } from '../support/capture';
 import { OpenBao, repoRoot, startOpenBao, workDir } from '../support/openbao';
 import { expectHeapFlagsKeptOutOfTheCacheTag } from '../support/heap-probe';
 import { staticReadPolicy } from '../support/policies';
+import { pluginEntrypoint } from '../support/process';
 import {
   BUSYBOX_IMAGE,
   createTokenPlugin,
@@ -156,10 +157,9 @@ describe('e2e: DSO managed plugin in a real swarm', function () {
     // cold start); src/heap-flags.ts takes them out of it once the heap is created.
     this.timeout(60_000);
     const rootfs = path.join(repoRoot, 'plugin', 'build', 'rootfs');
-    const { entrypoint } = JSON.parse(fs.readFileSync(path.join(rootfs, '..', 'config.json'), 'utf8')) as {
-      entrypoint: string[];
-    };
-    const [node, ...args] = entrypoint.map((arg) => (arg.startsWith('/') ? path.join(rootfs, arg) : arg));
+    const [node, ...args] = pluginEntrypoint(path.join(rootfs, '..', 'config.json')).map((arg) =>
+      arg.startsWith('/') ? path.join(rootfs, arg) : arg,
+    );
     expectHeapFlagsKeptOutOfTheCacheTag(node, args.slice(0, -1), args[args.length - 1]);
   });
 

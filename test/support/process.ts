@@ -69,15 +69,21 @@ async function waitForSocket(socket: string, child: ChildProcess, limitMs: numbe
   }
 }
 
+/**
+ * The managed plugin's entrypoint (config.json: node, its flags, main.js), from the repository's
+ * config.json or from another copy (the one plugin/build.sh writes beside the rootfs).
+ */
+export function pluginEntrypoint(configFile = path.join(repoRoot, 'config.json')): string[] {
+  return (JSON.parse(fs.readFileSync(configFile, 'utf8')) as { entrypoint: string[] }).entrypoint;
+}
+
 export async function startPluginProcess(env: Record<string, string>): Promise<PluginProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dso-plugin-'));
   const socket = path.join(dir, 'dso.sock');
   let out = '';
   const started = Date.now();
-  // The node flags of the rootfs entrypoint (config.json: node, flags, main.js), as `npm start` has them too.
-  const flags = (
-    JSON.parse(fs.readFileSync(path.join(repoRoot, 'config.json'), 'utf8')) as { entrypoint: string[] }
-  ).entrypoint.slice(1, -1);
+  // The node flags of the rootfs entrypoint, as `npm start` has them too.
+  const flags = pluginEntrypoint().slice(1, -1);
   const child = spawn(process.execPath, [...flags, path.join(repoRoot, 'dist', 'main.js')], {
     env: { PATH: process.env.PATH ?? '', DSO_SOCKET: socket, DSO_CONFIG: path.join(dir, 'none.json'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,9 +5,10 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expectHeapFlagsKeptOutOfTheCacheTag } from '../support/heap-probe';
+import { pluginEntrypoint } from '../support/process';
 
 const root = path.join(__dirname, '..', '..', '..');
-const { entrypoint } = JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8')) as { entrypoint: string[] };
+const entrypoint = pluginEntrypoint();
 
 describe('entrypoint', () => {
   it("npm start runs node with the rootfs entrypoint's flags and dist/main.js", () => {
